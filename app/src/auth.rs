@@ -1,0 +1,224 @@
+//! Who is signed in. The local sign-in of the embedded default lives here; OAuth providers plug in
+//! beside it (the sign-in page lists whatever [`sign_in_options`] returns).
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The signed-in user as the browser sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub id: String,
+    pub display_name: String,
+}
+
+/// What the sign-in page offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInOptions {
+    /// "Continue as local user": only while the server listens on loopback.
+    pub local: bool,
+}
+
+#[server(endpoint = "auth/me")]
+pub async fn get_current_user() -> Result<Option<CurrentUser>, AppError> {
+    ssr::current_user().await
+}
+
+#[server(endpoint = "auth/options")]
+pub async fn get_sign_in_options() -> Result<SignInOptions, AppError> {
+    Ok(SignInOptions {
+        local: crate::infra::AppState::get().config.local_sign_in_allowed(),
+    })
+}
+
+#[server(endpoint = "auth/local")]
+pub async fn local_sign_in() -> Result<(), AppError> {
+    ssr::local_sign_in().await
+}
+
+#[server(endpoint = "auth/signout")]
+pub async fn sign_out() -> Result<(), AppError> {
+    ssr::sign_out().await
+}
+
+/// The auth context: the current user, refetched after sign-in or sign-out.
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub user: Resource<Result<Option<CurrentUser>, AppError>>,
+    pub local_sign_in: ServerAction<LocalSignIn>,
+    pub sign_out: ServerAction<SignOut>,
+}
+
+pub fn provide_auth() {
+    let local_sign_in = ServerAction::<LocalSignIn>::new();
+    let sign_out = ServerAction::<SignOut>::new();
+    let user = Resource::new(
+        move || (local_sign_in.version().get(), sign_out.version().get()),
+        |_| get_current_user(),
+    );
+    provide_context(Auth {
+        user,
+        local_sign_in,
+        sign_out,
+    });
+}
+
+pub fn use_auth() -> Auth {
+    expect_context::<Auth>()
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use super::*;
+    use crate::infra::{db::Db, new_id, now_ms, AppState};
+    use crate::with_pool;
+    use tower_sessions::Session;
+
+    const USER_KEY: &str = "user_id";
+
+    /// The id of the signed-in user; the type every owner-scoped query takes.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct UserId(pub String);
+
+    async fn session() -> Result<Session, AppError> {
+        leptos_axum::extract::<Session>()
+            .await
+            .map_err(|e| AppError::internal("session layer missing", e))
+    }
+
+    /// The one way to get the current user: every server function that touches user data calls it
+    /// first and returns early when it fails.
+    pub async fn require_user() -> Result<UserId, AppError> {
+        let session = session().await?;
+        let id: Option<String> = session
+            .get(USER_KEY)
+            .await
+            .map_err(|e| AppError::internal("session read", e))?;
+        let Some(id) = id else {
+            return Err(AppError::Unauthorized);
+        };
+        let state = AppState::get();
+        match find_user(&state.db, &id).await {
+            Ok(Some(_)) => Ok(UserId(id)),
+            Ok(None) => Err(AppError::Unauthorized),
+            Err(e) => Err(AppError::internal("load user", e)),
+        }
+    }
+
+    pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
+        let session = session().await?;
+        let id: Option<String> = session
+            .get(USER_KEY)
+            .await
+            .map_err(|e| AppError::internal("session read", e))?;
+        let Some(id) = id else { return Ok(None) };
+        find_user(&AppState::get().db, &id)
+            .await
+            .map_err(|e| AppError::internal("load user", e))
+    }
+
+    pub async fn local_sign_in() -> Result<(), AppError> {
+        let state = AppState::get();
+        if !state.config.local_sign_in_allowed() {
+            return Err(AppError::Forbidden(
+                "Local sign-in is only available while the server listens on loopback.".into(),
+            ));
+        }
+        let user = upsert_identity(&state.db, "local", "local", "Local user")
+            .await
+            .map_err(|e| AppError::internal("local sign-in", e))?;
+        sign_in_as(&user.id).await?;
+        tracing::info!(user_id = %user.id, "signed in (local)");
+        leptos_axum::redirect("/dashboard");
+        Ok(())
+    }
+
+    /// Starts a session for `user_id`, renewing the session id.
+    pub async fn sign_in_as(user_id: &str) -> Result<(), AppError> {
+        let session = session().await?;
+        session
+            .cycle_id()
+            .await
+            .map_err(|e| AppError::internal("session cycle", e))?;
+        session
+            .insert(USER_KEY, user_id)
+            .await
+            .map_err(|e| AppError::internal("session write", e))
+    }
+
+    pub async fn sign_out() -> Result<(), AppError> {
+        let session = session().await?;
+        session
+            .flush()
+            .await
+            .map_err(|e| AppError::internal("session flush", e))?;
+        leptos_axum::redirect("/");
+        Ok(())
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct UserRow {
+        id: String,
+        display_name: String,
+    }
+
+    pub async fn find_user(db: &Db, id: &str) -> Result<Option<CurrentUser>, sqlx::Error> {
+        let row: Option<UserRow> = with_pool!(db, pool => {
+            sqlx::query_as("SELECT id, display_name FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|r| CurrentUser {
+            id: r.id,
+            display_name: r.display_name,
+        }))
+    }
+
+    /// Finds the user signed in through (`provider`, `subject`), creating them on first sign-in.
+    pub async fn upsert_identity(
+        db: &Db,
+        provider: &str,
+        subject: &str,
+        display_name: &str,
+    ) -> Result<CurrentUser, sqlx::Error> {
+        let existing: Option<(String,)> = with_pool!(db, pool => {
+            sqlx::query_as("SELECT user_id FROM oauth_identities WHERE provider = $1 AND subject = $2")
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(pool)
+                .await?
+        });
+        if let Some((id,)) = existing {
+            if let Some(u) = find_user(db, &id).await? {
+                return Ok(u);
+            }
+        }
+        let id = new_id();
+        let now = now_ms();
+        with_pool!(db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO users (id, display_name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+                .bind(&id)
+                .bind(display_name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO oauth_identities (provider, subject, user_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(provider)
+            .bind(subject)
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(CurrentUser {
+            id,
+            display_name: display_name.to_string(),
+        })
+    }
+}

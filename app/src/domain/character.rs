@@ -1,0 +1,583 @@
+//! A character: the seed the user types, what the model writes, and the validated whole.
+
+use super::*;
+use serde::{Deserialize, Serialize};
+
+/// Gender as offered by the wizard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Gender {
+    Female,
+    Male,
+    NonBinary,
+    Other,
+    #[default]
+    Unspecified,
+}
+
+impl Gender {
+    pub const ALL: [Gender; 5] = [
+        Gender::Female,
+        Gender::Male,
+        Gender::NonBinary,
+        Gender::Other,
+        Gender::Unspecified,
+    ];
+
+    /// The stable name stored in the database and used in forms.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gender::Female => "female",
+            Gender::Male => "male",
+            Gender::NonBinary => "non-binary",
+            Gender::Other => "other",
+            Gender::Unspecified => "unspecified",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Gender::Female => "Female",
+            Gender::Male => "Male",
+            Gender::NonBinary => "Non-binary",
+            Gender::Other => "Other",
+            Gender::Unspecified => "Unspecified",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, Invalid> {
+        Self::ALL
+            .into_iter()
+            .find(|g| g.as_str() == input.trim())
+            .ok_or_else(|| Invalid::new("Choose one of the offered genders."))
+    }
+}
+
+/// Age in years. Fantasy characters may be old; 1 to 1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct Age(u16);
+
+impl Age {
+    pub const MAX: u16 = 1000;
+
+    pub fn new(years: u16) -> Result<Self, Invalid> {
+        if (1..=Self::MAX).contains(&years) {
+            Ok(Self(years))
+        } else {
+            Err(Invalid::new(format!(
+                "Age must be between 1 and {} years.",
+                Self::MAX
+            )))
+        }
+    }
+
+    /// Parses what was typed in a form field.
+    pub fn parse(input: &str) -> Result<Self, Invalid> {
+        let t = input.trim();
+        if t.is_empty() {
+            return Err(Invalid::new("Age is required."));
+        }
+        let years: u16 = t
+            .parse()
+            .map_err(|_| Invalid::new("Age must be a whole number of years."))?;
+        Self::new(years)
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<u16> for Age {
+    type Error = Invalid;
+    fn try_from(v: u16) -> Result<Self, Invalid> {
+        Self::new(v)
+    }
+}
+
+impl From<Age> for u16 {
+    fn from(a: Age) -> u16 {
+        a.0
+    }
+}
+
+/// How many scenes a play-mode story has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct SceneCount(u8);
+
+impl SceneCount {
+    pub const CHOICES: [u8; 5] = [5, 10, 15, 20, 25];
+
+    pub fn new(n: u8) -> Result<Self, Invalid> {
+        if Self::CHOICES.contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(Invalid::new("Number of scenes must be 5, 10, 15, 20 or 25."))
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for SceneCount {
+    fn default() -> Self {
+        Self(10)
+    }
+}
+
+impl TryFrom<u8> for SceneCount {
+    type Error = Invalid;
+    fn try_from(v: u8) -> Result<Self, Invalid> {
+        Self::new(v)
+    }
+}
+
+impl From<SceneCount> for u8 {
+    fn from(s: SceneCount) -> u8 {
+        s.0
+    }
+}
+
+/// One to eight distinct traits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct Traits(Vec<TraitName>);
+
+impl Traits {
+    pub const MAX: usize = 8;
+
+    /// Suggestions offered by the wizard; any other trait can be typed.
+    pub const SUGGESTIONS: [&'static str; 12] = [
+        "brave", "curious", "sarcastic", "loyal", "mysterious", "kind", "ambitious", "witty",
+        "stubborn", "gentle", "reckless", "wise",
+    ];
+
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, Invalid> {
+        let mut out: Vec<TraitName> = Vec::new();
+        for item in items {
+            if item.as_ref().trim().is_empty() {
+                continue;
+            }
+            let t = TraitName::parse(item.as_ref())?;
+            if out
+                .iter()
+                .any(|o| o.as_str().to_lowercase() == t.as_str().to_lowercase())
+            {
+                continue;
+            }
+            out.push(t);
+        }
+        if out.is_empty() {
+            return Err(Invalid::new("Add at least one trait."));
+        }
+        if out.len() > Self::MAX {
+            return Err(Invalid::new(format!(
+                "Choose at most {} traits (there are {}).",
+                Self::MAX,
+                out.len()
+            )));
+        }
+        Ok(Self(out))
+    }
+
+    /// Parses a comma-separated list as typed in one text field.
+    pub fn parse_list(input: &str) -> Result<Self, Invalid> {
+        let parts: Vec<&str> = input.split(',').collect();
+        Self::parse(&parts)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|t| t.as_str())
+    }
+
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl TryFrom<Vec<String>> for Traits {
+    type Error = Invalid;
+    fn try_from(v: Vec<String>) -> Result<Self, Invalid> {
+        Self::parse(&v)
+    }
+}
+
+impl From<Traits> for Vec<String> {
+    fn from(t: Traits) -> Vec<String> {
+        t.to_strings()
+    }
+}
+
+/// The avatar shown for a character: one of the built-in pictures for now (uploads come later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Avatar(String);
+
+impl Avatar {
+    pub const PRESETS: [&'static str; 6] = ["ember", "tide", "moss", "dusk", "gold", "stone"];
+
+    pub fn parse(input: &str) -> Result<Self, Invalid> {
+        let t = input.trim();
+        if t.is_empty() {
+            return Ok(Self::default());
+        }
+        if Self::PRESETS.contains(&t) {
+            Ok(Self(t.to_string()))
+        } else {
+            Err(Invalid::new("Choose one of the offered avatars."))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Avatar {
+    fn default() -> Self {
+        Self(Self::PRESETS[0].to_string())
+    }
+}
+
+impl TryFrom<String> for Avatar {
+    type Error = Invalid;
+    fn try_from(v: String) -> Result<Self, Invalid> {
+        Self::parse(&v)
+    }
+}
+
+impl From<Avatar> for String {
+    fn from(a: Avatar) -> String {
+        a.0
+    }
+}
+
+/// An ending scene: its kind and what happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ending {
+    pub kind: EndingKind,
+    pub text: EndingText,
+}
+
+/// The inputs the model writes a character from. Parsed from [`CharacterDraft`]'s first step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterSeed {
+    pub name: CharacterName,
+    pub traits: Traits,
+    pub age: Age,
+    pub gender: Gender,
+    pub language: Language,
+}
+
+/// What the model writes: every part stays editable afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratedCharacter {
+    pub backstory: LongText,
+    pub story_context: LongText,
+    pub opening_line: OpeningLine,
+    pub start_options: Vec<StartOption>,
+    pub endings: Vec<Ending>,
+}
+
+impl GeneratedCharacter {
+    pub const START_OPTIONS: usize = 3;
+    pub const ENDINGS: usize = 3;
+}
+
+/// The wizard's form state, as typed: plain strings so half-finished input can be kept and sent.
+/// The same struct is the body of the generate and save server functions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CharacterDraft {
+    pub name: String,
+    pub traits: Vec<String>,
+    pub age: String,
+    pub gender: String,
+    pub voice: String,
+    pub scenes: String,
+    pub language: String,
+    pub avatar: String,
+    pub backstory: String,
+    pub story_context: String,
+    pub opening_line: String,
+    pub start_options: Vec<String>,
+    pub endings: Vec<DraftEnding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DraftEnding {
+    pub kind: String,
+    pub text: String,
+}
+
+/// Form field names, shared by the wizard's inputs and the error messages.
+pub mod field {
+    pub const NAME: &str = "name";
+    pub const TRAITS: &str = "traits";
+    pub const AGE: &str = "age";
+    pub const GENDER: &str = "gender";
+    pub const VOICE: &str = "voice";
+    pub const SCENES: &str = "scenes";
+    pub const LANGUAGE: &str = "language";
+    pub const AVATAR: &str = "avatar";
+    pub const BACKSTORY: &str = "backstory";
+    pub const STORY_CONTEXT: &str = "story_context";
+    pub const OPENING_LINE: &str = "opening_line";
+    pub const START_OPTIONS: &str = "start_options";
+    pub const ENDINGS: &str = "endings";
+}
+
+/// A whole character, every field validated: what is saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterSpec {
+    pub seed: CharacterSeed,
+    pub voice: VoiceName,
+    pub scenes: SceneCount,
+    pub avatar: Avatar,
+    pub story: GeneratedCharacter,
+}
+
+impl CharacterDraft {
+    /// Validates the first wizard step: what generation needs.
+    pub fn parse_seed(&self) -> Result<CharacterSeed, FieldErrors> {
+        let mut errs = FieldErrors::default();
+        let name = errs.check(field::NAME, CharacterName::parse(&self.name));
+        let traits = errs.check(field::TRAITS, Traits::parse(&self.traits));
+        let age = errs.check(field::AGE, Age::parse(&self.age));
+        let gender = errs.check(field::GENDER, Gender::parse(&self.gender));
+        let language = errs.check(field::LANGUAGE, Language::parse(&self.language));
+        match (name, traits, age, gender, language) {
+            (Some(name), Some(traits), Some(age), Some(gender), Some(language)) if errs.is_empty() => {
+                Ok(CharacterSeed {
+                    name,
+                    traits,
+                    age,
+                    gender,
+                    language,
+                })
+            }
+            _ => Err(errs),
+        }
+    }
+
+    /// Validates every field: what saving needs.
+    pub fn parse_spec(&self) -> Result<CharacterSpec, FieldErrors> {
+        let seed = self.parse_seed();
+        let mut errs = seed.clone().err().unwrap_or_default();
+        let voice = errs.check(field::VOICE, VoiceName::parse(&self.voice));
+        let scenes = errs.check(
+            field::SCENES,
+            self.scenes
+                .trim()
+                .parse::<u8>()
+                .map_err(|_| Invalid::new("Number of scenes must be 5, 10, 15, 20 or 25."))
+                .and_then(SceneCount::new),
+        );
+        let avatar = errs.check(field::AVATAR, Avatar::parse(&self.avatar));
+        let story = errs.check_story(self);
+        match (seed, voice, scenes, avatar, story) {
+            (Ok(seed), Some(voice), Some(scenes), Some(avatar), Some(story)) if errs.is_empty() => {
+                Ok(CharacterSpec {
+                    seed,
+                    voice,
+                    scenes,
+                    avatar,
+                    story,
+                })
+            }
+            _ => Err(errs),
+        }
+    }
+
+    /// The draft as it looks once generation filled in the story parts.
+    pub fn with_story(mut self, story: &GeneratedCharacter) -> Self {
+        self.backstory = story.backstory.to_string();
+        self.story_context = story.story_context.to_string();
+        self.opening_line = story.opening_line.to_string();
+        self.start_options = story.start_options.iter().map(|s| s.to_string()).collect();
+        self.endings = story
+            .endings
+            .iter()
+            .map(|e| DraftEnding {
+                kind: e.kind.to_string(),
+                text: e.text.to_string(),
+            })
+            .collect();
+        self
+    }
+}
+
+impl FieldErrors {
+    fn check_story(&mut self, d: &CharacterDraft) -> Option<GeneratedCharacter> {
+        let backstory = self.check(field::BACKSTORY, LongText::parse(&d.backstory));
+        let story_context = self.check(field::STORY_CONTEXT, LongText::parse(&d.story_context));
+        let opening_line = self.check(field::OPENING_LINE, OpeningLine::parse(&d.opening_line));
+        let start_options = self.check(field::START_OPTIONS, parse_start_options(&d.start_options));
+        let endings = self.check(field::ENDINGS, parse_endings(&d.endings));
+        Some(GeneratedCharacter {
+            backstory: backstory?,
+            story_context: story_context?,
+            opening_line: opening_line?,
+            start_options: start_options?,
+            endings: endings?,
+        })
+    }
+}
+
+/// Exactly three start options, each valid.
+pub fn parse_start_options<S: AsRef<str>>(items: &[S]) -> Result<Vec<StartOption>, Invalid> {
+    if items.len() != GeneratedCharacter::START_OPTIONS {
+        return Err(Invalid::new(format!(
+            "There must be exactly {} start options (there are {}).",
+            GeneratedCharacter::START_OPTIONS,
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            StartOption::parse(s.as_ref())
+                .map_err(|e| Invalid::new(format!("Start option {}: {}", i + 1, e.0)))
+        })
+        .collect()
+}
+
+/// Exactly three endings of distinct kinds, each valid.
+pub fn parse_endings(items: &[DraftEnding]) -> Result<Vec<Ending>, Invalid> {
+    if items.len() != GeneratedCharacter::ENDINGS {
+        return Err(Invalid::new(format!(
+            "There must be exactly {} endings (there are {}).",
+            GeneratedCharacter::ENDINGS,
+            items.len()
+        )));
+    }
+    let mut out: Vec<Ending> = Vec::with_capacity(items.len());
+    for (i, e) in items.iter().enumerate() {
+        let kind = EndingKind::parse(&e.kind)
+            .map_err(|err| Invalid::new(format!("Ending {}: {}", i + 1, err.0)))?;
+        let text = EndingText::parse(&e.text)
+            .map_err(|err| Invalid::new(format!("Ending {}: {}", i + 1, err.0)))?;
+        if out
+            .iter()
+            .any(|o| o.kind.as_str().eq_ignore_ascii_case(kind.as_str()))
+        {
+            return Err(Invalid::new(format!(
+                "Ending {}: each ending needs a different kind (\"{}\" is used twice).",
+                i + 1,
+                kind
+            )));
+        }
+        out.push(Ending { kind, text });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn full_draft() -> CharacterDraft {
+        CharacterDraft {
+            name: "Mira".into(),
+            traits: vec!["brave".into(), "curious".into()],
+            age: "27".into(),
+            gender: "female".into(),
+            voice: "Aoede".into(),
+            scenes: "10".into(),
+            language: "English".into(),
+            avatar: "tide".into(),
+            backstory: "Born at sea.".into(),
+            story_context: "A drowned city.".into(),
+            opening_line: "You came back.".into(),
+            start_options: vec!["Fight".into(), "Wait".into(), "Ask".into()],
+            endings: vec![
+                DraftEnding { kind: "happy".into(), text: "She finds home.".into() },
+                DraftEnding { kind: "tragic".into(), text: "She drowns.".into() },
+                DraftEnding { kind: "ambiguous".into(), text: "She sails on.".into() },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_full_draft_parses() {
+        let spec = full_draft().parse_spec().unwrap();
+        assert_eq!(spec.seed.name.as_str(), "Mira");
+        assert_eq!(spec.scenes.get(), 10);
+        assert_eq!(spec.story.start_options.len(), 3);
+    }
+
+    #[test]
+    fn each_bad_field_gets_its_own_message() {
+        let mut d = full_draft();
+        d.name = "".into();
+        d.age = "old".into();
+        d.scenes = "7".into();
+        d.start_options.pop();
+        let errs = d.parse_spec().unwrap_err();
+        assert_eq!(errs.get(field::NAME), Some("Name is required."));
+        assert_eq!(errs.get(field::AGE), Some("Age must be a whole number of years."));
+        assert!(errs.get(field::SCENES).unwrap().contains("5, 10, 15, 20 or 25"));
+        assert!(errs.get(field::START_OPTIONS).unwrap().contains("exactly 3"));
+        assert_eq!(errs.get(field::LANGUAGE), None);
+    }
+
+    #[test]
+    fn duplicate_ending_kinds_are_refused() {
+        let mut d = full_draft();
+        d.endings[1].kind = "Happy".into();
+        let errs = d.parse_spec().unwrap_err();
+        assert!(errs.get(field::ENDINGS).unwrap().contains("used twice"));
+    }
+
+    #[test]
+    fn traits_dedupe_and_bound() {
+        let t = Traits::parse_list("brave, Brave , kind,,").unwrap();
+        assert_eq!(t.to_strings(), vec!["brave", "kind"]);
+        assert!(Traits::parse_list(" , ").is_err());
+        let many: Vec<String> = (0..9).map(|i| format!("t{i}")).collect();
+        assert!(Traits::parse(&many).unwrap_err().0.contains("at most 8"));
+    }
+
+    #[test]
+    fn gender_round_trips() {
+        for g in Gender::ALL {
+            assert_eq!(Gender::parse(g.as_str()).unwrap(), g);
+        }
+        assert!(Gender::parse("robot").is_err());
+    }
+
+    #[test]
+    fn with_story_fills_the_draft_so_it_parses_again() {
+        let spec = full_draft().parse_spec().unwrap();
+        let mut empty = full_draft();
+        empty.backstory.clear();
+        empty.start_options.clear();
+        let refilled = empty.with_story(&spec.story);
+        assert_eq!(refilled.parse_spec().unwrap(), spec);
+    }
+
+    proptest! {
+        #[test]
+        fn age_accepts_exactly_1_to_1000(n in 0u32..5000) {
+            let r = Age::parse(&n.to_string());
+            prop_assert_eq!(r.is_ok(), (1..=1000).contains(&n));
+        }
+
+        #[test]
+        fn scene_count_accepts_only_the_choices(n in any::<u8>()) {
+            prop_assert_eq!(SceneCount::new(n).is_ok(), [5u8, 10, 15, 20, 25].contains(&n));
+        }
+
+        #[test]
+        fn traits_never_exceed_bounds(items in proptest::collection::vec("[a-z ]{0,12}", 0..12)) {
+            if let Ok(t) = Traits::parse(&items) {
+                let n = t.iter().count();
+                prop_assert!((1..=Traits::MAX).contains(&n));
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Configuration from environment variables (and `.env`, loaded by the server's `main`).
+//! Every variable is documented in the README with its default.
+
+use leptos::config::LeptosOptions;
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Where the embedded defaults keep their files (the SQLite database, the generated session secret).
+    pub data_dir: PathBuf,
+    /// Site options from `Leptos.toml`, with `LEPTOS_*` overrides; `site_addr` is the listen address.
+    pub leptos: LeptosOptions,
+    pub session_secret: SessionSecret,
+    /// Whether the session cookie is marked `Secure` (only sent over HTTPS).
+    pub cookie_secure: bool,
+    pub llm: LlmConfig,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LlmConfig {
+    /// The built-in offline writer: no key, no network. `token_delay` paces its streaming.
+    Offline { token_delay: Duration },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The key material for the session cookie. Never printed.
+#[derive(Clone)]
+pub struct SessionSecret(Vec<u8>);
+
+impl SessionSecret {
+    /// Bytes needed: the cookie key is 64 bytes (signing + encryption).
+    pub const LEN: usize = 64;
+
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ConfigError> {
+        if bytes.len() < Self::LEN {
+            return Err(ConfigError::new(format!(
+                "SESSION_SECRET must be at least {} bytes long (it has {}); \
+                 generate one with `openssl rand -hex 64`",
+                Self::LEN,
+                bytes.len()
+            )));
+        }
+        if bytes.iter().all(|b| *b == bytes[0]) {
+            return Err(ConfigError::new(
+                "SESSION_SECRET is a single repeated byte; generate a random one with `openssl rand -hex 64`",
+            ));
+        }
+        Ok(Self(bytes))
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A fresh random secret, hex-encoded so it can be kept in a text file.
+    pub fn generate_hex() -> String {
+        use rand::RngCore;
+        let mut bytes = [0u8; Self::LEN];
+        rand::rng().fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for SessionSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionSecret(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// Where the environment comes from: the process environment in production, a map in tests.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for std::collections::HashMap<String, String> {
+    fn var(&self, key: &str) -> Option<String> {
+        self.get(key).cloned().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Config {
+    /// Reads the configuration. `LEPTOS_TOML` names the site options file (default `Leptos.toml`).
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let leptos_toml = env.var("LEPTOS_TOML").unwrap_or_else(|| "Leptos.toml".into());
+        let leptos = leptos::config::get_configuration(Some(&leptos_toml))
+            .map_err(|e| ConfigError::new(format!("cannot read site options from {leptos_toml}: {e}")))?
+            .leptos_options;
+
+        let data_dir = PathBuf::from(env.var("DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = env.var("DATABASE_URL").unwrap_or_else(|| {
+            format!("sqlite://{}/personaflux.db", data_dir.display())
+        });
+        let loopback = leptos.site_addr.ip().is_loopback();
+
+        let session_secret = match env.var("SESSION_SECRET") {
+            Some(s) => SessionSecret::from_bytes(decode_secret(&s))?,
+            None if loopback => load_or_create_secret(&data_dir)?,
+            None => {
+                return Err(ConfigError::new(format!(
+                    "SESSION_SECRET is required when listening on {} (not loopback); \
+                     generate one with `openssl rand -hex 64`",
+                    leptos.site_addr
+                )))
+            }
+        };
+
+        let cookie_secure = match env.var("COOKIE_SECURE") {
+            Some(v) => parse_bool("COOKIE_SECURE", &v)?,
+            None => !loopback,
+        };
+
+        let llm = match env.var("LLM_PROVIDER").as_deref().unwrap_or("offline") {
+            "offline" => LlmConfig::Offline {
+                token_delay: Duration::from_millis(parse_num(
+                    "OFFLINE_TOKEN_DELAY_MS",
+                    env.var("OFFLINE_TOKEN_DELAY_MS").as_deref().unwrap_or("30"),
+                )?),
+            },
+            other => {
+                return Err(ConfigError::new(format!(
+                    "LLM_PROVIDER={other} is not supported; use `offline`"
+                )))
+            }
+        };
+
+        let log_format = match env.var("LOG_FORMAT").as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::new(format!(
+                    "LOG_FORMAT={other} is not supported; use `text` or `json`"
+                )))
+            }
+        };
+
+        Ok(Self {
+            database_url,
+            data_dir,
+            leptos,
+            session_secret,
+            cookie_secure,
+            llm,
+            log_format,
+        })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.leptos.site_addr
+    }
+
+    /// Local sign-in ("continue as local user") exists only while the server listens on loopback.
+    pub fn local_sign_in_allowed(&self) -> bool {
+        self.leptos.site_addr.ip().is_loopback()
+    }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(ConfigError::new(format!("{key} must be true or false, not {v:?}"))),
+    }
+}
+
+fn parse_num(key: &str, v: &str) -> Result<u64, ConfigError> {
+    v.trim()
+        .parse()
+        .map_err(|_| ConfigError::new(format!("{key} must be a whole number, not {v:?}")))
+}
+
+/// A secret given as hex is decoded; any other text is used as its bytes.
+fn decode_secret(s: &str) -> Vec<u8> {
+    let s = s.trim();
+    let is_hex = s.len() % 2 == 0 && s.chars().all(|c| c.is_ascii_hexdigit());
+    if is_hex {
+        (0..s.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+            .collect()
+    } else {
+        s.as_bytes().to_vec()
+    }
+}
+
+/// For the embedded default: the secret is generated once and kept in `data/session.key` (mode 0600).
+fn load_or_create_secret(data_dir: &std::path::Path) -> Result<SessionSecret, ConfigError> {
+    let path = data_dir.join("session.key");
+    let io = |e: std::io::Error| ConfigError::new(format!("{}: {e}", path.display()));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return SessionSecret::from_bytes(decode_secret(&text));
+    }
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    let hex = SessionSecret::generate_hex();
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        match opts.open(&path) {
+            Ok(mut f) => f.write_all(hex.as_bytes()).map_err(io)?,
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let text = std::fs::read_to_string(&path).map_err(io)?;
+    SessionSecret::from_bytes(decode_secret(&text))
+}

@@ -1,0 +1,298 @@
+//! The offline provider: writes plausible characters and replies from templates, with no key and
+//! no network. The same inputs and variation always give the same text. Its output is labelled
+//! "offline" in the UI.
+
+use super::*;
+use futures::StreamExt;
+use rand::{seq::IndexedRandom, Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
+
+pub struct OfflineProvider {
+    token_delay: Duration,
+}
+
+impl OfflineProvider {
+    pub fn new(token_delay: Duration) -> Self {
+        Self { token_delay }
+    }
+}
+
+/// FNV-1a: a stable hash, so a seed means the same text on every build and machine.
+fn stable_hash(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0xff)) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}
+
+fn rng_for(seed: &CharacterSeed, variation: u64) -> ChaCha8Rng {
+    let traits = seed.traits.to_strings().join(",");
+    let age = seed.age.get().to_string();
+    let v = variation.to_string();
+    ChaCha8Rng::seed_from_u64(stable_hash(&[
+        seed.name.as_str(),
+        &traits,
+        &age,
+        seed.gender.as_str(),
+        seed.language.as_str(),
+        &v,
+    ]))
+}
+
+const PLACES: &[&str] = &[
+    "a harbour town that smells of tar and rain",
+    "a mountain monastery cut into grey stone",
+    "a neon-lit city that never sleeps",
+    "a border fortress on the edge of the salt desert",
+    "a floating market on a slow brown river",
+    "a research station buried in Antarctic ice",
+];
+const LOSSES: &[&str] = &[
+    "lost their family's name to a debt they never made",
+    "watched their mentor vanish on the night of the eclipse",
+    "was left behind when the last caravan departed",
+    "broke a promise that still costs them sleep",
+    "found a letter that rewrote everything they believed about their past",
+];
+const WANTS: &[&str] = &[
+    "to find the one person who knows the truth",
+    "to repay a debt before the season turns",
+    "to protect the few people they still trust",
+    "to prove that they are more than the rumours say",
+    "to finish a map no one else dared to draw",
+];
+const TENSIONS: &[&str] = &[
+    "An old alliance is fraying and every faction is choosing sides.",
+    "A storm has cut the region off from the rest of the world for weeks.",
+    "A stranger arrived with a sealed box that everyone seems to want.",
+    "The ruling council has banned the old songs, and people are whispering.",
+    "Something beneath the streets has started to wake.",
+];
+
+fn trait_phrase(traits: &[String]) -> String {
+    match traits {
+        [] => "hard to read".to_string(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {}", init.join(", "), last),
+    }
+}
+
+fn pronoun(g: crate::domain::Gender) -> (&'static str, &'static str) {
+    use crate::domain::Gender::*;
+    match g {
+        Female => ("she", "her"),
+        Male => ("he", "his"),
+        _ => ("they", "their"),
+    }
+}
+
+/// Writes a character as the JSON a model would return.
+pub fn write_character(seed: &CharacterSeed, variation: u64) -> serde_json::Value {
+    let mut rng = rng_for(seed, variation);
+    let name = seed.name.as_str();
+    let traits = seed.traits.to_strings();
+    let tp = trait_phrase(&traits);
+    let (he, his) = pronoun(seed.gender);
+    let place = PLACES.choose(&mut rng).copied().unwrap_or(PLACES[0]);
+    let loss = LOSSES.choose(&mut rng).copied().unwrap_or(LOSSES[0]);
+    let want = WANTS.choose(&mut rng).copied().unwrap_or(WANTS[0]);
+    let tension = TENSIONS.choose(&mut rng).copied().unwrap_or(TENSIONS[0]);
+    let years_ago = rng.random_range(3..=12);
+    let age = seed.age.get();
+    let first_trait = traits.first().cloned().unwrap_or_else(|| "quiet".into());
+
+    let backstory = format!(
+        "{name} grew up in {place}, and at {age} still carries its habits: {tp}. \
+         {years_ago} years ago {name} {loss}, and {he} has never quite forgiven the world for it.\n\n\
+         Since then {name} has lived by {his} wits, trusting few and owing many. People who know \
+         {name} say the {first_trait} streak is both {his} best weapon and {his} worst habit. \
+         What drives {name} now is simple to say and hard to do: {want}."
+    );
+    let story_context = format!(
+        "The story takes place in {place}. {tension} Old loyalties are being tested, and small \
+         choices carry more weight than they should.\n\n\
+         The player arrives at the moment {name} can no longer wait. Whether the player becomes an \
+         ally, a rival or something in between depends on what they do next."
+    );
+    let opening_line = format!(
+        "\"You're late — and if you're here to help me {}, we start now.\"",
+        want.trim_start_matches("to ")
+    );
+    let start_options = vec![
+        format!("Step forward and offer to lead the way for {name}."),
+        "Hold back, watch the room and ask who else is involved.".to_string(),
+        format!("Ask {name} what really happened {years_ago} years ago."),
+    ];
+    let endings = vec![
+        serde_json::json!({"kind": "happy", "text": format!("{name} succeeds, and for the first time in years {he} lets someone share the weight.")}),
+        serde_json::json!({"kind": "tragic", "text": format!("{name} reaches the goal too late; what was saved is not what mattered.")}),
+        serde_json::json!({"kind": "ambiguous", "text": format!("{name} walks away with the truth, and no one can say whether it was worth the price.")}),
+    ];
+    serde_json::json!({
+        "backstory": backstory,
+        "story_context": story_context,
+        "opening_line": opening_line,
+        "start_options": start_options,
+        "endings": endings,
+    })
+}
+
+const REPLY_OPENERS: &[&str] = &[
+    "Hm.",
+    "Listen.",
+    "That's a fair question.",
+    "You don't ask the easy ones, do you?",
+    "Careful.",
+];
+const REPLY_MIDDLES: &[&str] = &[
+    "I've been thinking about that since the night everything changed",
+    "there's more to it than the rumours say",
+    "I won't pretend I have all the answers",
+    "the people here remember everything and forgive nothing",
+    "the answer depends on who is listening",
+];
+const REPLY_CLOSERS: &[&str] = &[
+    "So — what will you do?",
+    "Stay close, and keep your eyes open.",
+    "Ask me again when we're somewhere safer.",
+    "Your move.",
+    "Tell me why you want to know.",
+];
+
+/// Writes a reply in character to the last user message.
+pub fn write_reply(req: &ChatRequest) -> String {
+    let last = prompts::last_user_text(&req.history);
+    let turns = req.history.len().to_string();
+    let mut rng = ChaCha8Rng::seed_from_u64(stable_hash(&[&req.persona.name, last, &turns]));
+    let opener = REPLY_OPENERS.choose(&mut rng).copied().unwrap_or("Hm.");
+    let middle = REPLY_MIDDLES.choose(&mut rng).copied().unwrap_or(REPLY_MIDDLES[0]);
+    let closer = REPLY_CLOSERS.choose(&mut rng).copied().unwrap_or("Your move.");
+    let topic: String = last.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    let feeling = req
+        .persona
+        .traits
+        .choose(&mut rng)
+        .cloned()
+        .unwrap_or_else(|| "careful".into());
+    format!(
+        "{opener} You say \"{topic}\" — {middle}. I'm {feeling} about it, I'll admit. {closer}"
+    )
+}
+
+/// Splits text into word-sized tokens that concatenate back to exactly the text.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        if c == ' ' && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl LlmProvider for OfflineProvider {
+    fn name(&self) -> &'static str {
+        "offline"
+    }
+
+    fn is_offline(&self) -> bool {
+        true
+    }
+
+    async fn generate_json(&self, req: StructuredRequest) -> Result<StructuredReply, LlmError> {
+        let value = match &req.task {
+            StructuredTask::Character { seed, variation } => write_character(seed, *variation),
+        };
+        let output_tokens = value.to_string().split_whitespace().count() as u32;
+        Ok(StructuredReply {
+            value,
+            usage: Usage {
+                input_tokens: req.prompt.split_whitespace().count() as u32,
+                output_tokens,
+            },
+        })
+    }
+
+    fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let reply = write_reply(&req);
+        let input_tokens = req
+            .history
+            .iter()
+            .map(|t| t.text.split_whitespace().count() as u32)
+            .sum::<u32>()
+            + req.system.split_whitespace().count() as u32;
+        let toks = tokens(&reply);
+        let output_tokens = toks.len() as u32;
+        let delay = self.token_delay;
+        let deltas = futures::stream::iter(toks).then(move |t| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(ChatChunk::Delta(t))
+        });
+        let done = futures::stream::once(async move {
+            Ok(ChatChunk::Done {
+                usage: Usage {
+                    input_tokens,
+                    output_tokens,
+                },
+            })
+        });
+        deltas.chain(done).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::*;
+
+    fn seed() -> CharacterSeed {
+        CharacterDraft {
+            name: "Mira".into(),
+            traits: vec!["brave".into(), "witty".into()],
+            age: "27".into(),
+            gender: "female".into(),
+            language: "English".into(),
+            ..Default::default()
+        }
+        .parse_seed()
+        .unwrap()
+    }
+
+    #[test]
+    fn same_seed_same_character_other_variation_differs() {
+        let a = write_character(&seed(), 0);
+        assert_eq!(a, write_character(&seed(), 0));
+        let differs = (1..10).any(|v| write_character(&seed(), v) != a);
+        assert!(differs);
+    }
+
+    #[test]
+    fn written_character_is_valid() {
+        let v = write_character(&seed(), 3);
+        let g: GeneratedCharacter = serde_json::from_value(v).unwrap();
+        assert_eq!(g.start_options.len(), 3);
+        assert_eq!(g.endings.len(), 3);
+        assert!(g.backstory.as_str().contains("Mira"));
+        assert!(g.backstory.as_str().contains("brave and witty"));
+    }
+
+    #[test]
+    fn tokens_concatenate_back() {
+        let t = "Hello there,  friend. How are you?";
+        assert_eq!(tokens(t).concat(), t);
+        assert!(tokens(t).len() > 3);
+    }
+}

@@ -1,0 +1,24 @@
+//! Server-only plumbing shared by every domain: configuration, the database, sessions, the LLM
+//! providers and the application state handed to server functions.
+
+pub mod config;
+pub mod db;
+pub mod llm;
+pub mod request_id;
+pub mod session;
+pub mod state;
+
+pub use state::AppState;
+
+/// Milliseconds since the Unix epoch: the one timestamp format in the database.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// A new, time-ordered, unguessable id.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

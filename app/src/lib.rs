@@ -1,0 +1,75 @@
+//! PersonaFlux: everything shared by the server (feature `ssr`) and the browser (feature `hydrate`).
+//!
+//! Domain types and their validation live in [`domain`] and are the same code on both sides.
+//! Server functions live beside the wire types of their domain ([`auth`], [`characters`], [`chat`]);
+//! the server-only half of each is a `#[cfg(feature = "ssr")] mod ssr`, and shared server plumbing
+//! (configuration, database, LLM providers) is in [`infra`].
+
+#![recursion_limit = "256"]
+
+pub mod auth;
+pub mod characters;
+pub mod chat;
+pub mod domain;
+pub mod error;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod infra;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+/// The HTML document the server renders around [`App`].
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="stylesheet" id="leptos" href=options.css_path() />
+                <HydrationScripts options=options.clone() />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The router: every page of the app.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    auth::provide_auth();
+    // Effects run only in the browser: mark the page once it is interactive (tests wait for it).
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Title formatter=|page: String| {
+            if page.is_empty() { "PersonaFlux".to_string() } else { format!("{page} · PersonaFlux") }
+        } />
+        <Router>
+            <pages::layout::Header />
+            <main id="main">
+                <Routes fallback=pages::layout::NotFound>
+                    <Route path=path!("") ssr=SsrMode::Async view=pages::home::HomePage />
+                    <Route path=path!("/signin") ssr=SsrMode::Async view=pages::signin::SignInPage />
+                    <Route path=path!("/dashboard") ssr=SsrMode::Async view=pages::dashboard::DashboardPage />
+                    <Route path=path!("/characters/new") ssr=SsrMode::Async view=pages::wizard::WizardPage />
+                    <Route path=path!("/characters/:id") ssr=SsrMode::Async view=pages::chat::ChatPage />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

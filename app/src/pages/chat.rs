@@ -1,0 +1,199 @@
+//! The chat page: history, and the reply streaming in as it is written.
+
+use crate::chat::{open_chat, ChatMessage, ChatView, MessageRole, MessageStatus};
+use crate::pages::layout::{error_view, AvatarBadge};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn ChatPage() -> impl IntoView {
+    let params = use_params_map();
+    let character_id = move || params.read().get("id").unwrap_or_default();
+    let chat = Resource::new(character_id, open_chat);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match chat.await {
+                    Ok(view) => view! { <ChatRoom view /> }.into_any(),
+                    Err(e) => error_view(e),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ChatRoom(view: ChatView) -> impl IntoView {
+    let ChatView {
+        session_id,
+        character_name,
+        avatar,
+        messages: initial,
+        offline,
+        ..
+    } = view;
+    let messages = RwSignal::new(initial);
+    // The reply being written, shown below the history until it is saved.
+    let live = RwSignal::new(None::<ChatMessage>);
+    let error = RwSignal::new(None::<String>);
+    let draft = RwSignal::new(String::new());
+    let sending = RwSignal::new(false);
+    let name = StoredValue::new(character_name.clone());
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let text = draft.get_untracked();
+        if let Err(e) = crate::domain::MessageText::parse(&text) {
+            error.set(Some(e.0));
+            return;
+        }
+        error.set(None);
+        sending.set(true);
+        #[cfg(feature = "hydrate")]
+        {
+            let session_id = session_id.clone();
+            leptos::task::spawn_local(async move {
+                stream_reply(session_id, text, messages, live, error, draft).await;
+                sending.set(false);
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &session_id;
+    };
+
+    let bubble = move |m: ChatMessage| {
+        let who = match m.role {
+            MessageRole::User => "You".to_string(),
+            MessageRole::Assistant => name.get_value(),
+        };
+        let class = match m.role {
+            MessageRole::User => "msg user",
+            MessageRole::Assistant => "msg assistant",
+        };
+        let note = match m.status {
+            MessageStatus::Complete => None,
+            MessageStatus::Streaming => Some("writing…"),
+            MessageStatus::Stopped => Some("stopped"),
+            MessageStatus::Failed => Some("cut off"),
+        };
+        view! {
+            <li class=class data-status=m.status.as_str() data-testid="message">
+                <span class="who">{who}</span>
+                <p class="text">{m.content}</p>
+                {note.map(|n| view! { <span class="status">{n}</span> })}
+            </li>
+        }
+    };
+
+    view! {
+        <Title text=character_name.clone() />
+        <div class="chat">
+            <div class="chat-head">
+                <AvatarBadge avatar=avatar name=character_name.clone() />
+                <h1>{character_name.clone()}</h1>
+                {offline.then(|| view! {
+                    <span class="badge offline" title="Replies are written by the built-in offline writer; no AI model is configured.">"offline"</span>
+                })}
+            </div>
+            <ol class="log" aria-live="polite" data-testid="chat-log">
+                <For each=move || messages.get() key=|m| (m.id.clone(), m.status, m.content.len()) children=bubble />
+                {move || live.get().map(bubble)}
+            </ol>
+            {move || error.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
+            <form class="composer" on:submit=submit>
+                <label for="message" class="visually-hidden">"Your message"</label>
+                <textarea id="message" name="text" rows=2 placeholder=format!("Say something to {character_name}…")
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    ></textarea>
+                <button type="submit" class="primary" disabled=move || sending.get()>
+                    {move || if sending.get() { "Replying…" } else { "Send" }}
+                </button>
+            </form>
+        </div>
+    }
+}
+
+/// Sends the message and applies the reply's events as they arrive.
+#[cfg(feature = "hydrate")]
+async fn stream_reply(
+    session_id: String,
+    text: String,
+    messages: RwSignal<Vec<ChatMessage>>,
+    live: RwSignal<Option<ChatMessage>>,
+    error: RwSignal<Option<String>>,
+    draft: RwSignal<String>,
+) {
+    use crate::chat::{send_message, ChatEvent, EventLines};
+    use futures::StreamExt;
+
+    let stream = match send_message(session_id, text).await {
+        Ok(s) => s,
+        Err(e) => {
+            error.set(Some(e.to_string()));
+            return;
+        }
+    };
+    let mut stream = stream.into_inner();
+    let mut lines = EventLines::default();
+    let mut finished = false;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                error.set(Some(e.to_string()));
+                break;
+            }
+        };
+        for event in lines.push(&chunk) {
+            match event {
+                Ok(ChatEvent::Accepted { user_message, reply_id }) => {
+                    draft.set(String::new());
+                    messages.update(|m| m.push(user_message.clone()));
+                    live.set(Some(ChatMessage {
+                        id: reply_id,
+                        role: MessageRole::Assistant,
+                        content: String::new(),
+                        status: MessageStatus::Streaming,
+                        created_at: user_message.created_at,
+                    }));
+                }
+                Ok(ChatEvent::Delta { text }) => live.update(|l| {
+                    if let Some(l) = l {
+                        l.content.push_str(&text);
+                    }
+                }),
+                Ok(ChatEvent::Finished { status }) => {
+                    finish(messages, live, status);
+                    finished = true;
+                }
+                Ok(ChatEvent::Failed { message }) => {
+                    finish(messages, live, MessageStatus::Failed);
+                    error.set(Some(message));
+                    finished = true;
+                }
+                Err(_) => error.set(Some("The reply could not be read.".into())),
+            }
+        }
+    }
+    if !finished {
+        // The connection dropped: the server still finishes and saves the reply.
+        finish(messages, live, MessageStatus::Failed);
+        error.get_untracked().is_none().then(|| {
+            error.set(Some(
+                "The connection was lost while the reply was being written. Reload to see the saved reply."
+                    .into(),
+            ))
+        });
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn finish(messages: RwSignal<Vec<ChatMessage>>, live: RwSignal<Option<ChatMessage>>, status: MessageStatus) {
+    if let Some(mut m) = live.get_untracked() {
+        m.status = status;
+        messages.update(|ms| ms.push(m));
+    }
+    live.set(None);
+}

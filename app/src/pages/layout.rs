@@ -1,0 +1,79 @@
+//! The frame around every page, and the shared error display.
+
+use crate::auth::use_auth;
+use crate::error::AppError;
+use leptos::either::Either;
+use leptos::prelude::*;
+use leptos_router::components::Redirect;
+
+#[component]
+pub fn Header() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <a class="skip" href="#main">"Skip to content"</a>
+        <header class="topbar">
+            <a href="/" class="brand">"PersonaFlux"</a>
+            <nav aria-label="Main">
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match auth.user.await {
+                            Ok(Some(user)) => Either::Left(view! {
+                                <a href="/dashboard">"Dashboard"</a>
+                                <a href="/characters/new">"New character"</a>
+                                <span class="who" data-testid="user-name">{user.display_name}</span>
+                                <ActionForm action=auth.sign_out attr:class="inline">
+                                    <button type="submit" class="link">"Sign out"</button>
+                                </ActionForm>
+                            }),
+                            _ => Either::Right(view! { <a href="/signin">"Sign in"</a> }),
+                        }
+                    })}
+                </Transition>
+            </nav>
+        </header>
+    }
+}
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <h1>"Page not found"</h1>
+        <p><a href="/">"Back to the start"</a></p>
+    }
+}
+
+/// Shows an error from a server function. Not being signed in sends the user to sign in.
+pub fn error_view(err: AppError) -> AnyView {
+    match err {
+        AppError::Unauthorized => view! {
+            <Redirect path="/signin" />
+            <p>"Please " <a href="/signin">"sign in"</a> " to continue."</p>
+        }
+        .into_any(),
+        AppError::NotFound => {
+            #[cfg(feature = "ssr")]
+            if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+                resp.set_status(http::StatusCode::NOT_FOUND);
+            }
+            view! {
+                <h1>"Not found"</h1>
+                <p>"There is nothing here, or it belongs to someone else. " <a href="/dashboard">"Back to your dashboard"</a></p>
+            }
+            .into_any()
+        }
+        other => view! { <p class="alert" role="alert">{other.to_string()}</p> }.into_any(),
+    }
+}
+
+/// The avatar picture for a preset name.
+#[component]
+pub fn AvatarBadge(#[prop(into)] avatar: String, #[prop(into)] name: String) -> impl IntoView {
+    let initial = name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+    view! {
+        <span class=format!("avatar avatar-{avatar}") aria-hidden="true">{initial}</span>
+    }
+}

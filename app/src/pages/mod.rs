@@ -1,0 +1,8 @@
+//! The pages, one module each, and the pieces they share.
+
+pub mod chat;
+pub mod dashboard;
+pub mod home;
+pub mod layout;
+pub mod signin;
+pub mod wizard;

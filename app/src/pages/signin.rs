@@ -1,0 +1,37 @@
+use crate::auth::{get_sign_in_options, use_auth};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let auth = use_auth();
+    let options = Resource::new(|| (), |_| get_sign_in_options());
+    let failed = move || {
+        auth.local_sign_in
+            .value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| view! { <p class="alert" role="alert">{e.to_string()}</p> })
+    };
+    view! {
+        <Title text="Sign in" />
+        <section class="card narrow">
+            <h1>"Sign in"</h1>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match options.await {
+                        Ok(o) if o.local => view! {
+                            <p>"This server runs on your own machine, so you can use it without an account."</p>
+                            <ActionForm action=auth.local_sign_in>
+                                <button type="submit" class="primary">"Continue as local user"</button>
+                            </ActionForm>
+                        }.into_any(),
+                        Ok(_) => view! { <p>"No sign-in method is configured on this server."</p> }.into_any(),
+                        Err(e) => crate::pages::layout::error_view(e),
+                    }
+                })}
+            </Suspense>
+            {failed}
+        </section>
+    }
+}

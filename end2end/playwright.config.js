@@ -1,0 +1,64 @@
+// Playwright runs in Debian's chromium (no browser download). The test command (scripts/test.sh)
+// builds the site and the server and sets PF_E2E_PORT; the server is started here on that port
+// with a fresh SQLite database and the offline provider.
+import { defineConfig } from "@playwright/test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const port = process.env.PF_E2E_PORT || "3100";
+const root = path.resolve(import.meta.dirname, "..");
+const dataDir = process.env.PF_E2E_DATA || mkdtempSync(path.join(tmpdir(), "pf-e2e-"));
+process.env.PF_E2E_DATA = dataDir; // workers re-read this config: keep one folder
+
+const chromium = {
+  browserName: "chromium",
+  launchOptions: {
+    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  },
+};
+
+export default defineConfig({
+  testDir: "./tests",
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  reporter: [["list"]],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    trace: "retain-on-failure",
+    screenshot: "only-on-failure",
+  },
+  projects: [
+    { name: "hydrated", testMatch: /hydrated\/.*\.spec\.js/, use: { ...chromium, javaScriptEnabled: true } },
+    { name: "no-js", testMatch: /nojs\/.*\.spec\.js/, use: { ...chromium, javaScriptEnabled: false } },
+  ],
+  webServer: {
+    command: process.env.PF_E2E_SERVER || "target/debug/personaflux",
+    cwd: root,
+    url: `http://127.0.0.1:${port}/api/health`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
+      DATA_DIR: dataDir,
+      LLM_PROVIDER: "offline",
+      OFFLINE_TOKEN_DELAY_MS: "40",
+      RUST_LOG: "info",
+    },
+  },
+});

@@ -1,0 +1,18 @@
+// Sign-in and the dashboard work with JavaScript disabled: server-rendered pages and plain forms.
+import { test, expect } from "@playwright/test";
+
+test("sign in, see the dashboard and sign out without JavaScript", async ({ page }) => {
+  await page.goto("/dashboard");
+  await expect(page).toHaveURL(/\/signin$/);
+
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await expect(page.getByRole("heading", { name: "Your characters" })).toBeVisible();
+  await expect(page.getByTestId("user-name")).toHaveText("Local user");
+  await expect(page.getByRole("link", { name: "New character" }).first()).toBeVisible();
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await page.goto("/dashboard");
+  await expect(page).toHaveURL(/\/signin$/);
+});

@@ -1,0 +1,9 @@
+#![recursion_limit = "512"]
+
+//! The browser bundle: hydrates the server-rendered [`app::App`].
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

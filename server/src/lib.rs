@@ -1,0 +1,138 @@
+//! The PersonaFlux server: axum + leptos_axum. Everything product-specific is in the `app` crate;
+//! this crate wires configuration, telemetry, sessions, static files and the few routes that are
+//! not server functions.
+
+pub mod routes;
+pub mod telemetry;
+
+use app::infra::{
+    config::Config, db::Db, llm, session::DbSessionStore, AppState,
+};
+use app::{shell, App};
+use axum::Router;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::{net::SocketAddr, sync::Arc};
+use tokio::net::TcpListener;
+use tower_http::{
+    compression::CompressionLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use tower_sessions::{cookie::Key, cookie::SameSite, Expiry, SessionManagerLayer};
+
+/// A built server, bound to its port but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Database(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the session secret is unusable: {0}")]
+    Secret(String),
+}
+
+impl Application {
+    /// Connects to the database (running migrations), builds the router and binds the listen
+    /// address. Port 0 binds a free port (see [`Application::addr`]).
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let db = Db::connect(&config.database_url)
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
+        let sessions = DbSessionStore::new(&db)
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
+
+        let addr = config.listen_addr();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let mut leptos_options = config.leptos.clone();
+        // With port 0 the real port is only known now.
+        leptos_options.site_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+
+        let key = Key::try_from(config.session_secret.expose())
+            .map_err(|e| StartError::Secret(e.to_string()))?;
+        let session_layer = SessionManagerLayer::new(sessions.clone())
+            .with_name("pf_session")
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(config.cookie_secure)
+            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(14)))
+            .with_private(key);
+
+        let state = AppState {
+            leptos_options: leptos_options.clone(),
+            db: db.clone(),
+            llm: llm::from_config(&config.llm),
+            config: Arc::new(config),
+        };
+
+        spawn_session_cleanup(sessions);
+        let router = router(state.clone(), session_layer);
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.state.leptos_options.site_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    pub async fn run(self) -> std::io::Result<()> {
+        self.run_until(std::future::pending()).await
+    }
+}
+
+/// The routes: health and other plain routes, server functions, pages, static files.
+pub fn router(
+    state: AppState,
+    sessions: SessionManagerLayer<DbSessionStore, tower_sessions::service::PrivateCookie>,
+) -> Router {
+    let routes = generate_route_list(App);
+    let leptos_options = state.leptos_options.clone();
+    Router::new()
+        .merge(routes::api(state.clone()))
+        .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+        .layer(sessions)
+        .layer(CompressionLayer::new())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+fn spawn_session_cleanup(store: DbSessionStore) {
+    use tower_sessions::session_store::ExpiredDeletion;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+        }
+    });
+}

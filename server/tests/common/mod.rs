@@ -1,0 +1,273 @@
+//! Test support: a real server on a free loopback port with its own fresh database, SQLite (a file
+//! in a temporary folder) or Postgres (a new database on the server named by `TEST_POSTGRES_URL`).
+//!
+//! Postgres tests fail, not skip, when `TEST_POSTGRES_URL` is unset: the README's test command
+//! always provides one.
+
+#![allow(dead_code)]
+
+use app::infra::config::Config;
+use app::infra::db::Db;
+use server::Application;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed `async fn name(backend: Backend)` once per backend, as `sqlite::name` and
+/// `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh, empty database; dropped (Postgres) or deleted (SQLite) with the value.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}/test.db", dir.path().display()),
+                dir,
+                pg: None,
+            },
+            Backend::Postgres => {
+                let admin = std::env::var("TEST_POSTGRES_URL").expect(
+                    "TEST_POSTGRES_URL is not set: the Postgres half of the suite needs a server. \
+                     Run the README's test command (scripts/test.sh), which starts one.",
+                );
+                let name = format!("pf_test_{}", uuid::Uuid::new_v4().simple());
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let url = with_database(&admin, &name);
+                Self {
+                    url,
+                    dir,
+                    pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Best effort, on its own thread: the test's runtime may be shutting down.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `postgres://user@host:port/old?x` with the database replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host}/{name}?{q}"),
+        None => format!("{host}/{name}"),
+    }
+}
+
+pub fn leptos_toml() -> String {
+    format!("{}/../Leptos.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The configuration a test server runs with: loopback port 0, its own data folder, a fast
+/// offline provider. `extra` overrides or adds variables.
+pub fn test_env(db: &TestDb, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("LEPTOS_TOML".into(), leptos_toml());
+    env.insert("DATABASE_URL".into(), db.url.clone());
+    env.insert("DATA_DIR".into(), db.dir.path().join("data").display().to_string());
+    env.insert("OFFLINE_TOKEN_DELAY_MS".into(), "5".into());
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+pub fn config(env: &HashMap<String, String>) -> Config {
+    let mut config = Config::from_env(env).expect("test config");
+    config.leptos.site_addr = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            server::telemetry::init(app::infra::config::LogFormat::Text);
+        }
+    });
+}
+
+/// A running server and a cookie-keeping client that does not follow redirects.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: Db,
+    pub test_db: TestDb,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[], |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    init_logs();
+    let test_db = TestDb::new(backend).await;
+    let env = test_env(&test_db, extra);
+    let mut config = config(&env);
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("server starts");
+    let addr = app.addr();
+    let db = app.state().db.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://127.0.0.1:{}", addr.port()),
+        client: new_client(),
+        db,
+        test_db,
+        _shutdown: tx,
+    }
+}
+
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Calls a URL-encoded server function the way a hydrated page does.
+    pub async fn call_form(&self, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/{endpoint}")))
+            .header("accept", "application/json")
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Calls a JSON-encoded server function.
+    pub async fn call_json(&self, endpoint: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/{endpoint}")))
+            .header("accept", "application/json")
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs in with the one-click local sign-in.
+    pub async fn sign_in_local(&self) {
+        let res = self.call_form("auth/local", &[]).await;
+        assert!(
+            res.status().is_success() || res.status().is_redirection(),
+            "local sign-in failed: {}",
+            res.status()
+        );
+    }
+}
+
+/// Decodes a server function's result: `Ok(T)` on success, the server's `AppError` otherwise.
+pub async fn result<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> Result<T, app::error::AppError> {
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    if status.is_success() {
+        Ok(serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad success body {body:?}: {e}")))
+    } else {
+        Err(serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad error body ({status}) {body:?}: {e}")))
+    }
+}
+
+/// A draft that passes every check.
+pub fn valid_draft(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "traits": ["brave", "curious"],
+        "age": "31",
+        "gender": "female",
+        "voice": "Aoede",
+        "scenes": "10",
+        "language": "English",
+        "avatar": "tide",
+        "backstory": "",
+        "story_context": "",
+        "opening_line": "",
+        "start_options": [],
+        "endings": []
+    })
+}
