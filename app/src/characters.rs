@@ -36,7 +36,10 @@ pub struct Generated {
 /// Writes the story parts (backstory, world, opening line, start options, endings) from the
 /// first wizard step. `variation` picks a different take on the same inputs.
 #[server(endpoint = "characters/generate", input = Json)]
-pub async fn generate_character(draft: CharacterDraft, variation: u64) -> Result<Generated, AppError> {
+pub async fn generate_character(
+    draft: CharacterDraft,
+    variation: u64,
+) -> Result<Generated, AppError> {
     ssr::generate(draft, variation).await
 }
 
@@ -101,7 +104,11 @@ pub mod ssr {
         })?;
         let story: GeneratedCharacter = parse_generated(reply.value).map_err(|e| {
             tracing::warn!(error = %e, "character generation returned an invalid reply");
-            AppError::Provider(LlmError::InvalidReply(String::new()).user_message().to_string())
+            AppError::Provider(
+                LlmError::InvalidReply(String::new())
+                    .user_message()
+                    .to_string(),
+            )
         })?;
         Ok(Generated {
             story,
@@ -260,7 +267,11 @@ pub mod ssr {
     const COLUMNS: &str = "id, name, traits, age, gender, voice, scenes, language, avatar, backstory, \
                            story_context, opening_line, start_options, endings, created_at, updated_at";
 
-    pub async fn insert(db: &Db, owner: &UserId, spec: &CharacterSpec) -> Result<String, sqlx::Error> {
+    pub async fn insert(
+        db: &Db,
+        owner: &UserId,
+        spec: &CharacterSpec,
+    ) -> Result<String, sqlx::Error> {
         let id = new_id();
         let now = now_ms();
         let traits = SqlJson(spec.seed.traits.to_strings());
@@ -329,7 +340,11 @@ pub mod ssr {
     }
 
     /// The character `id` if `owner` owns it; someone else's character is `None`, like a missing one.
-    pub async fn find(db: &Db, owner: &UserId, id: &str) -> Result<Option<CharacterView>, sqlx::Error> {
+    pub async fn find(
+        db: &Db,
+        owner: &UserId,
+        id: &str,
+    ) -> Result<Option<CharacterView>, sqlx::Error> {
         let row: Option<CharacterRow> = with_pool!(db, pool => {
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM characters WHERE id = $1 AND owner_id = $2"))
                 .bind(id)

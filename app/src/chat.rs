@@ -131,7 +131,10 @@ pub async fn open_chat(character_id: String) -> Result<ChatView, AppError> {
 
 /// Sends a message and streams the reply as lines of [`ChatEvent`] JSON.
 #[server(endpoint = "chat/send", output = StreamingText)]
-pub async fn send_message(session_id: String, text: String) -> Result<TextStream<AppError>, AppError> {
+pub async fn send_message(
+    session_id: String,
+    text: String,
+) -> Result<TextStream<AppError>, AppError> {
     ssr::send(session_id, text).await
 }
 
@@ -190,7 +193,8 @@ pub mod ssr {
         }
     }
 
-    const SESSION_SELECT: &str = "SELECT s.id, s.character_id, c.name, c.avatar, c.traits, c.backstory, \
+    const SESSION_SELECT: &str =
+        "SELECT s.id, s.character_id, c.name, c.avatar, c.traits, c.backstory, \
          c.story_context FROM chat_sessions s JOIN characters c ON c.id = s.character_id";
 
     #[tracing::instrument(skip_all)]
@@ -229,12 +233,24 @@ pub mod ssr {
             .ok_or(AppError::NotFound)?;
 
         // The user's message is saved before the model is called.
-        let user_message = insert_message(&state.db, &session.id, "user", text.as_str(), MessageStatus::Complete)
-            .await
-            .map_err(|e| AppError::internal("save message", e))?;
-        let reply = insert_message(&state.db, &session.id, "assistant", "", MessageStatus::Streaming)
-            .await
-            .map_err(|e| AppError::internal("create reply", e))?;
+        let user_message = insert_message(
+            &state.db,
+            &session.id,
+            "user",
+            text.as_str(),
+            MessageStatus::Complete,
+        )
+        .await
+        .map_err(|e| AppError::internal("save message", e))?;
+        let reply = insert_message(
+            &state.db,
+            &session.id,
+            "assistant",
+            "",
+            MessageStatus::Streaming,
+        )
+        .await
+        .map_err(|e| AppError::internal("create reply", e))?;
 
         let history = messages(&state.db, &session.id, Some(HISTORY_LIMIT))
             .await
@@ -283,7 +299,10 @@ pub mod ssr {
     /// final status.
     async fn relay(
         db: Db,
-        mut upstream: futures::stream::BoxStream<'static, Result<ChatChunk, crate::infra::llm::LlmError>>,
+        mut upstream: futures::stream::BoxStream<
+            'static,
+            Result<ChatChunk, crate::infra::llm::LlmError>,
+        >,
         tx: futures::channel::mpsc::UnboundedSender<Result<String, AppError>>,
         session_id: &str,
         reply_id: &str,
@@ -302,7 +321,10 @@ pub mod ssr {
                     send(ChatEvent::Delta { text: t });
                     if last_flush.elapsed() >= FLUSH_EVERY {
                         last_flush = Instant::now();
-                        if let Err(e) = update_message(&db, reply_id, &content, MessageStatus::Streaming, None).await {
+                        if let Err(e) =
+                            update_message(&db, reply_id, &content, MessageStatus::Streaming, None)
+                                .await
+                        {
                             tracing::warn!(error = ?e, "could not save partial reply");
                         }
                     }
@@ -335,14 +357,22 @@ pub mod ssr {
                 message: e.user_message().to_string(),
             }),
         }
-        tracing::info!(status = status.as_str(), chars = content.len(), "reply finished");
+        tracing::info!(
+            status = status.as_str(),
+            chars = content.len(),
+            "reply finished"
+        );
     }
 
     // --- store ---------------------------------------------------------------------------
 
     /// The latest session of `owner` with `character_id`, created with the greeting if there is
     /// none. `None` if the character is not `owner`'s.
-    pub async fn open_session(db: &Db, owner: &UserId, character_id: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn open_session(
+        db: &Db,
+        owner: &UserId,
+        character_id: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
         let character: Option<(String, String)> = with_pool!(db, pool => {
             sqlx::query_as("SELECT name, opening_line FROM characters WHERE id = $1 AND owner_id = $2")
                 .bind(character_id)
@@ -398,7 +428,11 @@ pub mod ssr {
         Ok(Some(id))
     }
 
-    async fn find_session(db: &Db, owner: &UserId, session_id: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+    async fn find_session(
+        db: &Db,
+        owner: &UserId,
+        session_id: &str,
+    ) -> Result<Option<SessionRow>, sqlx::Error> {
         let sql = format!("{SESSION_SELECT} WHERE s.id = $1 AND s.owner_id = $2");
         Ok(with_pool!(db, pool => {
             sqlx::query_as(&sql)
@@ -410,7 +444,11 @@ pub mod ssr {
     }
 
     /// A session's messages in order; with `limit`, only the latest `limit`.
-    pub async fn messages(db: &Db, session_id: &str, limit: Option<i64>) -> Result<Vec<ChatMessage>, sqlx::Error> {
+    pub async fn messages(
+        db: &Db,
+        session_id: &str,
+        limit: Option<i64>,
+    ) -> Result<Vec<ChatMessage>, sqlx::Error> {
         let rows: Vec<MessageRow> = with_pool!(db, pool => {
             sqlx::query_as(
                 "SELECT id, role, content, status, created_at FROM ( \
@@ -471,7 +509,11 @@ pub mod ssr {
         usage: Option<(crate::infra::llm::Usage, &str)>,
     ) -> Result<(), sqlx::Error> {
         let (input, output, provider) = match usage {
-            Some((u, p)) => (Some(u.input_tokens as i32), Some(u.output_tokens as i32), Some(p)),
+            Some((u, p)) => (
+                Some(u.input_tokens as i32),
+                Some(u.output_tokens as i32),
+                Some(p),
+            ),
             None => (None, None, None),
         };
         with_pool!(db, pool => {
@@ -526,8 +568,12 @@ mod tests {
     fn events_survive_any_chunking() {
         let events = vec![
             ChatEvent::Delta { text: "Hel".into() },
-            ChatEvent::Delta { text: "lo\nthere {\"x\"}".into() },
-            ChatEvent::Finished { status: MessageStatus::Complete },
+            ChatEvent::Delta {
+                text: "lo\nthere {\"x\"}".into(),
+            },
+            ChatEvent::Finished {
+                status: MessageStatus::Complete,
+            },
         ];
         let wire: String = events.iter().map(ChatEvent::to_line).collect();
         for size in 1..wire.len() {

@@ -5,9 +5,7 @@
 pub mod routes;
 pub mod telemetry;
 
-use app::infra::{
-    config::Config, db::Db, llm, session::DbSessionStore, AppState,
-};
+use app::infra::{config::Config, db::Db, llm, session::DbSessionStore, AppState};
 use app::{shell, App};
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -57,7 +55,9 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })?;
         let mut leptos_options = config.leptos.clone();
         // With port 0 the real port is only known now.
-        leptos_options.site_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        leptos_options.site_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
 
         let key = Key::try_from(config.session_secret.expose())
             .map_err(|e| StartError::Secret(e.to_string()))?;
@@ -66,7 +66,9 @@ impl Application {
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_secure(config.cookie_secure)
-            .with_expiry(Expiry::OnInactivity(tower_sessions::cookie::time::Duration::days(14)))
+            .with_expiry(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::days(14),
+            ))
             .with_private(key);
 
         let state = AppState {
@@ -94,7 +96,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(shutdown)
             .await

@@ -22,7 +22,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    tracing::info!(provider = app.state().llm.name(), "PersonaFlux is listening on http://{}", app.addr());
+    tracing::info!(
+        provider = app.state().llm.name(),
+        "PersonaFlux is listening on http://{}",
+        app.addr()
+    );
     println!("PersonaFlux is running at http://{}", app.addr());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -18,7 +18,8 @@ struct Health {
 
 /// 200 when the database answers, 503 when it does not.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let db_ok = match tokio::time::timeout(std::time::Duration::from_secs(3), state.db.ping()).await {
+    let db_ok = match tokio::time::timeout(std::time::Duration::from_secs(3), state.db.ping()).await
+    {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "health check: database unreachable");
@@ -34,6 +35,10 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         database: if db_ok { "ok" } else { "unreachable" },
         version: env!("CARGO_PKG_VERSION"),
     };
-    let code = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }

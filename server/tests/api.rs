@@ -2,8 +2,8 @@
 
 mod common;
 
-use app::chat::{ChatEvent, ChatView, EventLines, MessageRole, MessageStatus};
 use app::characters::{CharacterSummary, CharacterView, Generated};
+use app::chat::{ChatEvent, ChatView, EventLines, MessageRole, MessageStatus};
 use app::error::AppError;
 use common::*;
 use futures::StreamExt;
@@ -45,8 +45,20 @@ async fn every_response_carries_a_request_id(backend: Backend) {
     let app = spawn_app(backend).await;
     let a = app.client.get(app.url("/signin")).send().await.unwrap();
     let b = app.client.get(app.url("/signin")).send().await.unwrap();
-    let id_a = a.headers().get("x-request-id").expect("request id").to_str().unwrap().to_string();
-    let id_b = b.headers().get("x-request-id").expect("request id").to_str().unwrap().to_string();
+    let id_a = a
+        .headers()
+        .get("x-request-id")
+        .expect("request id")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let id_b = b
+        .headers()
+        .get("x-request-id")
+        .expect("request id")
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_ne!(id_a, id_b);
     assert_eq!(id_a.len(), 36, "a UUID: {id_a}");
 }
@@ -67,22 +79,33 @@ async fn anonymous_callers_are_refused(backend: Backend) {
     );
     assert_eq!(
         result::<Generated>(
-            app.call_json("characters/generate", serde_json::json!({"draft": valid_draft("A"), "variation": 0}))
-                .await
+            app.call_json(
+                "characters/generate",
+                serde_json::json!({"draft": valid_draft("A"), "variation": 0})
+            )
+            .await
         )
         .await,
         Err(AppError::Unauthorized)
     );
     assert_eq!(
-        result::<String>(app.call_json("characters/save", serde_json::json!({"draft": valid_draft("A")})).await)
-            .await,
+        result::<String>(
+            app.call_json(
+                "characters/save",
+                serde_json::json!({"draft": valid_draft("A")})
+            )
+            .await
+        )
+        .await,
         Err(AppError::Unauthorized)
     );
     assert_eq!(
         result::<ChatView>(app.call_form("chat/open", &[("character_id", "x")]).await).await,
         Err(AppError::Unauthorized)
     );
-    let res = app.call_form("chat/send", &[("session_id", "x"), ("text", "hello")]).await;
+    let res = app
+        .call_form("chat/send", &[("session_id", "x"), ("text", "hello")])
+        .await;
     assert!(!res.status().is_success());
     let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(err, AppError::Unauthorized);
@@ -92,7 +115,11 @@ async fn local_sign_in_starts_a_hardened_session(backend: Backend) {
     let app = spawn_app(backend).await;
     // An anonymous visit may already have a session cookie; signing in must replace its id.
     let res = app.call_form("auth/local", &[]).await;
-    assert!(res.status().is_success() || res.status().is_redirection(), "{}", res.status());
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "{}",
+        res.status()
+    );
     let cookie = res
         .headers()
         .get_all("set-cookie")
@@ -102,15 +129,20 @@ async fn local_sign_in_starts_a_hardened_session(backend: Backend) {
         .expect("session cookie");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain HTTP on loopback: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP on loopback: {cookie}"
+    );
 
-    let me: Option<app::auth::CurrentUser> = result(app.call_form("auth/me", &[]).await).await.unwrap();
+    let me: Option<app::auth::CurrentUser> =
+        result(app.call_form("auth/me", &[]).await).await.unwrap();
     let me = me.expect("signed in");
     assert_eq!(me.display_name, "Local user");
 
     // Signing in again is the same user.
     app.sign_in_local().await;
-    let again: Option<app::auth::CurrentUser> = result(app.call_form("auth/me", &[]).await).await.unwrap();
+    let again: Option<app::auth::CurrentUser> =
+        result(app.call_form("auth/me", &[]).await).await.unwrap();
     assert_eq!(again.unwrap().id, me.id);
 }
 
@@ -125,7 +157,8 @@ async fn sign_out_ends_the_session_on_the_server(backend: Backend) {
         .find(|c| c.starts_with("pf_session="))
         .expect("session cookie");
     app.call_form("auth/signout", &[]).await;
-    let me: Option<app::auth::CurrentUser> = result(app.call_form("auth/me", &[]).await).await.unwrap();
+    let me: Option<app::auth::CurrentUser> =
+        result(app.call_form("auth/me", &[]).await).await.unwrap();
     assert_eq!(me, None);
 
     // Replaying the old cookie from another client does not bring the session back.
@@ -137,7 +170,10 @@ async fn sign_out_ends_the_session_on_the_server(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(result::<Vec<CharacterSummary>>(res).await, Err(AppError::Unauthorized));
+    assert_eq!(
+        result::<Vec<CharacterSummary>>(res).await,
+        Err(AppError::Unauthorized)
+    );
 }
 
 async fn local_sign_in_is_refused_off_loopback(backend: Backend) {
@@ -152,7 +188,9 @@ async fn local_sign_in_is_refused_off_loopback(backend: Backend) {
         Err(AppError::Forbidden(msg)) => assert!(msg.contains("loopback"), "{msg}"),
         other => panic!("expected Forbidden, got {other:?}"),
     }
-    let options: app::auth::SignInOptions = result(app.call_form("auth/options", &[]).await).await.unwrap();
+    let options: app::auth::SignInOptions = result(app.call_form("auth/options", &[]).await)
+        .await
+        .unwrap();
     assert!(!options.local);
 }
 
@@ -161,8 +199,11 @@ async fn generate_save_and_list_newest_first(backend: Backend) {
     app.sign_in_local().await;
 
     let generated: Generated = result(
-        app.call_json("characters/generate", serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}))
-            .await,
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
+        )
+        .await,
     )
     .await
     .unwrap();
@@ -172,33 +213,49 @@ async fn generate_save_and_list_newest_first(backend: Backend) {
     assert!(generated.story.backstory.as_str().contains("Mira"));
     // Deterministic for the same inputs and variation, different for another variation.
     let again: Generated = result(
-        app.call_json("characters/generate", serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}))
-            .await,
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
+        )
+        .await,
     )
     .await
     .unwrap();
     assert_eq!(again, generated);
 
-    let mut draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft("Mira")).unwrap();
+    let mut draft: app::domain::CharacterDraft =
+        serde_json::from_value(valid_draft("Mira")).unwrap();
     draft = draft.with_story(&generated.story);
     draft.opening_line = "Edited by hand.".into();
-    let first: String = result(app.call_json("characters/save", serde_json::json!({"draft": draft})).await)
-        .await
-        .unwrap();
+    let first: String = result(
+        app.call_json("characters/save", serde_json::json!({"draft": draft}))
+            .await,
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let mut second_draft = draft.clone();
     second_draft.name = "Orrin".into();
-    let second: String =
-        result(app.call_json("characters/save", serde_json::json!({"draft": second_draft})).await)
-            .await
-            .unwrap();
+    let second: String = result(
+        app.call_json(
+            "characters/save",
+            serde_json::json!({"draft": second_draft}),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
 
-    let list: Vec<CharacterSummary> = result(app.call_form("characters/list", &[]).await).await.unwrap();
+    let list: Vec<CharacterSummary> = result(app.call_form("characters/list", &[]).await)
+        .await
+        .unwrap();
     let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec!["Orrin", "Mira"]);
     assert_eq!(list[0].id, second);
 
-    let got: CharacterView = result(app.call_form("characters/get", &[("id", &first)]).await).await.unwrap();
+    let got: CharacterView = result(app.call_form("characters/get", &[("id", &first)]).await)
+        .await
+        .unwrap();
     assert_eq!(got.draft.opening_line, "Edited by hand.");
     assert_eq!(got.draft.traits, vec!["brave", "curious"]);
     assert_eq!(got.draft.endings.len(), 3);
@@ -221,23 +278,38 @@ async fn invalid_drafts_get_a_message_per_field(backend: Backend) {
     let mut bad = valid_draft("");
     bad["age"] = "0".into();
     let err = result::<Generated>(
-        app.call_json("characters/generate", serde_json::json!({"draft": bad, "variation": 0}))
-            .await,
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": bad, "variation": 0}),
+        )
+        .await,
     )
     .await
     .unwrap_err();
-    let AppError::Invalid(fields) = err else { panic!("expected field errors, got {err:?}") };
+    let AppError::Invalid(fields) = err else {
+        panic!("expected field errors, got {err:?}")
+    };
     assert_eq!(fields.get("name"), Some("Name is required."));
     assert!(fields.get("age").unwrap().contains("between 1 and 1000"));
 
     // Saving needs the story parts too.
-    let err = result::<String>(app.call_json("characters/save", serde_json::json!({"draft": valid_draft("Mira")})).await)
-        .await
-        .unwrap_err();
-    let AppError::Invalid(fields) = err else { panic!("expected field errors, got {err:?}") };
+    let err = result::<String>(
+        app.call_json(
+            "characters/save",
+            serde_json::json!({"draft": valid_draft("Mira")}),
+        )
+        .await,
+    )
+    .await
+    .unwrap_err();
+    let AppError::Invalid(fields) = err else {
+        panic!("expected field errors, got {err:?}")
+    };
     assert_eq!(fields.get("backstory"), Some("This text is required."));
     assert!(fields.get("start_options").unwrap().contains("exactly 3"));
-    let list: Vec<CharacterSummary> = result(app.call_form("characters/list", &[]).await).await.unwrap();
+    let list: Vec<CharacterSummary> = result(app.call_form("characters/list", &[]).await)
+        .await
+        .unwrap();
     assert!(list.is_empty());
 
     // A body that is not the expected shape is a clean error, not a crash or a leak.
@@ -256,39 +328,62 @@ async fn invalid_drafts_get_a_message_per_field(backend: Backend) {
 
 async fn save_one(app: &TestApp, name: &str) -> String {
     let generated: Generated = result(
-        app.call_json("characters/generate", serde_json::json!({"draft": valid_draft(name), "variation": 1}))
-            .await,
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft(name), "variation": 1}),
+        )
+        .await,
     )
     .await
     .unwrap();
     let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft(name)).unwrap();
     let draft = draft.with_story(&generated.story);
-    result(app.call_json("characters/save", serde_json::json!({"draft": draft})).await)
-        .await
-        .unwrap()
+    result(
+        app.call_json("characters/save", serde_json::json!({"draft": draft}))
+            .await,
+    )
+    .await
+    .unwrap()
 }
 
 async fn someone_elses_character_is_not_found(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
     let id = save_one(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
 
     // Another user, made in the store and signed in through a session row of their own.
     let other = app::auth::ssr::upsert_identity(&app.db, "test", "someone-else", "Someone Else")
         .await
         .unwrap();
     let owner_b = app::auth::ssr::UserId(other.id.clone());
-    assert!(app::characters::ssr::find(&app.db, &owner_b, &id).await.unwrap().is_none());
-    assert!(app::characters::ssr::list_for(&app.db, &owner_b).await.unwrap().is_empty());
-    assert!(app::chat::ssr::open_session(&app.db, &owner_b, &id).await.unwrap().is_none());
+    assert!(app::characters::ssr::find(&app.db, &owner_b, &id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(app::characters::ssr::list_for(&app.db, &owner_b)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(app::chat::ssr::open_session(&app.db, &owner_b, &id)
+        .await
+        .unwrap()
+        .is_none());
 
     // Unknown ids look the same as someone else's.
     assert_eq!(
-        result::<CharacterView>(app.call_form("characters/get", &[("id", "no-such-id")]).await).await,
+        result::<CharacterView>(
+            app.call_form("characters/get", &[("id", "no-such-id")])
+                .await
+        )
+        .await,
         Err(AppError::NotFound)
     );
-    let res = app.call_form("chat/send", &[("session_id", "no-such-id"), ("text", "hi")]).await;
+    let res = app
+        .call_form("chat/send", &[("session_id", "no-such-id"), ("text", "hi")])
+        .await;
     let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(err, AppError::NotFound);
     let _ = view;
@@ -296,7 +391,9 @@ async fn someone_elses_character_is_not_found(backend: Backend) {
 
 /// Sends a message and collects the stream's events and how many network chunks carried them.
 async fn send(app: &TestApp, session_id: &str, text: &str) -> (Vec<ChatEvent>, usize) {
-    let res = app.call_form("chat/send", &[("session_id", session_id), ("text", text)]).await;
+    let res = app
+        .call_form("chat/send", &[("session_id", session_id), ("text", text)])
+        .await;
     assert!(res.status().is_success(), "{}", res.status());
     let mut body = res.bytes_stream();
     let mut lines = EventLines::default();
@@ -316,15 +413,23 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
     let id = save_one(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
     assert!(view.offline);
     assert_eq!(view.messages.len(), 1, "the greeting");
     assert_eq!(view.messages[0].role, MessageRole::Assistant);
-    let got: CharacterView = result(app.call_form("characters/get", &[("id", &id)]).await).await.unwrap();
+    let got: CharacterView = result(app.call_form("characters/get", &[("id", &id)]).await)
+        .await
+        .unwrap();
     assert_eq!(view.messages[0].content, got.draft.opening_line);
 
     let (events, chunks) = send(&app, &view.session_id, "Who are you, really?").await;
-    let ChatEvent::Accepted { user_message, reply_id } = &events[0] else {
+    let ChatEvent::Accepted {
+        user_message,
+        reply_id,
+    } = &events[0]
+    else {
         panic!("first event must be Accepted: {events:?}")
     };
     assert_eq!(user_message.content, "Who are you, really?");
@@ -335,13 +440,26 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
             _ => None,
         })
         .collect();
-    let n_deltas = events.iter().filter(|e| matches!(e, ChatEvent::Delta { .. })).count();
+    let n_deltas = events
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Delta { .. }))
+        .count();
     assert!(n_deltas > 5, "token by token: {n_deltas} deltas");
-    assert!(chunks > 3, "the reply arrived in {chunks} network chunks, not all at once");
-    assert_eq!(events.last(), Some(&ChatEvent::Finished { status: MessageStatus::Complete }));
+    assert!(
+        chunks > 3,
+        "the reply arrived in {chunks} network chunks, not all at once"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&ChatEvent::Finished {
+            status: MessageStatus::Complete
+        })
+    );
 
     // Reopening (a reload) shows the same history, saved.
-    let reopened: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+    let reopened: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
     assert_eq!(reopened.session_id, view.session_id);
     let msgs = &reopened.messages;
     assert_eq!(msgs.len(), 3);
@@ -352,8 +470,15 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
 
     // A second turn goes on in the same session.
     let (events, _) = send(&app, &view.session_id, "And what now?").await;
-    assert_eq!(events.last(), Some(&ChatEvent::Finished { status: MessageStatus::Complete }));
-    let reopened: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+    assert_eq!(
+        events.last(),
+        Some(&ChatEvent::Finished {
+            status: MessageStatus::Complete
+        })
+    );
+    let reopened: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
     assert_eq!(reopened.messages.len(), 5);
 }
 
@@ -362,28 +487,54 @@ async fn a_reply_survives_the_browser_disconnecting(backend: Backend) {
     let app = spawn_app_with(backend, &[("OFFLINE_TOKEN_DELAY_MS", "40")], |_| {}).await;
     app.sign_in_local().await;
     let id = save_one(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
 
-    let res = app.call_form("chat/send", &[("session_id", &view.session_id), ("text", "Tell me everything.")]).await;
+    let res = app
+        .call_form(
+            "chat/send",
+            &[
+                ("session_id", &view.session_id),
+                ("text", "Tell me everything."),
+            ],
+        )
+        .await;
     let mut body = res.bytes_stream();
     let mut lines = EventLines::default();
     let mut seen = Vec::new();
-    while seen.iter().filter(|e| matches!(e, ChatEvent::Delta { .. })).count() < 2 {
+    while seen
+        .iter()
+        .filter(|e| matches!(e, ChatEvent::Delta { .. }))
+        .count()
+        < 2
+    {
         let chunk = body.next().await.expect("stream open").unwrap();
-        seen.extend(lines.push(std::str::from_utf8(&chunk).unwrap()).into_iter().map(Result::unwrap));
+        seen.extend(
+            lines
+                .push(std::str::from_utf8(&chunk).unwrap())
+                .into_iter()
+                .map(Result::unwrap),
+        );
     }
     drop(body); // the browser goes away
 
     // The user's message was saved before the model was called, and the reply finishes anyway.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let v: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+        let v: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+            .await
+            .unwrap();
         assert_eq!(v.messages[1].content, "Tell me everything.");
         if v.messages.len() == 3 && v.messages[2].status == MessageStatus::Complete {
             assert!(v.messages[2].content.split_whitespace().count() > 5);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "reply never completed: {:?}", v.messages.last());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reply never completed: {:?}",
+            v.messages.last()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -392,15 +543,26 @@ async fn an_invalid_message_is_refused_and_not_saved(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
     let id = save_one(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
     for text in ["   ".to_string(), "x".repeat(4001)] {
-        let res = app.call_form("chat/send", &[("session_id", &view.session_id), ("text", &text)]).await;
+        let res = app
+            .call_form(
+                "chat/send",
+                &[("session_id", &view.session_id), ("text", &text)],
+            )
+            .await;
         assert!(!res.status().is_success());
         let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
-        let AppError::BadRequest(msg) = err else { panic!("expected BadRequest, got {err:?}") };
+        let AppError::BadRequest(msg) = err else {
+            panic!("expected BadRequest, got {err:?}")
+        };
         assert!(msg.starts_with("Your message"), "{msg}");
     }
-    let v: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await).await.unwrap();
+    let v: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
     assert_eq!(v.messages.len(), 1);
 }
 

@@ -113,7 +113,9 @@ impl SceneCount {
         if Self::CHOICES.contains(&n) {
             Ok(Self(n))
         } else {
-            Err(Invalid::new("Number of scenes must be 5, 10, 15, 20 or 25."))
+            Err(Invalid::new(
+                "Number of scenes must be 5, 10, 15, 20 or 25.",
+            ))
         }
     }
 
@@ -151,8 +153,18 @@ impl Traits {
 
     /// Suggestions offered by the wizard; any other trait can be typed.
     pub const SUGGESTIONS: [&'static str; 12] = [
-        "brave", "curious", "sarcastic", "loyal", "mysterious", "kind", "ambitious", "witty",
-        "stubborn", "gentle", "reckless", "wise",
+        "brave",
+        "curious",
+        "sarcastic",
+        "loyal",
+        "mysterious",
+        "kind",
+        "ambitious",
+        "witty",
+        "stubborn",
+        "gentle",
+        "reckless",
+        "wise",
     ];
 
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, Invalid> {
@@ -349,7 +361,9 @@ impl CharacterDraft {
         let gender = errs.check(field::GENDER, Gender::parse(&self.gender));
         let language = errs.check(field::LANGUAGE, Language::parse(&self.language));
         match (name, traits, age, gender, language) {
-            (Some(name), Some(traits), Some(age), Some(gender), Some(language)) if errs.is_empty() => {
+            (Some(name), Some(traits), Some(age), Some(gender), Some(language))
+                if errs.is_empty() =>
+            {
                 Ok(CharacterSeed {
                     name,
                     traits,
@@ -495,9 +509,18 @@ mod tests {
             opening_line: "You came back.".into(),
             start_options: vec!["Fight".into(), "Wait".into(), "Ask".into()],
             endings: vec![
-                DraftEnding { kind: "happy".into(), text: "She finds home.".into() },
-                DraftEnding { kind: "tragic".into(), text: "She drowns.".into() },
-                DraftEnding { kind: "ambiguous".into(), text: "She sails on.".into() },
+                DraftEnding {
+                    kind: "happy".into(),
+                    text: "She finds home.".into(),
+                },
+                DraftEnding {
+                    kind: "tragic".into(),
+                    text: "She drowns.".into(),
+                },
+                DraftEnding {
+                    kind: "ambiguous".into(),
+                    text: "She sails on.".into(),
+                },
             ],
         }
     }
@@ -519,9 +542,18 @@ mod tests {
         d.start_options.pop();
         let errs = d.parse_spec().unwrap_err();
         assert_eq!(errs.get(field::NAME), Some("Name is required."));
-        assert_eq!(errs.get(field::AGE), Some("Age must be a whole number of years."));
-        assert!(errs.get(field::SCENES).unwrap().contains("5, 10, 15, 20 or 25"));
-        assert!(errs.get(field::START_OPTIONS).unwrap().contains("exactly 3"));
+        assert_eq!(
+            errs.get(field::AGE),
+            Some("Age must be a whole number of years.")
+        );
+        assert!(errs
+            .get(field::SCENES)
+            .unwrap()
+            .contains("5, 10, 15, 20 or 25"));
+        assert!(errs
+            .get(field::START_OPTIONS)
+            .unwrap()
+            .contains("exactly 3"));
         assert_eq!(errs.get(field::LANGUAGE), None);
     }
 

@@ -5,7 +5,13 @@ use serde::{Deserialize, Serialize};
 
 /// Normalises user text: trims the ends, turns CRLF into LF and refuses control characters
 /// other than newlines and tabs. Length is counted in characters, not bytes.
-fn clean(input: &str, what: &str, min: usize, max: usize, multiline: bool) -> Result<String, Invalid> {
+fn clean(
+    input: &str,
+    what: &str,
+    min: usize,
+    max: usize,
+    multiline: bool,
+) -> Result<String, Invalid> {
     let text = input.trim().replace("\r\n", "\n");
     if text
         .chars()

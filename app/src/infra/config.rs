@@ -108,15 +108,19 @@ impl Env for std::collections::HashMap<String, String> {
 impl Config {
     /// Reads the configuration. `LEPTOS_TOML` names the site options file (default `Leptos.toml`).
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let leptos_toml = env.var("LEPTOS_TOML").unwrap_or_else(|| "Leptos.toml".into());
+        let leptos_toml = env
+            .var("LEPTOS_TOML")
+            .unwrap_or_else(|| "Leptos.toml".into());
         let leptos = leptos::config::get_configuration(Some(&leptos_toml))
-            .map_err(|e| ConfigError::new(format!("cannot read site options from {leptos_toml}: {e}")))?
+            .map_err(|e| {
+                ConfigError::new(format!("cannot read site options from {leptos_toml}: {e}"))
+            })?
             .leptos_options;
 
         let data_dir = PathBuf::from(env.var("DATA_DIR").unwrap_or_else(|| "data".into()));
-        let database_url = env.var("DATABASE_URL").unwrap_or_else(|| {
-            format!("sqlite://{}/personaflux.db", data_dir.display())
-        });
+        let database_url = env
+            .var("DATABASE_URL")
+            .unwrap_or_else(|| format!("sqlite://{}/personaflux.db", data_dir.display()));
         let loopback = leptos.site_addr.ip().is_loopback();
 
         let session_secret = match env.var("SESSION_SECRET") {
@@ -185,7 +189,9 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     match v.trim() {
         "1" | "true" | "yes" => Ok(true),
         "0" | "false" | "no" => Ok(false),
-        _ => Err(ConfigError::new(format!("{key} must be true or false, not {v:?}"))),
+        _ => Err(ConfigError::new(format!(
+            "{key} must be true or false, not {v:?}"
+        ))),
     }
 }
 
@@ -198,7 +204,7 @@ fn parse_num(key: &str, v: &str) -> Result<u64, ConfigError> {
 /// A secret given as hex is decoded; any other text is used as its bytes.
 fn decode_secret(s: &str) -> Vec<u8> {
     let s = s.trim();
-    let is_hex = s.len() % 2 == 0 && s.chars().all(|c| c.is_ascii_hexdigit());
+    let is_hex = s.len().is_multiple_of(2) && s.chars().all(|c| c.is_ascii_hexdigit());
     if is_hex {
         (0..s.len())
             .step_by(2)

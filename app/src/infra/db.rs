@@ -68,7 +68,8 @@ impl Db {
             Db::Sqlite(pool)
         } else {
             return Err(sqlx::Error::Configuration(
-                format!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})").into(),
+                format!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
+                    .into(),
             ));
         };
         db.migrate().await?;

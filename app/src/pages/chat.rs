@@ -148,7 +148,10 @@ async fn stream_reply(
         };
         for event in lines.push(&chunk) {
             match event {
-                Ok(ChatEvent::Accepted { user_message, reply_id }) => {
+                Ok(ChatEvent::Accepted {
+                    user_message,
+                    reply_id,
+                }) => {
                     draft.set(String::new());
                     messages.update(|m| m.push(user_message.clone()));
                     live.set(Some(ChatMessage {
@@ -190,7 +193,11 @@ async fn stream_reply(
 }
 
 #[cfg(feature = "hydrate")]
-fn finish(messages: RwSignal<Vec<ChatMessage>>, live: RwSignal<Option<ChatMessage>>, status: MessageStatus) {
+fn finish(
+    messages: RwSignal<Vec<ChatMessage>>,
+    live: RwSignal<Option<ChatMessage>>,
+    status: MessageStatus,
+) {
     if let Some(mut m) = live.get_untracked() {
         m.status = status;
         messages.update(|ms| ms.push(m));

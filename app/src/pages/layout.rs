@@ -72,7 +72,11 @@ pub fn error_view(err: AppError) -> AnyView {
 /// The avatar picture for a preset name.
 #[component]
 pub fn AvatarBadge(#[prop(into)] avatar: String, #[prop(into)] name: String) -> impl IntoView {
-    let initial = name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+    let initial = name
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().to_string())
+        .unwrap_or_default();
     view! {
         <span class=format!("avatar avatar-{avatar}") aria-hidden="true">{initial}</span>
     }

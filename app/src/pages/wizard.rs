@@ -4,7 +4,9 @@
 //! Messages come from the same domain parsers the server functions use.
 
 use crate::characters::{generate_character, save_character};
-use crate::domain::{field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Traits};
+use crate::domain::{
+    field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Traits,
+};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;

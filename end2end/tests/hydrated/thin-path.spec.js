@@ -18,11 +18,11 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
   await expect(page.locator('[data-field="age"]')).toHaveText("Age is required.");
 
   const name = uniqueName("Mira");
-  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Name", { exact: true }).fill(name);
   await expect(page.locator('[data-field="name"]')).toBeEmpty();
-  await page.getByLabel("Age").fill("2000");
+  await page.getByLabel("Age", { exact: true }).fill("2000");
   await expect(page.locator('[data-field="age"]')).toHaveText("Age must be between 1 and 1000 years.");
-  await page.getByLabel("Age").fill("29");
+  await page.getByLabel("Age", { exact: true }).fill("29");
   await page.locator("#trait-input").fill("stubborn");
   await page.locator("#trait-input").press("Enter");
   await page.getByRole("button", { name: "curious" }).click();
@@ -38,7 +38,7 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
 
   // Back and forth keeps everything.
   await page.getByRole("button", { name: "Back" }).click();
-  await expect(page.getByLabel("Name")).toHaveValue(name);
+  await expect(page.getByLabel("Name", { exact: true })).toHaveValue(name);
   await expect(page.getByTestId("traits")).toContainText("stubborn");
   await page.getByRole("button", { name: "Next: write their story" }).click();
   await expect(backstory).toHaveValue(written);

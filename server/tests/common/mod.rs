@@ -95,9 +95,10 @@ impl Drop for TestDb {
                 rt.block_on(async move {
                     use sqlx::Connection;
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
                     }
                 });
             })
@@ -134,7 +135,10 @@ pub fn test_env(db: &TestDb, extra: &[(&str, &str)]) -> HashMap<String, String> 
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("LEPTOS_TOML".into(), leptos_toml());
     env.insert("DATABASE_URL".into(), db.url.clone());
-    env.insert("DATA_DIR".into(), db.dir.path().join("data").display().to_string());
+    env.insert(
+        "DATA_DIR".into(),
+        db.dir.path().join("data").display().to_string(),
+    );
     env.insert("OFFLINE_TOKEN_DELAY_MS".into(), "5".into());
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
@@ -243,13 +247,19 @@ impl TestApp {
 }
 
 /// Decodes a server function's result: `Ok(T)` on success, the server's `AppError` otherwise.
-pub async fn result<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> Result<T, app::error::AppError> {
+pub async fn result<T: serde::de::DeserializeOwned>(
+    res: reqwest::Response,
+) -> Result<T, app::error::AppError> {
     let status = res.status();
     let body = res.text().await.expect("body");
     if status.is_success() {
-        Ok(serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad success body {body:?}: {e}")))
+        Ok(
+            serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("bad success body {body:?}: {e}")),
+        )
     } else {
-        Err(serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad error body ({status}) {body:?}: {e}")))
+        Err(serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("bad error body ({status}) {body:?}: {e}")))
     }
 }
 

@@ -170,18 +170,26 @@ pub fn write_reply(req: &ChatRequest) -> String {
     let turns = req.history.len().to_string();
     let mut rng = ChaCha8Rng::seed_from_u64(stable_hash(&[&req.persona.name, last, &turns]));
     let opener = REPLY_OPENERS.choose(&mut rng).copied().unwrap_or("Hm.");
-    let middle = REPLY_MIDDLES.choose(&mut rng).copied().unwrap_or(REPLY_MIDDLES[0]);
-    let closer = REPLY_CLOSERS.choose(&mut rng).copied().unwrap_or("Your move.");
-    let topic: String = last.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    let middle = REPLY_MIDDLES
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or(REPLY_MIDDLES[0]);
+    let closer = REPLY_CLOSERS
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or("Your move.");
+    let topic: String = last
+        .split_whitespace()
+        .take(6)
+        .collect::<Vec<_>>()
+        .join(" ");
     let feeling = req
         .persona
         .traits
         .choose(&mut rng)
         .cloned()
         .unwrap_or_else(|| "careful".into());
-    format!(
-        "{opener} You say \"{topic}\" — {middle}. I'm {feeling} about it, I'll admit. {closer}"
-    )
+    format!("{opener} You say \"{topic}\" — {middle}. I'm {feeling} about it, I'll admit. {closer}")
 }
 
 /// Splits text into word-sized tokens that concatenate back to exactly the text.
