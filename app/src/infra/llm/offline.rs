@@ -82,12 +82,13 @@ fn trait_phrase(traits: &[String]) -> String {
     }
 }
 
-fn pronoun(g: crate::domain::Gender) -> (&'static str, &'static str) {
+/// Subject pronoun, possessive, and the verb endings that agree with it ("has"/"have", "lets"/"let").
+fn pronoun(g: crate::domain::Gender) -> (&'static str, &'static str, &'static str, &'static str) {
     use crate::domain::Gender::*;
     match g {
-        Female => ("she", "her"),
-        Male => ("he", "his"),
-        _ => ("they", "their"),
+        Female => ("she", "her", "has", "lets"),
+        Male => ("he", "his", "has", "lets"),
+        _ => ("they", "their", "have", "let"),
     }
 }
 
@@ -97,7 +98,7 @@ pub fn write_character(seed: &CharacterSeed, variation: u64) -> serde_json::Valu
     let name = seed.name.as_str();
     let traits = seed.traits.to_strings();
     let tp = trait_phrase(&traits);
-    let (he, his) = pronoun(seed.gender);
+    let (he, his, has, lets) = pronoun(seed.gender);
     let place = PLACES.choose(&mut rng).copied().unwrap_or(PLACES[0]);
     let loss = LOSSES.choose(&mut rng).copied().unwrap_or(LOSSES[0]);
     let want = WANTS.choose(&mut rng).copied().unwrap_or(WANTS[0]);
@@ -108,7 +109,7 @@ pub fn write_character(seed: &CharacterSeed, variation: u64) -> serde_json::Valu
 
     let backstory = format!(
         "{name} grew up in {place}, and at {age} still carries its habits: {tp}. \
-         {years_ago} years ago {name} {loss}, and {he} has never quite forgiven the world for it.\n\n\
+         {years_ago} years ago {name} {loss}, and {he} {has} never quite forgiven the world for it.\n\n\
          Since then {name} has lived by {his} wits, trusting few and owing many. People who know \
          {name} say the {first_trait} streak is both {his} best weapon and {his} worst habit. \
          What drives {name} now is simple to say and hard to do: {want}."
@@ -129,7 +130,7 @@ pub fn write_character(seed: &CharacterSeed, variation: u64) -> serde_json::Valu
         format!("Ask {name} what really happened {years_ago} years ago."),
     ];
     let endings = vec![
-        serde_json::json!({"kind": "happy", "text": format!("{name} succeeds, and for the first time in years {he} lets someone share the weight.")}),
+        serde_json::json!({"kind": "happy", "text": format!("{name} succeeds, and for the first time in years {he} {lets} someone share the weight.")}),
         serde_json::json!({"kind": "tragic", "text": format!("{name} reaches the goal too late; what was saved is not what mattered.")}),
         serde_json::json!({"kind": "ambiguous", "text": format!("{name} walks away with the truth, and no one can say whether it was worth the price.")}),
     ];

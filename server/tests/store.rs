@@ -1,0 +1,213 @@
+//! The store's contract, run against SQLite and Postgres alike: the same calls must give the same
+//! results on both backends.
+
+mod common;
+
+use app::auth::ssr::{upsert_identity, UserId};
+use app::characters::ssr as characters;
+use app::chat::{ssr as chat, MessageRole, MessageStatus};
+use app::domain::{CharacterDraft, CharacterSpec, DraftEnding};
+use app::infra::db::{Backend as DbBackend, Db};
+use common::{Backend, TestDb};
+
+on_both_backends!(
+    migrations_create_the_whole_schema,
+    identities_map_to_one_user,
+    characters_are_scoped_to_their_owner,
+    a_saved_character_reads_back_identically,
+    a_chat_session_starts_with_the_greeting_once,
+    message_history_keeps_order_and_honours_the_limit,
+    deleting_a_user_removes_their_data,
+);
+
+async fn db(backend: Backend) -> (Db, TestDb) {
+    let t = TestDb::new(backend).await;
+    let db = Db::connect(&t.url).await.expect("connect and migrate");
+    let expected = match backend {
+        Backend::Sqlite => DbBackend::Sqlite,
+        Backend::Postgres => DbBackend::Postgres,
+    };
+    assert_eq!(db.backend(), expected);
+    (db, t)
+}
+
+fn spec(name: &str) -> CharacterSpec {
+    CharacterDraft {
+        name: name.into(),
+        traits: vec!["brave".into(), "Ünïcode 夜".into()],
+        age: "40".into(),
+        gender: "non-binary".into(),
+        voice: "".into(),
+        scenes: "15".into(),
+        language: "Português".into(),
+        avatar: "moss".into(),
+        backstory: "Line one.\n\nLine \"two\" with 'quotes' and ; DROP TABLE users; --".into(),
+        story_context: "World.".into(),
+        opening_line: "Hello.".into(),
+        start_options: vec!["A".into(), "B".into(), "C".into()],
+        endings: vec![
+            DraftEnding {
+                kind: "happy".into(),
+                text: "H".into(),
+            },
+            DraftEnding {
+                kind: "tragic".into(),
+                text: "T".into(),
+            },
+            DraftEnding {
+                kind: "ambiguous".into(),
+                text: "A".into(),
+            },
+        ],
+    }
+    .parse_spec()
+    .unwrap()
+}
+
+async fn migrations_create_the_whole_schema(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    for table in [
+        "users",
+        "oauth_identities",
+        "characters",
+        "twins",
+        "shades",
+        "chat_sessions",
+        "chat_messages",
+        "matches",
+        "play_runs",
+        "play_turns",
+        "api_keys",
+        "generations",
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let n: i64 = app::with_pool!(&db, pool => {
+            sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap_or_else(|e| panic!("{table}: {e}"))
+        });
+        assert_eq!(n, 0, "{table}");
+    }
+    // Connecting again runs no migration twice.
+    let t2 = Db::connect(&_t.url).await.expect("reconnect");
+    t2.ping().await.unwrap();
+}
+
+async fn identities_map_to_one_user(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = upsert_identity(&db, "github", "42", "Ada").await.unwrap();
+    let again = upsert_identity(&db, "github", "42", "Ada L.")
+        .await
+        .unwrap();
+    assert_eq!(a.id, again.id);
+    let b = upsert_identity(&db, "google", "42", "Ada").await.unwrap();
+    assert_ne!(a.id, b.id, "(provider, subject) is the key");
+    assert_eq!(
+        app::auth::ssr::find_user(&db, &a.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .display_name,
+        "Ada"
+    );
+    assert!(app::auth::ssr::find_user(&db, "nobody")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn characters_are_scoped_to_their_owner(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let b = UserId(upsert_identity(&db, "t", "b", "B").await.unwrap().id);
+    let first = characters::insert(&db, &a, &spec("First")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let second = characters::insert(&db, &a, &spec("Second")).await.unwrap();
+    characters::insert(&db, &b, &spec("Theirs")).await.unwrap();
+
+    let mine: Vec<String> = characters::list_for(&db, &a)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(mine, vec![second.clone(), first.clone()], "newest first");
+    assert_eq!(characters::list_for(&db, &b).await.unwrap().len(), 1);
+    assert!(characters::find(&db, &b, &first).await.unwrap().is_none());
+    assert!(characters::find(&db, &a, &first).await.unwrap().is_some());
+    assert!(chat::open_session(&db, &b, &first).await.unwrap().is_none());
+}
+
+async fn a_saved_character_reads_back_identically(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let s = spec("Ñandú");
+    let id = characters::insert(&db, &a, &s).await.unwrap();
+    let view = characters::find(&db, &a, &id).await.unwrap().unwrap();
+    assert_eq!(view.draft.parse_spec().unwrap(), s);
+    assert!(view.created_at > 0 && view.created_at == view.updated_at);
+}
+
+async fn a_chat_session_starts_with_the_greeting_once(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
+    let s1 = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    let s2 = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    assert_eq!(s1, s2);
+    let msgs = chat::messages(&db, &s1, None).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].role, MessageRole::Assistant);
+    assert_eq!(msgs[0].content, "Hello.");
+    assert_eq!(msgs[0].status, MessageStatus::Complete);
+}
+
+async fn message_history_keeps_order_and_honours_the_limit(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
+    let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    // Many messages in the same millisecond still come back in insertion order (UUIDv7 ids).
+    for i in 0..30 {
+        app::with_pool!(&db, pool => {
+            sqlx::query(
+                "INSERT INTO chat_messages (id, session_id, role, content, status, created_at, updated_at) \
+                 VALUES ($1, $2, 'user', $3, 'complete', 1, 1)",
+            )
+            .bind(app::infra::new_id())
+            .bind(&s)
+            .bind(format!("m{i:02}"))
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap()
+        });
+    }
+    let all = chat::messages(&db, &s, None).await.unwrap();
+    assert_eq!(all.len(), 31);
+    let contents: Vec<&str> = all.iter().skip(0).map(|m| m.content.as_str()).collect();
+    assert_eq!(contents[0], "m00", "created_at 1 sorts before the greeting");
+    assert_eq!(contents[29], "m29");
+    let latest = chat::messages(&db, &s, Some(5)).await.unwrap();
+    let tail: Vec<&str> = latest.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(tail, vec!["m26", "m27", "m28", "m29", "Hello."]);
+}
+
+async fn deleting_a_user_removes_their_data(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
+    chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    app::with_pool!(&db, pool => {
+        sqlx::query("DELETE FROM users WHERE id = $1").bind(&a.0).execute(pool).await.map(|_| ()).unwrap()
+    });
+    for table in [
+        "characters",
+        "chat_sessions",
+        "chat_messages",
+        "oauth_identities",
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let n: i64 =
+            app::with_pool!(&db, pool => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap());
+        assert_eq!(n, 0, "{table} not cleaned up");
+    }
+}
