@@ -183,7 +183,7 @@ async fn message_history_keeps_order_and_honours_the_limit(backend: Backend) {
     }
     let all = chat::messages(&db, &s, None).await.unwrap();
     assert_eq!(all.len(), 31);
-    let contents: Vec<&str> = all.iter().skip(0).map(|m| m.content.as_str()).collect();
+    let contents: Vec<&str> = all.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(contents[0], "m00", "created_at 1 sorts before the greeting");
     assert_eq!(contents[29], "m29");
     let latest = chat::messages(&db, &s, Some(5)).await.unwrap();
