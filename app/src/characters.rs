@@ -64,11 +64,11 @@ pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
 pub mod ssr {
     use super::*;
     use crate::auth::ssr::{require_user, UserId};
-    use crate::domain::{CharacterSpec, DraftEnding, Ending};
+    use crate::domain::{CharacterSeed, CharacterSpec, DraftEnding, Ending};
     use crate::infra::{
         db::Db,
-        llm::{prompts, LlmError, Usage},
-        new_id, now_ms, AppState,
+        llm::{prompts, LlmError, Repair},
+        new_id, now_ms, usage, AppState,
     };
     use crate::with_pool;
     use sqlx::types::Json as SqlJson;
@@ -79,49 +79,76 @@ pub mod ssr {
         let user = require_user().await?;
         let seed = draft.parse_seed()?;
         let state = AppState::get();
-        let started = Instant::now();
-        let req = prompts::character(&seed, variation);
-        let result = state.llm.generate_json(req).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(_) => "error",
-        };
-        let usage = result.as_ref().map(|r| r.usage).unwrap_or_default();
-        record_generation(
-            &state.db,
-            &user,
-            "character",
-            state.llm.name(),
-            Some(seed.language.as_str()),
-            outcome,
-            started.elapsed().as_millis() as i64,
-            usage,
-        )
-        .await;
-        let reply = result.map_err(|e| {
-            tracing::warn!(error = %e, "character generation failed");
-            AppError::Provider(e.user_message().to_string())
-        })?;
-        let story: GeneratedCharacter = parse_generated(reply.value).map_err(|e| {
-            tracing::warn!(error = %e, "character generation returned an invalid reply");
-            AppError::Provider(
-                LlmError::InvalidReply(String::new())
-                    .user_message()
-                    .to_string(),
-            )
-        })?;
+        let story = write_story(&state, &user, &seed, variation)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "character generation failed");
+                AppError::Provider(e.user_message().to_string())
+            })?;
         Ok(Generated {
             story,
             offline: state.llm.is_offline(),
         })
     }
 
-    /// Parses and validates a generated character: every text in bounds, exactly three start
-    /// options and three endings of distinct kinds.
-    pub fn parse_generated(value: serde_json::Value) -> Result<GeneratedCharacter, String> {
-        let g: GeneratedCharacter = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    /// Asks the model for a character's story parts, parses and validates the reply, and gives
+    /// an invalid reply one repair attempt that names what was wrong. Every call is recorded.
+    pub async fn write_story(
+        state: &AppState,
+        user: &UserId,
+        seed: &CharacterSeed,
+        variation: u64,
+    ) -> Result<GeneratedCharacter, LlmError> {
+        let mut request = prompts::character(seed, variation);
+        for attempt in 1..=2 {
+            let started = Instant::now();
+            let result = state.llm.generate_json(request.clone()).await;
+            let parsed = result
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|r| parse_generated(&r.raw));
+            usage::record(
+                &state.db,
+                usage::Record {
+                    owner_id: &user.0,
+                    kind: if attempt == 1 {
+                        "character"
+                    } else {
+                        "character_repair"
+                    },
+                    provider: state.llm.name(),
+                    language: Some(seed.language.as_str()),
+                    outcome: usage::outcome(&parsed),
+                    duration_ms: started.elapsed().as_millis() as i64,
+                    usage: result.as_ref().map(|r| r.usage).unwrap_or_default(),
+                },
+            )
+            .await;
+            match (result, parsed) {
+                (_, Ok(story)) => return Ok(story),
+                (Ok(reply), Err(LlmError::InvalidReply(problem))) if attempt == 1 => {
+                    tracing::warn!(%problem, "invalid structured reply; asking for one repair");
+                    request.repair = Some(Repair {
+                        previous: reply.raw,
+                        problem,
+                    });
+                }
+                (_, Err(e)) => return Err(e),
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Parses and validates a generated character: JSON of the right shape, every text in bounds,
+    /// exactly three start options and three endings of distinct kinds.
+    pub fn parse_generated(raw: &str) -> Result<GeneratedCharacter, LlmError> {
+        let invalid = |m: String| LlmError::InvalidReply(m);
+        let value: serde_json::Value = serde_json::from_str(raw.trim())
+            .map_err(|e| invalid(format!("the reply is not valid JSON ({e})")))?;
+        let g: GeneratedCharacter =
+            serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
         let opts: Vec<String> = g.start_options.iter().map(|s| s.to_string()).collect();
-        crate::domain::parse_start_options(&opts).map_err(|e| e.0)?;
+        crate::domain::parse_start_options(&opts).map_err(|e| invalid(e.0))?;
         let endings: Vec<DraftEnding> = g
             .endings
             .iter()
@@ -130,43 +157,8 @@ pub mod ssr {
                 text: e.text.to_string(),
             })
             .collect();
-        crate::domain::parse_endings(&endings).map_err(|e| e.0)?;
+        crate::domain::parse_endings(&endings).map_err(|e| invalid(e.0))?;
         Ok(g)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn record_generation(
-        db: &Db,
-        user: &UserId,
-        kind: &str,
-        provider: &str,
-        language: Option<&str>,
-        outcome: &str,
-        duration_ms: i64,
-        usage: Usage,
-    ) {
-        let res = with_pool!(db, pool => {
-            sqlx::query(
-                "INSERT INTO generations (id, owner_id, kind, provider, language, outcome, duration_ms, \
-                 input_tokens, output_tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(new_id())
-            .bind(&user.0)
-            .bind(kind)
-            .bind(provider)
-            .bind(language)
-            .bind(outcome)
-            .bind(duration_ms)
-            .bind(usage.input_tokens as i32)
-            .bind(usage.output_tokens as i32)
-            .bind(now_ms())
-            .execute(pool)
-            .await.map(|_| ())
-        });
-        if let Err(e) = res {
-            // Usage analytics must never fail the user's request.
-            tracing::warn!(error = ?e, "could not record generation usage");
-        }
     }
 
     #[tracing::instrument(skip_all)]

@@ -138,6 +138,13 @@ pub async fn send_message(
     ssr::send(session_id, text).await
 }
 
+/// Stops a reply being written. The text so far is kept and marked stopped; the upstream model
+/// request is cancelled.
+#[server(endpoint = "chat/stop")]
+pub async fn stop_reply(reply_id: String) -> Result<(), AppError> {
+    ssr::stop(reply_id).await
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
@@ -145,11 +152,11 @@ pub mod ssr {
     use crate::domain::MessageText;
     use crate::infra::{
         db::Db,
-        llm::{prompts, ChatChunk, Persona, Role, Turn},
-        new_id, now_ms, AppState,
+        llm::{prompts, ChatChunk, LlmError, Persona, Role, Turn, Usage},
+        new_id, now_ms, usage, AppState,
     };
     use crate::with_pool;
-    use futures::StreamExt;
+    use futures::{stream::BoxStream, StreamExt};
     use std::time::{Duration, Instant};
 
     /// How much history goes to the model.
@@ -279,89 +286,167 @@ pub mod ssr {
         }
         .to_line()));
 
+        let cancel = state.running.register(&reply.id);
         let upstream = state.llm.stream_chat(request);
-        let db = state.db.clone();
-        let provider = state.llm.name();
-        let reply_id = reply.id.clone();
-        let session_id = session.id.clone();
+        let job = Relay {
+            state: state.clone(),
+            owner: user,
+            session_id: session.id.clone(),
+            reply_id: reply.id.clone(),
+            tx,
+            cancel,
+        };
         let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                relay(db, upstream, tx, &session_id, &reply_id, provider).await;
-            },
-            span,
-        ));
+        tokio::spawn(tracing::Instrument::instrument(job.run(upstream), span));
         Ok(TextStream::new(rx))
     }
 
-    /// Drives the provider's stream to its end, whether or not anyone is still listening:
-    /// forwards deltas, flushes the text to the database every [`FLUSH_EVERY`], and saves the
-    /// final status.
-    async fn relay(
-        db: Db,
-        mut upstream: futures::stream::BoxStream<
-            'static,
-            Result<ChatChunk, crate::infra::llm::LlmError>,
-        >,
-        tx: futures::channel::mpsc::UnboundedSender<Result<String, AppError>>,
-        session_id: &str,
-        reply_id: &str,
-        provider: &str,
-    ) {
-        let mut content = String::new();
-        let mut last_flush = Instant::now();
-        let send = |ev: ChatEvent| {
-            // A closed channel means the browser went away; the reply is finished regardless.
-            let _ = tx.unbounded_send(Ok(ev.to_line()));
+    /// Stops a reply: marks it stopped in the database (which a task on any server notices at its
+    /// next flush) and cancels it directly if this server is generating it.
+    #[tracing::instrument(skip_all, fields(reply_id = %reply_id))]
+    pub async fn stop(reply_id: String) -> Result<(), AppError> {
+        let user = require_user().await?;
+        let state = AppState::get();
+        let found: Option<(String,)> = with_pool!(&state.db, pool => {
+            sqlx::query_as(
+                "SELECT m.status FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
+                 WHERE m.id = $1 AND s.owner_id = $2 AND m.role = 'assistant'",
+            )
+            .bind(&reply_id)
+            .bind(&user.0)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(|e| AppError::internal("find reply", e))?;
+        let Some((status,)) = found else {
+            return Err(AppError::NotFound);
         };
-        let outcome: Result<crate::infra::llm::Usage, crate::infra::llm::LlmError> = loop {
-            match upstream.next().await {
-                Some(Ok(ChatChunk::Delta(t))) => {
-                    content.push_str(&t);
-                    send(ChatEvent::Delta { text: t });
-                    if last_flush.elapsed() >= FLUSH_EVERY {
-                        last_flush = Instant::now();
-                        if let Err(e) =
-                            update_message(&db, reply_id, &content, MessageStatus::Streaming, None)
-                                .await
-                        {
-                            tracing::warn!(error = ?e, "could not save partial reply");
+        if status == MessageStatus::Streaming.as_str() {
+            with_pool!(&state.db, pool => {
+                sqlx::query("UPDATE chat_messages SET status = 'stopped', updated_at = $1 WHERE id = $2 AND status = 'streaming'")
+                    .bind(now_ms())
+                    .bind(&reply_id)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            })
+            .map_err(|e| AppError::internal("stop reply", e))?;
+            state.running.cancel(&reply_id);
+            tracing::info!("reply stopped by the user");
+        }
+        Ok(())
+    }
+
+    /// One reply being generated.
+    struct Relay {
+        state: AppState,
+        owner: UserId,
+        session_id: String,
+        reply_id: String,
+        tx: futures::channel::mpsc::UnboundedSender<Result<String, AppError>>,
+        cancel: tokio_util::sync::CancellationToken,
+    }
+
+    enum Outcome {
+        Complete(Usage),
+        Stopped,
+        Failed(LlmError),
+    }
+
+    impl Relay {
+        fn send(&self, ev: ChatEvent) {
+            // A closed channel means the browser went away; the reply is finished regardless.
+            let _ = self.tx.unbounded_send(Ok(ev.to_line()));
+        }
+
+        /// Drives the provider's stream to its end whether or not anyone is still listening:
+        /// forwards deltas, saves the text every [`FLUSH_EVERY`], stops when asked (dropping the
+        /// upstream stream closes the model request), and saves the final status.
+        async fn run(self, mut upstream: BoxStream<'static, Result<ChatChunk, LlmError>>) {
+            let started = Instant::now();
+            let db = &self.state.db;
+            let mut content = String::new();
+            let mut last_flush = Instant::now();
+            let outcome = loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => break Outcome::Stopped,
+                    next = upstream.next() => next,
+                };
+                match next {
+                    Some(Ok(ChatChunk::Delta(t))) => {
+                        content.push_str(&t);
+                        self.send(ChatEvent::Delta { text: t });
+                        if last_flush.elapsed() >= FLUSH_EVERY {
+                            last_flush = Instant::now();
+                            match flush_partial(db, &self.reply_id, &content).await {
+                                Ok(true) => {}
+                                // The status changed under us: stopped from another server.
+                                Ok(false) => break Outcome::Stopped,
+                                Err(e) => {
+                                    tracing::warn!(error = ?e, "could not save partial reply")
+                                }
+                            }
                         }
                     }
+                    Some(Ok(ChatChunk::Done { usage })) => break Outcome::Complete(usage),
+                    Some(Err(e)) => break Outcome::Failed(e),
+                    None => {
+                        break Outcome::Failed(LlmError::CutOff(
+                            "stream ended without a final chunk".into(),
+                        ))
+                    }
                 }
-                Some(Ok(ChatChunk::Done { usage })) => break Ok(usage),
-                Some(Err(e)) => break Err(e),
-                None => {
-                    break Err(crate::infra::llm::LlmError::CutOff(
-                        "stream ended without a final chunk".into(),
-                    ))
+            };
+            drop(upstream);
+            self.state.running.finish(&self.reply_id);
+
+            let (status, usage, result) = match &outcome {
+                Outcome::Complete(u) => (MessageStatus::Complete, *u, Ok(())),
+                Outcome::Stopped => (MessageStatus::Stopped, Usage::default(), Ok(())),
+                Outcome::Failed(e) => (MessageStatus::Failed, Usage::default(), Err(e.clone())),
+            };
+            let provider = self.state.llm.name();
+            if let Err(e) =
+                finish_message(db, &self.reply_id, &content, status, usage, provider).await
+            {
+                tracing::error!(error = ?e, "could not save reply");
+            }
+            if let Err(e) = touch_session(db, &self.session_id, &content).await {
+                tracing::warn!(error = ?e, "could not update session preview");
+            }
+            usage::record(
+                db,
+                usage::Record {
+                    owner_id: &self.owner.0,
+                    kind: "chat",
+                    provider,
+                    language: None,
+                    outcome: if matches!(outcome, Outcome::Stopped) {
+                        "stopped"
+                    } else {
+                        usage::outcome(&result)
+                    },
+                    duration_ms: started.elapsed().as_millis() as i64,
+                    usage,
+                },
+            )
+            .await;
+            match outcome {
+                Outcome::Failed(e) => {
+                    tracing::warn!(error = %e, chars = content.len(), "reply failed");
+                    self.send(ChatEvent::Failed {
+                        message: e.user_message().to_string(),
+                    });
                 }
+                _ => self.send(ChatEvent::Finished { status }),
             }
-        };
-        let (status, usage) = match &outcome {
-            Ok(usage) => (MessageStatus::Complete, Some((*usage, provider))),
-            Err(e) => {
-                tracing::warn!(error = %e, chars = content.len(), "reply failed");
-                (MessageStatus::Failed, None)
-            }
-        };
-        if let Err(e) = update_message(&db, reply_id, &content, status, usage).await {
-            tracing::error!(error = ?e, "could not save reply");
+            tracing::info!(
+                status = status.as_str(),
+                chars = content.len(),
+                "reply finished"
+            );
         }
-        if let Err(e) = touch_session(&db, session_id, &content).await {
-            tracing::warn!(error = ?e, "could not update session preview");
-        }
-        match outcome {
-            Ok(_) => send(ChatEvent::Finished { status }),
-            Err(e) => send(ChatEvent::Failed {
-                message: e.user_message().to_string(),
-            }),
-        }
-        tracing::info!(
-            status = status.as_str(),
-            chars = content.len(),
-            "reply finished"
-        );
     }
 
     // --- store ---------------------------------------------------------------------------
@@ -501,36 +586,43 @@ pub mod ssr {
         })
     }
 
-    async fn update_message(
+    /// Saves the text of a reply still being written; `false` if it is no longer streaming.
+    async fn flush_partial(db: &Db, id: &str, content: &str) -> Result<bool, sqlx::Error> {
+        let affected = with_pool!(db, pool => {
+            sqlx::query("UPDATE chat_messages SET content = $1, updated_at = $2 WHERE id = $3 AND status = 'streaming'")
+                .bind(content)
+                .bind(now_ms())
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected == 1)
+    }
+
+    async fn finish_message(
         db: &Db,
         id: &str,
         content: &str,
         status: MessageStatus,
-        usage: Option<(crate::infra::llm::Usage, &str)>,
+        usage: Usage,
+        provider: &str,
     ) -> Result<(), sqlx::Error> {
-        let (input, output, provider) = match usage {
-            Some((u, p)) => (
-                Some(u.input_tokens as i32),
-                Some(u.output_tokens as i32),
-                Some(p),
-            ),
-            None => (None, None, None),
-        };
         with_pool!(db, pool => {
             sqlx::query(
-                "UPDATE chat_messages SET content = $1, status = $2, updated_at = $3, \
-                 input_tokens = COALESCE($4, input_tokens), output_tokens = COALESCE($5, output_tokens), \
-                 provider = COALESCE($6, provider) WHERE id = $7",
+                "UPDATE chat_messages SET content = $1, status = $2, updated_at = $3, input_tokens = $4, \
+                 output_tokens = $5, provider = $6 WHERE id = $7",
             )
             .bind(content)
             .bind(status.as_str())
             .bind(now_ms())
-            .bind(input)
-            .bind(output)
+            .bind(usage.input_tokens as i32)
+            .bind(usage.output_tokens as i32)
             .bind(provider)
             .bind(id)
             .execute(pool)
-            .await.map(|_| ())?
+            .await
+            .map(|_| ())?
         });
         Ok(())
     }

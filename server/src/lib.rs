@@ -76,6 +76,7 @@ impl Application {
             db: db.clone(),
             llm: llm::from_config(&config.llm),
             config: Arc::new(config),
+            running: Default::default(),
         };
 
         spawn_session_cleanup(sessions);

@@ -77,10 +77,15 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
             MessageStatus::Stopped => Some("stopped"),
             MessageStatus::Failed => Some("cut off"),
         };
+        let text = if m.content.is_empty() && m.status == MessageStatus::Failed {
+            "(no reply: the model failed before writing anything)".to_string()
+        } else {
+            m.content
+        };
         view! {
             <li class=class data-status=m.status.as_str() data-testid="message">
                 <span class="who">{who}</span>
-                <p class="text">{m.content}</p>
+                <p class="text">{text}</p>
                 {note.map(|n| view! { <span class="status">{n}</span> })}
             </li>
         }
@@ -110,6 +115,20 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
                 <button type="submit" class="primary" disabled=move || sending.get()>
                     {move || if sending.get() { "Replying…" } else { "Send" }}
                 </button>
+                {move || live.get().map(|m| {
+                    let id = m.id.clone();
+                    view! {
+                        <button type="button" class="stop" on:click=move |_| {
+                            let _id = id.clone();
+                            #[cfg(feature = "hydrate")]
+                            leptos::task::spawn_local(async move {
+                                if let Err(e) = crate::chat::stop_reply(_id).await {
+                                    error.set(Some(e.to_string()));
+                                }
+                            });
+                        }>"Stop"</button>
+                    }
+                })}
             </form>
         </div>
     }

@@ -5,7 +5,10 @@
 //! configuration; this skeleton ships the offline writer, and Gemini / OpenAI-compatible providers
 //! plug in behind the same trait.
 
+pub mod gemini;
+pub mod http;
 pub mod offline;
+pub mod openai;
 pub mod prompts;
 
 use futures::stream::BoxStream;
@@ -13,21 +16,62 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::CharacterSeed;
 
+/// Why a model stopped before finishing normally (Gemini's `finishReason` other than `STOP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishReason {
+    MaxTokens,
+    Safety,
+    Recitation,
+    Blocklist,
+    ProhibitedContent,
+    Spii,
+    Language,
+    Other,
+    Unknown(String),
+}
+
+impl FinishReason {
+    /// `None` for `STOP` (success).
+    pub fn from_gemini(s: &str) -> Option<Self> {
+        Some(match s {
+            "STOP" => return None,
+            "MAX_TOKENS" => FinishReason::MaxTokens,
+            "SAFETY" => FinishReason::Safety,
+            "RECITATION" => FinishReason::Recitation,
+            "BLOCKLIST" => FinishReason::Blocklist,
+            "PROHIBITED_CONTENT" => FinishReason::ProhibitedContent,
+            "SPII" => FinishReason::Spii,
+            "LANGUAGE" => FinishReason::Language,
+            "OTHER" => FinishReason::Other,
+            other => FinishReason::Unknown(other.to_string()),
+        })
+    }
+}
+
 /// What went wrong, classified by what the user should be told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LlmError {
-    /// The provider could not be reached or answered with a server error.
+    /// The provider could not be reached or kept failing (network, 5xx after retries).
     #[error("provider unavailable: {0}")]
     Unavailable(String),
-    /// The provider refused for quota or rate reasons.
-    #[error("provider rate limited: {0}")]
-    RateLimited(String),
-    /// The reply stopped before it was complete (token limit, dropped stream).
+    /// The provider did not answer in time.
+    #[error("provider timed out: {0}")]
+    Timeout(String),
+    /// Rate or quota limit; `daily` when retrying today will not help.
+    #[error("provider rate limited (daily: {daily}): {detail}")]
+    RateLimited { daily: bool, detail: String },
+    /// The provider refused the request itself (bad key, unknown model, invalid argument).
+    #[error("provider rejected the request: {0}")]
+    Rejected(String),
+    /// The prompt was blocked before any generation (`promptFeedback.blockReason`).
+    #[error("prompt blocked: {0}")]
+    PromptBlocked(String),
+    /// Generation stopped for a reason other than success.
+    #[error("generation finished with {0:?}")]
+    Finished(FinishReason),
+    /// The stream ended before the provider said it was finished.
     #[error("reply cut off: {0}")]
     CutOff(String),
-    /// The provider declined to answer (safety filters, blocked prompt).
-    #[error("reply blocked: {0}")]
-    Blocked(String),
     /// The provider answered, but not with what was asked for.
     #[error("invalid reply: {0}")]
     InvalidReply(String),
@@ -40,14 +84,44 @@ impl LlmError {
             LlmError::Unavailable(_) => {
                 "The character model is unavailable right now. Your message is saved; try again in a moment."
             }
-            LlmError::RateLimited(_) => {
+            LlmError::Timeout(_) => {
+                "The character model took too long to answer. Your message is saved; try again."
+            }
+            LlmError::RateLimited { daily: false, .. } => {
                 "The character model is busy (rate limit reached). Your message is saved; try again shortly."
             }
-            LlmError::CutOff(_) => "The reply was cut off before it was finished.",
-            LlmError::Blocked(_) => "The model declined to answer this. Try rephrasing.",
-            LlmError::InvalidReply(_) => {
-                "The model's answer could not be used. Please try again."
+            LlmError::RateLimited { daily: true, .. } => {
+                "Today's quota for the character model is used up. Your message is saved; try again tomorrow or ask the operator to raise the quota."
             }
+            LlmError::Rejected(_) => {
+                "The model provider refused the request (check the server's model configuration)."
+            }
+            LlmError::PromptBlocked(_) => {
+                "The model provider blocked this request before answering. Try rephrasing."
+            }
+            LlmError::Finished(FinishReason::MaxTokens) => {
+                "The reply was cut off because it reached the length limit."
+            }
+            LlmError::Finished(FinishReason::Safety) => {
+                "The model stopped because its safety filters flagged the reply. Try rephrasing."
+            }
+            LlmError::Finished(FinishReason::Recitation) => {
+                "The model stopped because the reply was too close to existing text."
+            }
+            LlmError::Finished(FinishReason::Blocklist | FinishReason::ProhibitedContent) => {
+                "The model stopped because the reply touched content it will not produce."
+            }
+            LlmError::Finished(FinishReason::Spii) => {
+                "The model stopped because the reply contained sensitive personal information."
+            }
+            LlmError::Finished(FinishReason::Language) => {
+                "The model stopped because it does not support this language."
+            }
+            LlmError::Finished(FinishReason::Other | FinishReason::Unknown(_)) => {
+                "The model stopped unexpectedly before finishing."
+            }
+            LlmError::CutOff(_) => "The reply was cut off before it was finished.",
+            LlmError::InvalidReply(_) => "The model's answer could not be used. Please try again.",
         }
     }
 }
@@ -79,6 +153,24 @@ pub struct ChatRequest {
     pub persona: Persona,
 }
 
+/// Sampling settings sent with every request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_p: f32,
+    pub max_output_tokens: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 0.9,
+            top_p: 0.95,
+            max_output_tokens: 2048,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u32,
@@ -103,11 +195,42 @@ pub struct StructuredRequest {
     pub prompt: String,
     pub schema: serde_json::Value,
     pub task: StructuredTask,
+    /// Set for the one repair attempt: the previous reply and what was wrong with it.
+    pub repair: Option<Repair>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub previous: String,
+    pub problem: String,
+}
+
+impl StructuredRequest {
+    /// The conversation a chat-style API sees: the prompt, and for a repair the previous reply
+    /// and the correction request.
+    pub fn turns(&self) -> Vec<Turn> {
+        let mut turns = vec![Turn {
+            role: Role::User,
+            text: self.prompt.clone(),
+        }];
+        if let Some(r) = &self.repair {
+            turns.push(Turn {
+                role: Role::Model,
+                text: r.previous.clone(),
+            });
+            turns.push(Turn {
+                role: Role::User,
+                text: prompts::repair(&r.problem),
+            });
+        }
+        turns
+    }
+}
+
+/// A structured reply as received: the caller parses and validates it (and may ask for one repair).
 #[derive(Debug, Clone)]
 pub struct StructuredReply {
-    pub value: serde_json::Value,
+    pub raw: String,
     pub usage: Usage,
 }
 
@@ -126,9 +249,12 @@ pub trait LlmProvider: Send + Sync + 'static {
 
 /// Builds the provider named by the configuration.
 pub fn from_config(cfg: &super::config::LlmConfig) -> std::sync::Arc<dyn LlmProvider> {
+    use super::config::LlmConfig;
     match cfg {
-        super::config::LlmConfig::Offline { token_delay } => {
+        LlmConfig::Offline { token_delay } => {
             std::sync::Arc::new(offline::OfflineProvider::new(*token_delay))
         }
+        LlmConfig::Gemini(c) => std::sync::Arc::new(gemini::GeminiProvider::new(c.clone())),
+        LlmConfig::OpenAi(c) => std::sync::Arc::new(openai::OpenAiProvider::new(c.clone())),
     }
 }

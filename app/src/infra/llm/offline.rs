@@ -225,7 +225,7 @@ impl LlmProvider for OfflineProvider {
         };
         let output_tokens = value.to_string().split_whitespace().count() as u32;
         Ok(StructuredReply {
-            value,
+            raw: value.to_string(),
             usage: Usage {
                 input_tokens: req.prompt.split_whitespace().count() as u32,
                 output_tokens,

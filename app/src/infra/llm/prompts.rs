@@ -34,7 +34,16 @@ pub fn character(seed: &CharacterSeed, variation: u64) -> StructuredRequest {
             seed: seed.clone(),
             variation,
         },
+        repair: None,
     }
+}
+
+/// The correction request of the one repair attempt.
+pub fn repair(problem: &str) -> String {
+    format!(
+        "Your previous answer could not be used: {problem}\n\
+         Answer again with the complete JSON object, corrected, following the schema exactly."
+    )
 }
 
 /// The JSON schema of a generated character.
