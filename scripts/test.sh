@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Incremental caches only help a developer's edit loop; in CI they cost disk and time.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 . scripts/postgres.sh
