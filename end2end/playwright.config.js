@@ -7,6 +7,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 const port = process.env.PF_E2E_PORT || "3100";
+// A second server runs with Gemini as its provider, pointed at the mock Gemini on loopback.
+const geminiPort = process.env.PF_E2E_GEMINI_PORT || "3101";
+const mockPort = process.env.PF_E2E_MOCK_PORT || "3102";
 const root = path.resolve(import.meta.dirname, "..");
 const dataDir = process.env.PF_E2E_DATA || mkdtempSync(path.join(tmpdir(), "pf-e2e-"));
 process.env.PF_E2E_DATA = dataDir; // workers re-read this config: keep one folder
@@ -43,22 +46,56 @@ export default defineConfig({
   projects: [
     { name: "hydrated", testMatch: /hydrated\/.*\.spec\.js/, use: { ...chromium, javaScriptEnabled: true } },
     { name: "no-js", testMatch: /nojs\/.*\.spec\.js/, use: { ...chromium, javaScriptEnabled: false } },
-  ],
-  webServer: {
-    command: process.env.PF_E2E_SERVER || "target/debug/personaflux",
-    cwd: root,
-    url: `http://127.0.0.1:${port}/api/health`,
-    timeout: 60_000,
-    reuseExistingServer: false,
-    stdout: "pipe",
-    stderr: "pipe",
-    env: {
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
-      DATA_DIR: dataDir,
-      LLM_PROVIDER: "offline",
-      OFFLINE_TOKEN_DELAY_MS: "40",
-      RUST_LOG: "info",
+    {
+      name: "gemini",
+      testMatch: /gemini\/.*\.spec\.js/,
+      use: { ...chromium, javaScriptEnabled: true, baseURL: `http://127.0.0.1:${geminiPort}` },
     },
-  },
+  ],
+  webServer: [
+    {
+      command: process.env.PF_E2E_SERVER || "target/debug/personaflux",
+      cwd: root,
+      url: `http://127.0.0.1:${port}/api/health`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: {
+        LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+        DATABASE_URL: `sqlite://${dataDir}/e2e.db`,
+        DATA_DIR: dataDir,
+        LLM_PROVIDER: "offline",
+        OFFLINE_TOKEN_DELAY_MS: "40",
+        RUST_LOG: "info",
+      },
+    },
+    {
+      command: `${process.env.PF_E2E_MOCK || "target/debug/mock-gemini"} 127.0.0.1:${mockPort}`,
+      cwd: root,
+      port: Number(mockPort),
+      timeout: 60_000,
+      reuseExistingServer: false,
+    },
+    {
+      command: process.env.PF_E2E_SERVER || "target/debug/personaflux",
+      cwd: root,
+      url: `http://127.0.0.1:${geminiPort}/api/health`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: {
+        LEPTOS_SITE_ADDR: `127.0.0.1:${geminiPort}`,
+        DATABASE_URL: `sqlite://${dataDir}/e2e-gemini.db`,
+        DATA_DIR: `${dataDir}/gemini`,
+        LLM_PROVIDER: "gemini",
+        GEMINI_API_KEY: "e2e-test-key",
+        GEMINI_BASE_URL: `http://127.0.0.1:${mockPort}/v1beta`,
+        LLM_RETRY_BASE_MS: "20",
+        LLM_MAX_ATTEMPTS: "3",
+        RUST_LOG: "info",
+      },
+    },
+  ],
 });

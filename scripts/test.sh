@@ -31,7 +31,7 @@ cargo fmt --all --check
 
 step "clippy: server side (app with ssr, server, tests)"
 cargo clippy --locked -p app --features ssr --all-targets -- -D warnings
-cargo clippy --locked -p server --all-targets -- -D warnings
+cargo clippy --locked -p server -p mock-gemini --all-targets -- -D warnings
 step "clippy: browser side (app with hydrate, frontend, wasm32)"
 cargo clippy --locked -p frontend --target wasm32-unknown-unknown -- -D warnings
 
@@ -40,16 +40,17 @@ pg_ensure
 
 step "Rust tests: domain and unit tests (app, ssr)"
 cargo test --locked -p app --features ssr
-step "Rust tests: server integration tests on SQLite and Postgres"
-cargo test --locked -p server
+step "Rust tests: server integration tests on SQLite and Postgres, providers against the mock"
+cargo test --locked -p server -p mock-gemini
 
 step "building the site and the server for the browser tests"
 scripts/build-site.sh
-cargo build --locked -p server --bin personaflux
+cargo build --locked -p server --bin personaflux -p mock-gemini --bin mock-gemini
 
-step "Playwright (hydrated and no-JavaScript projects) in Debian's chromium"
-PF_E2E_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export PF_E2E_PORT
+step "Playwright (hydrated, no-JavaScript and Gemini-mock projects) in Debian's chromium"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PF_E2E_PORT=$(free_port) PF_E2E_GEMINI_PORT=$(free_port) PF_E2E_MOCK_PORT=$(free_port)
+export PF_E2E_PORT PF_E2E_GEMINI_PORT PF_E2E_MOCK_PORT
 (cd end2end && npx playwright test)
 
 step "all tests passed in $(( $(date +%s) - started ))s"

@@ -147,6 +147,11 @@ impl Reply {
                 finish: "MAX_TOKENS".into(),
                 chunk_delay_ms: 0,
             },
+            "long" => Reply::Text {
+                chunks: (0..80).map(|i| format!("word{i} ")).collect(),
+                finish: "STOP".into(),
+                chunk_delay_ms: 60,
+            },
             "blocked" => Reply::Blocked {
                 reason: "SAFETY".into(),
             },
@@ -355,8 +360,9 @@ fn default_reply(body: &Value) -> Reply {
     let text = last_user_text(body);
     let wants_json = body["generationConfig"]["responseMimeType"] == "application/json";
     let ok = if wants_json {
+        // The whole conversation, so a repair request still finds the character's name.
         Reply::Json {
-            value: sample_character(&text),
+            value: sample_character(&body["contents"].to_string().replace("\\n", "\n")),
         }
     } else {
         let topic: String = text.chars().take(60).collect();
@@ -384,7 +390,7 @@ fn default_reply(body: &Value) -> Reply {
 pub fn sample_character(prompt: &str) -> Value {
     let name = prompt
         .lines()
-        .find_map(|l| l.strip_prefix("Name: "))
+        .find_map(|l| l.split_once("Name: ").map(|(_, n)| n))
         .unwrap_or("The stranger")
         .trim()
         .to_string();

@@ -1,33 +1,60 @@
-//! Prompt builders, one per use. The templates are plain text so they can be reviewed.
+//! Prompt builders, one per use. The wording lives in plain-text templates under `templates/`
+//! (`{placeholder}` fields), so a prompt change is a reviewable text diff; the snapshot tests
+//! below pin exactly what each provider is sent.
 
 use super::{ChatRequest, Persona, Role, StructuredRequest, StructuredTask, Turn};
 use crate::domain::CharacterSeed;
 use serde_json::json;
 
-const CHARACTER_SYSTEM: &str = "You are a narrative designer who writes characters for games and \
-interactive stories. You write vivid, specific, original material, avoid clichés, and always answer \
-with JSON that matches the given schema exactly.";
+const CHARACTER_SYSTEM: &str = include_str!("templates/character_system.txt");
+const CHARACTER: &str = include_str!("templates/character.txt");
+const CHAT_SYSTEM: &str = include_str!("templates/chat_system.txt");
+const REPAIR: &str = include_str!("templates/repair.txt");
+
+/// Fills `{key}` fields. Values are inserted as they are; a value's own braces are not expanded.
+fn fill(template: &str, fields: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}').map(|end| (&after[..end], end)) {
+            Some((key, end)) if fields.iter().any(|(k, _)| *k == key) => {
+                out.push_str(
+                    fields
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| *v)
+                        .unwrap_or(""),
+                );
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim_end().to_string()
+}
 
 /// The request that writes a character's story parts from its seed.
 pub fn character(seed: &CharacterSeed, variation: u64) -> StructuredRequest {
     let traits = seed.traits.to_strings().join(", ");
-    let prompt = format!(
-        "Write a character for an interactive story.\n\
-         Name: {name}\nAge: {age}\nGender: {gender}\nTraits: {traits}\n\
-         Write every text in {language}.\n\n\
-         Return:\n\
-         - backstory: two or three paragraphs about their past, shaped by the traits;\n\
-         - story_context: about two paragraphs describing the world and the situation the story starts in;\n\
-         - opening_line: one sentence the character says to the player to open the story;\n\
-         - start_options: exactly three first choices for the player: one bold, one cautious, one curious;\n\
-         - endings: exactly three endings with kinds \"happy\", \"tragic\" and \"ambiguous\".",
-        name = seed.name,
-        age = seed.age.get(),
-        gender = seed.gender.label(),
-        language = seed.language,
+    let age = seed.age.get().to_string();
+    let prompt = fill(
+        CHARACTER,
+        &[
+            ("name", seed.name.as_str()),
+            ("age", &age),
+            ("gender", seed.gender.label()),
+            ("traits", &traits),
+            ("language", seed.language.as_str()),
+        ],
     );
     StructuredRequest {
-        system: CHARACTER_SYSTEM.to_string(),
+        system: CHARACTER_SYSTEM.trim_end().to_string(),
         prompt,
         schema: character_schema(),
         task: StructuredTask::Character {
@@ -40,10 +67,7 @@ pub fn character(seed: &CharacterSeed, variation: u64) -> StructuredRequest {
 
 /// The correction request of the one repair attempt.
 pub fn repair(problem: &str) -> String {
-    format!(
-        "Your previous answer could not be used: {problem}\n\
-         Answer again with the complete JSON object, corrected, following the schema exactly."
-    )
+    fill(REPAIR, &[("problem", problem)])
 }
 
 /// The JSON schema of a generated character.
@@ -70,13 +94,15 @@ pub fn character_schema() -> serde_json::Value {
 
 /// The request for a chat reply in character.
 pub fn chat(persona: Persona, backstory: &str, history: Vec<Turn>) -> ChatRequest {
-    let system = format!(
-        "You are {name}, a character in an interactive story. Stay in character at all times and \
-         answer as {name} would, in the language the user writes in. Keep replies to a few sentences.\n\n\
-         Traits: {traits}\n\nBackstory:\n{backstory}\n\nThe world:\n{context}",
-        name = persona.name,
-        traits = persona.traits.join(", "),
-        context = persona.story_context,
+    let traits = persona.traits.join(", ");
+    let system = fill(
+        CHAT_SYSTEM,
+        &[
+            ("name", persona.name.as_str()),
+            ("traits", &traits),
+            ("backstory", backstory),
+            ("context", persona.story_context.as_str()),
+        ],
     );
     ChatRequest {
         system,
@@ -93,4 +119,121 @@ pub fn last_user_text(history: &[Turn]) -> &str {
         .find(|t| t.role == Role::User)
         .map(|t| t.text.as_str())
         .unwrap_or("")
+}
+
+/// Snapshots of exactly what each use sends, per provider. A change to a prompt shows up here as a
+/// reviewable diff (`cargo insta review`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infra::config::Secret;
+    use crate::infra::llm::{gemini, http::RetryPolicy, openai, Sampling};
+    use std::time::Duration;
+
+    fn seed() -> CharacterSeed {
+        crate::domain::CharacterDraft {
+            name: "Mira Voss".into(),
+            traits: vec!["brave".into(), "sarcastic".into()],
+            age: "31".into(),
+            gender: "female".into(),
+            language: "Português".into(),
+            ..Default::default()
+        }
+        .parse_seed()
+        .unwrap()
+    }
+
+    fn gemini_cfg() -> gemini::GeminiConfig {
+        gemini::GeminiConfig {
+            api_key: Secret::new("k"),
+            model: "gemini-2.5-flash".into(),
+            base_url: "http://127.0.0.1:1/v1beta".into(),
+            thinking_budget: Some(0),
+            safety_threshold: Some("BLOCK_ONLY_HIGH".into()),
+            sampling: Sampling::default(),
+            timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    fn chat_req() -> ChatRequest {
+        chat(
+            Persona {
+                name: "Mira Voss".into(),
+                traits: vec!["brave".into(), "sarcastic".into()],
+                story_context: "A drowned city.".into(),
+            },
+            "Born at sea.",
+            vec![
+                Turn {
+                    role: Role::Model,
+                    text: "You came back.".into(),
+                },
+                Turn {
+                    role: Role::User,
+                    text: "I had to.".into(),
+                },
+            ],
+        )
+    }
+
+    #[test]
+    fn fill_replaces_known_fields_only() {
+        assert_eq!(fill("a {x} {y} {", &[("x", "{y}")]), "a {y} {y} {");
+    }
+
+    #[test]
+    fn gemini_character_request() {
+        let r = character(&seed(), 0);
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.turns(),
+            Some(&r.schema)
+        ));
+    }
+
+    #[test]
+    fn gemini_character_repair_request() {
+        let mut r = character(&seed(), 0);
+        r.repair = Some(crate::infra::llm::Repair {
+            previous: "{\"backstory\": 1}".into(),
+            problem: "invalid type: integer `1`, expected a string".into(),
+        });
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.turns(),
+            Some(&r.schema)
+        ));
+    }
+
+    #[test]
+    fn gemini_chat_request() {
+        let r = chat_req();
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.history,
+            None
+        ));
+    }
+
+    #[test]
+    fn openai_chat_request() {
+        let cfg = openai::OpenAiConfig {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            api_key: None,
+            model: "llama3.2".into(),
+            sampling: Sampling::default(),
+            timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+        };
+        let r = chat_req();
+        insta::assert_json_snapshot!(openai::OpenAiProvider::body(
+            &cfg, &r.system, &r.history, None, true
+        ));
+    }
 }

@@ -1,0 +1,62 @@
+// With Gemini as the provider (the mock Gemini server on loopback): generation and chat work, and
+// faults reach the user as clear messages while nothing they wrote is lost.
+import { test, expect } from "@playwright/test";
+import { hydrated, signIn, uniqueName } from "../helpers.js";
+
+test("generation, streaming, a cut-off reply, a failing provider and stop", async ({ page }) => {
+  await signIn(page);
+  await page.goto("/characters/new");
+  await hydrated(page);
+  const name = uniqueName("Orrin");
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel("Age", { exact: true }).fill("52");
+  await page.getByRole("button", { name: "wise" }).click();
+  await page.getByRole("button", { name: "Next: write their story" }).click();
+  await expect(page.getByLabel("Backstory")).toHaveValue(new RegExp(`${name} was raised by the mock model`));
+  await expect(page.getByTestId("offline-label")).toHaveCount(0);
+  await page.getByRole("button", { name: "Save character" }).click();
+  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
+  await hydrated(page);
+  const log = page.getByTestId("chat-log");
+  const messages = log.getByTestId("message");
+  await expect(messages).toHaveCount(1);
+  await expect(page.locator(".badge.offline")).toHaveCount(0);
+
+  // A normal reply streams in.
+  await page.getByLabel("Your message").fill("Where am I?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(messages.nth(2)).toHaveAttribute("data-status", "complete");
+  await expect(messages.nth(2)).toContainText("The mock model heard you say");
+
+  // The stream is cut off mid-event: the partial reply is kept and marked.
+  await page.getByLabel("Your message").fill("[[mock:cut_off]] tell me a story");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page.getByRole("alert")).toHaveText("The reply was cut off before it was finished.");
+  await expect(messages.nth(4)).toHaveAttribute("data-status", "failed");
+  await expect(messages.nth(4)).toContainText("word0 word1");
+  await expect(messages.nth(4)).toContainText("cut off");
+
+  // The provider keeps failing: a clear message, and the user's message stays.
+  await page.getByLabel("Your message").fill("[[mock:503]] are you there?");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page.getByRole("alert")).toContainText("The character model is unavailable right now. Your message is saved");
+  await expect(messages.nth(5)).toContainText("are you there?");
+
+  // Stop a long reply: what was written stays, marked stopped.
+  await page.getByLabel("Your message").fill("[[mock:long]] go on");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(messages.nth(8)).toContainText("word3");
+  await page.getByRole("button", { name: "Stop" }).click();
+  await expect(messages.nth(8)).toHaveAttribute("data-status", "stopped");
+  const kept = await messages.nth(8).locator(".text").textContent();
+  expect(kept).not.toContain("word79");
+
+  // After a reload everything is still there, marked as it was.
+  await page.reload();
+  await expect(messages).toHaveCount(9);
+  await expect(messages.nth(3)).toContainText("[[mock:cut_off]] tell me a story");
+  await expect(messages.nth(4)).toHaveAttribute("data-status", "failed");
+  await expect(messages.nth(5)).toContainText("are you there?");
+  await expect(messages.nth(8)).toHaveAttribute("data-status", "stopped");
+  await expect(messages.nth(8).locator(".text")).toHaveText(kept);
+});

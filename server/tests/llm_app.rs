@@ -1,0 +1,443 @@
+//! The app with Gemini as its provider (the mock on loopback), on SQLite and Postgres: faults reach
+//! the user as clear messages, nothing the user wrote is lost, partial replies are kept and marked.
+
+mod common;
+
+use app::characters::Generated;
+use app::chat::{ChatEvent, ChatView, EventLines, MessageStatus};
+use app::error::AppError;
+use common::*;
+use futures::StreamExt;
+use mock_gemini::{MockGemini, Reply};
+use std::time::Duration;
+
+on_both_backends!(
+    chat_replies_stream_through_gemini_and_usage_is_recorded,
+    a_failing_provider_keeps_the_users_message,
+    a_cut_off_reply_is_kept_and_marked,
+    stopping_a_reply_keeps_its_text_and_closes_the_upstream_request,
+    an_invalid_structured_reply_gets_one_repair,
+    generation_faults_reach_the_user_as_clear_messages,
+);
+
+async fn app_with_mock(backend: Backend) -> (TestApp, MockGemini) {
+    let mock = MockGemini::start().await;
+    let base = mock.base_url();
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("LLM_PROVIDER", "gemini"),
+            ("GEMINI_API_KEY", "test-key"),
+            ("GEMINI_BASE_URL", base.as_str()),
+            ("LLM_RETRY_BASE_MS", "10"),
+            ("LLM_MAX_ATTEMPTS", "3"),
+            ("LLM_TIMEOUT_SECS", "3"),
+        ],
+        |_| {},
+    )
+    .await;
+    app.sign_in_local().await;
+    (app, mock)
+}
+
+async fn new_character(app: &TestApp) -> (String, ChatView) {
+    let generated: Generated = result(
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
+    assert!(!generated.offline);
+    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft("Mira")).unwrap();
+    let draft = draft.with_story(&generated.story);
+    let id: String = result(
+        app.call_json("characters/save", serde_json::json!({"draft": draft}))
+            .await,
+    )
+    .await
+    .unwrap();
+    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
+        .await
+        .unwrap();
+    (id, view)
+}
+
+async fn reopen(app: &TestApp, id: &str) -> ChatView {
+    result(app.call_form("chat/open", &[("character_id", id)]).await)
+        .await
+        .unwrap()
+}
+
+async fn send_all(app: &TestApp, session_id: &str, text: &str) -> Vec<ChatEvent> {
+    let res = app
+        .call_form("chat/send", &[("session_id", session_id), ("text", text)])
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let mut body = res.bytes_stream();
+    let mut lines = EventLines::default();
+    let mut events = Vec::new();
+    while let Some(chunk) = body.next().await {
+        events.extend(
+            lines
+                .push(std::str::from_utf8(&chunk.unwrap()).unwrap())
+                .into_iter()
+                .map(Result::unwrap),
+        );
+    }
+    events
+}
+
+fn deltas(events: &[ChatEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    app::with_pool!(&app.db, pool => {
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
+        n
+    })
+}
+
+async fn chat_replies_stream_through_gemini_and_usage_is_recorded(backend: Backend) {
+    let (app, mock) = app_with_mock(backend).await;
+    let (id, view) = new_character(&app).await;
+    assert!(!view.offline);
+    mock.push(Reply::Crlf {
+        then: Box::new(Reply::SplitWrites {
+            then: Box::new(Reply::text(&["Salt ", "and ", "smoke, ", "stranger."])),
+        }),
+    });
+    let events = send_all(&app, &view.session_id, "Where are we?").await;
+    assert_eq!(deltas(&events), "Salt and smoke, stranger.");
+    assert_eq!(
+        events.last(),
+        Some(&ChatEvent::Finished {
+            status: MessageStatus::Complete
+        })
+    );
+
+    // The model saw the greeting and the user's message, in order, under the character's system prompt.
+    let req = mock.requests().last().unwrap().clone();
+    assert_eq!(req.method, "streamGenerateContent");
+    let contents = req.body["contents"].as_array().unwrap();
+    assert_eq!(
+        contents.last().unwrap()["parts"][0]["text"],
+        "Where are we?"
+    );
+    assert_eq!(contents[0]["role"], "model");
+    assert!(req.body["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("You are Mira"));
+
+    let v = reopen(&app, &id).await;
+    assert_eq!(v.messages[2].content, "Salt and smoke, stranger.");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM generations WHERE kind = 'chat' AND outcome = 'ok' AND provider = 'gemini'").await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM chat_messages WHERE output_tokens > 0"
+        )
+        .await,
+        1
+    );
+}
+
+async fn a_failing_provider_keeps_the_users_message(backend: Backend) {
+    let (app, mock) = app_with_mock(backend).await;
+    let (id, view) = new_character(&app).await;
+    for _ in 0..3 {
+        mock.push(Reply::error(503, "UNAVAILABLE"));
+    }
+    let events = send_all(&app, &view.session_id, "Are you there?").await;
+    assert!(matches!(events[0], ChatEvent::Accepted { .. }));
+    let Some(ChatEvent::Failed { message }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(
+        message.contains("unavailable") && message.contains("Your message is saved"),
+        "{message}"
+    );
+    assert!(!message.contains("503"), "no internal detail: {message}");
+
+    let v = reopen(&app, &id).await;
+    assert_eq!(v.messages.len(), 3);
+    assert_eq!(v.messages[1].content, "Are you there?");
+    assert_eq!(v.messages[1].status, MessageStatus::Complete);
+    assert_eq!(v.messages[2].status, MessageStatus::Failed);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'chat' AND outcome = 'unavailable'"
+        )
+        .await,
+        1
+    );
+
+    // A daily quota says so, without retrying.
+    mock.push(Reply::daily_quota());
+    let events = send_all(&app, &view.session_id, "Again?").await;
+    let Some(ChatEvent::Failed { message }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(message.contains("quota"), "{message}");
+}
+
+async fn a_cut_off_reply_is_kept_and_marked(backend: Backend) {
+    let (app, mock) = app_with_mock(backend).await;
+    let (id, view) = new_character(&app).await;
+    mock.push(Reply::CutOff {
+        chunks: vec!["I remember ".into(), "the night ".into()],
+    });
+    let events = send_all(&app, &view.session_id, "Tell me.").await;
+    assert_eq!(deltas(&events), "I remember the night ");
+    let Some(ChatEvent::Failed { message }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(message, "The reply was cut off before it was finished.");
+    let v = reopen(&app, &id).await;
+    assert_eq!(v.messages[2].content, "I remember the night ");
+    assert_eq!(v.messages[2].status, MessageStatus::Failed);
+
+    // A safety stop keeps what came before it, too.
+    mock.push(Reply::Text {
+        chunks: vec!["Well, ".into()],
+        finish: "SAFETY".into(),
+        chunk_delay_ms: 0,
+    });
+    let events = send_all(&app, &view.session_id, "And then?").await;
+    let Some(ChatEvent::Failed { message }) = events.last() else {
+        panic!("{events:?}")
+    };
+    assert!(message.contains("safety filters"), "{message}");
+    assert_eq!(reopen(&app, &id).await.messages[4].content, "Well, ");
+}
+
+async fn stopping_a_reply_keeps_its_text_and_closes_the_upstream_request(backend: Backend) {
+    let (app, mock) = app_with_mock(backend).await;
+    let (id, view) = new_character(&app).await;
+    mock.push(Reply::Text {
+        chunks: (0..100).map(|i| format!("w{i} ")).collect(),
+        finish: "STOP".into(),
+        chunk_delay_ms: 40,
+    });
+    let res = app
+        .call_form(
+            "chat/send",
+            &[
+                ("session_id", &view.session_id),
+                ("text", "Go on, at length."),
+            ],
+        )
+        .await;
+    let mut body = res.bytes_stream();
+    let mut lines = EventLines::default();
+    let mut events: Vec<ChatEvent> = Vec::new();
+    let mut reply_id = None;
+    let mut stopped = false;
+    while let Some(chunk) = body.next().await {
+        for ev in lines.push(std::str::from_utf8(&chunk.unwrap()).unwrap()) {
+            let ev = ev.unwrap();
+            if let ChatEvent::Accepted { reply_id: r, .. } = &ev {
+                reply_id = Some(r.clone());
+            }
+            events.push(ev);
+        }
+        if !stopped
+            && events
+                .iter()
+                .filter(|e| matches!(e, ChatEvent::Delta { .. }))
+                .count()
+                >= 3
+        {
+            stopped = true;
+            let r: Result<(), AppError> = result(
+                app.call_form("chat/stop", &[("reply_id", reply_id.as_deref().unwrap())])
+                    .await,
+            )
+            .await;
+            assert_eq!(r, Ok(()));
+        }
+    }
+    assert_eq!(
+        events.last(),
+        Some(&ChatEvent::Finished {
+            status: MessageStatus::Stopped
+        })
+    );
+    let text = deltas(&events);
+    assert!(
+        text.starts_with("w0 w1 w2 ") && !text.contains("w99"),
+        "{text}"
+    );
+
+    let v = reopen(&app, &id).await;
+    assert_eq!(v.messages[2].status, MessageStatus::Stopped);
+    assert_eq!(v.messages[2].content, text);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while mock.aborted_streams() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upstream request was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'chat' AND outcome = 'stopped'"
+        )
+        .await,
+        1
+    );
+
+    // Stopping what is already finished is harmless; a reply that is not yours is not found.
+    assert_eq!(
+        result::<()>(
+            app.call_form("chat/stop", &[("reply_id", reply_id.as_deref().unwrap())])
+                .await
+        )
+        .await,
+        Ok(())
+    );
+    assert_eq!(
+        result::<()>(
+            app.call_form("chat/stop", &[("reply_id", "someone-elses")])
+                .await
+        )
+        .await,
+        Err(AppError::NotFound)
+    );
+    let anon = new_client();
+    let res = anon
+        .post(app.url("/api/chat/stop"))
+        .header("accept", "application/json")
+        .form(&[("reply_id", reply_id.as_deref().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(result::<()>(res).await, Err(AppError::Unauthorized));
+}
+
+async fn an_invalid_structured_reply_gets_one_repair(backend: Backend) {
+    let (app, mock) = app_with_mock(backend).await;
+    mock.push(Reply::RawText {
+        text: "{\"backstory\": \"unterminated".into(),
+    });
+    // The second request gets the default reply: a valid character.
+    let generated: Generated = result(
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
+    assert!(generated.story.backstory.as_str().contains("Mira"));
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 2);
+    let repair = reqs[1].body["contents"].as_array().unwrap();
+    assert_eq!(
+        repair.len(),
+        3,
+        "prompt, the invalid reply, the correction request"
+    );
+    assert_eq!(repair[1]["role"], "model");
+    assert_eq!(
+        repair[1]["parts"][0]["text"],
+        "{\"backstory\": \"unterminated"
+    );
+    assert!(repair[2]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("not valid JSON"));
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM generations WHERE kind = 'character' AND outcome = 'invalid_reply'").await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'character_repair' AND outcome = 'ok'"
+        )
+        .await,
+        1
+    );
+
+    // Valid JSON that breaks a domain rule (two start options) is repaired the same way.
+    let mut bad = mock_gemini::sample_character("Name: Mira");
+    bad["start_options"] = serde_json::json!(["Only", "two"]);
+    mock.push(Reply::Json { value: bad });
+    let _: Generated = result(
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft("Mira"), "variation": 1}),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
+    let last = mock.requests().last().unwrap().clone();
+    assert!(last.body["contents"][2]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("exactly 3 start options"));
+
+    // Invalid twice: a typed error, in words for the user.
+    mock.push(Reply::RawText {
+        text: "nope".into(),
+    });
+    mock.push(Reply::RawText {
+        text: "still nope".into(),
+    });
+    let err = result::<Generated>(
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft("Mira"), "variation": 2}),
+        )
+        .await,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        AppError::Provider("The model's answer could not be used. Please try again.".into())
+    );
+}
+
+async fn generation_faults_reach_the_user_as_clear_messages(backend: Backend) {
+    let (app, mock) = app_with_mock(backend).await;
+    let generate = || async {
+        result::<Generated>(
+            app.call_json(
+                "characters/generate",
+                serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
+            )
+            .await,
+        )
+        .await
+    };
+    mock.push(Reply::Blocked {
+        reason: "SAFETY".into(),
+    });
+    assert_eq!(
+        generate().await,
+        Err(AppError::Provider(
+            "The model provider blocked this request before answering. Try rephrasing.".into()
+        ))
+    );
+    mock.push(Reply::error(403, "PERMISSION_DENIED"));
+    let Err(AppError::Provider(msg)) = generate().await else {
+        panic!()
+    };
+    assert!(msg.contains("configuration"), "{msg}");
+    mock.push(Reply::rate_limited("0.05s"));
+    assert!(generate().await.is_ok(), "a short rate limit is waited out");
+}
