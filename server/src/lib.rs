@@ -2,6 +2,7 @@
 //! this crate wires configuration, telemetry, sessions, static files and the few routes that are
 //! not server functions.
 
+pub mod csrf;
 pub mod routes;
 pub mod telemetry;
 
@@ -124,6 +125,7 @@ pub fn router(
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
         .layer(sessions)
+        .layer(axum::middleware::from_fn(csrf::same_origin_only))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))

@@ -220,6 +220,39 @@ async fn a_cut_off_reply_is_kept_and_marked(backend: Backend) {
     };
     assert!(message.contains("safety filters"), "{message}");
     assert_eq!(reopen(&app, &id).await.messages[4].content, "Well, ");
+
+    // The length limit and a blocked prompt each say what happened.
+    mock.push(Reply::Text {
+        chunks: vec!["On and ".into(), "on".into()],
+        finish: "MAX_TOKENS".into(),
+        chunk_delay_ms: 0,
+    });
+    let events = send_all(&app, &view.session_id, "Longer?").await;
+    assert_eq!(
+        events.last(),
+        Some(&ChatEvent::Failed {
+            message: "The reply was cut off because it reached the length limit.".into()
+        })
+    );
+    mock.push(Reply::Blocked {
+        reason: "SAFETY".into(),
+    });
+    let events = send_all(&app, &view.session_id, "Blocked?").await;
+    assert_eq!(
+        events.last(),
+        Some(&ChatEvent::Failed {
+            message: "The model provider blocked this request before answering. Try rephrasing."
+                .into()
+        })
+    );
+    let v = reopen(&app, &id).await;
+    assert_eq!(
+        v.messages.len(),
+        9,
+        "every user message kept: {:?}",
+        v.messages
+    );
+    assert_eq!(v.messages[6].content, "On and on");
 }
 
 async fn stopping_a_reply_keeps_its_text_and_closes_the_upstream_request(backend: Backend) {
