@@ -17,6 +17,8 @@ pub struct CurrentUser {
 pub struct SignInOptions {
     /// "Continue as local user": only while the server listens on loopback.
     pub local: bool,
+    /// (id, label) of each configured provider; its button goes to `/auth/{id}/start`.
+    pub providers: Vec<(String, String)>,
 }
 
 #[server(endpoint = "auth/me")]
@@ -26,8 +28,10 @@ pub async fn get_current_user() -> Result<Option<CurrentUser>, AppError> {
 
 #[server(endpoint = "auth/options")]
 pub async fn get_sign_in_options() -> Result<SignInOptions, AppError> {
+    let state = crate::infra::AppState::get();
     Ok(SignInOptions {
-        local: crate::infra::AppState::get().config.local_sign_in_allowed(),
+        local: state.config.local_sign_in_allowed(),
+        providers: state.oauth.buttons(),
     })
 }
 
@@ -67,6 +71,18 @@ pub fn use_auth() -> Auth {
     expect_context::<Auth>()
 }
 
+/// The words for a `/signin?error=CODE` left by a failed provider sign-in.
+pub fn flow_error_message(code: &str) -> &'static str {
+    match code {
+        "unknown_provider" => "That sign-in method is not available.",
+        "state" => "The sign-in expired or did not start here. Please try again.",
+        "denied" => "Sign-in was cancelled at the provider.",
+        "provider" => "The sign-in provider could not be reached. Please try again later.",
+        "token" => "The sign-in provider's answer could not be verified.",
+        _ => "Sign-in failed. Please try again.",
+    }
+}
+
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
@@ -75,6 +91,10 @@ pub mod ssr {
     use tower_sessions::Session;
 
     const USER_KEY: &str = "user_id";
+    const SIGNED_IN_AT: &str = "signed_in_at";
+    /// Absolute session lifetime: a sign-in is good for this long however active the user is
+    /// (the idle limit is the cookie's expiry on inactivity).
+    const MAX_SESSION_AGE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
     /// The id of the signed-in user; the type every owner-scoped query takes.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +110,7 @@ pub mod ssr {
     /// first and returns early when it fails.
     pub async fn require_user() -> Result<UserId, AppError> {
         let session = session().await?;
-        let id: Option<String> = session
-            .get(USER_KEY)
-            .await
-            .map_err(|e| AppError::internal("session read", e))?;
-        let Some(id) = id else {
+        let Some(id) = session_user_id(&session).await? else {
             return Err(AppError::Unauthorized);
         };
         let state = AppState::get();
@@ -105,13 +121,32 @@ pub mod ssr {
         }
     }
 
-    pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
-        let session = session().await?;
+    /// The user id in the session, if its sign-in has not outlived [`MAX_SESSION_AGE_MS`].
+    async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> {
         let id: Option<String> = session
             .get(USER_KEY)
             .await
             .map_err(|e| AppError::internal("session read", e))?;
         let Some(id) = id else { return Ok(None) };
+        let at: Option<i64> = session
+            .get(SIGNED_IN_AT)
+            .await
+            .map_err(|e| AppError::internal("session read", e))?;
+        if at.is_none_or(|at| now_ms() - at > MAX_SESSION_AGE_MS) {
+            session
+                .flush()
+                .await
+                .map_err(|e| AppError::internal("session flush", e))?;
+            return Ok(None);
+        }
+        Ok(Some(id))
+    }
+
+    pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
+        let session = session().await?;
+        let Some(id) = session_user_id(&session).await? else {
+            return Ok(None);
+        };
         find_user(&AppState::get().db, &id)
             .await
             .map_err(|e| AppError::internal("load user", e))
@@ -133,15 +168,23 @@ pub mod ssr {
         Ok(())
     }
 
-    /// Starts a session for `user_id`, renewing the session id.
+    /// Starts a session for `user_id` in the current server function's session.
     pub async fn sign_in_as(user_id: &str) -> Result<(), AppError> {
-        let session = session().await?;
+        start_session(&session().await?, user_id).await
+    }
+
+    /// Signs `user_id` in: a new session id (no fixation), the user, and the time of sign-in.
+    pub async fn start_session(session: &Session, user_id: &str) -> Result<(), AppError> {
         session
             .cycle_id()
             .await
             .map_err(|e| AppError::internal("session cycle", e))?;
         session
             .insert(USER_KEY, user_id)
+            .await
+            .map_err(|e| AppError::internal("session write", e))?;
+        session
+            .insert(SIGNED_IN_AT, now_ms())
             .await
             .map_err(|e| AppError::internal("session write", e))
     }

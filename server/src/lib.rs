@@ -76,6 +76,10 @@ impl Application {
             leptos_options: leptos_options.clone(),
             db: db.clone(),
             llm: llm::from_config(&config.llm),
+            oauth: Arc::new(app::infra::oauth::OAuth::new(
+                config.oauth.clone(),
+                leptos_options.site_addr,
+            )),
             config: Arc::new(config),
             running: Default::default(),
         };

@@ -1,12 +1,69 @@
 //! Routes that are not server functions.
 
-use app::infra::AppState;
-use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
-use serde::Serialize;
+use app::infra::{oauth::CallbackQuery, AppState};
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+    Json, Router,
+};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
 
 pub fn api(state: AppState) -> Router<AppState> {
     let _ = state;
-    Router::new().route("/api/health", get(health))
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/auth/{provider}/start", get(auth_start))
+        .route("/auth/{provider}/callback", get(auth_callback))
+}
+
+#[derive(Deserialize)]
+struct StartQuery {
+    return_to: Option<String>,
+}
+
+fn failed(e: app::infra::oauth::FlowError) -> Response {
+    Redirect::to(&format!("/signin?error={}", e.code())).into_response()
+}
+
+/// Leaves for the provider's sign-in page.
+async fn auth_start(
+    State(state): State<AppState>,
+    session: Session,
+    Path(provider): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    match state
+        .oauth
+        .start(&session, &provider, q.return_to.as_deref())
+        .await
+    {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// Comes back from the provider: verifies, signs in, and goes on to where the user was headed.
+async fn auth_callback(
+    State(state): State<AppState>,
+    session: Session,
+    Path(provider): Path<String>,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let (user_id, return_to) = match state
+        .oauth
+        .callback(&state.db, &session, &provider, &q)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    match app::auth::ssr::start_session(&session, &user_id).await {
+        Ok(()) => Redirect::to(&return_to).into_response(),
+        Err(_) => failed(app::infra::oauth::FlowError::Internal),
+    }
 }
 
 #[derive(Serialize)]

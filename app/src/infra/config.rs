@@ -19,6 +19,30 @@ pub struct Config {
     pub cookie_secure: bool,
     pub llm: LlmConfig,
     pub log_format: LogFormat,
+    pub oauth: OAuthConfig,
+}
+
+/// Sign-in providers and what their flows need.
+#[derive(Clone, Debug)]
+pub struct OAuthConfig {
+    /// The URL users reach the app at; redirect URIs are `{public_url}/auth/{id}/callback`.
+    /// Unset: `http://` and the address the server is listening on.
+    pub public_url: Option<String>,
+    pub providers: Vec<OidcProviderConfig>,
+    /// Key for provider tokens at rest (32 bytes).
+    pub token_key: Option<Vec<u8>>,
+}
+
+/// An OpenID Connect provider, found by discovery from its issuer URL.
+#[derive(Clone, Debug)]
+pub struct OidcProviderConfig {
+    /// Short name used in URLs and as the identity's provider (`google`, `oidc`).
+    pub id: String,
+    /// Button label ("Google").
+    pub label: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
 }
 
 #[derive(Clone, Debug)]
@@ -88,10 +112,7 @@ impl SessionSecret {
 
     /// A fresh random secret, hex-encoded so it can be kept in a text file.
     pub fn generate_hex() -> String {
-        use rand::RngCore;
-        let mut bytes = [0u8; Self::LEN];
-        rand::rng().fill_bytes(&mut bytes);
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        random_hex(Self::LEN)
     }
 }
 
@@ -166,6 +187,7 @@ impl Config {
         };
 
         let llm = llm_config(env)?;
+        let oauth = oauth_config(env, &leptos, &data_dir, loopback)?;
 
         let log_format = match env.var("LOG_FORMAT").as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
@@ -185,6 +207,7 @@ impl Config {
             cookie_secure,
             llm,
             log_format,
+            oauth,
         })
     }
 
@@ -196,6 +219,68 @@ impl Config {
     pub fn local_sign_in_allowed(&self) -> bool {
         self.leptos.site_addr.ip().is_loopback()
     }
+}
+
+fn oauth_config(
+    env: &impl Env,
+    leptos: &LeptosOptions,
+    data_dir: &std::path::Path,
+    loopback: bool,
+) -> Result<OAuthConfig, ConfigError> {
+    let _ = leptos;
+    let public_url = env
+        .var("PUBLIC_URL")
+        .map(|u| u.trim_end_matches('/').to_string());
+    let mut providers = Vec::new();
+    if let Some(client_id) = env.var("GOOGLE_CLIENT_ID") {
+        providers.push(OidcProviderConfig {
+            id: "google".into(),
+            label: "Google".into(),
+            issuer: "https://accounts.google.com".into(),
+            client_id,
+            client_secret: Secret::new(env.var("GOOGLE_CLIENT_SECRET").ok_or_else(|| {
+                ConfigError::new("GOOGLE_CLIENT_SECRET is required with GOOGLE_CLIENT_ID")
+            })?),
+        });
+    }
+    if let Some(issuer) = env.var("OIDC_ISSUER") {
+        let need = |k: &str| {
+            env.var(k)
+                .ok_or_else(|| ConfigError::new(format!("{k} is required with OIDC_ISSUER")))
+        };
+        providers.push(OidcProviderConfig {
+            id: "oidc".into(),
+            label: env
+                .var("OIDC_LABEL")
+                .unwrap_or_else(|| "OpenID Connect".into()),
+            issuer,
+            client_id: need("OIDC_CLIENT_ID")?,
+            client_secret: Secret::new(need("OIDC_CLIENT_SECRET")?),
+        });
+    }
+    let token_key =
+        match env.var("TOKEN_ENCRYPTION_KEY") {
+            Some(k) => Some(decode_secret(&k)),
+            None if providers.is_empty() => None,
+            None if loopback => Some(load_or_create_key(data_dir, "token.key", 32)?),
+            None => return Err(ConfigError::new(
+                "TOKEN_ENCRYPTION_KEY is required with sign-in providers when not on loopback; \
+                 generate one with `openssl rand -hex 32`",
+            )),
+        };
+    if let Some(k) = &token_key {
+        if k.len() != 32 {
+            return Err(ConfigError::new(format!(
+                "TOKEN_ENCRYPTION_KEY must be 32 bytes (64 hex digits); it has {}",
+                k.len()
+            )));
+        }
+    }
+    Ok(OAuthConfig {
+        public_url,
+        providers,
+        token_key,
+    })
 }
 
 fn llm_config(env: &impl Env) -> Result<LlmConfig, ConfigError> {
@@ -323,13 +408,26 @@ fn decode_secret(s: &str) -> Vec<u8> {
 
 /// For the embedded default: the secret is generated once and kept in `data/session.key` (mode 0600).
 fn load_or_create_secret(data_dir: &std::path::Path) -> Result<SessionSecret, ConfigError> {
-    let path = data_dir.join("session.key");
+    SessionSecret::from_bytes(load_or_create_key(
+        data_dir,
+        "session.key",
+        SessionSecret::LEN,
+    )?)
+}
+
+/// A random key of `len` bytes, generated once into `data_dir/name` (mode 0600, hex).
+fn load_or_create_key(
+    data_dir: &std::path::Path,
+    name: &str,
+    len: usize,
+) -> Result<Vec<u8>, ConfigError> {
+    let path = data_dir.join(name);
     let io = |e: std::io::Error| ConfigError::new(format!("{}: {e}", path.display()));
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return SessionSecret::from_bytes(decode_secret(&text));
+        return Ok(decode_secret(&text));
     }
     std::fs::create_dir_all(data_dir).map_err(io)?;
-    let hex = SessionSecret::generate_hex();
+    let hex = random_hex(len);
     {
         use std::io::Write;
         let mut opts = std::fs::OpenOptions::new();
@@ -347,5 +445,12 @@ fn load_or_create_secret(data_dir: &std::path::Path) -> Result<SessionSecret, Co
         }
     }
     let text = std::fs::read_to_string(&path).map_err(io)?;
-    SessionSecret::from_bytes(decode_secret(&text))
+    Ok(decode_secret(&text))
+}
+
+fn random_hex(len: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

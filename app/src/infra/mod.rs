@@ -2,8 +2,10 @@
 //! providers and the application state handed to server functions.
 
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod llm;
+pub mod oauth;
 pub mod request_id;
 pub mod session;
 pub mod state;

@@ -6,6 +6,12 @@ use leptos_meta::Title;
 pub fn SignInPage() -> impl IntoView {
     let auth = use_auth();
     let options = Resource::new(|| (), |_| get_sign_in_options());
+    let query = leptos_router::hooks::use_query_map();
+    let flow_error = move || {
+        query.read().get("error").map(|code| {
+            view! { <p class="alert" role="alert">{crate::auth::flow_error_message(&code)}</p> }
+        })
+    };
     let failed = move || {
         auth.local_sign_in
             .value()
@@ -20,17 +26,27 @@ pub fn SignInPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match options.await {
-                        Ok(o) if o.local => view! {
-                            <p>"This server runs on your own machine, so you can use it without an account."</p>
-                            <ActionForm action=auth.local_sign_in>
-                                <button type="submit" class="primary">"Continue as local user"</button>
-                            </ActionForm>
+                        Ok(o) if !o.local && o.providers.is_empty() => {
+                            view! { <p>"No sign-in method is configured on this server."</p> }.into_any()
+                        }
+                        Ok(o) => view! {
+                            <ul class="providers">
+                                {o.providers.into_iter().map(|(id, label)| view! {
+                                    <li><a class="button" href=format!("/auth/{id}/start")>{format!("Continue with {label}")}</a></li>
+                                }).collect_view()}
+                            </ul>
+                            {o.local.then(|| view! {
+                                <p>"This server runs on your own machine, so you can use it without an account."</p>
+                                <ActionForm action=auth.local_sign_in>
+                                    <button type="submit" class="primary">"Continue as local user"</button>
+                                </ActionForm>
+                            })}
                         }.into_any(),
-                        Ok(_) => view! { <p>"No sign-in method is configured on this server."</p> }.into_any(),
                         Err(e) => crate::pages::layout::error_view(e),
                     }
                 })}
             </Suspense>
+            {flow_error}
             {failed}
         </section>
     }

@@ -166,8 +166,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub db: Db,
-    pub test_db: TestDb,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    test_db: Option<TestDb>,
+    _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -195,8 +195,8 @@ pub async fn spawn_app_with(
         base: format!("http://127.0.0.1:{}", addr.port()),
         client: new_client(),
         db,
-        test_db,
-        _shutdown: tx,
+        test_db: Some(test_db),
+        _shutdown: Some(tx),
     }
 }
 
@@ -209,6 +209,22 @@ pub fn new_client() -> reqwest::Client {
 }
 
 impl TestApp {
+    /// The same server seen from another browser (its own cookies). The original keeps the server
+    /// and its database alive.
+    pub fn another_browser(&self) -> TestApp {
+        TestApp {
+            base: self.base.clone(),
+            client: new_client(),
+            db: self.db.clone(),
+            test_db: None,
+            _shutdown: None,
+        }
+    }
+
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.test_db.as_ref().map(|t| t.dir.path())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
