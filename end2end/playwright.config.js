@@ -10,6 +10,8 @@ const port = process.env.PF_E2E_PORT || "3100";
 // A second server runs with Gemini as its provider, pointed at the mock Gemini on loopback.
 const geminiPort = process.env.PF_E2E_GEMINI_PORT || "3101";
 const mockPort = process.env.PF_E2E_MOCK_PORT || "3102";
+// A real OpenID Connect provider (oidc-provider) for sign-in, registered for the first server.
+const idpPort = process.env.PF_E2E_IDP_PORT || "3103";
 const root = path.resolve(import.meta.dirname, "..");
 const dataDir = process.env.PF_E2E_DATA || mkdtempSync(path.join(tmpdir(), "pf-e2e-"));
 process.env.PF_E2E_DATA = dataDir; // workers re-read this config: keep one folder
@@ -46,6 +48,7 @@ export default defineConfig({
   projects: [
     { name: "hydrated", testMatch: /hydrated\/.*\.spec\.js/, use: { ...chromium, javaScriptEnabled: true } },
     { name: "no-js", testMatch: /nojs\/.*\.spec\.js/, use: { ...chromium, javaScriptEnabled: false } },
+    { name: "oidc", testMatch: /oidc\/.*\.spec\.js/, use: { ...chromium, javaScriptEnabled: true } },
     {
       name: "gemini",
       testMatch: /gemini\/.*\.spec\.js/,
@@ -67,8 +70,19 @@ export default defineConfig({
         DATA_DIR: dataDir,
         LLM_PROVIDER: "offline",
         OFFLINE_TOKEN_DELAY_MS: "40",
+        OIDC_ISSUER: `http://127.0.0.1:${idpPort}`,
+        OIDC_CLIENT_ID: "personaflux",
+        OIDC_CLIENT_SECRET: "e2e-client-secret",
+        OIDC_LABEL: "Test IdP",
         RUST_LOG: "info",
       },
+    },
+    {
+      command: `node end2end/oidc-server.mjs ${idpPort} http://127.0.0.1:${port}/auth/oidc/callback`,
+      cwd: root,
+      url: `http://127.0.0.1:${idpPort}/.well-known/openid-configuration`,
+      timeout: 30_000,
+      reuseExistingServer: false,
     },
     {
       command: `${process.env.PF_E2E_MOCK || "target/debug/mock-gemini"} 127.0.0.1:${mockPort}`,

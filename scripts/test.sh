@@ -47,10 +47,10 @@ step "building the site and the server for the browser tests"
 scripts/build-site.sh
 cargo build --locked -p server --bin personaflux -p mock-gemini --bin mock-gemini
 
-step "Playwright (hydrated, no-JavaScript and Gemini-mock projects) in Debian's chromium"
+step "Playwright (hydrated, no-JavaScript, OpenID Connect and Gemini-mock projects) in Debian's chromium"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PF_E2E_PORT=$(free_port) PF_E2E_GEMINI_PORT=$(free_port) PF_E2E_MOCK_PORT=$(free_port)
-export PF_E2E_PORT PF_E2E_GEMINI_PORT PF_E2E_MOCK_PORT
+PF_E2E_PORT=$(free_port) PF_E2E_GEMINI_PORT=$(free_port) PF_E2E_MOCK_PORT=$(free_port) PF_E2E_IDP_PORT=$(free_port)
+export PF_E2E_PORT PF_E2E_GEMINI_PORT PF_E2E_MOCK_PORT PF_E2E_IDP_PORT
 (cd end2end && npx playwright test)
 
 step "all tests passed in $(( $(date +%s) - started ))s"

@@ -141,3 +141,56 @@ fn site_options_live_only_in_leptos_toml() {
         format!("/{}/{}.css", opts.site_pkg_dir, opts.output_name)
     );
 }
+
+#[test]
+fn providers_are_configured_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let c = Config::from_env(&env(&[("DATA_DIR", d.to_str().unwrap())])).unwrap();
+    assert!(c.oauth.providers.is_empty());
+    assert!(
+        c.oauth.token_key.is_none(),
+        "no key is made without providers"
+    );
+
+    let c = Config::from_env(&env(&[
+        ("DATA_DIR", d.to_str().unwrap()),
+        ("GOOGLE_CLIENT_ID", "g-id"),
+        ("GOOGLE_CLIENT_SECRET", "g-secret"),
+        ("OIDC_ISSUER", "https://id.example"),
+        ("OIDC_CLIENT_ID", "o-id"),
+        ("OIDC_CLIENT_SECRET", "o-secret"),
+        ("PUBLIC_URL", "https://personaflux.example/"),
+    ]))
+    .unwrap();
+    let ids: Vec<&str> = c.oauth.providers.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, vec!["google", "oidc"]);
+    assert_eq!(c.oauth.providers[0].issuer, "https://accounts.google.com");
+    assert_eq!(
+        c.oauth.public_url.as_deref(),
+        Some("https://personaflux.example")
+    );
+    assert_eq!(c.oauth.token_key.as_ref().map(Vec::len), Some(32));
+    assert!(
+        !format!("{:?}", c.oauth).contains("g-secret"),
+        "secrets never print"
+    );
+
+    let err = Config::from_env(&env(&[
+        ("DATA_DIR", d.to_str().unwrap()),
+        ("OIDC_ISSUER", "https://id.example"),
+    ]))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("OIDC_CLIENT_ID is required"),
+        "{err}"
+    );
+    let err = Config::from_env(&env(&[
+        ("DATA_DIR", d.to_str().unwrap()),
+        ("GOOGLE_CLIENT_ID", "g"),
+        ("GOOGLE_CLIENT_SECRET", "s"),
+        ("TOKEN_ENCRYPTION_KEY", "abcd"),
+    ]))
+    .unwrap_err();
+    assert!(err.to_string().contains("32 bytes"), "{err}");
+}

@@ -148,7 +148,7 @@ async fn to_callback(
             assert!(res.status().is_redirection(), "login: {}", res.status());
             url = location(&res);
             if url.starts_with('/') {
-                url = format!("{}{}", origin_of(&res.url().to_string()), url);
+                url = format!("{}{}", origin_of(res.url().as_ref()), url);
             }
         }
         hops += 1;

@@ -1,0 +1,50 @@
+// Sign in through a real OpenID Connect provider (oidc-provider on loopback): click the provider's
+// button, complete its login, land on the dashboard; sign out; a second user cannot open the first
+// user's character by URL.
+import { test, expect } from "@playwright/test";
+import { hydrated, uniqueName } from "../helpers.js";
+
+async function signInAs(page, username) {
+  await page.goto("/signin");
+  await page.getByRole("link", { name: "Continue with Test IdP" }).click();
+  await expect(page.getByRole("heading", { name: "Test identity provider" })).toBeVisible();
+  await page.getByLabel("Username").fill(username);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await expect(page.getByTestId("user-name")).toHaveText(username[0].toUpperCase() + username.slice(1));
+}
+
+test("sign in with the provider, sign out, and stay out of someone else's character", async ({ browser }) => {
+  const alice = await browser.newPage();
+  await signInAs(alice, "alice");
+
+  // Alice makes a character.
+  await alice.getByRole("link", { name: "New character" }).first().click();
+  await hydrated(alice);
+  const name = uniqueName("Sable");
+  await alice.getByLabel("Name", { exact: true }).fill(name);
+  await alice.getByLabel("Age", { exact: true }).fill("40");
+  await alice.getByRole("button", { name: "kind" }).click();
+  await alice.getByRole("button", { name: "Next: write their story" }).click();
+  await expect(alice.getByLabel("Backstory")).toHaveValue(new RegExp(name));
+  await alice.getByRole("button", { name: "Save character" }).click();
+  await expect(alice).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
+  const url = alice.url();
+
+  // Sign out ends the session.
+  await alice.getByRole("button", { name: "Sign out" }).click();
+  await expect(alice).toHaveURL(/\/$/);
+  await alice.goto("/dashboard");
+  await expect(alice).toHaveURL(/\/signin$/);
+
+  // Bob, in another browser context, cannot open Alice's character by its URL.
+  const context = await browser.newContext();
+  const bob = await context.newPage();
+  await signInAs(bob, "bob");
+  await expect(bob.getByText(name)).toHaveCount(0);
+  const res = await bob.goto(url);
+  expect(res.status()).toBe(404);
+  await expect(bob.getByRole("heading", { name: "Not found" })).toBeVisible();
+  await expect(bob.getByText(name)).toHaveCount(0);
+  await context.close();
+});
