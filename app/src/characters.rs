@@ -64,7 +64,7 @@ pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
 pub mod ssr {
     use super::*;
     use crate::auth::ssr::{require_user, UserId};
-    use crate::domain::{CharacterSeed, CharacterSpec, DraftEnding, Ending};
+    use crate::domain::{CharacterSeed, CharacterSpec, DraftEnding};
     use crate::infra::{
         db::Db,
         llm::{prompts, LlmError, Repair},
@@ -147,17 +147,7 @@ pub mod ssr {
             .map_err(|e| invalid(format!("the reply is not valid JSON ({e})")))?;
         let g: GeneratedCharacter =
             serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-        let opts: Vec<String> = g.start_options.iter().map(|s| s.to_string()).collect();
-        crate::domain::parse_start_options(&opts).map_err(|e| invalid(e.0))?;
-        let endings: Vec<DraftEnding> = g
-            .endings
-            .iter()
-            .map(|e| DraftEnding {
-                kind: e.kind.to_string(),
-                text: e.text.to_string(),
-            })
-            .collect();
-        crate::domain::parse_endings(&endings).map_err(|e| invalid(e.0))?;
+        g.check().map_err(|e| invalid(e.0))?;
         Ok(g)
     }
 
@@ -203,24 +193,9 @@ pub mod ssr {
         story_context: String,
         opening_line: String,
         start_options: SqlJson<Vec<String>>,
-        endings: SqlJson<Vec<StoredEnding>>,
+        endings: SqlJson<Vec<DraftEnding>>,
         created_at: i64,
         updated_at: i64,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct StoredEnding {
-        kind: String,
-        text: String,
-    }
-
-    impl From<&Ending> for StoredEnding {
-        fn from(e: &Ending) -> Self {
-            Self {
-                kind: e.kind.to_string(),
-                text: e.text.to_string(),
-            }
-        }
     }
 
     impl CharacterRow {
@@ -240,15 +215,7 @@ pub mod ssr {
                     story_context: self.story_context,
                     opening_line: self.opening_line,
                     start_options: self.start_options.0,
-                    endings: self
-                        .endings
-                        .0
-                        .into_iter()
-                        .map(|e| DraftEnding {
-                            kind: e.kind,
-                            text: e.text,
-                        })
-                        .collect(),
+                    endings: self.endings.0,
                 },
                 created_at: self.created_at,
                 updated_at: self.updated_at,
@@ -278,7 +245,7 @@ pub mod ssr {
             spec.story
                 .endings
                 .iter()
-                .map(StoredEnding::from)
+                .map(DraftEnding::from)
                 .collect::<Vec<_>>(),
         );
         with_pool!(db, pool => {

@@ -326,30 +326,10 @@ async fn invalid_drafts_get_a_message_per_field(backend: Backend) {
     assert!(matches!(err, AppError::Transport(_)), "{err:?}");
 }
 
-async fn save_one(app: &TestApp, name: &str) -> String {
-    let generated: Generated = result(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft(name), "variation": 1}),
-        )
-        .await,
-    )
-    .await
-    .unwrap();
-    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft(name)).unwrap();
-    let draft = draft.with_story(&generated.story);
-    result(
-        app.call_json("characters/save", serde_json::json!({"draft": draft}))
-            .await,
-    )
-    .await
-    .unwrap()
-}
-
 async fn someone_elses_character_is_not_found(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
-    let id = save_one(&app, "Mira").await;
+    let id = save_character(&app, "Mira").await;
     let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
         .await
         .unwrap();
@@ -389,30 +369,10 @@ async fn someone_elses_character_is_not_found(backend: Backend) {
     let _ = view;
 }
 
-/// Sends a message and collects the stream's events and how many network chunks carried them.
-async fn send(app: &TestApp, session_id: &str, text: &str) -> (Vec<ChatEvent>, usize) {
-    let res = app
-        .call_form("chat/send", &[("session_id", session_id), ("text", text)])
-        .await;
-    assert!(res.status().is_success(), "{}", res.status());
-    let mut body = res.bytes_stream();
-    let mut lines = EventLines::default();
-    let mut events = Vec::new();
-    let mut chunks = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.unwrap();
-        chunks += 1;
-        for ev in lines.push(std::str::from_utf8(&chunk).unwrap()) {
-            events.push(ev.unwrap());
-        }
-    }
-    (events, chunks)
-}
-
 async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
-    let id = save_one(&app, "Mira").await;
+    let id = save_character(&app, "Mira").await;
     let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
         .await
         .unwrap();
@@ -424,7 +384,7 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
         .unwrap();
     assert_eq!(view.messages[0].content, got.draft.opening_line);
 
-    let (events, chunks) = send(&app, &view.session_id, "Who are you, really?").await;
+    let (events, chunks) = send_message(&app, &view.session_id, "Who are you, really?").await;
     let ChatEvent::Accepted {
         user_message,
         reply_id,
@@ -469,7 +429,7 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
     assert_eq!(msgs[2].status, MessageStatus::Complete);
 
     // A second turn goes on in the same session.
-    let (events, _) = send(&app, &view.session_id, "And what now?").await;
+    let (events, _) = send_message(&app, &view.session_id, "And what now?").await;
     assert_eq!(
         events.last(),
         Some(&ChatEvent::Finished {
@@ -486,7 +446,7 @@ async fn a_reply_survives_the_browser_disconnecting(backend: Backend) {
     // Slow tokens, so the client leaves mid-reply.
     let app = spawn_app_with(backend, &[("OFFLINE_TOKEN_DELAY_MS", "40")], |_| {}).await;
     app.sign_in_local().await;
-    let id = save_one(&app, "Mira").await;
+    let id = save_character(&app, "Mira").await;
     let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
         .await
         .unwrap();
@@ -542,7 +502,7 @@ async fn a_reply_survives_the_browser_disconnecting(backend: Backend) {
 async fn an_invalid_message_is_refused_and_not_saved(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
-    let id = save_one(&app, "Mira").await;
+    let id = save_character(&app, "Mira").await;
     let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
         .await
         .unwrap();
@@ -595,7 +555,7 @@ async fn pages_render_without_javascript(backend: Backend) {
     assert!(res.status().is_redirection(), "{}", res.status());
     assert_eq!(res.headers()["location"], "/dashboard");
 
-    save_one(&app, "Mira").await;
+    save_character(&app, "Mira").await;
     let res = page("/dashboard").await.unwrap();
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();

@@ -41,70 +41,10 @@ async fn app_with_mock(backend: Backend) -> (TestApp, MockGemini) {
 }
 
 async fn new_character(app: &TestApp) -> (String, ChatView) {
-    let generated: Generated = result(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
-        )
-        .await,
-    )
-    .await
-    .unwrap();
-    assert!(!generated.offline);
-    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft("Mira")).unwrap();
-    let draft = draft.with_story(&generated.story);
-    let id: String = result(
-        app.call_json("characters/save", serde_json::json!({"draft": draft}))
-            .await,
-    )
-    .await
-    .unwrap();
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let id = save_character(app, "Mira").await;
+    let view = open_chat(app, &id).await;
+    assert!(!view.offline);
     (id, view)
-}
-
-async fn reopen(app: &TestApp, id: &str) -> ChatView {
-    result(app.call_form("chat/open", &[("character_id", id)]).await)
-        .await
-        .unwrap()
-}
-
-async fn send_all(app: &TestApp, session_id: &str, text: &str) -> Vec<ChatEvent> {
-    let res = app
-        .call_form("chat/send", &[("session_id", session_id), ("text", text)])
-        .await;
-    assert!(res.status().is_success(), "{}", res.status());
-    let mut body = res.bytes_stream();
-    let mut lines = EventLines::default();
-    let mut events = Vec::new();
-    while let Some(chunk) = body.next().await {
-        events.extend(
-            lines
-                .push(std::str::from_utf8(&chunk.unwrap()).unwrap())
-                .into_iter()
-                .map(Result::unwrap),
-        );
-    }
-    events
-}
-
-fn deltas(events: &[ChatEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            ChatEvent::Delta { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    app::with_pool!(&app.db, pool => {
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
-        n
-    })
 }
 
 async fn chat_replies_stream_through_gemini_and_usage_is_recorded(backend: Backend) {
@@ -116,7 +56,9 @@ async fn chat_replies_stream_through_gemini_and_usage_is_recorded(backend: Backe
             then: Box::new(Reply::text(&["Salt ", "and ", "smoke, ", "stranger."])),
         }),
     });
-    let events = send_all(&app, &view.session_id, "Where are we?").await;
+    let events = send_message(&app, &view.session_id, "Where are we?")
+        .await
+        .0;
     assert_eq!(deltas(&events), "Salt and smoke, stranger.");
     assert_eq!(
         events.last(),
@@ -139,7 +81,7 @@ async fn chat_replies_stream_through_gemini_and_usage_is_recorded(backend: Backe
         .unwrap()
         .contains("You are Mira"));
 
-    let v = reopen(&app, &id).await;
+    let v = open_chat(&app, &id).await;
     assert_eq!(v.messages[2].content, "Salt and smoke, stranger.");
     assert_eq!(count(&app, "SELECT COUNT(*) FROM generations WHERE kind = 'chat' AND outcome = 'ok' AND provider = 'gemini'").await, 1);
     assert_eq!(
@@ -158,7 +100,9 @@ async fn a_failing_provider_keeps_the_users_message(backend: Backend) {
     for _ in 0..3 {
         mock.push(Reply::error(503, "UNAVAILABLE"));
     }
-    let events = send_all(&app, &view.session_id, "Are you there?").await;
+    let events = send_message(&app, &view.session_id, "Are you there?")
+        .await
+        .0;
     assert!(matches!(events[0], ChatEvent::Accepted { .. }));
     let Some(ChatEvent::Failed { message }) = events.last() else {
         panic!("{events:?}")
@@ -169,7 +113,7 @@ async fn a_failing_provider_keeps_the_users_message(backend: Backend) {
     );
     assert!(!message.contains("503"), "no internal detail: {message}");
 
-    let v = reopen(&app, &id).await;
+    let v = open_chat(&app, &id).await;
     assert_eq!(v.messages.len(), 3);
     assert_eq!(v.messages[1].content, "Are you there?");
     assert_eq!(v.messages[1].status, MessageStatus::Complete);
@@ -185,7 +129,7 @@ async fn a_failing_provider_keeps_the_users_message(backend: Backend) {
 
     // A daily quota says so, without retrying.
     mock.push(Reply::daily_quota());
-    let events = send_all(&app, &view.session_id, "Again?").await;
+    let events = send_message(&app, &view.session_id, "Again?").await.0;
     let Some(ChatEvent::Failed { message }) = events.last() else {
         panic!("{events:?}")
     };
@@ -198,13 +142,13 @@ async fn a_cut_off_reply_is_kept_and_marked(backend: Backend) {
     mock.push(Reply::CutOff {
         chunks: vec!["I remember ".into(), "the night ".into()],
     });
-    let events = send_all(&app, &view.session_id, "Tell me.").await;
+    let events = send_message(&app, &view.session_id, "Tell me.").await.0;
     assert_eq!(deltas(&events), "I remember the night ");
     let Some(ChatEvent::Failed { message }) = events.last() else {
         panic!("{events:?}")
     };
     assert_eq!(message, "The reply was cut off before it was finished.");
-    let v = reopen(&app, &id).await;
+    let v = open_chat(&app, &id).await;
     assert_eq!(v.messages[2].content, "I remember the night ");
     assert_eq!(v.messages[2].status, MessageStatus::Failed);
 
@@ -214,12 +158,12 @@ async fn a_cut_off_reply_is_kept_and_marked(backend: Backend) {
         finish: "SAFETY".into(),
         chunk_delay_ms: 0,
     });
-    let events = send_all(&app, &view.session_id, "And then?").await;
+    let events = send_message(&app, &view.session_id, "And then?").await.0;
     let Some(ChatEvent::Failed { message }) = events.last() else {
         panic!("{events:?}")
     };
     assert!(message.contains("safety filters"), "{message}");
-    assert_eq!(reopen(&app, &id).await.messages[4].content, "Well, ");
+    assert_eq!(open_chat(&app, &id).await.messages[4].content, "Well, ");
 
     // The length limit and a blocked prompt each say what happened.
     mock.push(Reply::Text {
@@ -227,7 +171,7 @@ async fn a_cut_off_reply_is_kept_and_marked(backend: Backend) {
         finish: "MAX_TOKENS".into(),
         chunk_delay_ms: 0,
     });
-    let events = send_all(&app, &view.session_id, "Longer?").await;
+    let events = send_message(&app, &view.session_id, "Longer?").await.0;
     assert_eq!(
         events.last(),
         Some(&ChatEvent::Failed {
@@ -237,7 +181,7 @@ async fn a_cut_off_reply_is_kept_and_marked(backend: Backend) {
     mock.push(Reply::Blocked {
         reason: "SAFETY".into(),
     });
-    let events = send_all(&app, &view.session_id, "Blocked?").await;
+    let events = send_message(&app, &view.session_id, "Blocked?").await.0;
     assert_eq!(
         events.last(),
         Some(&ChatEvent::Failed {
@@ -245,7 +189,7 @@ async fn a_cut_off_reply_is_kept_and_marked(backend: Backend) {
                 .into()
         })
     );
-    let v = reopen(&app, &id).await;
+    let v = open_chat(&app, &id).await;
     assert_eq!(
         v.messages.len(),
         9,
@@ -313,7 +257,7 @@ async fn stopping_a_reply_keeps_its_text_and_closes_the_upstream_request(backend
         "{text}"
     );
 
-    let v = reopen(&app, &id).await;
+    let v = open_chat(&app, &id).await;
     assert_eq!(v.messages[2].status, MessageStatus::Stopped);
     assert_eq!(v.messages[2].content, text);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);

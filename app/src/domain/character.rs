@@ -297,6 +297,25 @@ pub struct GeneratedCharacter {
 impl GeneratedCharacter {
     pub const START_OPTIONS: usize = 3;
     pub const ENDINGS: usize = 3;
+
+    /// The rules beyond each field's own bounds: exactly three start options, three endings of
+    /// distinct kinds. (Deserializing checks the fields; a model's reply needs this too.)
+    pub fn check(&self) -> Result<(), Invalid> {
+        let options: Vec<&str> = self.start_options.iter().map(|s| s.as_str()).collect();
+        parse_start_options(&options)?;
+        let endings: Vec<DraftEnding> = self.endings.iter().map(DraftEnding::from).collect();
+        parse_endings(&endings)?;
+        Ok(())
+    }
+}
+
+impl From<&Ending> for DraftEnding {
+    fn from(e: &Ending) -> Self {
+        DraftEnding {
+            kind: e.kind.to_string(),
+            text: e.text.to_string(),
+        }
+    }
 }
 
 /// The wizard's form state, as typed: plain strings so half-finished input can be kept and sent.
@@ -411,14 +430,7 @@ impl CharacterDraft {
         self.story_context = story.story_context.to_string();
         self.opening_line = story.opening_line.to_string();
         self.start_options = story.start_options.iter().map(|s| s.to_string()).collect();
-        self.endings = story
-            .endings
-            .iter()
-            .map(|e| DraftEnding {
-                kind: e.kind.to_string(),
-                text: e.text.to_string(),
-            })
-            .collect();
+        self.endings = story.endings.iter().map(DraftEnding::from).collect();
         self
     }
 }

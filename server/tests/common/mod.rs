@@ -297,3 +297,80 @@ pub fn valid_draft(name: &str) -> serde_json::Value {
         "endings": []
     })
 }
+
+/// Generates a character through the app and saves it; returns its id.
+pub async fn save_character(app: &TestApp, name: &str) -> String {
+    let generated: app::characters::Generated = result(
+        app.call_json(
+            "characters/generate",
+            serde_json::json!({"draft": valid_draft(name), "variation": 1}),
+        )
+        .await,
+    )
+    .await
+    .unwrap();
+    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft(name)).unwrap();
+    let draft = draft.with_story(&generated.story);
+    result(
+        app.call_json("characters/save", serde_json::json!({"draft": draft}))
+            .await,
+    )
+    .await
+    .unwrap()
+}
+
+/// Opens (or reopens, as a reload does) the chat with a character.
+pub async fn open_chat(app: &TestApp, character_id: &str) -> app::chat::ChatView {
+    result(
+        app.call_form("chat/open", &[("character_id", character_id)])
+            .await,
+    )
+    .await
+    .unwrap()
+}
+
+/// Sends a message and collects the reply stream's events, and how many network chunks carried them.
+pub async fn send_message(
+    app: &TestApp,
+    session_id: &str,
+    text: &str,
+) -> (Vec<app::chat::ChatEvent>, usize) {
+    use futures::StreamExt;
+    let res = app
+        .call_form("chat/send", &[("session_id", session_id), ("text", text)])
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let mut body = res.bytes_stream();
+    let mut lines = app::chat::EventLines::default();
+    let mut events = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = body.next().await {
+        chunks += 1;
+        events.extend(
+            lines
+                .push(std::str::from_utf8(&chunk.unwrap()).unwrap())
+                .into_iter()
+                .map(Result::unwrap),
+        );
+    }
+    (events, chunks)
+}
+
+/// The reply text carried by a stream's events.
+pub fn deltas(events: &[app::chat::ChatEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            app::chat::ChatEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A `SELECT COUNT(*) …` on the app's database.
+pub async fn count(app: &TestApp, sql: &str) -> i64 {
+    app::with_pool!(&app.db, pool => {
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
+        n
+    })
+}
