@@ -177,6 +177,13 @@ async fn token(
 }
 
 async fn start_idp() -> Arc<Idp> {
+    // RSA key generation is slow in a debug build: do it up front, off the async threads.
+    tokio::task::spawn_blocking(|| {
+        pem(0);
+        pem(1);
+    })
+    .await
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     let idp = Arc::new(Idp {

@@ -29,8 +29,19 @@ pub struct OAuthConfig {
     /// Unset: `http://` and the address the server is listening on.
     pub public_url: Option<String>,
     pub providers: Vec<OidcProviderConfig>,
+    pub github: Option<GitHubConfig>,
     /// Key for provider tokens at rest (32 bytes).
     pub token_key: Option<Vec<u8>>,
+}
+
+/// GitHub (OAuth 2.0). The endpoints are configurable for tests and GitHub Enterprise.
+#[derive(Clone, Debug)]
+pub struct GitHubConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub auth_url: String,
+    pub token_url: String,
+    pub api_url: String,
 }
 
 /// An OpenID Connect provider, found by discovery from its issuer URL.
@@ -258,10 +269,28 @@ fn oauth_config(
             client_secret: Secret::new(need("OIDC_CLIENT_SECRET")?),
         });
     }
+    let github = match env.var("GITHUB_CLIENT_ID") {
+        None => None,
+        Some(client_id) => Some(GitHubConfig {
+            client_id,
+            client_secret: Secret::new(env.var("GITHUB_CLIENT_SECRET").ok_or_else(|| {
+                ConfigError::new("GITHUB_CLIENT_SECRET is required with GITHUB_CLIENT_ID")
+            })?),
+            auth_url: env
+                .var("GITHUB_AUTH_URL")
+                .unwrap_or_else(|| "https://github.com/login/oauth/authorize".into()),
+            token_url: env
+                .var("GITHUB_TOKEN_URL")
+                .unwrap_or_else(|| "https://github.com/login/oauth/access_token".into()),
+            api_url: env
+                .var("GITHUB_API_URL")
+                .unwrap_or_else(|| "https://api.github.com".into()),
+        }),
+    };
     let token_key =
         match env.var("TOKEN_ENCRYPTION_KEY") {
             Some(k) => Some(decode_secret(&k)),
-            None if providers.is_empty() => None,
+            None if providers.is_empty() && github.is_none() => None,
             None if loopback => Some(load_or_create_key(data_dir, "token.key", 32)?),
             None => return Err(ConfigError::new(
                 "TOKEN_ENCRYPTION_KEY is required with sign-in providers when not on loopback; \
@@ -279,6 +308,7 @@ fn oauth_config(
     Ok(OAuthConfig {
         public_url,
         providers,
+        github,
         token_key,
     })
 }

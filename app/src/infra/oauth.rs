@@ -3,7 +3,7 @@
 //! against the provider's keys, issuer, audience, expiry, nonce) by the `openidconnect` crate.
 //! The HTTP client follows no redirects. Provider tokens are stored encrypted.
 
-use super::config::{OAuthConfig, OidcProviderConfig};
+use super::config::{GitHubConfig, OAuthConfig, OidcProviderConfig};
 use super::crypto::TokenCipher;
 use super::db::Db;
 use super::now_ms;
@@ -99,10 +99,19 @@ impl OAuth {
 
     /// (id, label) of each provider, for the sign-in page.
     pub fn buttons(&self) -> Vec<(String, String)> {
-        self.config
-            .providers
-            .iter()
-            .map(|p| (p.id.clone(), p.label.clone()))
+        let github = self
+            .config
+            .github
+            .as_ref()
+            .map(|_| (GITHUB.to_string(), "GitHub".to_string()));
+        github
+            .into_iter()
+            .chain(
+                self.config
+                    .providers
+                    .iter()
+                    .map(|p| (p.id.clone(), p.label.clone())),
+            )
             .collect()
     }
 
@@ -160,21 +169,36 @@ impl OAuth {
         provider: &str,
         return_to: Option<&str>,
     ) -> Result<String, FlowError> {
-        let p = self.provider(provider)?;
-        let client = self.client(p).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state, nonce) = client
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
-            .add_scope(Scope::new("email".into()))
-            .add_scope(Scope::new("profile".into()))
-            .set_pkce_challenge(challenge)
-            .url();
+        let (url, state, nonce) = if provider == GITHUB {
+            let gh = self
+                .config
+                .github
+                .as_ref()
+                .ok_or(FlowError::UnknownProvider)?;
+            let (url, state) = github_client(gh, &self.public_url)?
+                .authorize_url(oauth2::CsrfToken::new_random)
+                .add_scope(oauth2::Scope::new("read:user".into()))
+                .add_scope(oauth2::Scope::new("user:email".into()))
+                .set_pkce_challenge(challenge)
+                .url();
+            (url, state, Nonce::new(String::new()))
+        } else {
+            let p = self.provider(provider)?;
+            self.client(p)
+                .await?
+                .authorize_url(
+                    CoreAuthenticationFlow::AuthorizationCode,
+                    CsrfToken::new_random,
+                    Nonce::new_random,
+                )
+                .add_scope(Scope::new("email".into()))
+                .add_scope(Scope::new("profile".into()))
+                .set_pkce_challenge(challenge)
+                .url()
+        };
         let flow = Flow {
-            provider: p.id.clone(),
+            provider: provider.to_string(),
             state: state.secret().clone(),
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
@@ -222,6 +246,66 @@ impl OAuth {
             return Err(FlowError::Denied);
         }
         let code = query.code.clone().ok_or(FlowError::Denied)?;
+        let id = if provider == GITHUB {
+            self.github_identity(code, flow.pkce_verifier).await?
+        } else {
+            self.oidc_identity(provider, code, flow.pkce_verifier, flow.nonce)
+                .await?
+        };
+        let Identity {
+            subject,
+            name,
+            email,
+            access_token,
+            refresh_token,
+            expires_in,
+            scopes,
+        } = id;
+        let user = crate::auth::ssr::upsert_identity(db, provider, &subject, &name)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = ?e, "cannot save the identity");
+                FlowError::Internal
+            })?;
+        let cipher = self.cipher.as_ref().ok_or(FlowError::Internal)?;
+        let access = cipher.encrypt(&access_token);
+        let refresh = refresh_token.as_deref().map(|r| cipher.encrypt(r));
+        let expires = expires_in.map(|d| now_ms() + d.as_millis() as i64);
+        let saved = with_pool!(db, pool => {
+            sqlx::query(
+                "UPDATE oauth_identities SET access_token_enc = $1, refresh_token_enc = $2, token_expires_at = $3, \
+                 scopes = $4, email = $5, updated_at = $6 WHERE provider = $7 AND subject = $8",
+            )
+            .bind(access)
+            .bind(refresh)
+            .bind(expires)
+            .bind(scopes)
+            .bind(&email)
+            .bind(now_ms())
+            .bind(provider)
+            .bind(&subject)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        if let Err(e) = saved {
+            tracing::error!(error = ?e, "cannot store provider tokens");
+            return Err(FlowError::Internal);
+        }
+        tracing::info!(provider, user_id = %user.id, "signed in");
+        Ok((user.id, flow.return_to))
+    }
+
+    /// Exchanges the code (with the PKCE verifier) and verifies the ID token: signature against the
+    /// provider's keys, issuer, audience, expiry and nonce. Profile claims missing from the token
+    /// come from the user-info endpoint, for the same subject.
+    async fn oidc_identity(
+        &self,
+        provider: &str,
+        code: String,
+        verifier: String,
+        nonce: String,
+    ) -> Result<Identity, FlowError> {
         let p = self.provider(provider)?;
         let client = self.client(p).await?;
         let token = client
@@ -230,7 +314,7 @@ impl OAuth {
                 tracing::error!(error = %e, "provider has no token endpoint");
                 FlowError::Provider
             })?
-            .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier))
             .request_async(&self.http)
             .await
             .map_err(|e| {
@@ -242,7 +326,7 @@ impl OAuth {
             FlowError::Token
         })?;
         let claims = id_token
-            .claims(&client.id_token_verifier(), &Nonce::new(flow.nonce))
+            .claims(&client.id_token_verifier(), &Nonce::new(nonce))
             .map_err(|e| {
                 tracing::warn!(provider, error = %e, "ID token rejected");
                 FlowError::Token
@@ -282,44 +366,136 @@ impl OAuth {
         let name = name
             .or_else(|| email.clone())
             .unwrap_or_else(|| format!("{} user", p.label));
+        Ok(Identity {
+            subject,
+            name,
+            email,
+            access_token: token.access_token().secret().clone(),
+            refresh_token: token.refresh_token().map(|r| r.secret().clone()),
+            expires_in: token.expires_in(),
+            scopes: token
+                .scopes()
+                .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
+        })
+    }
 
-        let user = crate::auth::ssr::upsert_identity(db, provider, &subject, &name)
+    /// GitHub (OAuth 2.0, no ID token): exchanges the code with PKCE, then asks the user API who
+    /// this is; the email is the verified primary one.
+    async fn github_identity(&self, code: String, verifier: String) -> Result<Identity, FlowError> {
+        let gh = self
+            .config
+            .github
+            .as_ref()
+            .ok_or(FlowError::UnknownProvider)?;
+        let token = github_client(gh, &self.public_url)?
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+            .request_async(&self.http)
             .await
             .map_err(|e| {
-                tracing::error!(error = ?e, "cannot save the identity");
-                FlowError::Internal
+                tracing::warn!(error = ?e, "GitHub code exchange failed");
+                FlowError::Provider
             })?;
-        let cipher = self.cipher.as_ref().ok_or(FlowError::Internal)?;
-        let access = cipher.encrypt(token.access_token().secret());
-        let refresh = token.refresh_token().map(|r| cipher.encrypt(r.secret()));
-        let expires = token.expires_in().map(|d| now_ms() + d.as_millis() as i64);
-        let scopes = token
-            .scopes()
-            .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" "));
-        let saved = with_pool!(db, pool => {
-            sqlx::query(
-                "UPDATE oauth_identities SET access_token_enc = $1, refresh_token_enc = $2, token_expires_at = $3, \
-                 scopes = $4, email = $5, updated_at = $6 WHERE provider = $7 AND subject = $8",
-            )
-            .bind(access)
-            .bind(refresh)
-            .bind(expires)
-            .bind(scopes)
-            .bind(&email)
-            .bind(now_ms())
-            .bind(provider)
-            .bind(&subject)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        });
-        if let Err(e) = saved {
-            tracing::error!(error = ?e, "cannot store provider tokens");
-            return Err(FlowError::Internal);
+        let access = token.access_token().secret().clone();
+        let api = gh.api_url.trim_end_matches('/');
+        let get = |path: &str| {
+            self.http
+                .get(format!("{api}{path}"))
+                .bearer_auth(&access)
+                .header("accept", "application/vnd.github+json")
+                .header("user-agent", "PersonaFlux")
+                .send()
+        };
+        #[derive(Deserialize)]
+        struct GhUser {
+            id: u64,
+            login: String,
+            name: Option<String>,
         }
-        tracing::info!(provider, user_id = %user.id, "signed in");
-        Ok((user.id, flow.return_to))
+        #[derive(Deserialize)]
+        struct GhEmail {
+            email: String,
+            primary: bool,
+            verified: bool,
+        }
+        let failed = |e: &dyn std::fmt::Debug| {
+            tracing::warn!(error = ?e, "GitHub user API failed");
+            FlowError::Provider
+        };
+        let user: GhUser = get("/user")
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| failed(&e))?
+            .json()
+            .await
+            .map_err(|e| failed(&e))?;
+        let emails: Vec<GhEmail> =
+            match get("/user/emails").await.and_then(|r| r.error_for_status()) {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(e) => {
+                    tracing::info!(error = %e, "no access to GitHub emails");
+                    Vec::new()
+                }
+            };
+        let email = emails
+            .into_iter()
+            .find(|e| e.primary && e.verified)
+            .map(|e| e.email);
+        Ok(Identity {
+            subject: user.id.to_string(),
+            name: user
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or(user.login),
+            email,
+            access_token: access,
+            refresh_token: token.refresh_token().map(|r| r.secret().clone()),
+            expires_in: token.expires_in(),
+            scopes: token
+                .scopes()
+                .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
+        })
     }
+}
+
+/// Who signed in, as a provider told us, and their tokens (stored encrypted).
+struct Identity {
+    subject: String,
+    name: String,
+    email: Option<String>,
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<std::time::Duration>,
+    scopes: Option<String>,
+}
+
+const GITHUB: &str = "github";
+
+type GitHubClient = oauth2::basic::BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn github_client(gh: &GitHubConfig, public_url: &str) -> Result<GitHubClient, FlowError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "bad GitHub endpoint configuration");
+        FlowError::Internal
+    };
+    Ok(
+        oauth2::basic::BasicClient::new(oauth2::ClientId::new(gh.client_id.clone()))
+            .set_client_secret(oauth2::ClientSecret::new(
+                gh.client_secret.expose().to_string(),
+            ))
+            .set_auth_uri(oauth2::AuthUrl::new(gh.auth_url.clone()).map_err(|e| bad(&e))?)
+            .set_token_uri(oauth2::TokenUrl::new(gh.token_url.clone()).map_err(|e| bad(&e))?)
+            .set_redirect_uri(
+                oauth2::RedirectUrl::new(format!("{public_url}/auth/{GITHUB}/callback"))
+                    .map_err(|e| bad(&e))?,
+            ),
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
