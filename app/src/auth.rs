@@ -199,6 +199,24 @@ pub mod ssr {
         Ok(())
     }
 
+    async fn find_identity(
+        db: &Db,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<CurrentUser>, sqlx::Error> {
+        let existing: Option<(String,)> = with_pool!(db, pool => {
+            sqlx::query_as("SELECT user_id FROM oauth_identities WHERE provider = $1 AND subject = $2")
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(pool)
+                .await?
+        });
+        match existing {
+            Some((id,)) => find_user(db, &id).await,
+            None => Ok(None),
+        }
+    }
+
     #[derive(sqlx::FromRow)]
     struct UserRow {
         id: String,
@@ -219,46 +237,55 @@ pub mod ssr {
     }
 
     /// Finds the user signed in through (`provider`, `subject`), creating them on first sign-in.
+    /// Two first sign-ins at once both end with the one user: the loser of the insert race finds
+    /// the winner's row.
     pub async fn upsert_identity(
         db: &Db,
         provider: &str,
         subject: &str,
         display_name: &str,
     ) -> Result<CurrentUser, sqlx::Error> {
-        let existing: Option<(String,)> = with_pool!(db, pool => {
-            sqlx::query_as("SELECT user_id FROM oauth_identities WHERE provider = $1 AND subject = $2")
-                .bind(provider)
-                .bind(subject)
-                .fetch_optional(pool)
-                .await?
-        });
-        if let Some((id,)) = existing {
-            if let Some(u) = find_user(db, &id).await? {
-                return Ok(u);
-            }
+        if let Some(u) = find_identity(db, provider, subject).await? {
+            return Ok(u);
         }
         let id = new_id();
         let now = now_ms();
-        with_pool!(db, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO users (id, display_name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+        let created: Result<(), sqlx::Error> = with_pool!(db, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                sqlx::query("INSERT INTO users (id, display_name, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+                    .bind(&id)
+                    .bind(display_name)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO oauth_identities (provider, subject, user_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4)",
+                )
+                .bind(provider)
+                .bind(subject)
                 .bind(&id)
-                .bind(display_name)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO oauth_identities (provider, subject, user_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4)",
-            )
-            .bind(provider)
-            .bind(subject)
-            .bind(&id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+                tx.commit().await
+            }
+            .await
         });
+        match created {
+            Ok(()) => {}
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                if let Some(u) = find_identity(db, provider, subject).await? {
+                    return Ok(u);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
         Ok(CurrentUser {
             id,
             display_name: display_name.to_string(),

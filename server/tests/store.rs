@@ -13,6 +13,7 @@ use common::{Backend, TestDb};
 on_both_backends!(
     migrations_create_the_whole_schema,
     identities_map_to_one_user,
+    concurrent_first_sign_ins_make_one_user,
     characters_are_scoped_to_their_owner,
     a_saved_character_reads_back_identically,
     a_chat_session_starts_with_the_greeting_once,
@@ -210,4 +211,22 @@ async fn deleting_a_user_removes_their_data(backend: Backend) {
             app::with_pool!(&db, pool => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap());
         assert_eq!(n, 0, "{table} not cleaned up");
     }
+}
+
+async fn concurrent_first_sign_ins_make_one_user(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let attempts = (0..8).map(|_| {
+        let db = db.clone();
+        tokio::spawn(async move { upsert_identity(&db, "github", "race", "Racer").await })
+    });
+    let ids: Vec<String> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().expect("every attempt ends with the user").id)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    let users: i64 = app::with_pool!(&db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(users, 1);
 }
