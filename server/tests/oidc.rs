@@ -219,6 +219,77 @@ async fn signing_in_through_the_provider_creates_the_user_and_keeps_tokens_encry
     // Signing in again is the same user.
     app.call_form("auth/signout", &[]).await;
     assert_eq!(me(&app).await, None);
+
+    // Session fixation: a cookie from before sign-in (here, the one the flow started with) is
+    // not signed in afterwards — the session id was renewed.
+    let res = app
+        .client
+        .get(app.url("/auth/oidc/start"))
+        .send()
+        .await
+        .unwrap();
+    let before = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("pf_session="))
+        .expect("the flow is kept in a session");
+    let callback = {
+        let mut url = location(&res);
+        let idp = idp_client();
+        loop {
+            let r = idp.get(&url).send().await.unwrap();
+            if r.status().is_redirection() {
+                let next = location(&r);
+                url = if next.starts_with('/') {
+                    format!("{}{}", origin_of(&url), next)
+                } else {
+                    next
+                };
+                if url.starts_with(&app.base) {
+                    break url;
+                }
+            } else {
+                let html = r.text().await.unwrap();
+                let action = html
+                    .split("action=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .unwrap();
+                let r = idp
+                    .post(format!("{}{}", origin_of(&url), action))
+                    .form(&[("username", "alice")])
+                    .send()
+                    .await
+                    .unwrap();
+                let next = location(&r);
+                url = if next.starts_with('/') {
+                    format!("{}{}", origin_of(&url), next)
+                } else {
+                    next
+                };
+            }
+        }
+    };
+    assert_eq!(
+        location(&app.client.get(&callback).send().await.unwrap()),
+        "/dashboard"
+    );
+    assert!(me(&app).await.is_some());
+    let res = new_client()
+        .post(app.url("/api/auth/me"))
+        .header("accept", "application/json")
+        .header("cookie", before)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        result::<Option<app::auth::CurrentUser>>(res).await.unwrap(),
+        None
+    );
+    app.call_form("auth/signout", &[]).await;
+    assert_eq!(me(&app).await, None);
     let callback = to_callback(&app, &idp_client(), "alice", None).await;
     app.client.get(&callback).send().await.unwrap();
     assert_eq!(me(&app).await.unwrap().id, user.id);

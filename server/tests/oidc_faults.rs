@@ -35,6 +35,8 @@ enum Fault {
     BadSignature,
     Expired,
     PkceMismatch,
+    /// The token endpoint answers with a redirect (which must not be followed).
+    RedirectedToken,
 }
 
 struct Idp {
@@ -115,6 +117,12 @@ async fn token(
         )
             .into_response()
     };
+    // A redirect to this same endpoint, after which it answers honestly: a client that followed
+    // it would sign in.
+    if *idp.fault.lock().unwrap() == Fault::RedirectedToken {
+        *idp.fault.lock().unwrap() = Fault::None;
+        return Redirect::temporary(&format!("{}/token", idp.issuer)).into_response();
+    }
     // Single use: the code is gone after this.
     let Some((challenge, nonce)) = idp.codes.lock().unwrap().remove(&f["code"]) else {
         return bad("invalid_grant");
@@ -251,6 +259,7 @@ async fn every_bad_id_token_and_a_failed_pkce_check_are_refused(backend: Backend
         (Fault::BadSignature, "/signin?error=token"),
         (Fault::Expired, "/signin?error=token"),
         (Fault::PkceMismatch, "/signin?error=provider"),
+        (Fault::RedirectedToken, "/signin?error=provider"),
     ] {
         *idp.fault.lock().unwrap() = fault;
         assert_eq!(sign_in(&app).await, error, "{fault:?}");
