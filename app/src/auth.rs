@@ -92,9 +92,6 @@ pub mod ssr {
 
     const USER_KEY: &str = "user_id";
     const SIGNED_IN_AT: &str = "signed_in_at";
-    /// Absolute session lifetime: a sign-in is good for this long however active the user is
-    /// (the idle limit is the cookie's expiry on inactivity).
-    const MAX_SESSION_AGE_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
     /// The id of the signed-in user; the type every owner-scoped query takes.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +118,8 @@ pub mod ssr {
         }
     }
 
-    /// The user id in the session, if its sign-in has not outlived [`MAX_SESSION_AGE_MS`].
+    /// The user id in the session, if its sign-in has not outlived the absolute session lifetime
+    /// (`SESSION_MAX_AGE_SECS`; the idle limit is the session's expiry on inactivity).
     async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> {
         let id: Option<String> = session
             .get(USER_KEY)
@@ -132,7 +130,8 @@ pub mod ssr {
             .get(SIGNED_IN_AT)
             .await
             .map_err(|e| AppError::internal("session read", e))?;
-        if at.is_none_or(|at| now_ms() - at > MAX_SESSION_AGE_MS) {
+        let max_age = AppState::get().config.session_max_age.as_millis() as i64;
+        if at.is_none_or(|at| now_ms() - at > max_age) {
             session
                 .flush()
                 .await

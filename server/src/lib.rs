@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("the session secret is unusable: {0}")]
     Secret(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl Application {
@@ -68,7 +70,8 @@ impl Application {
             .with_same_site(SameSite::Lax)
             .with_secure(config.cookie_secure)
             .with_expiry(Expiry::OnInactivity(
-                tower_sessions::cookie::time::Duration::days(14),
+                tower_sessions::cookie::time::Duration::try_from(config.session_idle)
+                    .map_err(|e| StartError::Config(format!("SESSION_IDLE_SECS: {e}")))?,
             ))
             .with_private(key);
 

@@ -15,6 +15,7 @@ on_both_backends!(
     anonymous_callers_are_refused,
     local_sign_in_starts_a_hardened_session,
     sign_out_ends_the_session_on_the_server,
+    sessions_end_when_idle_and_after_their_lifetime,
     local_sign_in_is_refused_off_loopback,
     generate_save_and_list_newest_first,
     invalid_drafts_get_a_message_per_field,
@@ -566,4 +567,54 @@ async fn pages_render_without_javascript(backend: Backend) {
     assert_eq!(res.status(), 404);
     let res = page("/no/such/page").await.unwrap();
     assert_eq!(res.status(), 404);
+}
+
+fn session_cookie(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("pf_session="))
+        .expect("session cookie")
+}
+
+/// Whether a request carrying exactly `cookie` is signed in (no cookie jar in between).
+async fn signed_in_with(app: &TestApp, cookie: &str) -> bool {
+    let res = new_client()
+        .post(app.url("/api/auth/me"))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    result::<Option<app::auth::CurrentUser>>(res)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
+    // Idle: the server forgets a session not used for SESSION_IDLE_SECS, whatever the browser keeps.
+    let app = spawn_app_with(backend, &[("SESSION_IDLE_SECS", "1")], |_| {}).await;
+    let cookie = session_cookie(&app.call_form("auth/local", &[]).await);
+    assert!(signed_in_with(&app, &cookie).await);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        !signed_in_with(&app, &cookie).await,
+        "idle session still alive"
+    );
+
+    // Absolute: even a session in constant use ends SESSION_MAX_AGE_SECS after sign-in.
+    let app = spawn_app_with(backend, &[("SESSION_MAX_AGE_SECS", "2")], |_| {}).await;
+    let cookie = session_cookie(&app.call_form("auth/local", &[]).await);
+    let signed_in = tokio::time::Instant::now();
+    while signed_in.elapsed() < Duration::from_millis(800) {
+        assert!(signed_in_with(&app, &cookie).await, "ended too early");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2200).saturating_sub(signed_in.elapsed())).await;
+    assert!(
+        !signed_in_with(&app, &cookie).await,
+        "session outlived its lifetime"
+    );
 }

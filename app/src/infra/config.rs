@@ -17,6 +17,10 @@ pub struct Config {
     pub session_secret: SessionSecret,
     /// Whether the session cookie is marked `Secure` (only sent over HTTPS).
     pub cookie_secure: bool,
+    /// A session ends after this long without a request…
+    pub session_idle: Duration,
+    /// …and after this long since sign-in, however active.
+    pub session_max_age: Duration,
     pub llm: LlmConfig,
     pub log_format: LogFormat,
     pub oauth: OAuthConfig,
@@ -197,6 +201,11 @@ impl Config {
             None => !loopback,
         };
 
+        let secs = |key: &str, default: &str| -> Result<Duration, ConfigError> {
+            parse_num(key, env.var(key).as_deref().unwrap_or(default)).map(Duration::from_secs)
+        };
+        let session_idle = secs("SESSION_IDLE_SECS", "1209600")?;
+        let session_max_age = secs("SESSION_MAX_AGE_SECS", "2592000")?;
         let llm = llm_config(env)?;
         let oauth = oauth_config(env, &leptos, &data_dir, loopback)?;
 
@@ -216,6 +225,8 @@ impl Config {
             leptos,
             session_secret,
             cookie_secure,
+            session_idle,
+            session_max_age,
             llm,
             log_format,
             oauth,
