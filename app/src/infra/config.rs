@@ -34,6 +34,7 @@ pub struct OAuthConfig {
     pub public_url: Option<String>,
     pub providers: Vec<OidcProviderConfig>,
     pub github: Option<GitHubConfig>,
+    pub secondme: Option<SecondMeConfig>,
     /// Key for provider tokens at rest (32 bytes).
     pub token_key: Option<Vec<u8>>,
 }
@@ -46,6 +47,19 @@ pub struct GitHubConfig {
     pub auth_url: String,
     pub token_url: String,
     pub api_url: String,
+}
+
+/// SecondMe (OAuth 2.0; responses wrapped as `{code: 0, data: …}`). Every endpoint is configuration.
+#[derive(Clone, Debug)]
+pub struct SecondMeConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub auth_url: String,
+    pub token_url: String,
+    pub refresh_url: String,
+    pub userinfo_url: String,
+    pub shades_url: String,
+    pub scopes: Vec<String>,
 }
 
 /// An OpenID Connect provider, found by discovery from its issuer URL.
@@ -298,10 +312,38 @@ fn oauth_config(
                 .unwrap_or_else(|| "https://api.github.com".into()),
         }),
     };
+    let secondme = match env.var("SECONDME_CLIENT_ID") {
+        None => None,
+        Some(client_id) => {
+            let need = |k: &str| {
+                env.var(k).ok_or_else(|| {
+                    ConfigError::new(format!("{k} is required with SECONDME_CLIENT_ID"))
+                })
+            };
+            let token_url = need("SECONDME_TOKEN_URL")?;
+            Some(SecondMeConfig {
+                client_id,
+                client_secret: Secret::new(need("SECONDME_CLIENT_SECRET")?),
+                auth_url: need("SECONDME_AUTH_URL")?,
+                refresh_url: env
+                    .var("SECONDME_REFRESH_URL")
+                    .unwrap_or_else(|| token_url.clone()),
+                token_url,
+                userinfo_url: need("SECONDME_USERINFO_URL")?,
+                shades_url: need("SECONDME_SHADES_URL")?,
+                scopes: env
+                    .var("SECONDME_SCOPES")
+                    .unwrap_or_else(|| "user.info user.info.shades chat".into())
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+            })
+        }
+    };
     let token_key =
         match env.var("TOKEN_ENCRYPTION_KEY") {
             Some(k) => Some(decode_secret(&k)),
-            None if providers.is_empty() && github.is_none() => None,
+            None if providers.is_empty() && github.is_none() && secondme.is_none() => None,
             None if loopback => Some(load_or_create_key(data_dir, "token.key", 32)?),
             None => return Err(ConfigError::new(
                 "TOKEN_ENCRYPTION_KEY is required with sign-in providers when not on loopback; \
@@ -320,6 +362,7 @@ fn oauth_config(
         public_url,
         providers,
         github,
+        secondme,
         token_key,
     })
 }

@@ -7,6 +7,7 @@ pub mod db;
 pub mod llm;
 pub mod oauth;
 pub mod request_id;
+pub mod secondme;
 pub mod session;
 pub mod state;
 pub mod usage;

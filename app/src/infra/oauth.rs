@@ -99,6 +99,11 @@ impl OAuth {
 
     /// (id, label) of each provider, for the sign-in page.
     pub fn buttons(&self) -> Vec<(String, String)> {
+        let secondme = self
+            .config
+            .secondme
+            .as_ref()
+            .map(|_| (super::secondme::ID.to_string(), "SecondMe".to_string()));
         let github = self
             .config
             .github
@@ -106,6 +111,7 @@ impl OAuth {
             .map(|_| (GITHUB.to_string(), "GitHub".to_string()));
         github
             .into_iter()
+            .chain(secondme)
             .chain(
                 self.config
                     .providers
@@ -170,7 +176,31 @@ impl OAuth {
         return_to: Option<&str>,
     ) -> Result<String, FlowError> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state, nonce) = if provider == GITHUB {
+        let (url, state, nonce) = if provider == super::secondme::ID {
+            let sm = self
+                .config
+                .secondme
+                .as_ref()
+                .ok_or(FlowError::UnknownProvider)?;
+            let state = CsrfToken::new_random();
+            let url = reqwest::Url::parse_with_params(
+                &sm.auth_url,
+                &[
+                    ("response_type", "code"),
+                    ("client_id", sm.client_id.as_str()),
+                    ("redirect_uri", &self.redirect_uri(provider)),
+                    ("scope", &sm.scopes.join(" ")),
+                    ("state", state.secret()),
+                    ("code_challenge", challenge.as_str()),
+                    ("code_challenge_method", "S256"),
+                ],
+            )
+            .map_err(|e| {
+                tracing::error!(error = %e, "bad SECONDME_AUTH_URL");
+                FlowError::Internal
+            })?;
+            (url, state, Nonce::new(String::new()))
+        } else if provider == GITHUB {
             let gh = self
                 .config
                 .github
@@ -246,7 +276,9 @@ impl OAuth {
             return Err(FlowError::Denied);
         }
         let code = query.code.clone().ok_or(FlowError::Denied)?;
-        let id = if provider == GITHUB {
+        let id = if provider == super::secondme::ID {
+            self.secondme_identity(code, flow.pkce_verifier).await?
+        } else if provider == GITHUB {
             self.github_identity(code, flow.pkce_verifier).await?
         } else {
             self.oidc_identity(provider, code, flow.pkce_verifier, flow.nonce)
@@ -279,7 +311,7 @@ impl OAuth {
             .bind(access)
             .bind(refresh)
             .bind(expires)
-            .bind(scopes)
+            .bind(&scopes)
             .bind(&email)
             .bind(now_ms())
             .bind(provider)
@@ -292,8 +324,96 @@ impl OAuth {
             tracing::error!(error = ?e, "cannot store provider tokens");
             return Err(FlowError::Internal);
         }
+        if provider == super::secondme::ID {
+            self.import_secondme_shades_after_sign_in(db, &user.id, scopes.as_deref())
+                .await;
+        }
         tracing::info!(provider, user_id = %user.id, "signed in");
         Ok((user.id, flow.return_to))
+    }
+
+    fn redirect_uri(&self, provider: &str) -> String {
+        format!("{}/auth/{provider}/callback", self.public_url)
+    }
+
+    /// SecondMe: exchanges the code, then asks its user-info endpoint who this is.
+    async fn secondme_identity(
+        &self,
+        code: String,
+        verifier: String,
+    ) -> Result<Identity, FlowError> {
+        use super::secondme;
+        let sm = self
+            .config
+            .secondme
+            .as_ref()
+            .ok_or(FlowError::UnknownProvider)?;
+        let failed = |e: secondme::Failure| {
+            tracing::warn!(error = %e.0, "SecondMe sign-in failed");
+            FlowError::Provider
+        };
+        let tokens = secondme::exchange(
+            &self.http,
+            sm,
+            &code,
+            &self.redirect_uri(secondme::ID),
+            &verifier,
+        )
+        .await
+        .map_err(failed)?;
+        let profile = secondme::profile(&self.http, sm, &tokens.access_token)
+            .await
+            .map_err(failed)?;
+        Ok(Identity {
+            subject: secondme::subject(&profile),
+            name: profile
+                .name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| "SecondMe user".into()),
+            email: profile.email.clone(),
+            scopes: tokens.scopes(),
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_in: tokens.expires_in.map(std::time::Duration::from_secs),
+        })
+    }
+
+    async fn import_secondme_shades_after_sign_in(
+        &self,
+        db: &Db,
+        user_id: &str,
+        granted: Option<&str>,
+    ) {
+        let Some(sm) = self.config.secondme.as_ref() else {
+            return;
+        };
+        if !super::secondme::has_shades_scope(granted, &sm.scopes) {
+            return;
+        }
+        // Sign-in goes on without them: the import can be retried later.
+        if let Err(e) = self.import_secondme_shades(db, user_id).await {
+            tracing::warn!(error = %e.0, "SecondMe Shades import failed");
+        }
+    }
+
+    /// Imports (again) the user's SecondMe Shades into their twin, refreshing the access token
+    /// first if it has expired.
+    pub async fn import_secondme_shades(
+        &self,
+        db: &Db,
+        user_id: &str,
+    ) -> Result<usize, super::secondme::Failure> {
+        let sm = self
+            .config
+            .secondme
+            .as_ref()
+            .ok_or_else(|| super::secondme::Failure("SecondMe is not configured".into()))?;
+        let cipher = self
+            .cipher
+            .as_ref()
+            .ok_or_else(|| super::secondme::Failure("no token key".into()))?;
+        super::secondme::import_shades(&self.http, sm, cipher, db, user_id).await
     }
 
     /// Exchanges the code (with the PKCE verifier) and verifies the ID token: signature against the

@@ -166,6 +166,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub db: Db,
+    /// The server's state (its services), for tests that call a service directly.
+    pub state: Option<app::infra::AppState>,
     test_db: Option<TestDb>,
     _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -187,6 +189,7 @@ pub async fn spawn_app_with(
     let app = Application::build(config).await.expect("server starts");
     let addr = app.addr();
     let db = app.state().db.clone();
+    let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -195,6 +198,7 @@ pub async fn spawn_app_with(
         base: format!("http://127.0.0.1:{}", addr.port()),
         client: new_client(),
         db,
+        state: Some(state),
         test_db: Some(test_db),
         _shutdown: Some(tx),
     }
@@ -216,6 +220,7 @@ impl TestApp {
             base: self.base.clone(),
             client: new_client(),
             db: self.db.clone(),
+            state: self.state.clone(),
             test_db: None,
             _shutdown: None,
         }

@@ -1,0 +1,260 @@
+//! Sign-in with SecondMe against a stand-in on loopback that answers like SecondMe: every response
+//! wrapped as `{code: 0, data: …}`, short-lived access tokens, a refresh grant, and Shades.
+
+mod common;
+
+use axum::{
+    extract::{Query, State},
+    http::HeaderMap,
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Json, Router,
+};
+use common::*;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct SecondMe {
+    base: String,
+    codes: Mutex<HashMap<String, String>>,
+    /// The access token currently valid; every refresh issues a new one.
+    access: Mutex<String>,
+    refreshes: Mutex<usize>,
+    fail_user_info: Mutex<bool>,
+}
+
+async fn authorize(
+    State(sm): State<Arc<SecondMe>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    assert!(q["scope"].contains("user.info.shades"), "{q:?}");
+    let code = format!("sm-{}", uuid::Uuid::new_v4().simple());
+    sm.codes
+        .lock()
+        .unwrap()
+        .insert(code.clone(), q["code_challenge"].clone());
+    Redirect::to(&format!(
+        "{}?code={code}&state={}",
+        q["redirect_uri"], q["state"]
+    ))
+    .into_response()
+}
+
+async fn token(
+    State(sm): State<Arc<SecondMe>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Json<serde_json::Value> {
+    if f["client_secret"] != "sm-secret" {
+        return Json(json!({"code": 401, "message": "invalid client"}));
+    }
+    match f["grant_type"].as_str() {
+        "authorization_code" => {
+            if sm.codes.lock().unwrap().remove(&f["code"]).is_none() {
+                return Json(json!({"code": 400, "message": "invalid code"}));
+            }
+            *sm.access.lock().unwrap() = "at-1".into();
+            Json(
+                json!({"code": 0, "data": {"accessToken": "at-1", "refreshToken": "rt-1", "expiresIn": 7200,
+                "scope": ["user.info", "user.info.shades", "chat"]}}),
+            )
+        }
+        "refresh_token" => {
+            assert_eq!(f["refresh_token"], "rt-1");
+            let mut n = sm.refreshes.lock().unwrap();
+            *n += 1;
+            let at = format!("at-refreshed-{n}");
+            *sm.access.lock().unwrap() = at.clone();
+            Json(json!({"code": 0, "data": {"accessToken": at, "expiresIn": 7200}}))
+        }
+        _ => Json(json!({"code": 400, "message": "unsupported grant"})),
+    }
+}
+
+fn authorized(sm: &SecondMe, headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {}", sm.access.lock().unwrap()))
+}
+
+async fn user_info(State(sm): State<Arc<SecondMe>>, headers: HeaderMap) -> Json<serde_json::Value> {
+    if !authorized(&sm, &headers) || *sm.fail_user_info.lock().unwrap() {
+        return Json(json!({"code": 401, "message": "token expired"}));
+    }
+    Json(
+        json!({"code": 0, "data": {"userId": 90210, "name": "Lin Wei", "email": "lin@second.example"}}),
+    )
+}
+
+async fn shades(State(sm): State<Arc<SecondMe>>, headers: HeaderMap) -> Json<serde_json::Value> {
+    if !authorized(&sm, &headers) {
+        return Json(json!({"code": 401, "message": "token expired"}));
+    }
+    let n = *sm.refreshes.lock().unwrap();
+    let mut list = vec![
+        json!({"shadeName": "Night Owl", "shadeIcon": "🦉", "shadeDescription": "Thinks best after midnight.",
+               "confidenceLevel": "HIGH", "sourceTopics": ["sleep", "coding"]}),
+        json!({"shadeName": "Trail Runner", "shadeIcon": "🏃", "shadeDescription": "Weekends in the hills.",
+               "confidenceLevel": 0.55}),
+    ];
+    if n > 0 {
+        list.push(json!({"shadeName": "Tea Person", "shadeIcon": "🍵", "shadeDescription": "Oolong, mostly."}));
+    }
+    Json(json!({"code": 0, "data": {"shades": list}}))
+}
+
+async fn start() -> Arc<SecondMe> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sm = Arc::new(SecondMe {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        ..Default::default()
+    });
+    let app = Router::new()
+        .route("/oauth/authorize", get(authorize))
+        .route("/oauth/token", post(token))
+        .route("/api/user/info", get(user_info))
+        .route("/api/user/shades", get(shades))
+        .with_state(sm.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    sm
+}
+
+async fn app_with_secondme(backend: Backend, secret: &str) -> (TestApp, Arc<SecondMe>) {
+    let sm = start().await;
+    let url = |p: &str| format!("{}{p}", sm.base);
+    let (auth, token, info, shades) = (
+        url("/oauth/authorize"),
+        url("/oauth/token"),
+        url("/api/user/info"),
+        url("/api/user/shades"),
+    );
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("SECONDME_CLIENT_ID", "sm-client"),
+            ("SECONDME_CLIENT_SECRET", secret),
+            ("SECONDME_AUTH_URL", auth.as_str()),
+            ("SECONDME_TOKEN_URL", token.as_str()),
+            ("SECONDME_USERINFO_URL", info.as_str()),
+            ("SECONDME_SHADES_URL", shades.as_str()),
+        ],
+        |_| {},
+    )
+    .await;
+    (app, sm)
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn sign_in(app: &TestApp) -> String {
+    let res = app
+        .client
+        .get(app.url("/auth/secondme/start"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = location(&res);
+    assert!(
+        authorize.starts_with("http") && authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let res = app.client.get(authorize).send().await.unwrap();
+    let callback = location(&res);
+    location(&app.client.get(&callback).send().await.unwrap())
+}
+
+async fn shade_names(app: &TestApp) -> Vec<(String, String, f64)> {
+    app::with_pool!(&app.db, pool => {
+        sqlx::query_as("SELECT name, icon, confidence FROM shades ORDER BY position").fetch_all(pool).await.unwrap()
+    })
+}
+
+on_both_backends!(
+    signing_in_imports_shades_and_tokens_are_refreshed_when_expired,
+    a_wrapped_error_signs_nobody_in
+);
+
+async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend: Backend) {
+    let (app, sm) = app_with_secondme(backend, "sm-secret").await;
+    let options: app::auth::SignInOptions = result(app.call_form("auth/options", &[]).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        options.providers,
+        vec![("secondme".to_string(), "SecondMe".to_string())]
+    );
+
+    assert_eq!(sign_in(&app).await, "/dashboard");
+    let me: Option<app::auth::CurrentUser> =
+        result(app.call_form("auth/me", &[]).await).await.unwrap();
+    let me = me.unwrap();
+    assert_eq!(me.display_name, "Lin Wei");
+    assert_eq!(
+        shade_names(&app).await,
+        vec![
+            ("Night Owl".to_string(), "🦉".to_string(), 0.9),
+            ("Trail Runner".to_string(), "🏃".to_string(), 0.55)
+        ]
+    );
+    let (subject, scopes): (String, Option<String>) = app::with_pool!(&app.db, pool => {
+        sqlx::query_as("SELECT subject, scopes FROM oauth_identities WHERE provider = 'secondme'").fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(subject, "90210");
+    assert_eq!(scopes.as_deref(), Some("user.info user.info.shades chat"));
+
+    // While the token is valid, no refresh.
+    let state = oauth_of(&app);
+    assert_eq!(
+        state.import_secondme_shades(&app.db, &me.id).await.unwrap(),
+        2
+    );
+    assert_eq!(*sm.refreshes.lock().unwrap(), 0);
+
+    // Expired: refreshed once, the new token used, the new token stored encrypted.
+    app::with_pool!(&app.db, pool => {
+        sqlx::query("UPDATE oauth_identities SET token_expires_at = 0 WHERE provider = 'secondme'")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap()
+    });
+    assert_eq!(
+        state.import_secondme_shades(&app.db, &me.id).await.unwrap(),
+        3
+    );
+    assert_eq!(*sm.refreshes.lock().unwrap(), 1);
+    assert_eq!(shade_names(&app).await.len(), 3);
+    assert_eq!(
+        state.import_secondme_shades(&app.db, &me.id).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        *sm.refreshes.lock().unwrap(),
+        1,
+        "the refreshed token is kept and reused"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM twins").await, 1);
+}
+
+async fn a_wrapped_error_signs_nobody_in(backend: Backend) {
+    let (app, _sm) = app_with_secondme(backend, "wrong-secret").await;
+    assert_eq!(sign_in(&app).await, "/signin?error=provider");
+    let (app, sm) = app_with_secondme(backend, "sm-secret").await;
+    *sm.fail_user_info.lock().unwrap() = true;
+    assert_eq!(sign_in(&app).await, "/signin?error=provider");
+    let me: Option<app::auth::CurrentUser> =
+        result(app.call_form("auth/me", &[]).await).await.unwrap();
+    assert_eq!(me, None);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
+}
+
+/// The app's OAuth service, as the server built it.
+fn oauth_of(app: &TestApp) -> std::sync::Arc<app::infra::oauth::OAuth> {
+    app.state
+        .as_ref()
+        .expect("the server's state")
+        .oauth
+        .clone()
+}
