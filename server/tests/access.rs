@@ -1,5 +1,8 @@
 //! Access control over every endpoint. The matrix below must name every registered server
-//! function: a new endpoint without an entry fails `every_endpoint_is_in_the_matrix`.
+//! function: a new endpoint without an entry fails `every_endpoint_is_in_the_matrix`. Form values
+//! `{character}`, `{session}` and `{reply}` are replaced by the ids of another user's data.
+//! Pages are enumerated from the router itself: every page but the public ones sends an
+//! anonymous visitor to sign in.
 
 mod common;
 
@@ -50,7 +53,7 @@ const MATRIX: &[Entry] = &[
         path: "/api/characters/get",
         public: false,
         json: None,
-        form: &[("id", "x")],
+        form: &[("id", "{character}")],
     },
     Entry {
         path: "/api/characters/generate",
@@ -68,19 +71,19 @@ const MATRIX: &[Entry] = &[
         path: "/api/chat/open",
         public: false,
         json: None,
-        form: &[("character_id", "x")],
+        form: &[("character_id", "{character}")],
     },
     Entry {
         path: "/api/chat/send",
         public: false,
         json: None,
-        form: &[("session_id", "x"), ("text", "hi")],
+        form: &[("session_id", "{session}"), ("text", "hi")],
     },
     Entry {
         path: "/api/chat/stop",
         public: false,
         json: None,
-        form: &[("reply_id", "x")],
+        form: &[("reply_id", "{reply}")],
     },
 ];
 
@@ -103,35 +106,127 @@ on_both_backends!(
     cross_site_writes_are_refused
 );
 
-async fn call(app: &TestApp, e: &Entry, client: &reqwest::Client) -> reqwest::Response {
+/// Another user's character, chat session and reply.
+struct Foreign {
+    character: String,
+    session: String,
+    reply: String,
+}
+
+async fn call_with(
+    app: &TestApp,
+    e: &Entry,
+    client: &reqwest::Client,
+    ids: &Foreign,
+) -> reqwest::Response {
     let req = client
         .post(app.url(e.path))
         .header("accept", "application/json");
+    let form: Vec<(&str, String)> = e
+        .form
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace("{character}", &ids.character)
+                .replace("{session}", &ids.session)
+                .replace("{reply}", &ids.reply);
+            (*k, v)
+        })
+        .collect();
     match e.json {
         Some(body) => req.json(&body()),
-        None => req.form(e.form),
+        None => req.form(&form),
     }
     .send()
     .await
     .unwrap()
 }
 
+/// Someone else's data, made through the store.
+async fn someone_elses(app: &TestApp) -> Foreign {
+    let other = app::auth::ssr::upsert_identity(&app.db, "test", "other", "Other")
+        .await
+        .unwrap();
+    let owner = app::auth::ssr::UserId(other.id);
+    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft("Theirs")).unwrap();
+    let story: app::domain::GeneratedCharacter = serde_json::from_value(
+        app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),
+    )
+    .unwrap();
+    let spec = draft.with_story(&story).parse_spec().unwrap();
+    let character = app::characters::ssr::insert(&app.db, &owner, &spec)
+        .await
+        .unwrap();
+    let session = app::chat::ssr::open_session(&app.db, &owner, &character)
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = app::chat::ssr::messages(&app.db, &session, None)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    Foreign {
+        character,
+        session,
+        reply,
+    }
+}
+
 async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
     let app = spawn_app(backend).await;
+    let theirs = someone_elses(&app).await;
     for e in MATRIX.iter().filter(|e| !e.public) {
-        let res = call(&app, e, &new_client()).await;
+        let res = call_with(&app, e, &new_client(), &theirs).await;
         assert!(!res.status().is_success(), "{}: {}", e.path, res.status());
         let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
         assert_eq!(err, AppError::Unauthorized, "{}", e.path);
     }
-    // Signed in, the same calls with ids that are not the caller's are "not found".
+    // Signed in, the same calls with another user's ids are "not found", like missing ones.
     app.sign_in_local().await;
     for e in MATRIX.iter().filter(|e| !e.public && !e.form.is_empty()) {
-        let res = call(&app, e, &app.client).await;
-        let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
-        assert_eq!(err, AppError::NotFound, "{}", e.path);
+        for ids in [
+            &theirs,
+            &Foreign {
+                character: "x".into(),
+                session: "x".into(),
+                reply: "x".into(),
+            },
+        ] {
+            let res = call_with(&app, e, &app.client, ids).await;
+            let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+            assert_eq!(err, AppError::NotFound, "{}", e.path);
+        }
+    }
+    // And their data is untouched: no message was added to their chat.
+    assert_eq!(
+        app::chat::ssr::messages(&app.db, &theirs.session, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Every page but the public ones sends an anonymous visitor to sign in.
+    let anon = new_client();
+    for route in leptos_axum::generate_route_list(app::App) {
+        let path = route.path().replace(":id", &theirs.character);
+        if PUBLIC_PAGES.contains(&route.path()) {
+            continue;
+        }
+        let res = anon
+            .get(app.url(&path))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_redirection(), "{path}: {}", res.status());
+        assert_eq!(res.headers()["location"], "/signin", "{path}");
     }
 }
+
+/// Pages anyone may see.
+const PUBLIC_PAGES: &[&str] = &["/", "/signin"];
 
 async fn cross_site_writes_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -46,6 +46,30 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
+/// Shows its children to a signed-in user and sends anyone else to sign in (a real redirect
+/// during server rendering).
+#[component]
+pub fn RequireSignIn(children: ChildrenFn) -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {
+                let children = children.clone();
+                move || {
+                    let children = children.clone();
+                    Suspend::new(async move {
+                        match auth.user.await {
+                            Ok(Some(_)) => children().into_any(),
+                            Ok(None) => error_view(AppError::Unauthorized),
+                            Err(e) => error_view(e),
+                        }
+                    })
+                }
+            }
+        </Suspense>
+    }
+}
+
 /// Shows an error from a server function. Not being signed in sends the user to sign in.
 pub fn error_view(err: AppError) -> AnyView {
     match err {

@@ -8,6 +8,7 @@ use crate::domain::{
     field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Traits,
 };
 use crate::error::AppError;
+use crate::pages::layout::RequireSignIn;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -135,6 +136,7 @@ pub fn WizardPage() -> impl IntoView {
     };
 
     view! {
+        <RequireSignIn>
         <Title text="New character" />
         <h1>"New character"</h1>
         <ol class="steps" aria-label="Steps">
@@ -288,6 +290,7 @@ pub fn WizardPage() -> impl IntoView {
                 </div>
             </Show>
         </form>
+        </RequireSignIn>
     }
 }
 
