@@ -194,3 +194,26 @@ fn providers_are_configured_from_the_environment() {
     .unwrap_err();
     assert!(err.to_string().contains("32 bytes"), "{err}");
 }
+
+#[test]
+fn behind_a_public_proxy_there_is_no_local_sign_in_and_cookies_are_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    let c = Config::from_env(&env(&[
+        ("DATA_DIR", d),
+        ("PUBLIC_URL", "https://personaflux.example"),
+    ]))
+    .unwrap();
+    assert!(!c.local_sign_in_allowed());
+    assert!(c.cookie_secure);
+    for local in [
+        "http://127.0.0.1:3000",
+        "http://localhost:8080/",
+        "http://[::1]:3000",
+    ] {
+        let c = Config::from_env(&env(&[("DATA_DIR", d), ("PUBLIC_URL", local)])).unwrap();
+        assert!(c.local_sign_in_allowed(), "{local}");
+        assert!(!c.cookie_secure, "{local}");
+    }
+}

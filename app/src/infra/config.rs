@@ -210,9 +210,13 @@ impl Config {
             }
         };
 
+        let public_url = env.var("PUBLIC_URL");
+        let https = public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
         let cookie_secure = match env.var("COOKIE_SECURE") {
             Some(v) => parse_bool("COOKIE_SECURE", &v)?,
-            None => !loopback,
+            None => https || !loopback,
         };
 
         let secs = |key: &str, default: &str| -> Result<Duration, ConfigError> {
@@ -221,7 +225,7 @@ impl Config {
         let session_idle = secs("SESSION_IDLE_SECS", "1209600")?;
         let session_max_age = secs("SESSION_MAX_AGE_SECS", "2592000")?;
         let llm = llm_config(env)?;
-        let oauth = oauth_config(env, &leptos, &data_dir, loopback)?;
+        let oauth = oauth_config(env, &data_dir, loopback)?;
 
         let log_format = match env.var("LOG_FORMAT").as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
@@ -252,18 +256,35 @@ impl Config {
     }
 
     /// Local sign-in ("continue as local user") exists only while the server listens on loopback.
+    /// A server on loopback behind a public reverse proxy (a `PUBLIC_URL` that is not itself a
+    /// loopback address) does not offer it either.
     pub fn local_sign_in_allowed(&self) -> bool {
-        self.leptos.site_addr.ip().is_loopback()
+        let public_is_local = self.oauth.public_url.as_deref().is_none_or(|u| {
+            let host = u
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .split(['/', '?'])
+                .next()
+                .unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+                if p.chars().all(|c| c.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            });
+            matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+        });
+        self.leptos.site_addr.ip().is_loopback() && public_is_local
     }
 }
 
 fn oauth_config(
     env: &impl Env,
-    leptos: &LeptosOptions,
     data_dir: &std::path::Path,
     loopback: bool,
 ) -> Result<OAuthConfig, ConfigError> {
-    let _ = leptos;
     let public_url = env
         .var("PUBLIC_URL")
         .map(|u| u.trim_end_matches('/').to_string());
