@@ -32,7 +32,8 @@ pub fn SignInPage() -> impl IntoView {
                         Ok(o) => view! {
                             <ul class="providers">
                                 {o.providers.into_iter().map(|(id, label)| view! {
-                                    <li><a class="button" href=format!("/auth/{id}/start")>{format!("Continue with {label}")}</a></li>
+                                    // A server route, not a page: rel="external" keeps the client-side router out of it.
+                                    <li><a class="button" rel="external" href=format!("/auth/{id}/start")>{format!("Continue with {label}")}</a></li>
                                 }).collect_view()}
                             </ul>
                             {o.local.then(|| view! {

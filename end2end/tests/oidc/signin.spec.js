@@ -6,6 +6,8 @@ import { hydrated, uniqueName } from "../helpers.js";
 
 async function signInAs(page, username) {
   await page.goto("/signin");
+  // Hydrated first: the client-side router must leave the provider's server route alone.
+  await hydrated(page);
   await page.getByRole("link", { name: "Continue with Test IdP" }).click();
   await expect(page.getByRole("heading", { name: "Test identity provider" })).toBeVisible();
   await page.getByLabel("Username").fill(username);
