@@ -331,9 +331,7 @@ async fn someone_elses_character_is_not_found(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
     let id = save_character(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let view = open_chat(&app, &id).await;
 
     // Another user, made in the store and signed in through a session row of their own.
     let other = app::auth::ssr::upsert_identity(&app.db, "test", "someone-else", "Someone Else")
@@ -374,9 +372,7 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
     let id = save_character(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let view = open_chat(&app, &id).await;
     assert!(view.offline);
     assert_eq!(view.messages.len(), 1, "the greeting");
     assert_eq!(view.messages[0].role, MessageRole::Assistant);
@@ -418,9 +414,7 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
     );
 
     // Reopening (a reload) shows the same history, saved.
-    let reopened: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let reopened = open_chat(&app, &id).await;
     assert_eq!(reopened.session_id, view.session_id);
     let msgs = &reopened.messages;
     assert_eq!(msgs.len(), 3);
@@ -437,9 +431,7 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
             status: MessageStatus::Complete
         })
     );
-    let reopened: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let reopened = open_chat(&app, &id).await;
     assert_eq!(reopened.messages.len(), 5);
 }
 
@@ -448,9 +440,7 @@ async fn a_reply_survives_the_browser_disconnecting(backend: Backend) {
     let app = spawn_app_with(backend, &[("OFFLINE_TOKEN_DELAY_MS", "40")], |_| {}).await;
     app.sign_in_local().await;
     let id = save_character(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let view = open_chat(&app, &id).await;
 
     let res = app
         .call_form(
@@ -483,9 +473,7 @@ async fn a_reply_survives_the_browser_disconnecting(backend: Backend) {
     // The user's message was saved before the model was called, and the reply finishes anyway.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let v: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-            .await
-            .unwrap();
+        let v = open_chat(&app, &id).await;
         assert_eq!(v.messages[1].content, "Tell me everything.");
         if v.messages.len() == 3 && v.messages[2].status == MessageStatus::Complete {
             assert!(v.messages[2].content.split_whitespace().count() > 5);
@@ -504,9 +492,7 @@ async fn an_invalid_message_is_refused_and_not_saved(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
     let id = save_character(&app, "Mira").await;
-    let view: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let view = open_chat(&app, &id).await;
     for text in ["   ".to_string(), "x".repeat(4001)] {
         let res = app
             .call_form(
@@ -521,9 +507,7 @@ async fn an_invalid_message_is_refused_and_not_saved(backend: Backend) {
         };
         assert!(msg.starts_with("Your message"), "{msg}");
     }
-    let v: ChatView = result(app.call_form("chat/open", &[("character_id", &id)]).await)
-        .await
-        .unwrap();
+    let v = open_chat(&app, &id).await;
     assert_eq!(v.messages.len(), 1);
 }
 

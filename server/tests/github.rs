@@ -141,25 +141,6 @@ async fn app_with_github(backend: Backend, secret: &str) -> (TestApp, Arc<GitHub
     (app, gh)
 }
 
-fn location(res: &reqwest::Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_string()
-}
-
-async fn sign_in(app: &TestApp) -> String {
-    let res = app
-        .client
-        .get(app.url("/auth/github/start"))
-        .send()
-        .await
-        .unwrap();
-    let authorize = location(&res);
-    assert!(authorize.starts_with("http"), "start failed: {authorize}");
-    let res = app.client.get(authorize).send().await.unwrap();
-    let callback = location(&res);
-    assert!(callback.starts_with(&app.base), "{callback}");
-    location(&app.client.get(&callback).send().await.unwrap())
-}
-
 on_both_backends!(
     github_sign_in_uses_the_user_api_and_the_verified_primary_email,
     a_wrong_client_secret_signs_nobody_in
@@ -181,7 +162,7 @@ async fn github_sign_in_uses_the_user_api_and_the_verified_primary_email(backend
         Some("Mona Octocat".into()),
         Some("mona@verified.example".into()),
     );
-    assert_eq!(sign_in(&app).await, "/dashboard");
+    assert_eq!(sign_in_via(&app, "github").await, "/dashboard");
     let me: Option<app::auth::CurrentUser> =
         result(app.call_form("auth/me", &[]).await).await.unwrap();
     assert_eq!(me.unwrap().display_name, "Mona Octocat");
@@ -196,7 +177,7 @@ async fn github_sign_in_uses_the_user_api_and_the_verified_primary_email(backend
     // No name: the login. No verified primary email: none is kept.
     app.call_form("auth/signout", &[]).await;
     *gh.account.lock().unwrap() = (7, "hubot".into(), None, None);
-    assert_eq!(sign_in(&app).await, "/dashboard");
+    assert_eq!(sign_in_via(&app, "github").await, "/dashboard");
     let me: Option<app::auth::CurrentUser> =
         result(app.call_form("auth/me", &[]).await).await.unwrap();
     assert_eq!(me.unwrap().display_name, "hubot");
@@ -212,7 +193,7 @@ async fn github_sign_in_uses_the_user_api_and_the_verified_primary_email(backend
 async fn a_wrong_client_secret_signs_nobody_in(backend: Backend) {
     let (app, gh) = app_with_github(backend, "not-the-secret").await;
     *gh.account.lock().unwrap() = (1, "eve".into(), None, None);
-    assert_eq!(sign_in(&app).await, "/signin?error=provider");
+    assert_eq!(sign_in_via(&app, "github").await, "/signin?error=provider");
     let me: Option<app::auth::CurrentUser> =
         result(app.call_form("auth/me", &[]).await).await.unwrap();
     assert_eq!(me, None);

@@ -84,15 +84,6 @@ async fn app_with_idp(backend: Backend) -> (TestApp, Idp) {
     (app, idp)
 }
 
-fn location(res: &reqwest::Response) -> String {
-    res.headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no redirect from {} ({})", res.url(), res.status()))
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
 /// Walks the browser's part of the flow: our start route, the provider's login form, back to our
 /// callback. Returns the callback URL the provider sent the browser to (not yet visited).
 async fn to_callback(

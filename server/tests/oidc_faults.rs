@@ -209,26 +209,6 @@ async fn start_idp() -> Arc<Idp> {
     idp
 }
 
-fn location(res: &reqwest::Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_string()
-}
-
-/// Runs the flow once; returns where the app sent the browser at the end.
-async fn sign_in(app: &TestApp) -> String {
-    let res = app
-        .client
-        .get(app.url("/auth/oidc/start"))
-        .send()
-        .await
-        .unwrap();
-    let authorize = location(&res);
-    let res = app.client.get(&authorize).send().await.unwrap();
-    let callback = location(&res);
-    assert!(callback.starts_with(&app.base), "{callback}");
-    let res = app.client.get(&callback).send().await.unwrap();
-    location(&res)
-}
-
 on_both_backends!(every_bad_id_token_and_a_failed_pkce_check_are_refused);
 
 async fn every_bad_id_token_and_a_failed_pkce_check_are_refused(backend: Backend) {
@@ -246,7 +226,7 @@ async fn every_bad_id_token_and_a_failed_pkce_check_are_refused(backend: Backend
     .await;
 
     // The honest token signs the user in: the app's PKCE verifier matched the challenge.
-    assert_eq!(sign_in(&app).await, "/dashboard");
+    assert_eq!(sign_in_via(&app, "oidc").await, "/dashboard");
     let me: Option<app::auth::CurrentUser> =
         result(app.call_form("auth/me", &[]).await).await.unwrap();
     assert!(me.is_some());
@@ -262,7 +242,7 @@ async fn every_bad_id_token_and_a_failed_pkce_check_are_refused(backend: Backend
         (Fault::RedirectedToken, "/signin?error=provider"),
     ] {
         *idp.fault.lock().unwrap() = fault;
-        assert_eq!(sign_in(&app).await, error, "{fault:?}");
+        assert_eq!(sign_in_via(&app, "oidc").await, error, "{fault:?}");
         let me: Option<app::auth::CurrentUser> =
             result(app.call_form("auth/me", &[]).await).await.unwrap();
         assert_eq!(me, None, "{fault:?} must not sign anyone in");

@@ -144,27 +144,6 @@ async fn app_with_secondme(backend: Backend, secret: &str) -> (TestApp, Arc<Seco
     (app, sm)
 }
 
-fn location(res: &reqwest::Response) -> String {
-    res.headers()["location"].to_str().unwrap().to_string()
-}
-
-async fn sign_in(app: &TestApp) -> String {
-    let res = app
-        .client
-        .get(app.url("/auth/secondme/start"))
-        .send()
-        .await
-        .unwrap();
-    let authorize = location(&res);
-    assert!(
-        authorize.starts_with("http") && authorize.contains("code_challenge_method=S256"),
-        "{authorize}"
-    );
-    let res = app.client.get(authorize).send().await.unwrap();
-    let callback = location(&res);
-    location(&app.client.get(&callback).send().await.unwrap())
-}
-
 async fn shade_names(app: &TestApp) -> Vec<(String, String, f64)> {
     app::with_pool!(&app.db, pool => {
         sqlx::query_as("SELECT name, icon, confidence FROM shades ORDER BY position").fetch_all(pool).await.unwrap()
@@ -186,7 +165,7 @@ async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend
         vec![("secondme".to_string(), "SecondMe".to_string())]
     );
 
-    assert_eq!(sign_in(&app).await, "/dashboard");
+    assert_eq!(sign_in_via(&app, "secondme").await, "/dashboard");
     let me: Option<app::auth::CurrentUser> =
         result(app.call_form("auth/me", &[]).await).await.unwrap();
     let me = me.unwrap();
@@ -240,10 +219,16 @@ async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend
 
 async fn a_wrapped_error_signs_nobody_in(backend: Backend) {
     let (app, _sm) = app_with_secondme(backend, "wrong-secret").await;
-    assert_eq!(sign_in(&app).await, "/signin?error=provider");
+    assert_eq!(
+        sign_in_via(&app, "secondme").await,
+        "/signin?error=provider"
+    );
     let (app, sm) = app_with_secondme(backend, "sm-secret").await;
     *sm.fail_user_info.lock().unwrap() = true;
-    assert_eq!(sign_in(&app).await, "/signin?error=provider");
+    assert_eq!(
+        sign_in_via(&app, "secondme").await,
+        "/signin?error=provider"
+    );
     let me: Option<app::auth::CurrentUser> =
         result(app.call_form("auth/me", &[]).await).await.unwrap();
     assert_eq!(me, None);

@@ -379,3 +379,33 @@ pub async fn count(app: &TestApp, sql: &str) -> i64 {
         n
     })
 }
+
+/// Where a redirect points.
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no redirect from {} ({})", res.url(), res.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Signs in through `provider` when its authorize endpoint approves at once (the stand-ins):
+/// start → provider → callback. Returns where the app sent the browser at the end.
+pub async fn sign_in_via(app: &TestApp, provider: &str) -> String {
+    let res = app
+        .client
+        .get(app.url(&format!("/auth/{provider}/start")))
+        .send()
+        .await
+        .unwrap();
+    let authorize = location(&res);
+    assert!(
+        authorize.starts_with("http") && authorize.contains("code_challenge_method=S256"),
+        "start failed: {authorize}"
+    );
+    let res = app.client.get(&authorize).send().await.unwrap();
+    let callback = location(&res);
+    assert!(callback.starts_with(&app.base), "{callback}");
+    location(&app.client.get(&callback).send().await.unwrap())
+}

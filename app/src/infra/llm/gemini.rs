@@ -138,17 +138,7 @@ impl GeminiProvider {
         if whole_timeout {
             req = req.timeout(cfg.timeout);
         }
-        let send = req.send();
-        let res = match tokio::time::timeout(cfg.timeout, send).await {
-            Err(_) => {
-                return Err(Failure::retry(
-                    LlmError::Timeout(format!("no response within {:?}", cfg.timeout)),
-                    None,
-                ))
-            }
-            Ok(Err(e)) => return Err(http::transport(e)),
-            Ok(Ok(res)) => res,
-        };
+        let res = http::send(req, cfg.timeout).await?;
         if res.status().is_success() {
             return Ok(res);
         }

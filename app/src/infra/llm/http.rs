@@ -76,6 +76,22 @@ pub fn transport(e: reqwest::Error) -> Failure {
     }
 }
 
+/// Sends `req`, waiting at most `limit` for the response to start; a timeout or transport error
+/// becomes a retryable [`Failure`]. The caller classifies a non-success status.
+pub async fn send(
+    req: reqwest::RequestBuilder,
+    limit: Duration,
+) -> Result<reqwest::Response, Failure> {
+    match tokio::time::timeout(limit, req.send()).await {
+        Err(_) => Err(Failure::retry(
+            LlmError::Timeout(format!("no response within {limit:?}")),
+            None,
+        )),
+        Ok(Err(e)) => Err(transport(e)),
+        Ok(Ok(res)) => Ok(res),
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for good, or the policy is spent.
 pub async fn with_retry<T, F, Fut>(
     policy: RetryPolicy,

@@ -99,16 +99,7 @@ impl OpenAiProvider {
         if whole_timeout {
             req = req.timeout(cfg.timeout);
         }
-        let res = match tokio::time::timeout(cfg.timeout, req.send()).await {
-            Err(_) => {
-                return Err(Failure::retry(
-                    LlmError::Timeout(format!("no response within {:?}", cfg.timeout)),
-                    None,
-                ))
-            }
-            Ok(Err(e)) => return Err(http::transport(e)),
-            Ok(Ok(res)) => res,
-        };
+        let res = http::send(req, cfg.timeout).await?;
         if res.status().is_success() {
             return Ok(res);
         }
