@@ -208,6 +208,8 @@ pub fn new_client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
+        // A request that hangs fails its test, naming the URL, instead of stalling the run.
+        .timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("client")
 }
