@@ -86,6 +86,7 @@ pub fn flow_error_message(code: &str) -> &'static str {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
+    use crate::error::OrInternal;
     use crate::infra::{db::Db, new_id, now_ms, AppState};
     use crate::with_pool;
     use tower_sessions::Session;
@@ -100,7 +101,7 @@ pub mod ssr {
     async fn session() -> Result<Session, AppError> {
         leptos_axum::extract::<Session>()
             .await
-            .map_err(|e| AppError::internal("session layer missing", e))
+            .or_internal("session layer missing")
     }
 
     /// The one way to get the current user: every server function that touches user data calls it
@@ -124,18 +125,18 @@ pub mod ssr {
         let id: Option<String> = session
             .get(USER_KEY)
             .await
-            .map_err(|e| AppError::internal("session read", e))?;
+            .or_internal("session read")?;
         let Some(id) = id else { return Ok(None) };
         let at: Option<i64> = session
             .get(SIGNED_IN_AT)
             .await
-            .map_err(|e| AppError::internal("session read", e))?;
+            .or_internal("session read")?;
         let max_age = AppState::get().config.session_max_age.as_millis() as i64;
         if at.is_none_or(|at| now_ms() - at > max_age) {
             session
                 .flush()
                 .await
-                .map_err(|e| AppError::internal("session flush", e))?;
+                .or_internal("session flush")?;
             return Ok(None);
         }
         Ok(Some(id))
@@ -148,7 +149,7 @@ pub mod ssr {
         };
         find_user(&AppState::get().db, &id)
             .await
-            .map_err(|e| AppError::internal("load user", e))
+            .or_internal("load user")
     }
 
     pub async fn local_sign_in() -> Result<(), AppError> {
@@ -160,7 +161,7 @@ pub mod ssr {
         }
         let user = upsert_identity(&state.db, "local", "local", "Local user")
             .await
-            .map_err(|e| AppError::internal("local sign-in", e))?;
+            .or_internal("local sign-in")?;
         sign_in_as(&user.id).await?;
         tracing::info!(user_id = %user.id, "signed in (local)");
         leptos_axum::redirect("/dashboard");
@@ -177,15 +178,15 @@ pub mod ssr {
         session
             .cycle_id()
             .await
-            .map_err(|e| AppError::internal("session cycle", e))?;
+            .or_internal("session cycle")?;
         session
             .insert(USER_KEY, user_id)
             .await
-            .map_err(|e| AppError::internal("session write", e))?;
+            .or_internal("session write")?;
         session
             .insert(SIGNED_IN_AT, now_ms())
             .await
-            .map_err(|e| AppError::internal("session write", e))
+            .or_internal("session write")
     }
 
     pub async fn sign_out() -> Result<(), AppError> {
@@ -193,7 +194,7 @@ pub mod ssr {
         session
             .flush()
             .await
-            .map_err(|e| AppError::internal("session flush", e))?;
+            .or_internal("session flush")?;
         leptos_axum::redirect("/");
         Ok(())
     }

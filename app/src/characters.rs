@@ -63,6 +63,7 @@ pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
+    use crate::error::OrInternal;
     use crate::auth::ssr::{require_user, UserId};
     use crate::domain::{CharacterSeed, CharacterSpec, DraftEnding};
     use crate::infra::{
@@ -158,21 +159,21 @@ pub mod ssr {
         let db = AppState::get().db;
         insert(&db, &user, &spec)
             .await
-            .map_err(|e| AppError::internal("save character", e))
+            .or_internal("save character")
     }
 
     pub async fn list() -> Result<Vec<CharacterSummary>, AppError> {
         let user = require_user().await?;
         list_for(&AppState::get().db, &user)
             .await
-            .map_err(|e| AppError::internal("list characters", e))
+            .or_internal("list characters")
     }
 
     pub async fn get(id: String) -> Result<CharacterView, AppError> {
         let user = require_user().await?;
         find(&AppState::get().db, &user, &id)
             .await
-            .map_err(|e| AppError::internal("get character", e))?
+            .or_internal("get character")?
             .ok_or(AppError::NotFound)
     }
 

@@ -148,6 +148,7 @@ pub async fn stop_reply(reply_id: String) -> Result<(), AppError> {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
+    use crate::error::OrInternal;
     use crate::auth::ssr::{require_user, UserId};
     use crate::domain::MessageText;
     use crate::infra::{
@@ -210,15 +211,15 @@ pub mod ssr {
         let state = AppState::get();
         let session_id = open_session(&state.db, &user, &character_id)
             .await
-            .map_err(|e| AppError::internal("open chat", e))?
+            .or_internal("open chat")?
             .ok_or(AppError::NotFound)?;
         let session = find_session(&state.db, &user, &session_id)
             .await
-            .map_err(|e| AppError::internal("open chat", e))?
+            .or_internal("open chat")?
             .ok_or(AppError::NotFound)?;
         let messages = messages(&state.db, &session_id, None)
             .await
-            .map_err(|e| AppError::internal("load messages", e))?;
+            .or_internal("load messages")?;
         Ok(ChatView {
             session_id,
             character_id: session.character_id,
@@ -236,7 +237,7 @@ pub mod ssr {
         let state = AppState::get();
         let session = find_session(&state.db, &user, &session_id)
             .await
-            .map_err(|e| AppError::internal("load session", e))?
+            .or_internal("load session")?
             .ok_or(AppError::NotFound)?;
 
         // The user's message is saved before the model is called.
@@ -248,7 +249,7 @@ pub mod ssr {
             MessageStatus::Complete,
         )
         .await
-        .map_err(|e| AppError::internal("save message", e))?;
+        .or_internal("save message")?;
         let reply = insert_message(
             &state.db,
             &session.id,
@@ -257,11 +258,11 @@ pub mod ssr {
             MessageStatus::Streaming,
         )
         .await
-        .map_err(|e| AppError::internal("create reply", e))?;
+        .or_internal("create reply")?;
 
         let history = messages(&state.db, &session.id, Some(HISTORY_LIMIT))
             .await
-            .map_err(|e| AppError::internal("load history", e))?
+            .or_internal("load history")?
             .into_iter()
             .filter(|m| m.id != reply.id && !m.content.is_empty())
             .map(|m| Turn {
@@ -317,7 +318,7 @@ pub mod ssr {
             .fetch_optional(pool)
             .await
         })
-        .map_err(|e| AppError::internal("find reply", e))?;
+        .or_internal("find reply")?;
         let Some((status,)) = found else {
             return Err(AppError::NotFound);
         };
@@ -330,7 +331,7 @@ pub mod ssr {
                     .await
                     .map(|_| ())
             })
-            .map_err(|e| AppError::internal("stop reply", e))?;
+            .or_internal("stop reply")?;
             state.running.cancel(&reply_id);
             tracing::info!("reply stopped by the user");
         }

@@ -47,6 +47,22 @@ impl AppError {
     }
 }
 
+/// Turns a failure whose cause must not reach the user into [`AppError::internal`]: the cause is
+/// logged with `context` and the request id, the user gets an opaque reference.
+///
+/// `store::find(&db, id).await.or_internal("load character")?`
+#[cfg(feature = "ssr")]
+pub trait OrInternal<T> {
+    fn or_internal(self, context: &'static str) -> Result<T, AppError>;
+}
+
+#[cfg(feature = "ssr")]
+impl<T, E: std::fmt::Debug> OrInternal<T> for Result<T, E> {
+    fn or_internal(self, context: &'static str) -> Result<T, AppError> {
+        self.map_err(|e| AppError::internal(context, e))
+    }
+}
+
 impl From<Invalid> for AppError {
     fn from(e: Invalid) -> Self {
         AppError::BadRequest(e.0)

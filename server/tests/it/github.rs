@@ -1,8 +1,6 @@
 //! Sign-in with GitHub (OAuth 2.0 + the user API), against a GitHub stand-in on loopback that checks
 //! what GitHub checks: the client secret, single-use codes, the PKCE verifier.
 
-mod common;
-
 use axum::{
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
@@ -10,7 +8,7 @@ use axum::{
     routing::{get, post},
     Form, Json, Router,
 };
-use common::*;
+use crate::common::*;
 use openidconnect::{PkceCodeChallenge, PkceCodeVerifier};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,10 +1,8 @@
 //! Sign-in through a real OpenID Connect provider (the `oidc-provider` npm package, started on
 //! loopback by these tests from `end2end/oidc-server.mjs`; the test command installs it).
 
-mod common;
-
 use app::error::AppError;
-use common::*;
+use crate::common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -4,10 +4,8 @@
 //! Pages are enumerated from the router itself: every page but the public ones sends an
 //! anonymous visitor to sign in.
 
-mod common;
-
 use app::error::AppError;
-use common::*;
+use crate::common::*;
 
 /// Each server function: its path, whether anonymous callers may use it, and a body to call it
 /// with (form fields, or JSON when `json` is set).

@@ -1,8 +1,6 @@
 //! Sign-in with SecondMe against a stand-in on loopback that answers like SecondMe: every response
 //! wrapped as `{code: 0, data: …}`, short-lived access tokens, a refresh grant, and Shades.
 
-mod common;
-
 use axum::{
     extract::{Query, State},
     http::HeaderMap,
@@ -10,7 +8,7 @@ use axum::{
     routing::{get, post},
     Form, Json, Router,
 };
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,5 @@
 //! Configuration: defaults, the generated session secret, and the refusals.
 
-mod common;
-
 use app::infra::config::{Config, LlmConfig, LogFormat};
 use std::collections::HashMap;
 
@@ -10,7 +8,7 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    m.insert("LEPTOS_TOML".into(), common::leptos_toml());
+    m.insert("LEPTOS_TOML".into(), crate::common::leptos_toml());
     m
 }
 
@@ -57,7 +55,7 @@ fn off_loopback_needs_an_explicit_secret() {
     // get_configuration lets LEPTOS_SITE_ADDR override the file; this test sets the address in
     // a file of its own instead, so it does not touch the process environment.
     let dir = tempfile::tempdir().unwrap();
-    let toml = std::fs::read_to_string(common::leptos_toml())
+    let toml = std::fs::read_to_string(crate::common::leptos_toml())
         .unwrap()
         .replace(
             "site-addr = \"127.0.0.1:3000\"",
@@ -133,7 +131,7 @@ fn site_options_live_only_in_leptos_toml() {
         !script.contains("personaflux"),
         "build-site.sh must take the output name from Leptos.toml"
     );
-    let opts = leptos::config::get_configuration(Some(&common::leptos_toml()))
+    let opts = leptos::config::get_configuration(Some(&crate::common::leptos_toml()))
         .unwrap()
         .leptos_options;
     assert_eq!(

@@ -1,0 +1,17 @@
+//! The one integration-test binary. Each module is one area of behaviour, tested against a real
+//! server on a loopback port with its own fresh database (SQLite file or a new Postgres database);
+//! `common` holds the harness. One binary links the app once, instead of once per file.
+
+#[macro_use]
+mod common;
+
+mod access;
+mod api;
+mod config;
+mod github;
+mod llm_app;
+mod oidc;
+mod oidc_faults;
+mod providers;
+mod secondme;
+mod store;
