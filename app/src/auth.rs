@@ -122,10 +122,7 @@ pub mod ssr {
     /// The user id in the session, if its sign-in has not outlived the absolute session lifetime
     /// (`SESSION_MAX_AGE_SECS`; the idle limit is the session's expiry on inactivity).
     async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> {
-        let id: Option<String> = session
-            .get(USER_KEY)
-            .await
-            .or_internal("session read")?;
+        let id: Option<String> = session.get(USER_KEY).await.or_internal("session read")?;
         let Some(id) = id else { return Ok(None) };
         let at: Option<i64> = session
             .get(SIGNED_IN_AT)
@@ -133,10 +130,7 @@ pub mod ssr {
             .or_internal("session read")?;
         let max_age = AppState::get().config.session_max_age.as_millis() as i64;
         if at.is_none_or(|at| now_ms() - at > max_age) {
-            session
-                .flush()
-                .await
-                .or_internal("session flush")?;
+            session.flush().await.or_internal("session flush")?;
             return Ok(None);
         }
         Ok(Some(id))
@@ -175,10 +169,7 @@ pub mod ssr {
 
     /// Signs `user_id` in: a new session id (no fixation), the user, and the time of sign-in.
     pub async fn start_session(session: &Session, user_id: &str) -> Result<(), AppError> {
-        session
-            .cycle_id()
-            .await
-            .or_internal("session cycle")?;
+        session.cycle_id().await.or_internal("session cycle")?;
         session
             .insert(USER_KEY, user_id)
             .await
@@ -191,10 +182,7 @@ pub mod ssr {
 
     pub async fn sign_out() -> Result<(), AppError> {
         let session = session().await?;
-        session
-            .flush()
-            .await
-            .or_internal("session flush")?;
+        session.flush().await.or_internal("session flush")?;
         leptos_axum::redirect("/");
         Ok(())
     }

@@ -4,8 +4,8 @@
 //! Pages are enumerated from the router itself: every page but the public ones sends an
 //! anonymous visitor to sign in.
 
-use app::error::AppError;
 use crate::common::*;
+use app::error::AppError;
 
 /// Each server function: its path, whether anonymous callers may use it, and a body to call it
 /// with (form fields, or JSON when `json` is set).

@@ -13,5 +13,6 @@ mod llm_app;
 mod oidc;
 mod oidc_faults;
 mod providers;
+mod schema;
 mod secondme;
 mod store;

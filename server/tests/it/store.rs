@@ -1,12 +1,12 @@
 //! The store's contract, run against SQLite and Postgres alike: the same calls must give the same
 //! results on both backends.
 
+use crate::common::{Backend, TestDb};
 use app::auth::ssr::{upsert_identity, UserId};
 use app::characters::ssr as characters;
 use app::chat::{ssr as chat, MessageRole, MessageStatus};
 use app::domain::{CharacterDraft, CharacterSpec, DraftEnding};
 use app::infra::db::{Backend as DbBackend, Db};
-use crate::common::{Backend, TestDb};
 
 on_both_backends!(
     migrations_create_the_whole_schema,
