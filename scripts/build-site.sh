@@ -16,20 +16,25 @@ for key in ["output-name", "site-root", "site-pkg-dir", "style-file", "assets-di
 PY
 )"
 
-profile=wasm-release
+# `BUILD_SITE_PROFILE=dev` (scripts/dev.sh) builds unoptimised and skips wasm-opt: seconds, not minutes.
+profile="${BUILD_SITE_PROFILE:-wasm-release}"
 pkg="$SITE_ROOT/$SITE_PKG_DIR"
 
 log "building the browser bundle (profile $profile)"
 cargo build --locked -p frontend --lib --target wasm32-unknown-unknown --profile "$profile"
 
 rm -rf "$pkg.tmp" && mkdir -p "$pkg.tmp"
+out_dir=$profile
+[ "$profile" = dev ] && out_dir=debug
 wasm-bindgen --target web --no-typescript --out-dir "$pkg.tmp" --out-name "$OUTPUT_NAME" \
-  "target/wasm32-unknown-unknown/$profile/frontend.wasm"
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/$out_dir/frontend.wasm"
 
-log "optimising the WASM with wasm-opt"
-node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-  --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-  "$pkg.tmp/${OUTPUT_NAME}_bg.wasm" -o "$pkg.tmp/${OUTPUT_NAME}_bg.wasm"
+if [ "$profile" != dev ]; then
+  log "optimising the WASM with wasm-opt"
+  node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    "$pkg.tmp/${OUTPUT_NAME}_bg.wasm" -o "$pkg.tmp/${OUTPUT_NAME}_bg.wasm"
+fi
 
 cp "$STYLE_FILE" "$pkg.tmp/$OUTPUT_NAME.css"
 rm -rf "$pkg" && mv "$pkg.tmp" "$pkg"

@@ -6,6 +6,10 @@
 
 #![allow(dead_code)]
 
+pub mod client;
+#[allow(unused_imports)]
+pub use client::*;
+
 use app::infra::config::Config;
 use app::infra::db::Db;
 use server::Application;
@@ -260,7 +264,7 @@ impl TestApp {
 
     /// Signs in with the one-click local sign-in.
     pub async fn sign_in_local(&self) {
-        let res = self.call_form("auth/local", &[]).await;
+        let res = self.send(app::auth::LocalSignIn {}).await;
         assert!(
             res.status().is_success() || res.status().is_redirection(),
             "local sign-in failed: {}",
@@ -307,31 +311,26 @@ pub fn valid_draft(name: &str) -> serde_json::Value {
 
 /// Generates a character through the app and saves it; returns its id.
 pub async fn save_character(app: &TestApp, name: &str) -> String {
-    let generated: app::characters::Generated = result(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft(name), "variation": 1}),
-        )
-        .await,
-    )
-    .await
-    .unwrap();
     let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft(name)).unwrap();
-    let draft = draft.with_story(&generated.story);
-    result(
-        app.call_json("characters/save", serde_json::json!({"draft": draft}))
-            .await,
-    )
+    let generated = app
+        .call(app::characters::GenerateCharacter {
+            draft: draft.clone(),
+            variation: 1,
+        })
+        .await
+        .unwrap();
+    app.call(app::characters::SaveCharacter {
+        draft: draft.with_story(&generated.story),
+    })
     .await
     .unwrap()
 }
 
 /// Opens (or reopens, as a reload does) the chat with a character.
 pub async fn open_chat(app: &TestApp, character_id: &str) -> app::chat::ChatView {
-    result(
-        app.call_form("chat/open", &[("character_id", character_id)])
-            .await,
-    )
+    app.call(app::chat::OpenChat {
+        character_id: character_id.into(),
+    })
     .await
     .unwrap()
 }
@@ -342,25 +341,14 @@ pub async fn send_message(
     session_id: &str,
     text: &str,
 ) -> (Vec<app::chat::ChatEvent>, usize) {
-    use futures::StreamExt;
-    let res = app
-        .call_form("chat/send", &[("session_id", session_id), ("text", text)])
+    let mut reply = app
+        .stream(app::chat::SendMessage {
+            session_id: session_id.into(),
+            text: text.into(),
+        })
         .await;
-    assert!(res.status().is_success(), "{}", res.status());
-    let mut body = res.bytes_stream();
-    let mut lines = app::chat::EventLines::default();
-    let mut events = Vec::new();
-    let mut chunks = 0;
-    while let Some(chunk) = body.next().await {
-        chunks += 1;
-        events.extend(
-            lines
-                .push(std::str::from_utf8(&chunk.unwrap()).unwrap())
-                .into_iter()
-                .map(Result::unwrap),
-        );
-    }
-    (events, chunks)
+    let events = reply.rest().await;
+    (events, reply.chunks)
 }
 
 /// The reply text carried by a stream's events.

@@ -1,0 +1,128 @@
+//! The typed test client. A test calls a server function by its argument struct — the one the
+//! `#[server]` macro generates, e.g. `app.call(OpenChat { character_id })` — and gets its typed
+//! result, encoded and decoded exactly as the browser does: the path and the input encoding come
+//! from the server function itself, so no test writes an endpoint string.
+//!
+//! [`ReplyStream`] reads a streamed reply event by event, so a test can stop reading halfway (a
+//! browser that goes away) or act between events (a Stop while the reply is being written).
+
+use super::TestApp;
+use app::chat::{ChatEvent, EventLines};
+use app::error::AppError;
+use futures::StreamExt;
+use leptos::server_fn::codec::Json;
+use leptos::server_fn::{ContentType, Http, ServerFn};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// The input encoding of a server function's protocol.
+pub trait InputEncoding {
+    const CONTENT_TYPE: &'static str;
+}
+
+impl<I: ContentType, O> InputEncoding for Http<I, O> {
+    const CONTENT_TYPE: &'static str = I::CONTENT_TYPE;
+}
+
+impl TestApp {
+    /// Calls server function `S` and decodes its result: `Ok` on success, the server's
+    /// [`AppError`] otherwise.
+    pub async fn call<S>(&self, args: S) -> Result<S::Output, AppError>
+    where
+        S: ServerFn + Serialize,
+        S::Protocol: InputEncoding,
+        S::Output: DeserializeOwned,
+    {
+        super::result(self.send(args).await).await
+    }
+
+    /// Sends server function `S` and returns the raw response (for status, headers, streams).
+    pub async fn send<S>(&self, args: S) -> reqwest::Response
+    where
+        S: ServerFn + Serialize,
+        S::Protocol: InputEncoding,
+    {
+        let req = self
+            .client
+            .post(self.url(S::PATH))
+            .header("accept", "application/json");
+        let req = if <S::Protocol as InputEncoding>::CONTENT_TYPE == Json::CONTENT_TYPE {
+            req.json(&args)
+        } else {
+            // What the browser client sends for a URL-encoded server function.
+            req.header("content-type", "application/x-www-form-urlencoded")
+                .body(serde_qs::to_string(&args).expect("arguments encode"))
+        };
+        req.send()
+            .await
+            .unwrap_or_else(|e| panic!("{} failed: {e}", S::PATH))
+    }
+
+    /// Sends a streaming server function (a chat reply) and returns its event reader.
+    pub async fn stream<S>(&self, args: S) -> ReplyStream
+    where
+        S: ServerFn + Serialize,
+        S::Protocol: InputEncoding,
+    {
+        let res = self.send(args).await;
+        assert!(
+            res.status().is_success(),
+            "{} answered {}",
+            S::PATH,
+            res.status()
+        );
+        ReplyStream::new(res)
+    }
+}
+
+/// A reply stream read one event at a time.
+pub struct ReplyStream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    lines: EventLines,
+    pending: std::collections::VecDeque<ChatEvent>,
+    /// Network chunks received so far (a streamed reply arrives in many).
+    pub chunks: usize,
+}
+
+impl ReplyStream {
+    pub fn new(res: reqwest::Response) -> Self {
+        Self {
+            body: res.bytes_stream().boxed(),
+            lines: EventLines::default(),
+            pending: Default::default(),
+            chunks: 0,
+        }
+    }
+
+    /// The next event, or `None` when the stream has ended.
+    pub async fn next(&mut self) -> Option<ChatEvent> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            let chunk = self.body.next().await?.expect("reply stream chunk");
+            self.chunks += 1;
+            let text = std::str::from_utf8(&chunk).expect("UTF-8 reply stream");
+            for e in self.lines.push(text) {
+                self.pending.push_back(e.expect("a well-formed event line"));
+            }
+        }
+    }
+
+    /// Reads events up to and including the first one `stop` accepts; returns them all.
+    pub async fn until(&mut self, stop: impl Fn(&ChatEvent) -> bool) -> Vec<ChatEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            let done = stop(&e);
+            out.push(e);
+            if done {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Every remaining event, to the end of the stream.
+    pub async fn rest(&mut self) -> Vec<ChatEvent> {
+        self.until(|_| false).await
+    }
+}
