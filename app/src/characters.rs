@@ -63,9 +63,9 @@ pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
-    use crate::error::OrInternal;
     use crate::auth::ssr::{require_user, UserId};
     use crate::domain::{CharacterSeed, CharacterSpec, DraftEnding};
+    use crate::error::OrInternal;
     use crate::infra::{
         db::Db,
         llm::{prompts, LlmError, Repair},

@@ -148,9 +148,9 @@ pub async fn stop_reply(reply_id: String) -> Result<(), AppError> {
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use super::*;
-    use crate::error::OrInternal;
     use crate::auth::ssr::{require_user, UserId};
     use crate::domain::MessageText;
+    use crate::error::OrInternal;
     use crate::infra::{
         db::Db,
         llm::{prompts, ChatChunk, LlmError, Persona, Role, Turn, Usage},

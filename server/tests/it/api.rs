@@ -1,9 +1,9 @@
 //! The thin path over HTTP against a real server, on SQLite and on Postgres.
 
+use crate::common::*;
 use app::characters::{CharacterSummary, CharacterView, Generated};
 use app::chat::{ChatEvent, ChatView, EventLines, MessageRole, MessageStatus};
 use app::error::AppError;
-use crate::common::*;
 use futures::StreamExt;
 use std::time::Duration;
 
