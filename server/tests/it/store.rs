@@ -1,12 +1,13 @@
 //! The store's contract, run against SQLite and Postgres alike: the same calls must give the same
 //! results on both backends.
 
-use app::auth::ssr::{upsert_identity, UserId};
+use crate::common::{Backend, TestDb};
+use app::auth::store::upsert_identity;
+use app::auth::UserId;
 use app::characters::ssr as characters;
 use app::chat::{ssr as chat, MessageRole, MessageStatus};
 use app::domain::{CharacterDraft, CharacterSpec, DraftEnding};
 use app::infra::db::{Backend as DbBackend, Db};
-use crate::common::{Backend, TestDb};
 
 on_both_backends!(
     migrations_create_the_whole_schema,
@@ -96,14 +97,14 @@ async fn identities_map_to_one_user(backend: Backend) {
     let b = upsert_identity(&db, "google", "42", "Ada").await.unwrap();
     assert_ne!(a.id, b.id, "(provider, subject) is the key");
     assert_eq!(
-        app::auth::ssr::find_user(&db, &a.id)
+        app::auth::store::find_user(&db, &a.id)
             .await
             .unwrap()
             .unwrap()
             .display_name,
         "Ada"
     );
-    assert!(app::auth::ssr::find_user(&db, "nobody")
+    assert!(app::auth::store::find_user(&db, "nobody")
         .await
         .unwrap()
         .is_none());
