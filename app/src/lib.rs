@@ -13,6 +13,7 @@ pub mod chat;
 pub mod domain;
 pub mod error;
 pub mod pages;
+pub mod twins;
 
 #[cfg(feature = "ssr")]
 pub mod infra;

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod routes;
 pub mod telemetry;
 
+use app::auth::providers::Providers;
 use app::infra::{config::Config, db::Db, llm, session::DbSessionStore, AppState};
 use app::{shell, App};
 use axum::Router;
@@ -44,7 +45,7 @@ pub enum StartError {
 impl Application {
     /// Connects to the database (running migrations), builds the router and binds the listen
     /// address. Port 0 binds a free port (see [`Application::addr`]).
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+    pub async fn build(mut config: Config) -> Result<Self, StartError> {
         let db = Db::connect(&config.database_url)
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
@@ -56,11 +57,11 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        let mut leptos_options = config.leptos.clone();
-        // With port 0 the real port is only known now.
-        leptos_options.site_addr = listener
+        // With port 0 the real port is only known now (and the default public URL with it).
+        config.leptos.site_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let leptos_options = config.leptos.clone();
 
         let key = Key::try_from(config.session_secret.expose())
             .map_err(|e| StartError::Secret(e.to_string()))?;
@@ -79,10 +80,7 @@ impl Application {
             leptos_options: leptos_options.clone(),
             db: db.clone(),
             llm: llm::from_config(&config.llm),
-            oauth: Arc::new(app::infra::oauth::OAuth::new(
-                config.oauth.clone(),
-                leptos_options.site_addr,
-            )),
+            providers: Arc::new(Providers::new(&config.auth, &config.public_url())),
             config: Arc::new(config),
             running: Default::default(),
         };

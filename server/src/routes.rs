@@ -1,6 +1,7 @@
 //! Routes that are not server functions.
 
-use app::infra::{oauth::CallbackQuery, AppState};
+use app::auth::providers::{CallbackQuery, ProviderError};
+use app::infra::AppState;
 use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
@@ -24,7 +25,7 @@ struct StartQuery {
     return_to: Option<String>,
 }
 
-fn failed(e: app::infra::oauth::FlowError) -> Response {
+fn failed(e: ProviderError) -> Response {
     Redirect::to(&format!("/signin?error={}", e.code())).into_response()
 }
 
@@ -36,11 +37,11 @@ async fn auth_start(
     Query(q): Query<StartQuery>,
 ) -> Response {
     match state
-        .oauth
+        .providers
         .start(&session, &provider, q.return_to.as_deref())
         .await
     {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok(url) => Redirect::to(url.as_str()).into_response(),
         Err(e) => failed(e),
     }
 }
@@ -52,17 +53,13 @@ async fn auth_callback(
     Path(provider): Path<String>,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let (user_id, return_to) = match state
-        .oauth
+    match state
+        .providers
         .callback(&state.db, &session, &provider, &q)
         .await
     {
-        Ok(r) => r,
-        Err(e) => return failed(e),
-    };
-    match app::auth::ssr::start_session(&session, &user_id).await {
-        Ok(()) => Redirect::to(&return_to).into_response(),
-        Err(_) => failed(app::infra::oauth::FlowError::Internal),
+        Ok(return_to) => Redirect::to(&return_to).into_response(),
+        Err(e) => failed(e),
     }
 }
 

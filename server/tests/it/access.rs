@@ -142,10 +142,10 @@ async fn call_with(
 
 /// Someone else's data, made through the store.
 async fn someone_elses(app: &TestApp) -> Foreign {
-    let other = app::auth::ssr::upsert_identity(&app.db, "test", "other", "Other")
+    let other = app::auth::store::upsert_identity(&app.db, "test", "other", "Other")
         .await
         .unwrap();
-    let owner = app::auth::ssr::UserId(other.id);
+    let owner = app::auth::UserId(other.id);
     let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft("Theirs")).unwrap();
     let story: app::domain::GeneratedCharacter = serde_json::from_value(
         app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),

@@ -7,7 +7,6 @@ mod common;
 
 mod access;
 mod api;
-mod config;
 mod github;
 mod llm_app;
 mod oidc;

@@ -182,11 +182,8 @@ async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend
     assert_eq!(scopes.as_deref(), Some("user.info user.info.shades chat"));
 
     // While the token is valid, no refresh.
-    let state = oauth_of(&app);
-    assert_eq!(
-        state.import_secondme_shades(&app.db, &me.id).await.unwrap(),
-        2
-    );
+    let me = app::auth::UserId(me.id);
+    assert_eq!(import_shades(&app, &me).await, 2);
     assert_eq!(*sm.refreshes.lock().unwrap(), 0);
 
     // Expired: refreshed once, the new token used, the new token stored encrypted.
@@ -197,16 +194,10 @@ async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend
             .map(|_| ())
             .unwrap()
     });
-    assert_eq!(
-        state.import_secondme_shades(&app.db, &me.id).await.unwrap(),
-        3
-    );
+    assert_eq!(import_shades(&app, &me).await, 3);
     assert_eq!(*sm.refreshes.lock().unwrap(), 1);
     assert_eq!(shade_names(&app).await.len(), 3);
-    assert_eq!(
-        state.import_secondme_shades(&app.db, &me.id).await.unwrap(),
-        3
-    );
+    assert_eq!(import_shades(&app, &me).await, 3);
     assert_eq!(
         *sm.refreshes.lock().unwrap(),
         1,
@@ -233,11 +224,10 @@ async fn a_wrapped_error_signs_nobody_in(backend: Backend) {
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
 }
 
-/// The app's OAuth service, as the server built it.
-fn oauth_of(app: &TestApp) -> std::sync::Arc<app::infra::oauth::OAuth> {
-    app.state
-        .as_ref()
-        .expect("the server's state")
-        .oauth
-        .clone()
+/// Imports the user's Shades again, through the providers the server built.
+async fn import_shades(app: &TestApp, user: &app::auth::UserId) -> usize {
+    let providers = &app.state.as_ref().expect("the server's state").providers;
+    app::twins::service::import_secondme_shades(providers, &app.db, user)
+        .await
+        .unwrap()
 }

@@ -2,7 +2,8 @@
 //! results on both backends.
 
 use crate::common::{Backend, TestDb};
-use app::auth::ssr::{upsert_identity, UserId};
+use app::auth::store::upsert_identity;
+use app::auth::UserId;
 use app::characters::ssr as characters;
 use app::chat::{ssr as chat, MessageRole, MessageStatus};
 use app::domain::{CharacterDraft, CharacterSpec, DraftEnding};
@@ -96,14 +97,14 @@ async fn identities_map_to_one_user(backend: Backend) {
     let b = upsert_identity(&db, "google", "42", "Ada").await.unwrap();
     assert_ne!(a.id, b.id, "(provider, subject) is the key");
     assert_eq!(
-        app::auth::ssr::find_user(&db, &a.id)
+        app::auth::store::find_user(&db, &a.id)
             .await
             .unwrap()
             .unwrap()
             .display_name,
         "Ada"
     );
-    assert!(app::auth::ssr::find_user(&db, "nobody")
+    assert!(app::auth::store::find_user(&db, "nobody")
         .await
         .unwrap()
         .is_none());

@@ -1,14 +1,19 @@
 //! Configuration: defaults, the generated session secret, and the refusals.
 
-use app::infra::config::{Config, LlmConfig, LogFormat};
+use super::{Config, LlmConfig, LogFormat, PublicUrl, SessionSecret};
 use std::collections::HashMap;
+
+/// The workspace's site options file.
+fn leptos_toml() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml").to_string()
+}
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     let mut m: HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    m.insert("LEPTOS_TOML".into(), crate::common::leptos_toml());
+    m.insert("LEPTOS_TOML".into(), leptos_toml());
     m
 }
 
@@ -55,12 +60,10 @@ fn off_loopback_needs_an_explicit_secret() {
     // get_configuration lets LEPTOS_SITE_ADDR override the file; this test sets the address in
     // a file of its own instead, so it does not touch the process environment.
     let dir = tempfile::tempdir().unwrap();
-    let toml = std::fs::read_to_string(crate::common::leptos_toml())
-        .unwrap()
-        .replace(
-            "site-addr = \"127.0.0.1:3000\"",
-            "site-addr = \"0.0.0.0:3000\"",
-        );
+    let toml = std::fs::read_to_string(leptos_toml()).unwrap().replace(
+        "site-addr = \"127.0.0.1:3000\"",
+        "site-addr = \"0.0.0.0:3000\"",
+    );
     let path = dir.path().join("Leptos.toml");
     std::fs::write(&path, toml).unwrap();
     let mut e = env(&[("DATA_DIR", dir.path().join("data").to_str().unwrap())]);
@@ -82,10 +85,7 @@ fn off_loopback_needs_an_explicit_secret() {
         .to_string()
         .contains("at least 64 bytes"));
 
-    e.insert(
-        "SESSION_SECRET".into(),
-        app::infra::config::SessionSecret::generate_hex(),
-    );
+    e.insert("SESSION_SECRET".into(), SessionSecret::generate_hex());
     let c = Config::from_env(&e).unwrap();
     assert!(!c.local_sign_in_allowed());
     assert!(c.cookie_secure);
@@ -131,7 +131,7 @@ fn site_options_live_only_in_leptos_toml() {
         !script.contains("personaflux"),
         "build-site.sh must take the output name from Leptos.toml"
     );
-    let opts = leptos::config::get_configuration(Some(&crate::common::leptos_toml()))
+    let opts = leptos::config::get_configuration(Some(&leptos_toml()))
         .unwrap()
         .leptos_options;
     assert_eq!(
@@ -145,9 +145,9 @@ fn providers_are_configured_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("data");
     let c = Config::from_env(&env(&[("DATA_DIR", d.to_str().unwrap())])).unwrap();
-    assert!(c.oauth.providers.is_empty());
+    assert!(c.auth.google.is_none() && c.auth.oidc.is_none());
     assert!(
-        c.oauth.token_key.is_none(),
+        c.auth.token_cipher.is_none(),
         "no key is made without providers"
     );
 
@@ -161,16 +161,19 @@ fn providers_are_configured_from_the_environment() {
         ("PUBLIC_URL", "https://personaflux.example/"),
     ]))
     .unwrap();
-    let ids: Vec<&str> = c.oauth.providers.iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(ids, vec!["google", "oidc"]);
-    assert_eq!(c.oauth.providers[0].issuer, "https://accounts.google.com");
+    let google = c.auth.google.as_ref().expect("google");
+    assert_eq!(google.issuer, "https://accounts.google.com");
     assert_eq!(
-        c.oauth.public_url.as_deref(),
+        c.auth.oidc.as_ref().expect("oidc").issuer,
+        "https://id.example"
+    );
+    assert_eq!(
+        c.public_url.as_ref().map(ToString::to_string).as_deref(),
         Some("https://personaflux.example")
     );
-    assert_eq!(c.oauth.token_key.as_ref().map(Vec::len), Some(32));
+    assert!(c.auth.token_cipher.is_some());
     assert!(
-        !format!("{:?}", c.oauth).contains("g-secret"),
+        !format!("{:?}", c.auth).contains("g-secret"),
         "secrets never print"
     );
 
@@ -214,4 +217,40 @@ fn behind_a_public_proxy_there_is_no_local_sign_in_and_cookies_are_secure() {
         assert!(c.local_sign_in_allowed(), "{local}");
         assert!(!c.cookie_secure, "{local}");
     }
+}
+
+#[test]
+fn the_public_url_is_parsed_once_with_its_default() {
+    let u = PublicUrl::parse("https://personaflux.example/").unwrap();
+    assert!(u.is_https() && !u.is_loopback());
+    assert_eq!(
+        u.join(&["auth", "oidc", "callback"]).as_str(),
+        "https://personaflux.example/auth/oidc/callback"
+    );
+    let prefixed = PublicUrl::parse("https://example.org/pf//").unwrap();
+    assert_eq!(prefixed.to_string(), "https://example.org/pf");
+    assert_eq!(
+        prefixed.join(&["auth", "github", "callback"]).as_str(),
+        "https://example.org/pf/auth/github/callback"
+    );
+    let local = PublicUrl::listening_on("127.0.0.1:4321".parse().unwrap());
+    assert_eq!(local.to_string(), "http://127.0.0.1:4321");
+    assert!(local.is_loopback() && !local.is_https());
+    assert!(PublicUrl::listening_on("[::1]:80".parse().unwrap()).is_loopback());
+    for bad in [
+        "personaflux.example",
+        "ftp://x.example",
+        "https://x.example/?a=1",
+    ] {
+        assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    let err = Config::from_env(&env(&[("DATA_DIR", d), ("PUBLIC_URL", "not a url")])).unwrap_err();
+    assert!(err.to_string().contains("PUBLIC_URL"), "{err}");
+    let c = Config::from_env(&env(&[("DATA_DIR", d)])).unwrap();
+    assert_eq!(c.public_url, None);
+    assert_eq!(c.public_url().to_string(), "http://127.0.0.1:3000");
 }

@@ -1,0 +1,106 @@
+//! Sessions and the signed-in user: [`require_user`], the one check every server function that
+//! touches user data makes first; the current user; the local sign-in of the embedded default;
+//! starting a session after any sign-in, and signing out.
+
+use super::{store, CurrentUser};
+use crate::error::{AppError, OrInternal};
+use crate::infra::{now_ms, AppState};
+use tower_sessions::Session;
+
+const USER_KEY: &str = "user_id";
+const SIGNED_IN_AT: &str = "signed_in_at";
+
+/// The id of the signed-in user; the type every owner-scoped query takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserId(pub String);
+
+async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .or_internal("session layer missing")
+}
+
+/// The one way to get the current user: every server function that touches user data calls it
+/// first and returns early when it fails.
+pub async fn require_user() -> Result<UserId, AppError> {
+    let session = session().await?;
+    let Some(id) = session_user_id(&session).await? else {
+        return Err(AppError::Unauthorized);
+    };
+    let state = AppState::get();
+    match store::find_user(&state.db, &id)
+        .await
+        .or_internal("load user")?
+    {
+        Some(_) => Ok(UserId(id)),
+        None => Err(AppError::Unauthorized),
+    }
+}
+
+/// The user id in the session, if its sign-in has not outlived the absolute session lifetime
+/// (`SESSION_MAX_AGE_SECS`; the idle limit is the session's expiry on inactivity).
+async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> {
+    let id: Option<String> = session.get(USER_KEY).await.or_internal("session read")?;
+    let Some(id) = id else { return Ok(None) };
+    let at: Option<i64> = session
+        .get(SIGNED_IN_AT)
+        .await
+        .or_internal("session read")?;
+    let max_age = AppState::get().config.session_max_age.as_millis() as i64;
+    if at.is_none_or(|at| now_ms() - at > max_age) {
+        session.flush().await.or_internal("session flush")?;
+        return Ok(None);
+    }
+    Ok(Some(id))
+}
+
+pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
+    let session = session().await?;
+    let Some(id) = session_user_id(&session).await? else {
+        return Ok(None);
+    };
+    store::find_user(&AppState::get().db, &id)
+        .await
+        .or_internal("load user")
+}
+
+pub async fn local_sign_in() -> Result<(), AppError> {
+    let state = AppState::get();
+    if !state.config.local_sign_in_allowed() {
+        return Err(AppError::Forbidden(
+            "Local sign-in is only available while the server listens on loopback.".into(),
+        ));
+    }
+    let user = store::upsert_identity(&state.db, "local", "local", "Local user")
+        .await
+        .or_internal("local sign-in")?;
+    sign_in_as(&user.id).await?;
+    tracing::info!(user_id = %user.id, "signed in (local)");
+    leptos_axum::redirect("/dashboard");
+    Ok(())
+}
+
+/// Starts a session for `user_id` in the current server function's session.
+pub async fn sign_in_as(user_id: &str) -> Result<(), AppError> {
+    start_session(&session().await?, user_id).await
+}
+
+/// Signs `user_id` in: a new session id (no fixation), the user, and the time of sign-in.
+pub async fn start_session(session: &Session, user_id: &str) -> Result<(), AppError> {
+    session.cycle_id().await.or_internal("session cycle")?;
+    session
+        .insert(USER_KEY, user_id)
+        .await
+        .or_internal("session write")?;
+    session
+        .insert(SIGNED_IN_AT, now_ms())
+        .await
+        .or_internal("session write")
+}
+
+pub async fn sign_out() -> Result<(), AppError> {
+    let session = session().await?;
+    session.flush().await.or_internal("session flush")?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
