@@ -27,6 +27,9 @@ use leptos_router::{
 
 /// The HTML document the server renders around [`App`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The scripts below carry the nonce the Content-Security-Policy header names.
+    #[cfg(feature = "ssr")]
+    infra::csp::provide_request_nonce();
     view! {
         <!DOCTYPE html>
         <html lang="en">

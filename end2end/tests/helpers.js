@@ -1,4 +1,20 @@
-import { expect } from "@playwright/test";
+import { test as base, expect } from "@playwright/test";
+
+/**
+ * Every spec's `test`: the page fails its test if the browser reports a Content-Security-Policy
+ * violation (a blocked script, style, frame or connection) while the test runs.
+ */
+export const test = base.extend({
+  page: async ({ page }, use) => {
+    const violations = [];
+    page.on("console", (msg) => {
+      if (/content security policy/i.test(msg.text())) violations.push(msg.text());
+    });
+    await use(page);
+    expect(violations, "Content-Security-Policy violations reported by the browser").toEqual([]);
+  },
+});
+export { expect };
 
 /** Waits until the page's WASM has hydrated (buttons respond to clicks). */
 export async function hydrated(page) {

@@ -3,6 +3,7 @@
 //! not server functions.
 
 pub mod csrf;
+pub mod headers;
 pub mod routes;
 pub mod telemetry;
 
@@ -122,6 +123,7 @@ pub fn router(
     state: AppState,
     sessions: SessionManagerLayer<DbSessionStore, tower_sessions::service::PrivateCookie>,
 ) -> Router {
+    let hsts = state.config.public_url().is_https();
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
     Router::new()
@@ -131,6 +133,10 @@ pub fn router(
         .with_state(state)
         .layer(sessions)
         .layer(axum::middleware::from_fn(csrf::same_origin_only))
+        .layer(axum::middleware::from_fn_with_state(
+            headers::SecurityHeaders { hsts },
+            headers::security_headers,
+        ))
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod csp;
 pub mod db;
 pub mod llm;
 pub mod request_id;

@@ -1,7 +1,6 @@
 // With Gemini as the provider (the mock Gemini server on loopback): generation and chat work, and
 // faults reach the user as clear messages while nothing they wrote is lost.
-import { test, expect } from "@playwright/test";
-import { hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
 
 test("generation, streaming, a cut-off reply, a failing provider and stop", async ({ page }) => {
   await signIn(page);

@@ -1,7 +1,6 @@
 // The thin path in the hydrated app: sign in, create a character in the wizard, see it on the
 // dashboard, chat with the reply streaming in, reload and find the chat still there.
-import { test, expect } from "@playwright/test";
-import { hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
 
 test("sign in, create a character, chat with streaming, reload keeps the chat", async ({ page }) => {
   await signIn(page);

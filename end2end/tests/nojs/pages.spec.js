@@ -1,5 +1,5 @@
 // Sign-in and the dashboard work with JavaScript disabled: server-rendered pages and plain forms.
-import { test, expect } from "@playwright/test";
+import { test, expect } from "../helpers.js";
 
 test("sign in, see the dashboard and sign out without JavaScript", async ({ page }) => {
   await page.goto("/dashboard");

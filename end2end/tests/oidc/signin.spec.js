@@ -1,8 +1,7 @@
 // Sign in through a real OpenID Connect provider (oidc-provider on loopback): click the provider's
 // button, complete its login, land on the dashboard; sign out; a second user cannot open the first
 // user's character by URL.
-import { test, expect } from "@playwright/test";
-import { hydrated, uniqueName } from "../helpers.js";
+import { test, expect, hydrated, uniqueName } from "../helpers.js";
 
 async function signInAs(page, username) {
   await page.goto("/signin");

@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod api;
 mod github;
+mod headers;
 mod llm_app;
 mod oidc;
 mod oidc_faults;
