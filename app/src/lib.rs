@@ -13,6 +13,7 @@ pub mod chat;
 pub mod domain;
 pub mod error;
 pub mod pages;
+pub mod usage;
 
 #[cfg(feature = "ssr")]
 pub mod infra;

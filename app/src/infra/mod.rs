@@ -10,7 +10,6 @@ pub mod request_id;
 pub mod secondme;
 pub mod session;
 pub mod state;
-pub mod usage;
 
 pub use state::AppState;
 

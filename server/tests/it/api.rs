@@ -1,9 +1,9 @@
 //! The thin path over HTTP against a real server, on SQLite and on Postgres.
 
+use crate::common::*;
 use app::characters::{CharacterSummary, CharacterView, Generated};
 use app::chat::{ChatEvent, ChatView, EventLines, MessageRole, MessageStatus};
 use app::error::AppError;
-use crate::common::*;
 use futures::StreamExt;
 use std::time::Duration;
 
@@ -336,15 +336,15 @@ async fn someone_elses_character_is_not_found(backend: Backend) {
         .await
         .unwrap();
     let owner_b = app::auth::ssr::UserId(other.id.clone());
-    assert!(app::characters::ssr::find(&app.db, &owner_b, &id)
+    assert!(app::characters::store::find(&app.db, &owner_b, &id)
         .await
         .unwrap()
         .is_none());
-    assert!(app::characters::ssr::list_for(&app.db, &owner_b)
+    assert!(app::characters::store::list_for(&app.db, &owner_b)
         .await
         .unwrap()
         .is_empty());
-    assert!(app::chat::ssr::open_session(&app.db, &owner_b, &id)
+    assert!(app::chat::store::open_session(&app.db, &owner_b, &id)
         .await
         .unwrap()
         .is_none());

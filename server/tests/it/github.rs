@@ -1,6 +1,7 @@
 //! Sign-in with GitHub (OAuth 2.0 + the user API), against a GitHub stand-in on loopback that checks
 //! what GitHub checks: the client secret, single-use codes, the PKCE verifier.
 
+use crate::common::*;
 use axum::{
     extract::{Query, State},
     http::{HeaderMap, StatusCode},
@@ -8,7 +9,6 @@ use axum::{
     routing::{get, post},
     Form, Json, Router,
 };
-use crate::common::*;
 use openidconnect::{PkceCodeChallenge, PkceCodeVerifier};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

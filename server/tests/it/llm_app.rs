@@ -1,10 +1,10 @@
 //! The app with Gemini as its provider (the mock on loopback), on SQLite and Postgres: faults reach
 //! the user as clear messages, nothing the user wrote is lost, partial replies are kept and marked.
 
+use crate::common::*;
 use app::characters::Generated;
 use app::chat::{ChatEvent, ChatView, EventLines, MessageStatus};
 use app::error::AppError;
-use crate::common::*;
 use futures::StreamExt;
 use mock_gemini::{MockGemini, Reply};
 use std::time::Duration;

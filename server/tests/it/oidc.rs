@@ -1,8 +1,8 @@
 //! Sign-in through a real OpenID Connect provider (the `oidc-provider` npm package, started on
 //! loopback by these tests from `end2end/oidc-server.mjs`; the test command installs it).
 
-use app::error::AppError;
 use crate::common::*;
+use app::error::AppError;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -3,13 +3,13 @@
 //! (discovery, JWKS, authorize, token — RS256-signed ID tokens, PKCE S256 checked, codes single
 //! use) issues them on demand; the app must refuse every one.
 
+use crate::common::*;
 use axum::{
     extract::{Query, State},
     response::{IntoResponse, Redirect},
     routing::{get, post},
     Form, Json, Router,
 };
-use crate::common::*;
 use openidconnect::core::{
     CoreIdToken, CoreIdTokenClaims, CoreIdTokenFields, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
     CoreProviderMetadata, CoreResponseType, CoreRsaPrivateSigningKey, CoreSubjectIdentifierType,

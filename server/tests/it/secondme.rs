@@ -1,6 +1,7 @@
 //! Sign-in with SecondMe against a stand-in on loopback that answers like SecondMe: every response
 //! wrapped as `{code: 0, data: …}`, short-lived access tokens, a refresh grant, and Shades.
 
+use crate::common::*;
 use axum::{
     extract::{Query, State},
     http::HeaderMap,
@@ -8,7 +9,6 @@ use axum::{
     routing::{get, post},
     Form, Json, Router,
 };
-use crate::common::*;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
