@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod pages;
 pub mod twins;
+pub mod usage;
 
 #[cfg(feature = "ssr")]
 pub mod infra;

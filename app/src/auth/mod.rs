@@ -18,14 +18,6 @@ pub mod store;
 #[cfg(feature = "ssr")]
 pub use service::{require_user, UserId};
 
-/// The server half under its former path (`crate::auth::ssr::{require_user, UserId, …}`), kept so
-/// code written against it still compiles. New code names [`service`] or [`store`].
-#[cfg(feature = "ssr")]
-pub mod ssr {
-    pub use super::service::*;
-    pub use super::store::*;
-}
-
 /// The signed-in user as the browser sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {

@@ -9,7 +9,6 @@ pub mod llm;
 pub mod request_id;
 pub mod session;
 pub mod state;
-pub mod usage;
 
 pub use state::AppState;
 

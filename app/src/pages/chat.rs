@@ -1,7 +1,12 @@
 //! The chat page: history, and the reply streaming in as it is written.
 
-use crate::chat::{open_chat, ChatMessage, ChatView, MessageRole, MessageStatus};
+use crate::chat::{
+    open_chat, send_message, stop_reply, ChatEvent, ChatMessage, ChatView, EventLines, MessageRole,
+    MessageStatus,
+};
 use crate::pages::layout::{error_view, AvatarBadge};
+use crate::pages::platform::spawn_browser_task;
+use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -50,16 +55,11 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
         }
         error.set(None);
         sending.set(true);
-        #[cfg(feature = "hydrate")]
-        {
-            let session_id = session_id.clone();
-            leptos::task::spawn_local(async move {
-                stream_reply(session_id, text, messages, live, error, draft).await;
-                sending.set(false);
-            });
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = &session_id;
+        let session_id = session_id.clone();
+        spawn_browser_task(async move {
+            stream_reply(session_id, text, messages, live, error, draft).await;
+            sending.set(false);
+        });
     };
 
     let bubble = move |m: ChatMessage| {
@@ -119,10 +119,9 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
                     let id = m.id.clone();
                     view! {
                         <button type="button" class="stop" on:click=move |_| {
-                            let _id = id.clone();
-                            #[cfg(feature = "hydrate")]
-                            leptos::task::spawn_local(async move {
-                                if let Err(e) = crate::chat::stop_reply(_id).await {
+                            let id = id.clone();
+                            spawn_browser_task(async move {
+                                if let Err(e) = stop_reply(id).await {
                                     error.set(Some(e.to_string()));
                                 }
                             });
@@ -135,7 +134,6 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
 }
 
 /// Sends the message and applies the reply's events as they arrive.
-#[cfg(feature = "hydrate")]
 async fn stream_reply(
     session_id: String,
     text: String,
@@ -144,9 +142,6 @@ async fn stream_reply(
     error: RwSignal<Option<String>>,
     draft: RwSignal<String>,
 ) {
-    use crate::chat::{send_message, ChatEvent, EventLines};
-    use futures::StreamExt;
-
     let stream = match send_message(session_id, text).await {
         Ok(s) => s,
         Err(e) => {
@@ -211,7 +206,6 @@ async fn stream_reply(
     }
 }
 
-#[cfg(feature = "hydrate")]
 fn finish(
     messages: RwSignal<Vec<ChatMessage>>,
     live: RwSignal<Option<ChatMessage>>,

@@ -2,6 +2,7 @@
 
 use crate::auth::use_auth;
 use crate::error::AppError;
+use crate::pages::platform::{set_status, StatusCode};
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
@@ -36,10 +37,7 @@ pub fn Header() -> impl IntoView {
 
 #[component]
 pub fn NotFound() -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-        resp.set_status(http::StatusCode::NOT_FOUND);
-    }
+    set_status(StatusCode::NOT_FOUND);
     view! {
         <h1>"Page not found"</h1>
         <p><a href="/">"Back to the start"</a></p>
@@ -79,10 +77,7 @@ pub fn error_view(err: AppError) -> AnyView {
         }
         .into_any(),
         AppError::NotFound => {
-            #[cfg(feature = "ssr")]
-            if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
-                resp.set_status(http::StatusCode::NOT_FOUND);
-            }
+            set_status(StatusCode::NOT_FOUND);
             view! {
                 <h1>"Not found"</h1>
                 <p>"There is nothing here, or it belongs to someone else. " <a href="/dashboard">"Back to your dashboard"</a></p>

@@ -2,7 +2,9 @@
 
 pub mod chat;
 pub mod dashboard;
+pub mod form;
 pub mod home;
 pub mod layout;
+pub mod platform;
 pub mod signin;
 pub mod wizard;

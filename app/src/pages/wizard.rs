@@ -3,14 +3,14 @@
 //! The draft lives in one signal owned by the page, so moving between steps keeps everything.
 //! Messages come from the same domain parsers the server functions use.
 
-use crate::characters::{generate_character, save_character};
+use crate::characters::{generate_character, save_character, Generated};
 use crate::domain::{
     field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Traits,
 };
 use crate::error::AppError;
+use crate::pages::form::{Control, Field, FieldError};
 use crate::pages::layout::RequireSignIn;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use leptos_meta::Title;
 use leptos_router::hooks::use_navigate;
 
@@ -30,18 +30,69 @@ fn initial_draft() -> CharacterDraft {
     }
 }
 
+/// What the wizard asks of the server.
+#[derive(Clone)]
+enum Request {
+    /// Write the story parts for the draft; `variation` picks another take.
+    Generate {
+        draft: CharacterDraft,
+        variation: u64,
+    },
+    /// Save the draft as a new character.
+    Save(CharacterDraft),
+}
+
+/// What the server did.
+#[derive(Clone)]
+enum Done {
+    Generated(Generated),
+    Saved(String),
+}
+
 #[component]
 pub fn WizardPage() -> impl IntoView {
     let draft = RwSignal::new(initial_draft());
     let step = RwSignal::new(Step::Identity);
     // Field messages are shown once the user has tried to go on (or the server refused).
     let show_errors = RwSignal::new(false);
-    let server_errors = RwSignal::new(FieldErrors::default());
-    let banner = RwSignal::new(None::<String>);
-    let busy = RwSignal::new(false);
     let offline = RwSignal::new(false);
     let variation = RwSignal::new(0u64);
     let trait_input = RwSignal::new(String::new());
+
+    // One action for both requests: while one runs the buttons are busy, and its result (the
+    // latest) says what to show.
+    let request = Action::new(|r: &Request| {
+        let r = r.clone();
+        async move {
+            match r {
+                Request::Generate { draft, variation } => generate_character(draft, variation)
+                    .await
+                    .map(Done::Generated),
+                Request::Save(draft) => save_character(draft).await.map(Done::Saved),
+            }
+        }
+    });
+    let busy = request.pending();
+    let failure = move || match request.value().get() {
+        Some(Err(e)) if !busy.get() => Some(e),
+        _ => None,
+    };
+    let banner = move || failure().filter(|e| !matches!(e, AppError::Invalid(_)));
+    let server_errors = move || match failure() {
+        Some(AppError::Invalid(errs)) => errs,
+        _ => FieldErrors::default(),
+    };
+    let navigate = use_navigate();
+    Effect::new(move |_| match request.value().get() {
+        Some(Ok(Done::Generated(g))) => {
+            offline.set(g.offline);
+            draft.update(|d| *d = d.clone().with_story(&g.story));
+            step.set(Step::Story);
+        }
+        Some(Ok(Done::Saved(id))) => navigate(&format!("/characters/{id}"), Default::default()),
+        Some(Err(AppError::Invalid(_))) => show_errors.set(true),
+        _ => {}
+    });
 
     let live_errors = Memo::new(move |_| {
         let d = draft.get();
@@ -57,32 +108,16 @@ pub fn WizardPage() -> impl IntoView {
             }
             live_errors
                 .with(|e| e.get(name).map(str::to_string))
-                .or_else(|| server_errors.with(|e| e.get(name).map(str::to_string)))
+                .or_else(|| server_errors().get(name).map(str::to_string))
         }
     };
 
     let generate = move || {
-        let d = draft.get_untracked();
-        busy.set(true);
-        banner.set(None);
-        let v = variation.get_untracked();
-        spawn_local(async move {
-            match generate_character(d, v).await {
-                Ok(g) => {
-                    offline.set(g.offline);
-                    draft.update(|d| *d = d.clone().with_story(&g.story));
-                    step.set(Step::Story);
-                }
-                Err(AppError::Invalid(errs)) => {
-                    server_errors.set(errs);
-                    show_errors.set(true);
-                }
-                Err(e) => banner.set(Some(e.to_string())),
-            }
-            busy.set(false);
+        request.dispatch(Request::Generate {
+            draft: draft.get_untracked(),
+            variation: variation.get_untracked(),
         });
     };
-
     let next = move |_| {
         show_errors.set(true);
         if live_errors.with(|e| e.is_empty()) {
@@ -98,29 +133,11 @@ pub fn WizardPage() -> impl IntoView {
         variation.update(|v| *v += 1);
         generate();
     };
-    let saved = RwSignal::new(None::<String>);
-    let navigate = use_navigate();
-    Effect::new(move |_| {
-        if let Some(id) = saved.get() {
-            navigate(&format!("/characters/{id}"), Default::default());
-        }
-    });
     let save = move |_| {
         show_errors.set(true);
-        if !live_errors.with(|e| e.is_empty()) {
-            return;
+        if live_errors.with(|e| e.is_empty()) {
+            request.dispatch(Request::Save(draft.get_untracked()));
         }
-        let d = draft.get_untracked();
-        busy.set(true);
-        banner.set(None);
-        spawn_local(async move {
-            match save_character(d).await {
-                Ok(id) => saved.set(Some(id)),
-                Err(AppError::Invalid(errs)) => server_errors.set(errs),
-                Err(e) => banner.set(Some(e.to_string())),
-            }
-            busy.set(false);
-        });
     };
 
     let add_trait = move |t: String| {
@@ -143,13 +160,13 @@ pub fn WizardPage() -> impl IntoView {
             <li class:current=move || step.get() == Step::Identity>"1. Who they are"</li>
             <li class:current=move || step.get() == Step::Story>"2. Their story"</li>
         </ol>
-        {move || banner.get().map(|b| view! { <p class="alert" role="alert">{b}</p> })}
+        {move || banner().map(|b| view! { <p class="alert" role="alert">{b.to_string()}</p> })}
         <form class="wizard" on:submit=|ev| ev.prevent_default() novalidate>
             <Show when=move || step.get() == Step::Identity>
                 <fieldset>
                     <legend>"Who they are"</legend>
-                    <TextField label="Name" name=field::NAME draft error=error_for(field::NAME)
-                        get=|d| d.name.clone() set=|d, v| d.name = v />
+                    <Field label="Name" name=field::NAME error=error_for(field::NAME)
+                        value=move || draft.with(|d| d.name.clone()) set=move |v| draft.update(|d| d.name = v) />
                     <div class="field">
                         <label for="trait-input">"Traits"</label>
                         <ul class="chips" data-testid="traits">
@@ -185,34 +202,20 @@ pub fn WizardPage() -> impl IntoView {
                                 <button type="button" class="suggestion" on:click=move |_| add_trait(s.to_string())>{*s}</button>
                             }).collect_view()}
                         </p>
-                        <FieldMessage error=error_for(field::TRAITS) name=field::TRAITS />
+                        <FieldError error=error_for(field::TRAITS) name=field::TRAITS />
                     </div>
-                    <TextField label="Age" name=field::AGE draft error=error_for(field::AGE) input_type="number"
-                        get=|d| d.age.clone() set=|d, v| d.age = v />
-                    <div class="field">
-                        <label for="gender">"Gender"</label>
-                        <select id="gender" name="gender" on:change=move |ev| draft.update(|d| d.gender = event_target_value(&ev))>
-                            {Gender::ALL.iter().map(|g| view! {
-                                <option value=g.as_str() selected=move || draft.with(|d| d.gender == g.as_str())>{g.label()}</option>
-                            }).collect_view()}
-                        </select>
-                        <FieldMessage error=error_for(field::GENDER) name=field::GENDER />
-                    </div>
-                    <TextField label="Language of the story" name=field::LANGUAGE draft error=error_for(field::LANGUAGE)
-                        get=|d| d.language.clone() set=|d, v| d.language = v />
-                    <TextField label="Voice (optional)" name=field::VOICE draft error=error_for(field::VOICE)
-                        get=|d| d.voice.clone() set=|d, v| d.voice = v />
-                    <div class="field">
-                        <label for="scenes">"Number of scenes"</label>
-                        <select id="scenes" name="scenes" on:change=move |ev| draft.update(|d| d.scenes = event_target_value(&ev))>
-                            {SceneCount::CHOICES.iter().map(|n| {
-                                let n = n.to_string();
-                                let (value, label) = (n.clone(), n.clone());
-                                view! { <option value=value selected=move || draft.with(|d| d.scenes == n)>{label}</option> }
-                            }).collect_view()}
-                        </select>
-                        <FieldMessage error=error_for(field::SCENES) name=field::SCENES />
-                    </div>
+                    <Field label="Age" name=field::AGE error=error_for(field::AGE) control=Control::Number
+                        value=move || draft.with(|d| d.age.clone()) set=move |v| draft.update(|d| d.age = v) />
+                    <Field label="Gender" name=field::GENDER error=error_for(field::GENDER)
+                        control=Control::Choice(Gender::ALL.iter().map(|g| (g.as_str().to_string(), g.label().to_string())).collect())
+                        value=move || draft.with(|d| d.gender.clone()) set=move |v| draft.update(|d| d.gender = v) />
+                    <Field label="Language of the story" name=field::LANGUAGE error=error_for(field::LANGUAGE)
+                        value=move || draft.with(|d| d.language.clone()) set=move |v| draft.update(|d| d.language = v) />
+                    <Field label="Voice (optional)" name=field::VOICE error=error_for(field::VOICE)
+                        value=move || draft.with(|d| d.voice.clone()) set=move |v| draft.update(|d| d.voice = v) />
+                    <Field label="Number of scenes" name=field::SCENES error=error_for(field::SCENES)
+                        control=Control::Choice(SceneCount::CHOICES.iter().map(|n| (n.to_string(), n.to_string())).collect())
+                        value=move || draft.with(|d| d.scenes.clone()) set=move |v| draft.update(|d| d.scenes = v) />
                     <fieldset class="field avatars">
                         <legend>"Avatar"</legend>
                         {Avatar::PRESETS.iter().map(|a| view! {
@@ -239,12 +242,12 @@ pub fn WizardPage() -> impl IntoView {
                             "Written by the built-in offline writer (no AI model is configured)."
                         </p>
                     })}
-                    <TextArea label="Backstory" name=field::BACKSTORY draft error=error_for(field::BACKSTORY) rows=8
-                        get=|d| d.backstory.clone() set=|d, v| d.backstory = v />
-                    <TextArea label="Story context (the world)" name=field::STORY_CONTEXT draft error=error_for(field::STORY_CONTEXT) rows=6
-                        get=|d| d.story_context.clone() set=|d, v| d.story_context = v />
-                    <TextArea label="Opening line" name=field::OPENING_LINE draft error=error_for(field::OPENING_LINE) rows=2
-                        get=|d| d.opening_line.clone() set=|d, v| d.opening_line = v />
+                    <Field label="Backstory" name=field::BACKSTORY error=error_for(field::BACKSTORY) control=Control::Lines(8)
+                        value=move || draft.with(|d| d.backstory.clone()) set=move |v| draft.update(|d| d.backstory = v) />
+                    <Field label="Story context (the world)" name=field::STORY_CONTEXT error=error_for(field::STORY_CONTEXT) control=Control::Lines(6)
+                        value=move || draft.with(|d| d.story_context.clone()) set=move |v| draft.update(|d| d.story_context = v) />
+                    <Field label="Opening line" name=field::OPENING_LINE error=error_for(field::OPENING_LINE) control=Control::Lines(2)
+                        value=move || draft.with(|d| d.opening_line.clone()) set=move |v| draft.update(|d| d.opening_line = v) />
                     <fieldset class="field">
                         <legend>"Start options"</legend>
                         {(0..3).map(|i| view! {
@@ -256,7 +259,7 @@ pub fn WizardPage() -> impl IntoView {
                                     d.start_options[i] = event_target_value(&ev);
                                 }) />
                         }).collect_view()}
-                        <FieldMessage error=error_for(field::START_OPTIONS) name=field::START_OPTIONS />
+                        <FieldError error=error_for(field::START_OPTIONS) name=field::START_OPTIONS />
                     </fieldset>
                     <fieldset class="field">
                         <legend>"Endings"</legend>
@@ -278,7 +281,7 @@ pub fn WizardPage() -> impl IntoView {
                                     })></textarea>
                             </div>
                         }).collect_view()}
-                        <FieldMessage error=error_for(field::ENDINGS) name=field::ENDINGS />
+                        <FieldError error=error_for(field::ENDINGS) name=field::ENDINGS />
                     </fieldset>
                 </fieldset>
                 <div class="actions">
@@ -291,73 +294,5 @@ pub fn WizardPage() -> impl IntoView {
             </Show>
         </form>
         </RequireSignIn>
-    }
-}
-
-#[component]
-fn FieldMessage<F>(error: F, name: &'static str) -> impl IntoView
-where
-    F: Fn() -> Option<String> + Send + Sync + 'static,
-{
-    view! {
-        <p class="field-error" id=format!("{name}-error") role="alert" data-field=name>{error}</p>
-    }
-}
-
-#[component]
-fn TextField<F>(
-    label: &'static str,
-    name: &'static str,
-    draft: RwSignal<CharacterDraft>,
-    error: F,
-    get: fn(&CharacterDraft) -> String,
-    set: fn(&mut CharacterDraft, String),
-    #[prop(default = "text")] input_type: &'static str,
-) -> impl IntoView
-where
-    F: Fn() -> Option<String> + Send + Sync + Clone + 'static,
-{
-    let invalid = {
-        let error = error.clone();
-        move || error().is_some().to_string()
-    };
-    view! {
-        <div class="field">
-            <label for=name>{label}</label>
-            <input id=name name=name type=input_type
-                aria-invalid=invalid aria-describedby=format!("{name}-error")
-                prop:value=move || draft.with(get)
-                on:input=move |ev| draft.update(|d| set(d, event_target_value(&ev))) />
-            <FieldMessage error name />
-        </div>
-    }
-}
-
-#[component]
-fn TextArea<F>(
-    label: &'static str,
-    name: &'static str,
-    draft: RwSignal<CharacterDraft>,
-    error: F,
-    get: fn(&CharacterDraft) -> String,
-    set: fn(&mut CharacterDraft, String),
-    rows: u32,
-) -> impl IntoView
-where
-    F: Fn() -> Option<String> + Send + Sync + Clone + 'static,
-{
-    let invalid = {
-        let error = error.clone();
-        move || error().is_some().to_string()
-    };
-    view! {
-        <div class="field">
-            <label for=name>{label}</label>
-            <textarea id=name name=name rows=rows
-                aria-invalid=invalid aria-describedby=format!("{name}-error")
-                prop:value=move || draft.with(get)
-                on:input=move |ev| draft.update(|d| set(d, event_target_value(&ev)))></textarea>
-            <FieldMessage error name />
-        </div>
     }
 }

@@ -152,14 +152,14 @@ async fn someone_elses(app: &TestApp) -> Foreign {
     )
     .unwrap();
     let spec = draft.with_story(&story).parse_spec().unwrap();
-    let character = app::characters::ssr::insert(&app.db, &owner, &spec)
+    let character = app::characters::store::insert(&app.db, &owner, &spec)
         .await
         .unwrap();
-    let session = app::chat::ssr::open_session(&app.db, &owner, &character)
+    let session = app::chat::store::open_session(&app.db, &owner, &character)
         .await
         .unwrap()
         .unwrap();
-    let reply = app::chat::ssr::messages(&app.db, &session, None)
+    let reply = app::chat::store::messages(&app.db, &session, None)
         .await
         .unwrap()[0]
         .id
@@ -198,7 +198,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
     }
     // And their data is untouched: no message was added to their chat.
     assert_eq!(
-        app::chat::ssr::messages(&app.db, &theirs.session, None)
+        app::chat::store::messages(&app.db, &theirs.session, None)
             .await
             .unwrap()
             .len(),

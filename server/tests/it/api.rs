@@ -332,19 +332,19 @@ async fn someone_elses_character_is_not_found(backend: Backend) {
     let view = open_chat(&app, &id).await;
 
     // Another user, made in the store and signed in through a session row of their own.
-    let other = app::auth::ssr::upsert_identity(&app.db, "test", "someone-else", "Someone Else")
+    let other = app::auth::store::upsert_identity(&app.db, "test", "someone-else", "Someone Else")
         .await
         .unwrap();
-    let owner_b = app::auth::ssr::UserId(other.id.clone());
-    assert!(app::characters::ssr::find(&app.db, &owner_b, &id)
+    let owner_b = app::auth::UserId(other.id.clone());
+    assert!(app::characters::store::find(&app.db, &owner_b, &id)
         .await
         .unwrap()
         .is_none());
-    assert!(app::characters::ssr::list_for(&app.db, &owner_b)
+    assert!(app::characters::store::list_for(&app.db, &owner_b)
         .await
         .unwrap()
         .is_empty());
-    assert!(app::chat::ssr::open_session(&app.db, &owner_b, &id)
+    assert!(app::chat::store::open_session(&app.db, &owner_b, &id)
         .await
         .unwrap()
         .is_none());

@@ -4,8 +4,8 @@
 use crate::common::{Backend, TestDb};
 use app::auth::store::upsert_identity;
 use app::auth::UserId;
-use app::characters::ssr as characters;
-use app::chat::{ssr as chat, MessageRole, MessageStatus};
+use app::characters::store as characters;
+use app::chat::{store as chat, MessageRole, MessageStatus};
 use app::domain::{CharacterDraft, CharacterSpec, DraftEnding};
 use app::infra::db::{Backend as DbBackend, Db};
 
@@ -17,6 +17,7 @@ on_both_backends!(
     a_saved_character_reads_back_identically,
     a_chat_session_starts_with_the_greeting_once,
     message_history_keeps_order_and_honours_the_limit,
+    a_message_with_an_unknown_role_or_status_is_refused,
     deleting_a_user_removes_their_data,
 );
 
@@ -185,6 +186,75 @@ async fn message_history_keeps_order_and_honours_the_limit(backend: Backend) {
     let latest = chat::messages(&db, &s, Some(5)).await.unwrap();
     let tail: Vec<&str> = latest.iter().map(|m| m.content.as_str()).collect();
     assert_eq!(tail, vec!["m26", "m27", "m28", "m29", "Hello."]);
+}
+
+async fn a_message_with_an_unknown_role_or_status_is_refused(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
+    let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    let insert = "INSERT INTO chat_messages (id, session_id, role, content, status, created_at, updated_at) \
+                  VALUES ($1, $2, $3, 'text', $4, 1, 1)";
+    let refused = |r: Result<Vec<app::chat::ChatMessage>, sqlx::Error>, what: &str| match r {
+        Err(sqlx::Error::Decode(e)) => assert!(e.to_string().contains(what), "{e}"),
+        other => panic!("expected a decode error naming {what:?}, got {other:?}"),
+    };
+
+    // A role the schema allows but this code does not know is not shown as the character's.
+    let system = app::infra::new_id();
+    app::with_pool!(&db, pool => {
+        sqlx::query(insert).bind(&system).bind(&s).bind("system").bind("complete")
+            .execute(pool).await.map(|_| ()).unwrap()
+    });
+    refused(chat::messages(&db, &s, None).await, "role \"system\"");
+    app::with_pool!(&db, pool => {
+        sqlx::query("DELETE FROM chat_messages WHERE id = $1").bind(&system)
+            .execute(pool).await.map(|_| ()).unwrap()
+    });
+    assert_eq!(chat::messages(&db, &s, None).await.unwrap().len(), 1);
+
+    // A status outside the schema's own list (written past its CHECK) is not shown as failed.
+    let odd = app::infra::new_id();
+    match &db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.acquire().await.unwrap();
+            sqlx::query("PRAGMA ignore_check_constraints = ON")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query(insert)
+                .bind(&odd)
+                .bind(&s)
+                .bind("assistant")
+                .bind("archived")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            sqlx::query("PRAGMA ignore_check_constraints = OFF")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        Db::Postgres(pool) => {
+            sqlx::query("ALTER TABLE chat_messages DROP CONSTRAINT chat_messages_status_check")
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query(insert)
+                .bind(&odd)
+                .bind(&s)
+                .bind("assistant")
+                .bind("archived")
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+    refused(chat::messages(&db, &s, None).await, "status \"archived\"");
+    match chat::reply_status(&db, &a, &odd).await {
+        Err(sqlx::Error::Decode(e)) => assert!(e.to_string().contains("archived"), "{e}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
 }
 
 async fn deleting_a_user_removes_their_data(backend: Backend) {

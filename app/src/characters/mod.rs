@@ -1,0 +1,69 @@
+//! Characters: generate, save, list, open.
+//!
+//! This module holds what crosses the wire (the views and the `#[server]` functions); the
+//! behaviour is in [`service`] and every query on the `characters` table in [`store`].
+
+use crate::domain::{CharacterDraft, GeneratedCharacter};
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+/// A card on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterSummary {
+    pub id: String,
+    pub name: String,
+    pub traits: Vec<String>,
+    pub avatar: String,
+    pub opening_line: String,
+    pub created_at: i64,
+}
+
+/// A whole saved character.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterView {
+    pub id: String,
+    pub draft: CharacterDraft,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What generation returns: the story parts, and whether an offline writer produced them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generated {
+    pub story: GeneratedCharacter,
+    pub offline: bool,
+}
+
+/// Writes the story parts (backstory, world, opening line, start options, endings) from the
+/// first wizard step. `variation` picks a different take on the same inputs.
+#[server(endpoint = "characters/generate", input = Json)]
+pub async fn generate_character(
+    draft: CharacterDraft,
+    variation: u64,
+) -> Result<Generated, AppError> {
+    service::generate(draft, variation).await
+}
+
+/// Saves a new character; returns its id.
+#[server(endpoint = "characters/save", input = Json)]
+pub async fn save_character(draft: CharacterDraft) -> Result<String, AppError> {
+    service::save(draft).await
+}
+
+/// The signed-in user's characters, newest first.
+#[server(endpoint = "characters/list")]
+pub async fn list_characters() -> Result<Vec<CharacterSummary>, AppError> {
+    service::list().await
+}
+
+#[server(endpoint = "characters/get")]
+pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
+    service::get(id).await
+}

@@ -1,0 +1,115 @@
+//! What the character server functions do: generate a story (with one repair of an invalid
+//! reply), save, list and open. Queries are in [`super::store`].
+
+use super::{store, CharacterSummary, CharacterView, Generated};
+use crate::auth::{require_user, UserId};
+use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter};
+use crate::error::{AppError, OrInternal};
+use crate::infra::{
+    llm::{prompts, LlmError, Repair},
+    AppState,
+};
+use crate::usage;
+use std::time::Instant;
+
+#[tracing::instrument(skip_all, fields(variation))]
+pub async fn generate(draft: CharacterDraft, variation: u64) -> Result<Generated, AppError> {
+    let user = require_user().await?;
+    let seed = draft.parse_seed()?;
+    let state = AppState::get();
+    let story = write_story(&state, &user, &seed, variation)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "character generation failed");
+            AppError::Provider(e.user_message().to_string())
+        })?;
+    Ok(Generated {
+        story,
+        offline: state.llm.is_offline(),
+    })
+}
+
+/// Asks the model for a character's story parts, parses and validates the reply, and gives
+/// an invalid reply one repair attempt that names what was wrong. Every call is recorded.
+pub async fn write_story(
+    state: &AppState,
+    user: &UserId,
+    seed: &CharacterSeed,
+    variation: u64,
+) -> Result<GeneratedCharacter, LlmError> {
+    let mut request = prompts::character(seed, variation);
+    for attempt in 1..=2 {
+        let started = Instant::now();
+        let result = state.llm.generate_json(request.clone()).await;
+        let parsed = result
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|r| parse_generated(&r.raw));
+        usage::store::record(
+            &state.db,
+            usage::Record {
+                owner_id: &user.0,
+                kind: if attempt == 1 {
+                    "character"
+                } else {
+                    "character_repair"
+                },
+                provider: state.llm.name(),
+                language: Some(seed.language.as_str()),
+                outcome: usage::outcome(&parsed),
+                duration_ms: started.elapsed().as_millis() as i64,
+                usage: result.as_ref().map(|r| r.usage).unwrap_or_default(),
+            },
+        )
+        .await;
+        match (result, parsed) {
+            (_, Ok(story)) => return Ok(story),
+            (Ok(reply), Err(LlmError::InvalidReply(problem))) if attempt == 1 => {
+                tracing::warn!(%problem, "invalid structured reply; asking for one repair");
+                request.repair = Some(Repair {
+                    previous: reply.raw,
+                    problem,
+                });
+            }
+            (_, Err(e)) => return Err(e),
+        }
+    }
+    unreachable!("the loop returns on its second attempt")
+}
+
+/// Parses and validates a generated character: JSON of the right shape, every text in bounds,
+/// exactly three start options and three endings of distinct kinds.
+pub fn parse_generated(raw: &str) -> Result<GeneratedCharacter, LlmError> {
+    let invalid = |m: String| LlmError::InvalidReply(m);
+    let value: serde_json::Value = serde_json::from_str(raw.trim())
+        .map_err(|e| invalid(format!("the reply is not valid JSON ({e})")))?;
+    let g: GeneratedCharacter =
+        serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    g.check().map_err(|e| invalid(e.0))?;
+    Ok(g)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn save(draft: CharacterDraft) -> Result<String, AppError> {
+    let user = require_user().await?;
+    let spec = draft.parse_spec()?;
+    let db = AppState::get().db;
+    store::insert(&db, &user, &spec)
+        .await
+        .or_internal("save character")
+}
+
+pub async fn list() -> Result<Vec<CharacterSummary>, AppError> {
+    let user = require_user().await?;
+    store::list_for(&AppState::get().db, &user)
+        .await
+        .or_internal("list characters")
+}
+
+pub async fn get(id: String) -> Result<CharacterView, AppError> {
+    let user = require_user().await?;
+    store::find(&AppState::get().db, &user, &id)
+        .await
+        .or_internal("get character")?
+        .ok_or(AppError::NotFound)
+}

@@ -1,0 +1,238 @@
+//! Chat with a character: sessions, history, and replies streamed token by token.
+//!
+//! The reply streams through a streaming server function (`output = StreamingText`) rather than a
+//! separate SSE route: it is one more server function, so it shares the argument types, the error
+//! type, the sign-in check and the access-control tests of every other endpoint, and the browser
+//! client is generated. A text stream has no message boundaries, so each event is one line of JSON
+//! ([`ChatEvent`]), split back into events by [`EventLines`].
+//!
+//! The generation runs in its own task that writes to the database as it goes, so a reply is not
+//! lost when the browser disconnects mid-stream: the user's message is saved before the model is
+//! called, the reply row exists from the first token, and it is completed (or marked failed, with
+//! whatever text arrived) whatever happens to the connection.
+//!
+//! This module holds what crosses the wire; [`service`] opens, sends and stops, [`relay`] is the
+//! task that writes a reply, and [`store`] has every query on `chat_sessions` and `chat_messages`.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos::server_fn::codec::{StreamingText, TextStream};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+mod relay;
+#[cfg(feature = "ssr")]
+pub mod service;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageRole {
+    User,
+    Assistant,
+}
+
+impl MessageRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "user" => MessageRole::User,
+            "assistant" => MessageRole::Assistant,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a message stands. A reply that did not finish keeps its text and says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Complete,
+    Streaming,
+    Stopped,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Complete => "complete",
+            MessageStatus::Streaming => "streaming",
+            MessageStatus::Stopped => "stopped",
+            MessageStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "complete" => MessageStatus::Complete,
+            "streaming" => MessageStatus::Streaming,
+            "stopped" => MessageStatus::Stopped,
+            "failed" => MessageStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub id: String,
+    pub role: MessageRole,
+    pub content: String,
+    pub status: MessageStatus,
+    pub created_at: i64,
+}
+
+/// Everything the chat page shows when it opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatView {
+    pub session_id: String,
+    pub character_id: String,
+    pub character_name: String,
+    pub avatar: String,
+    pub messages: Vec<ChatMessage>,
+    /// Replies are written by the offline provider (labelled in the UI).
+    pub offline: bool,
+}
+
+/// One line of the reply stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// The user's message is saved; the reply will have id `reply_id`.
+    Accepted {
+        user_message: ChatMessage,
+        reply_id: String,
+    },
+    /// More reply text.
+    Delta { text: String },
+    /// The reply is saved with this status.
+    Finished { status: MessageStatus },
+    /// The reply failed; what arrived before is kept and marked. `message` is for the user.
+    Failed { message: String },
+}
+
+impl ChatEvent {
+    /// One event as one line.
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// Reassembles [`ChatEvent`]s from text chunks whose boundaries fall anywhere.
+#[derive(Default)]
+pub struct EventLines {
+    buf: String,
+}
+
+impl EventLines {
+    /// Adds a chunk; returns the events completed by it.
+    pub fn push(&mut self, chunk: &str) -> Vec<Result<ChatEvent, String>> {
+        self.buf.push_str(chunk);
+        let mut out = Vec::new();
+        while let Some(i) = self.buf.find('\n') {
+            let line: String = self.buf.drain(..=i).collect();
+            let line = line.trim();
+            if !line.is_empty() {
+                out.push(serde_json::from_str(line).map_err(|e| e.to_string()));
+            }
+        }
+        out
+    }
+}
+
+/// Opens the chat with a character: its latest session (created, greeting first, if none).
+#[server(endpoint = "chat/open")]
+pub async fn open_chat(character_id: String) -> Result<ChatView, AppError> {
+    service::open(character_id).await
+}
+
+/// Sends a message and streams the reply as lines of [`ChatEvent`] JSON.
+#[server(endpoint = "chat/send", output = StreamingText)]
+pub async fn send_message(
+    session_id: String,
+    text: String,
+) -> Result<TextStream<AppError>, AppError> {
+    service::send(session_id, text).await
+}
+
+/// Stops a reply being written. The text so far is kept and marked stopped; the upstream model
+/// request is cancelled.
+#[server(endpoint = "chat/stop")]
+pub async fn stop_reply(reply_id: String) -> Result<(), AppError> {
+    service::stop(reply_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_survive_any_chunking() {
+        let events = vec![
+            ChatEvent::Delta { text: "Hel".into() },
+            ChatEvent::Delta {
+                text: "lo\nthere {\"x\"}".into(),
+            },
+            ChatEvent::Finished {
+                status: MessageStatus::Complete,
+            },
+        ];
+        let wire: String = events.iter().map(ChatEvent::to_line).collect();
+        for size in 1..wire.len() {
+            let mut lines = EventLines::default();
+            let mut got = Vec::new();
+            let chars: Vec<char> = wire.chars().collect();
+            for chunk in chars.chunks(size) {
+                let s: String = chunk.iter().collect();
+                got.extend(lines.push(&s).into_iter().map(Result::unwrap));
+            }
+            assert_eq!(got, events, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn roles_and_statuses_round_trip_and_refuse_unknown_words() {
+        for role in [MessageRole::User, MessageRole::Assistant] {
+            assert_eq!(MessageRole::parse(role.as_str()), Some(role));
+            // The stored word is the wire word.
+            assert_eq!(
+                serde_json::to_string(&role).unwrap(),
+                format!("\"{}\"", role.as_str())
+            );
+        }
+        for status in [
+            MessageStatus::Complete,
+            MessageStatus::Streaming,
+            MessageStatus::Stopped,
+            MessageStatus::Failed,
+        ] {
+            assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{}\"", status.as_str())
+            );
+        }
+        for unknown in [
+            "",
+            "User",
+            "system",
+            "model",
+            "done",
+            "Complete",
+            " complete",
+        ] {
+            assert_eq!(MessageRole::parse(unknown), None, "{unknown:?}");
+            assert_eq!(MessageStatus::parse(unknown), None, "{unknown:?}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! What the chat server functions do: open a chat, send a message (saving it and starting the
+//! [`Relay`] that writes the reply), stop a reply. Queries are in [`super::store`].
+
+use super::relay::Relay;
+use super::{store, ChatEvent, ChatView, MessageRole, MessageStatus};
+use crate::auth::require_user;
+use crate::domain::MessageText;
+use crate::error::{AppError, OrInternal};
+use crate::infra::{
+    llm::{prompts, Persona, Role, Turn},
+    AppState,
+};
+use leptos::server_fn::codec::TextStream;
+
+/// How much history goes to the model.
+const HISTORY_LIMIT: i64 = 40;
+
+#[tracing::instrument(skip_all)]
+pub async fn open(character_id: String) -> Result<ChatView, AppError> {
+    let user = require_user().await?;
+    let state = AppState::get();
+    let session_id = store::open_session(&state.db, &user, &character_id)
+        .await
+        .or_internal("open chat")?
+        .ok_or(AppError::NotFound)?;
+    let session = store::find_session(&state.db, &user, &session_id)
+        .await
+        .or_internal("open chat")?
+        .ok_or(AppError::NotFound)?;
+    let messages = store::messages(&state.db, &session_id, None)
+        .await
+        .or_internal("load messages")?;
+    Ok(ChatView {
+        session_id,
+        character_id: session.character_id,
+        character_name: session.name,
+        avatar: session.avatar,
+        messages,
+        offline: state.llm.is_offline(),
+    })
+}
+
+#[tracing::instrument(skip_all, fields(session_id = %session_id))]
+pub async fn send(session_id: String, text: String) -> Result<TextStream<AppError>, AppError> {
+    let user = require_user().await?;
+    let text = MessageText::parse(&text)?;
+    let state = AppState::get();
+    let session = store::find_session(&state.db, &user, &session_id)
+        .await
+        .or_internal("load session")?
+        .ok_or(AppError::NotFound)?;
+
+    // The user's message is saved before the model is called.
+    let user_message = store::insert_message(
+        &state.db,
+        &session.id,
+        MessageRole::User,
+        text.as_str(),
+        MessageStatus::Complete,
+    )
+    .await
+    .or_internal("save message")?;
+    let reply = store::insert_message(
+        &state.db,
+        &session.id,
+        MessageRole::Assistant,
+        "",
+        MessageStatus::Streaming,
+    )
+    .await
+    .or_internal("create reply")?;
+
+    let history = store::messages(&state.db, &session.id, Some(HISTORY_LIMIT))
+        .await
+        .or_internal("load history")?
+        .into_iter()
+        .filter(|m| m.id != reply.id && !m.content.is_empty())
+        .map(|m| Turn {
+            role: match m.role {
+                MessageRole::User => Role::User,
+                MessageRole::Assistant => Role::Model,
+            },
+            text: m.content,
+        })
+        .collect();
+    let persona = Persona {
+        name: session.name.clone(),
+        traits: session.traits.clone(),
+        story_context: session.story_context.clone(),
+    };
+    let request = prompts::chat(persona, &session.backstory, history);
+
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<String, AppError>>();
+    let _ = tx.unbounded_send(Ok(ChatEvent::Accepted {
+        user_message,
+        reply_id: reply.id.clone(),
+    }
+    .to_line()));
+
+    let cancel = state.running.register(&reply.id);
+    let upstream = state.llm.stream_chat(request);
+    let job = Relay {
+        state: state.clone(),
+        owner: user,
+        session_id: session.id.clone(),
+        reply_id: reply.id.clone(),
+        tx,
+        cancel,
+    };
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(job.run(upstream), span));
+    Ok(TextStream::new(rx))
+}
+
+/// Stops a reply: marks it stopped in the database (which a task on any server notices at its
+/// next flush) and cancels it directly if this server is generating it.
+#[tracing::instrument(skip_all, fields(reply_id = %reply_id))]
+pub async fn stop(reply_id: String) -> Result<(), AppError> {
+    let user = require_user().await?;
+    let state = AppState::get();
+    let status = store::reply_status(&state.db, &user, &reply_id)
+        .await
+        .or_internal("find reply")?
+        .ok_or(AppError::NotFound)?;
+    if status == MessageStatus::Streaming {
+        store::mark_stopped(&state.db, &reply_id)
+            .await
+            .or_internal("stop reply")?;
+        state.running.cancel(&reply_id);
+        tracing::info!("reply stopped by the user");
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The `generations` table: every query on it.
+
+use super::Record;
+use crate::infra::{db::Db, new_id, now_ms};
+use crate::with_pool;
+
+/// Records a call. Failing to record is logged and never fails the user's request.
+pub async fn record(db: &Db, r: Record<'_>) {
+    let res = with_pool!(db, pool => {
+        sqlx::query(
+            "INSERT INTO generations (id, owner_id, kind, provider, language, outcome, duration_ms, \
+             input_tokens, output_tokens, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new_id())
+        .bind(r.owner_id)
+        .bind(r.kind)
+        .bind(r.provider)
+        .bind(r.language)
+        .bind(r.outcome)
+        .bind(r.duration_ms)
+        .bind(r.usage.input_tokens as i32)
+        .bind(r.usage.output_tokens as i32)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|_| ())
+    });
+    if let Err(e) = res {
+        tracing::warn!(error = ?e, "could not record model usage");
+    }
+}
