@@ -1,9 +1,10 @@
 //! PersonaFlux: everything shared by the server (feature `ssr`) and the browser (feature `hydrate`).
 //!
 //! Domain types and their validation live in [`domain`] and are the same code on both sides.
-//! Server functions live beside the wire types of their domain ([`auth`], [`characters`], [`chat`]);
-//! the server-only half of each is a `#[cfg(feature = "ssr")] mod ssr`, and shared server plumbing
-//! (configuration, database, LLM providers) is in [`infra`].
+//! Each domain ([`auth`], [`characters`], [`chat`], [`twins`], [`usage`]) is a folder: `mod.rs`
+//! with its wire types and server functions, and the server-only `service` (behaviour) and `store`
+//! (every query on its tables). Pages are in [`pages`]; server plumbing (configuration, database,
+//! sessions, LLM providers) is in [`infra`]. ARCHITECTURE.md follows a request through them.
 
 #![recursion_limit = "256"]
 
