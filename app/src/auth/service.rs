@@ -64,11 +64,42 @@ pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
         .or_internal("load user")
 }
 
+/// Headers a reverse proxy adds. Local sign-in trusts that whoever reaches the loopback port is
+/// on this machine; a request that came through a proxy is not, whatever it says.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Whether the current request carries any forwarding header.
+pub fn came_through_a_proxy() -> bool {
+    leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
+        FORWARDING_HEADERS
+            .iter()
+            .any(|h| parts.headers.contains_key(*h))
+    })
+}
+
+/// Whether this request may use the local sign-in: the server listens on loopback (and is not
+/// published under a public URL), and the request did not come through a proxy.
+pub fn local_sign_in_allowed() -> bool {
+    AppState::get().config.local_sign_in_allowed() && !came_through_a_proxy()
+}
+
 pub async fn local_sign_in() -> Result<(), AppError> {
     let state = AppState::get();
     if !state.config.local_sign_in_allowed() {
         return Err(AppError::Forbidden(
             "Local sign-in is only available while the server listens on loopback.".into(),
+        ));
+    }
+    if came_through_a_proxy() {
+        tracing::warn!("refused a local sign-in that came through a proxy");
+        return Err(AppError::Forbidden(
+            "Local sign-in is not available through a proxy.".into(),
         ));
     }
     let user = store::upsert_identity(&state.db, "local", "local", "Local user")

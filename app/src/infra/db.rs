@@ -68,8 +68,12 @@ impl Db {
             Db::Sqlite(pool)
         } else {
             return Err(sqlx::Error::Configuration(
-                format!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
-                    .into(),
+                // Not the URL itself: it may carry a password.
+                format!(
+                    "DATABASE_URL must start with sqlite:// or postgres:// (it starts with {:?})",
+                    url.split(':').next().unwrap_or_default()
+                )
+                .into(),
             ));
         };
         db.migrate().await?;
