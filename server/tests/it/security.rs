@@ -11,6 +11,8 @@ on_both_backends!(
     a_rebound_host_name_is_refused_before_any_handler,
     local_sign_in_refuses_forwarded_requests,
     origin_is_checked_against_the_public_url_not_the_host,
+    anonymous_sign_in_starts_leave_no_lasting_sessions,
+    an_active_session_slides_past_the_idle_window_but_not_its_lifetime,
     no_token_code_or_cookie_reaches_the_logs,
 );
 
@@ -166,6 +168,171 @@ async fn origin_is_checked_against_the_public_url_not_the_host(backend: Backend)
     // And another host is not answered at all.
     let res = post("https://evil.example", "evil.example").await.unwrap();
     assert_eq!(res.status(), 421);
+}
+
+// §5 Unbounded growth -----------------------------------------------------------------------
+
+/// Sessions whose expiry is more than `minutes` away.
+async fn lasting_sessions(app: &TestApp, backend: Backend, minutes: u32) -> i64 {
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "SELECT COUNT(*) FROM tower_sessions \
+             WHERE datetime(expiry_date) > datetime('now', '+{minutes} minutes')"
+        ),
+        Backend::Postgres => format!(
+            "SELECT COUNT(*) FROM tower_sessions.session \
+             WHERE expiry_date > now() + interval '{minutes} minutes'"
+        ),
+    };
+    count(app, &sql).await
+}
+
+async fn all_sessions(app: &TestApp, backend: Backend) -> i64 {
+    count(
+        app,
+        match backend {
+            Backend::Sqlite => "SELECT COUNT(*) FROM tower_sessions",
+            Backend::Postgres => "SELECT COUNT(*) FROM tower_sessions.session",
+        },
+    )
+    .await
+}
+
+/// An app with GitHub configured; nothing listens at its endpoints (starting a sign-in does not
+/// call them).
+async fn app_with_github(backend: Backend) -> TestApp {
+    spawn_app_with(
+        backend,
+        &[
+            ("GITHUB_CLIENT_ID", "gh-client"),
+            ("GITHUB_CLIENT_SECRET", "gh-secret"),
+            (
+                "GITHUB_AUTH_URL",
+                "http://127.0.0.1:9/login/oauth/authorize",
+            ),
+            (
+                "GITHUB_TOKEN_URL",
+                "http://127.0.0.1:9/login/oauth/access_token",
+            ),
+            ("GITHUB_API_URL", "http://127.0.0.1:9"),
+        ],
+        |_| {},
+    )
+    .await
+}
+
+/// Each anonymous `GET /auth/{provider}/start` keeps a pending sign-in in a session row; it must
+/// not outlive the flow's ten minutes, or anyone can fill the table for two weeks at a time.
+async fn anonymous_sign_in_starts_leave_no_lasting_sessions(backend: Backend) {
+    let app = app_with_github(backend).await;
+    // No cookie jar: every request is a new visitor.
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let started = futures::stream::iter(0..1000)
+        .map(|_| {
+            let anon = anon.clone();
+            let url = app.url("/auth/github/start");
+            async move { anon.get(url).send().await.unwrap() }
+        })
+        .buffer_unordered(8)
+        .filter(|res| {
+            futures::future::ready(
+                res.status().is_redirection() && location(res).starts_with("http://127.0.0.1:9/"),
+            )
+        })
+        .count()
+        .await;
+    assert_eq!(started, 1000, "every start went to the provider");
+    assert_eq!(all_sessions(&app, backend).await, 1000, "one row each");
+    assert_eq!(
+        lasting_sessions(&app, backend, 11).await,
+        0,
+        "pending sign-ins must expire with the flow"
+    );
+
+    // A failed callback leaves nothing behind either.
+    let browser = app.another_browser();
+    let res = browser
+        .client
+        .get(browser.url("/auth/github/start"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection());
+    let res = browser
+        .client
+        .get(browser.url("/auth/github/callback?code=x&state=forged"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&res), "/signin?error=state");
+    assert_eq!(lasting_sessions(&app, backend, 11).await, 0);
+    assert_eq!(all_sessions(&app, backend).await, 1000, "its row is gone");
+
+    // A signed-in session still gets the full idle window.
+    app.sign_in_local().await;
+    assert_eq!(lasting_sessions(&app, backend, 11).await, 1);
+}
+
+// §7 Sliding idle expiry --------------------------------------------------------------------
+
+fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("pf_session="))
+}
+
+/// Asks who is signed in with exactly `cookie`; returns the answer and whether the server
+/// renewed the cookie.
+async fn me_with(app: &TestApp, cookie: &str) -> (bool, bool) {
+    let res = new_client()
+        .post(app.url("/api/auth/me"))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let renewed = session_cookie(&res).is_some();
+    let me: Option<app::auth::CurrentUser> = result(res).await.unwrap();
+    (me.is_some(), renewed)
+}
+
+/// A user who keeps using the app stays signed in past the idle window (the expiry slides, at
+/// most once per `SESSION_RENEW_SECS`), and is still signed out `SESSION_MAX_AGE_SECS` after
+/// signing in.
+async fn an_active_session_slides_past_the_idle_window_but_not_its_lifetime(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("SESSION_IDLE_SECS", "3"),
+            ("SESSION_RENEW_SECS", "1"),
+            ("SESSION_MAX_AGE_SECS", "9"),
+        ],
+        |_| {},
+    )
+    .await;
+    let cookie = session_cookie(&app.call_form("auth/local", &[]).await).unwrap();
+    let signed_in = tokio::time::Instant::now();
+    // Not renewed on every request: the sign-in itself was the last renewal.
+    assert_eq!(me_with(&app, &cookie).await, (true, false));
+    let mut renewals = 0;
+    while signed_in.elapsed() < Duration::from_millis(7500) {
+        let (ok, renewed) = me_with(&app, &cookie).await;
+        assert!(ok, "signed out after {:?} of activity", signed_in.elapsed());
+        renewals += renewed as u32;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // About one renewal a second, not one per request (about 18 requests).
+    assert!((3..=9).contains(&renewals), "{renewals} renewals");
+    tokio::time::sleep(Duration::from_millis(9300).saturating_sub(signed_in.elapsed())).await;
+    assert!(
+        !me_with(&app, &cookie).await.0,
+        "the session outlived SESSION_MAX_AGE_SECS"
+    );
 }
 
 // §8 Secrets in logs ------------------------------------------------------------------------

@@ -40,6 +40,8 @@ pub struct Config {
     pub session_idle: Duration,
     /// …and after this long since sign-in, however active.
     pub session_max_age: Duration,
+    /// How often an active session's idle expiry is pushed back (one write per interval).
+    pub session_renew: Duration,
     pub llm: LlmConfig,
     pub log_format: LogFormat,
     pub auth: AuthConfig,
@@ -130,6 +132,7 @@ impl Config {
             cookie_secure: sessions.cookie_secure,
             session_idle: sessions.idle,
             session_max_age: sessions.max_age,
+            session_renew: sessions.renew,
             llm,
             log_format,
             auth,
