@@ -623,3 +623,26 @@ async fn client_request_ids_are_kept_only_when_they_are_uuids() {
     assert!(uuid::Uuid::try_parse(&got).is_ok(), "{got}");
 }
 
+// §10 Files on disk -------------------------------------------------------------------------
+
+/// The SQLite database (and its WAL files), the data folder and the generated session key are
+/// private to the server's user.
+#[tokio::test]
+async fn the_sqlite_database_and_the_data_folder_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app(Backend::Sqlite).await;
+    app.sign_in_local().await;
+    let dir = app.data_dir().unwrap().to_path_buf();
+    let mode = |p: &str| {
+        std::fs::metadata(dir.join(p))
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("data"), 0o700);
+    assert_eq!(mode("data/session.key"), 0o600);
+    for file in ["test.db", "test.db-wal", "test.db-shm"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+}

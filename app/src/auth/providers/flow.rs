@@ -7,6 +7,7 @@
 
 use super::{Authorize, Callback, Provider, ProviderError, ProviderId, Providers};
 use crate::auth::{service, store, UserId};
+use crate::infra::crypto::TokenSlot;
 use crate::infra::{db::Db, now_ms};
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use serde::{Deserialize, Serialize};
@@ -160,9 +161,16 @@ impl Providers {
             .await
             .map_err(|e| ProviderError::internal("save the identity", &e))?;
         let cipher = self.cipher()?;
+        let subject = identity.subject.as_str();
         let record = store::SignInRecord {
-            access_token_enc: cipher.encrypt(&identity.access_token),
-            refresh_token_enc: identity.refresh_token.as_deref().map(|r| cipher.encrypt(r)),
+            access_token_enc: cipher.encrypt(
+                &identity.access_token,
+                &TokenSlot::access(id.as_str(), subject),
+            ),
+            refresh_token_enc: identity
+                .refresh_token
+                .as_deref()
+                .map(|r| cipher.encrypt(r, &TokenSlot::refresh(id.as_str(), subject))),
             token_expires_at: identity.expires_in.map(|d| now_ms() + d.as_millis() as i64),
             scopes: identity.scopes.as_deref(),
             email: identity.email.as_deref(),
