@@ -413,7 +413,8 @@ async fn drift_of_every_kind_is_reported() {
     let (sqlite, postgres) = both_schemas().await;
     assert!(differences(&sqlite, &postgres).is_empty());
 
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Schema)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Schema)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
         (
             "only in",
             Box::new(|s: &mut Schema| {
