@@ -2,19 +2,26 @@
 //!
 //! Browsers send `Sec-Fetch-Site` on every request and `Origin` on every cross-origin or
 //! non-GET one. A POST (every server function is one) whose `Sec-Fetch-Site` is `cross-site` or
-//! `same-site`, or whose `Origin` names a different host than the request's `Host`, is refused
-//! with 403 before it reaches a handler. Requests with neither header (API clients, curl) pass:
-//! they carry no ambient browser cookies to abuse. SameSite=Lax cookies are the second line.
+//! `same-site`, or whose `Origin` is not one of this server's configured origins (`PUBLIC_URL`'s,
+//! or `http://` and a name the server answers to directly — see `host.rs`), is refused with 403
+//! before it reaches a handler. `Origin` is never compared with `Host`: a DNS-rebinding page
+//! controls both. Requests with neither header (API clients, curl) pass: they carry no ambient
+//! browser cookies to abuse. SameSite=Lax cookies are the second line.
 
+use crate::host::KnownHosts;
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     http::{header, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-pub async fn same_origin_only(req: Request, next: Next) -> Response {
-    if is_cross_site_write(&req) {
+pub async fn same_origin_only(
+    State(known): State<KnownHosts>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if is_cross_site_write(&known, &req) {
         tracing::warn!(
             origin = ?req.headers().get(header::ORIGIN),
             sec_fetch_site = ?req.headers().get("sec-fetch-site"),
@@ -30,7 +37,7 @@ pub async fn same_origin_only(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-fn is_cross_site_write(req: &Request) -> bool {
+fn is_cross_site_write(known: &KnownHosts, req: &Request) -> bool {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return false;
     }
@@ -40,16 +47,9 @@ fn is_cross_site_write(req: &Request) -> bool {
             return true;
         }
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let origin_host = origin.split("://").nth(1).unwrap_or("");
-        // `Origin: null` (sandboxed frames, some redirects) is never same-origin.
-        if origin == "null" || !origin_host.eq_ignore_ascii_case(host) {
-            return true;
-        }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        // `Origin: null` (sandboxed frames, some redirects) is never one of ours.
+        return !origin.to_str().is_ok_and(|o| known.knows_origin(o));
     }
     false
 }

@@ -4,6 +4,7 @@
 
 pub mod csrf;
 pub mod headers;
+pub mod host;
 pub mod routes;
 pub mod telemetry;
 
@@ -47,12 +48,13 @@ impl Application {
     /// Connects to the database (running migrations), builds the router and binds the listen
     /// address. Port 0 binds a free port (see [`Application::addr`]).
     pub async fn build(mut config: Config) -> Result<Self, StartError> {
+        let url = config.database_url.clone();
+        let db_error =
+            |e: &dyn std::fmt::Display| StartError::Database(redact_password(&e.to_string(), &url));
         let db = Db::connect(&config.database_url)
             .await
-            .map_err(|e| StartError::Database(e.to_string()))?;
-        let sessions = DbSessionStore::new(&db)
-            .await
-            .map_err(|e| StartError::Database(e.to_string()))?;
+            .map_err(|e| db_error(&e))?;
+        let sessions = DbSessionStore::new(&db).await.map_err(|e| db_error(&e))?;
 
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
@@ -63,6 +65,13 @@ impl Application {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let leptos_options = config.leptos.clone();
+        if config.listen_addr().ip().is_unspecified() && config.public_url.is_none() {
+            tracing::warn!(
+                "listening on {} without PUBLIC_URL: the server answers only to localhost, \
+                 127.0.0.1 and [::1]; set PUBLIC_URL to the address users reach it at",
+                config.listen_addr()
+            );
+        }
 
         let key = Key::try_from(config.session_secret.expose())
             .map_err(|e| StartError::Secret(e.to_string()))?;
@@ -126,13 +135,21 @@ pub fn router(
     let hsts = state.config.public_url().is_https();
     let routes = generate_route_list(App);
     let leptos_options = state.leptos_options.clone();
+    let known = host::KnownHosts::from_config(&state.config);
     Router::new()
         .merge(routes::api(state.clone()))
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
         .layer(sessions)
-        .layer(axum::middleware::from_fn(csrf::same_origin_only))
+        .layer(axum::middleware::from_fn_with_state(
+            known.clone(),
+            csrf::same_origin_only,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            known,
+            host::known_hosts_only,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             headers::SecurityHeaders { hsts },
             headers::security_headers,
@@ -141,6 +158,36 @@ pub fn router(
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(telemetry::only_uuid_request_ids))
+}
+
+/// `text` with the password of `url` (a database URL) replaced by `***`, in its raw and its
+/// percent-decoded form, wherever it appears: a driver's error may quote the URL.
+pub fn redact_password(text: &str, url: &str) -> String {
+    let Some(password) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+        .or_else(|| password_by_hand(url))
+    else {
+        return text.to_string();
+    };
+    let mut out = text.to_string();
+    let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned());
+    for p in [Some(password), decoded].into_iter().flatten() {
+        if !p.is_empty() {
+            out = out.replace(&p, "***");
+        }
+    }
+    out
+}
+
+/// The `user:password@` part of a URL that does not parse (a bad port, a bad host).
+fn password_by_hand(url: &str) -> Option<String> {
+    let rest = &url[url.find("://")? + 3..];
+    let userinfo = &rest[..rest.rfind('@')?];
+    Some(userinfo.split_once(':')?.1.to_string())
 }
 
 fn spawn_session_cleanup(store: DbSessionStore) {

@@ -1,32 +1,59 @@
 //! Logging: tracing with the request id on every line of a request, text or JSON.
+//!
+//! The request id comes from the client's `x-request-id` only when it is a well-formed UUID;
+//! anything else is replaced by a fresh one ([`only_uuid_request_ids`]), so a client cannot put
+//! arbitrary text into every log line of its request or pose as another request.
 
 use app::infra::config::LogFormat;
-use axum::http::Request;
-use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+use axum::{extract::Request, middleware::Next, response::Response};
+use tracing::Subscriber;
+use tracing_subscriber::{
+    fmt::{self, MakeWriter},
+    prelude::*,
+    registry::LookupSpan,
+    EnvFilter, Layer,
+};
+
+/// `RUST_LOG`, or the default filter.
+pub fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"))
+}
+
+/// The log line format, writing to `writer`; `ansi` colours text lines.
+pub fn layer<S, W>(format: LogFormat, writer: W, ansi: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Text => fmt::layer()
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(writer)
+            .boxed(),
+    }
+}
 
 /// Installs the global subscriber. `RUST_LOG` filters (default `info`).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match format {
-        LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false),
-            )
-            .try_init(),
-    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     // A second init (tests start many servers in one process) keeps the first subscriber.
-    let _ = result;
+    let _ = tracing_subscriber::registry()
+        .with(filter())
+        .with(layer(format, std::io::stdout, ansi))
+        .try_init();
 }
 
 /// The span of one HTTP request, carrying the id set by `SetRequestIdLayer`.
-pub fn make_span<B>(req: &Request<B>) -> tracing::Span {
+pub fn make_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -38,4 +65,20 @@ pub fn make_span<B>(req: &Request<B>) -> tracing::Span {
         method = %req.method(),
         path = %req.uri().path(),
     )
+}
+
+/// Whether a client's request id is kept: a hyphenated UUID and nothing else.
+pub fn acceptable_request_id(value: &[u8]) -> bool {
+    value.len() == 36 && std::str::from_utf8(value).is_ok_and(|s| uuid::Uuid::try_parse(s).is_ok())
+}
+
+/// Drops a client-supplied `x-request-id` that is not a UUID, so a fresh one is made for it.
+pub async fn only_uuid_request_ids(mut req: Request, next: Next) -> Response {
+    let values = req.headers().get_all("x-request-id");
+    let unacceptable =
+        values.iter().count() > 1 || values.iter().any(|v| !acceptable_request_id(v.as_bytes()));
+    if unacceptable {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
 }

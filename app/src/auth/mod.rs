@@ -43,7 +43,7 @@ pub async fn get_current_user() -> Result<Option<CurrentUser>, AppError> {
 pub async fn get_sign_in_options() -> Result<SignInOptions, AppError> {
     let state = crate::infra::AppState::get();
     Ok(SignInOptions {
-        local: state.config.local_sign_in_allowed(),
+        local: service::local_sign_in_allowed(),
         providers: state.providers.buttons(),
     })
 }

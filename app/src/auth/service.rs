@@ -9,6 +9,8 @@ use tower_sessions::Session;
 
 const USER_KEY: &str = "user_id";
 const SIGNED_IN_AT: &str = "signed_in_at";
+/// When the session's idle expiry was last pushed back (epoch ms).
+const LAST_SEEN: &str = "last_seen";
 
 /// The id of the signed-in user; the type every owner-scoped query takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,10 @@ pub async fn require_user() -> Result<UserId, AppError> {
 
 /// The user id in the session, if its sign-in has not outlived the absolute session lifetime
 /// (`SESSION_MAX_AGE_SECS`; the idle limit is the session's expiry on inactivity).
+///
+/// Each signed-in request is activity: the idle expiry slides. A session is saved only when it
+/// changes, so the time of the last renewal is kept in it and touched when it is older than
+/// `SESSION_RENEW_SECS` — at most one write per session per interval, not one per request.
 async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> {
     let id: Option<String> = session.get(USER_KEY).await.or_internal("session read")?;
     let Some(id) = id else { return Ok(None) };
@@ -46,12 +52,25 @@ async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> 
         .get(SIGNED_IN_AT)
         .await
         .or_internal("session read")?;
-    let max_age = AppState::get().config.session_max_age.as_millis() as i64;
-    if at.is_none_or(|at| now_ms() - at > max_age) {
+    let config = &AppState::get().config;
+    let now = now_ms();
+    if at.is_none_or(|at| now - at > config.session_max_age.as_millis() as i64) {
         session.flush().await.or_internal("session flush")?;
         return Ok(None);
     }
+    let last_seen: Option<i64> = session.get(LAST_SEEN).await.or_internal("session read")?;
+    if last_seen.is_none_or(|t| now - t >= config.session_renew.as_millis() as i64) {
+        session
+            .insert(LAST_SEEN, now)
+            .await
+            .or_internal("session write")?;
+    }
     Ok(Some(id))
+}
+
+/// Whether `session` holds a signed-in user (whether or not the sign-in is still valid).
+pub async fn is_signed_in(session: &Session) -> bool {
+    matches!(session.get::<String>(USER_KEY).await, Ok(Some(_)))
 }
 
 pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
@@ -64,11 +83,42 @@ pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
         .or_internal("load user")
 }
 
+/// Headers a reverse proxy adds. Local sign-in trusts that whoever reaches the loopback port is
+/// on this machine; a request that came through a proxy is not, whatever it says.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Whether the current request carries any forwarding header.
+pub fn came_through_a_proxy() -> bool {
+    leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
+        FORWARDING_HEADERS
+            .iter()
+            .any(|h| parts.headers.contains_key(*h))
+    })
+}
+
+/// Whether this request may use the local sign-in: the server listens on loopback (and is not
+/// published under a public URL), and the request did not come through a proxy.
+pub fn local_sign_in_allowed() -> bool {
+    AppState::get().config.local_sign_in_allowed() && !came_through_a_proxy()
+}
+
 pub async fn local_sign_in() -> Result<(), AppError> {
     let state = AppState::get();
     if !state.config.local_sign_in_allowed() {
         return Err(AppError::Forbidden(
             "Local sign-in is only available while the server listens on loopback.".into(),
+        ));
+    }
+    if came_through_a_proxy() {
+        tracing::warn!("refused a local sign-in that came through a proxy");
+        return Err(AppError::Forbidden(
+            "Local sign-in is not available through a proxy.".into(),
         ));
     }
     let user = store::upsert_identity(&state.db, "local", "local", "Local user")
@@ -92,8 +142,13 @@ pub async fn start_session(session: &Session, user_id: &str) -> Result<(), AppEr
         .insert(USER_KEY, user_id)
         .await
         .or_internal("session write")?;
+    let now = now_ms();
     session
-        .insert(SIGNED_IN_AT, now_ms())
+        .insert(SIGNED_IN_AT, now)
+        .await
+        .or_internal("session write")?;
+    session
+        .insert(LAST_SEEN, now)
         .await
         .or_internal("session write")
 }

@@ -136,9 +136,11 @@ pub async fn record_sign_in(
     })
 }
 
-/// The encrypted tokens on a user's identity with one provider.
+/// The encrypted tokens on a user's identity with one provider, and the identity's subject
+/// (which, with the provider, they are bound to).
 #[derive(sqlx::FromRow)]
 pub struct StoredTokens {
+    pub subject: String,
     pub access_token_enc: Option<Vec<u8>>,
     pub refresh_token_enc: Option<Vec<u8>>,
     /// When the access token expires (epoch ms); `None`: it does not say.
@@ -152,7 +154,7 @@ pub async fn tokens(
 ) -> Result<Option<StoredTokens>, sqlx::Error> {
     with_pool!(db, pool => {
         sqlx::query_as(
-            "SELECT access_token_enc, refresh_token_enc, token_expires_at FROM oauth_identities \
+            "SELECT subject, access_token_enc, refresh_token_enc, token_expires_at FROM oauth_identities \
              WHERE provider = $1 AND user_id = $2",
         )
         .bind(provider.as_str())

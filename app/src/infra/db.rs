@@ -55,11 +55,13 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
-            if let Some(dir) = opts.get_filename().parent() {
+            let file = opts.get_filename();
+            if let Some(dir) = file.parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+                    crate::infra::config::create_private_dir(dir).map_err(sqlx::Error::Io)?;
                 }
             }
+            create_private_file(file).map_err(sqlx::Error::Io)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
@@ -68,8 +70,12 @@ impl Db {
             Db::Sqlite(pool)
         } else {
             return Err(sqlx::Error::Configuration(
-                format!("DATABASE_URL must start with sqlite:// or postgres:// (got {url:?})")
-                    .into(),
+                // Not the URL itself: it may carry a password.
+                format!(
+                    "DATABASE_URL must start with sqlite:// or postgres:// (it starts with {:?})",
+                    url.split(':').next().unwrap_or_default()
+                )
+                .into(),
             ));
         };
         db.migrate().await?;
@@ -98,5 +104,25 @@ impl Db {
 
     pub async fn close(&self) {
         with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// Creates an empty SQLite database file readable by its owner only (0600) if there is none;
+/// SQLite gives its `-wal` and `-shm` files the same mode. `:memory:` is left alone.
+fn create_private_file(file: &std::path::Path) -> std::io::Result<()> {
+    if file.as_os_str().is_empty() || file.to_str().is_some_and(|f| f.starts_with(':')) {
+        return Ok(());
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -15,4 +15,5 @@ mod oidc_faults;
 mod providers;
 mod schema;
 mod secondme;
+mod security;
 mod store;

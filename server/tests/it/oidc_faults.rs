@@ -1,7 +1,8 @@
 //! What a real provider will not do on request: ID tokens with the wrong issuer, audience or nonce,
 //! a bad signature, an expired token, and a PKCE check that fails. A small provider on loopback
 //! (discovery, JWKS, authorize, token — RS256-signed ID tokens, PKCE S256 checked, codes single
-//! use) issues them on demand; the app must refuse every one.
+//! use) issues them on demand; the app must refuse every one. It also rotates its signing key and
+//! fails its discovery on demand (SECURITY.md §6).
 
 use crate::common::*;
 use axum::{
@@ -40,6 +41,11 @@ enum Fault {
 struct Idp {
     issuer: String,
     fault: Mutex<Fault>,
+    /// The signing key in use (0 or 1); the JWKS serves only it, under the id `key-{n}`.
+    key: Mutex<usize>,
+    /// Discovery requests received, and whether discovery answers 500.
+    discoveries: std::sync::atomic::AtomicUsize,
+    discovery_fails: Mutex<bool>,
     /// code -> (code_challenge, nonce)
     codes: Mutex<HashMap<String, (String, String)>>,
 }
@@ -59,11 +65,18 @@ fn pem(which: usize) -> &'static str {
     &keys[which]
 }
 
-fn signing_key(which: usize) -> CoreRsaPrivateSigningKey {
-    CoreRsaPrivateSigningKey::from_pem(pem(which), Some(JsonWebKeyId::new("k1".into()))).unwrap()
+/// Key `which`, labelled with the id of key `kid`.
+fn signing_key(which: usize, kid: usize) -> CoreRsaPrivateSigningKey {
+    CoreRsaPrivateSigningKey::from_pem(pem(which), Some(JsonWebKeyId::new(format!("key-{kid}"))))
+        .unwrap()
 }
 
-async fn discovery(State(idp): State<Arc<Idp>>) -> impl IntoResponse {
+async fn discovery(State(idp): State<Arc<Idp>>) -> axum::response::Response {
+    idp.discoveries
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if *idp.discovery_fails.lock().unwrap() {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
     let i = &idp.issuer;
     let meta = CoreProviderMetadata::new(
         IssuerUrl::new(i.clone()).unwrap(),
@@ -75,12 +88,13 @@ async fn discovery(State(idp): State<Arc<Idp>>) -> impl IntoResponse {
         EmptyAdditionalProviderMetadata {},
     )
     .set_token_endpoint(Some(TokenUrl::new(format!("{i}/token")).unwrap()));
-    Json(meta)
+    Json(meta).into_response()
 }
 
-async fn jwks() -> impl IntoResponse {
+async fn jwks(State(idp): State<Arc<Idp>>) -> impl IntoResponse {
+    let key = *idp.key.lock().unwrap();
     Json(CoreJsonWebKeySet::new(vec![
-        signing_key(0).as_verification_key()
+        signing_key(key, key).as_verification_key()
     ]))
 }
 
@@ -164,7 +178,13 @@ async fn token(
         EmptyAdditionalClaims {},
     )
     .set_nonce(Some(Nonce::new(nonce)));
-    let key = signing_key(if fault == Fault::BadSignature { 1 } else { 0 });
+    // A bad signature: the other key's signature under this key's id.
+    let current = *idp.key.lock().unwrap();
+    let key = if fault == Fault::BadSignature {
+        signing_key(1 - current, current)
+    } else {
+        signing_key(current, current)
+    };
     let access = AccessToken::new("at-123".into());
     let id_token = CoreIdToken::new(
         claims,
@@ -195,6 +215,9 @@ async fn start_idp() -> Arc<Idp> {
     let idp = Arc::new(Idp {
         issuer,
         fault: Mutex::new(Fault::None),
+        key: Mutex::new(0),
+        discoveries: Default::default(),
+        discovery_fails: Mutex::new(false),
         codes: Mutex::new(HashMap::new()),
     });
     let app = Router::new()
@@ -207,21 +230,28 @@ async fn start_idp() -> Arc<Idp> {
     idp
 }
 
-on_both_backends!(every_bad_id_token_and_a_failed_pkce_check_are_refused);
+on_both_backends!(
+    every_bad_id_token_and_a_failed_pkce_check_are_refused,
+    a_rotated_signing_key_is_fetched_without_a_restart,
+    a_failing_discovery_is_not_retried_on_every_request,
+);
 
-async fn every_bad_id_token_and_a_failed_pkce_check_are_refused(backend: Backend) {
-    let idp = start_idp().await;
-    let issuer = idp.issuer.clone();
-    let app = spawn_app_with(
+async fn app_with(backend: Backend, idp: &Idp) -> TestApp {
+    spawn_app_with(
         backend,
         &[
-            ("OIDC_ISSUER", issuer.as_str()),
+            ("OIDC_ISSUER", idp.issuer.as_str()),
             ("OIDC_CLIENT_ID", "personaflux"),
             ("OIDC_CLIENT_SECRET", "secret"),
         ],
         |_| {},
     )
-    .await;
+    .await
+}
+
+async fn every_bad_id_token_and_a_failed_pkce_check_are_refused(backend: Backend) {
+    let idp = start_idp().await;
+    let app = app_with(backend, &idp).await;
 
     // The honest token signs the user in: the app's PKCE verifier matched the challenge.
     assert_eq!(sign_in_via(&app, "oidc").await, "/dashboard");
@@ -254,4 +284,56 @@ async fn every_bad_id_token_and_a_failed_pkce_check_are_refused(backend: Backend
         1,
         "only the honest sign-in made an identity"
     );
+}
+
+fn discoveries(idp: &Idp) -> usize {
+    idp.discoveries.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The provider rotates its signing key: the JWKS now serves only the new key and new ID tokens
+/// name it. Sign-in goes on working without a restart (the app refetches the keys once when a
+/// token names a key it does not know), and the old key is no longer trusted.
+async fn a_rotated_signing_key_is_fetched_without_a_restart(backend: Backend) {
+    let idp = start_idp().await;
+    let app = app_with(backend, &idp).await;
+    assert_eq!(sign_in_via(&app, "oidc").await, "/dashboard");
+    app.call_form("auth/signout", &[]).await;
+    assert_eq!(discoveries(&idp), 1, "discovery is cached");
+
+    *idp.key.lock().unwrap() = 1;
+    assert_eq!(
+        sign_in_via(&app, "oidc").await,
+        "/dashboard",
+        "a token signed with the new key"
+    );
+    let me: Option<app::auth::CurrentUser> =
+        result(app.call_form("auth/me", &[]).await).await.unwrap();
+    assert!(me.is_some());
+    assert_eq!(discoveries(&idp), 2, "refetched once for the new key");
+    app.call_form("auth/signout", &[]).await;
+
+    // The next sign-in uses the refreshed keys without calling out again; a forged token
+    // (the retired key under the new key's id) is still refused.
+    assert_eq!(sign_in_via(&app, "oidc").await, "/dashboard");
+    app.call_form("auth/signout", &[]).await;
+    *idp.fault.lock().unwrap() = Fault::BadSignature;
+    assert_eq!(sign_in_via(&app, "oidc").await, "/signin?error=token");
+    assert_eq!(discoveries(&idp), 2);
+}
+
+/// A provider whose discovery fails is asked again only after a back-off, not on every anonymous
+/// request; once it recovers (after the back-off), sign-in works.
+async fn a_failing_discovery_is_not_retried_on_every_request(backend: Backend) {
+    let idp = start_idp().await;
+    *idp.discovery_fails.lock().unwrap() = true;
+    let app = app_with(backend, &idp).await;
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let res = anon.get(app.url("/auth/oidc/start")).send().await.unwrap();
+        assert_eq!(location(&res), "/signin?error=provider");
+    }
+    assert_eq!(discoveries(&idp), 1, "one call within the back-off window");
 }

@@ -21,6 +21,8 @@ struct SecondMe {
     access: Mutex<String>,
     refreshes: Mutex<usize>,
     fail_user_info: Mutex<bool>,
+    /// The `userId` user info answers with; `None` leaves the field out.
+    user_id: Mutex<Option<serde_json::Value>>,
 }
 
 async fn authorize(
@@ -79,9 +81,11 @@ async fn user_info(State(sm): State<Arc<SecondMe>>, headers: HeaderMap) -> Json<
     if !authorized(&sm, &headers) || *sm.fail_user_info.lock().unwrap() {
         return Json(json!({"code": 401, "message": "token expired"}));
     }
-    Json(
-        json!({"code": 0, "data": {"userId": 90210, "name": "Lin Wei", "email": "lin@second.example"}}),
-    )
+    let mut data = json!({"name": "Lin Wei", "email": "lin@second.example"});
+    if let Some(id) = sm.user_id.lock().unwrap().clone() {
+        data["userId"] = id;
+    }
+    Json(json!({"code": 0, "data": data}))
 }
 
 async fn shades(State(sm): State<Arc<SecondMe>>, headers: HeaderMap) -> Json<serde_json::Value> {
@@ -105,6 +109,7 @@ async fn start() -> Arc<SecondMe> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sm = Arc::new(SecondMe {
         base: format!("http://{}", listener.local_addr().unwrap()),
+        user_id: Mutex::new(Some(json!(90210))),
         ..Default::default()
     });
     let app = Router::new()
@@ -150,7 +155,9 @@ async fn shade_names(app: &TestApp) -> Vec<(String, String, f64)> {
 
 on_both_backends!(
     signing_in_imports_shades_and_tokens_are_refreshed_when_expired,
-    a_wrapped_error_signs_nobody_in
+    a_wrapped_error_signs_nobody_in,
+    a_user_without_an_id_is_refused,
+    tokens_copied_to_another_identity_do_not_decrypt,
 );
 
 async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend: Backend) {
@@ -230,4 +237,87 @@ async fn import_shades(app: &TestApp, user: &app::auth::UserId) -> usize {
     app::twins::service::import_secondme_shades(providers, &app.db, user)
         .await
         .unwrap()
+}
+
+/// SecondMe users whose id is missing, `null` or empty would all share one account (subject
+/// `"null"`, …): such a sign-in is refused (SECURITY.md §10).
+async fn a_user_without_an_id_is_refused(backend: Backend) {
+    let (app, sm) = app_with_secondme(backend, "sm-secret").await;
+    for id in [
+        None,
+        Some(serde_json::Value::Null),
+        Some(json!("")),
+        Some(json!("  ")),
+        Some(json!({})),
+        Some(json!(true)),
+    ] {
+        *sm.user_id.lock().unwrap() = id.clone();
+        assert_eq!(
+            sign_in_via(&app, "secondme").await,
+            "/signin?error=provider",
+            "{id:?}"
+        );
+        let me: Option<app::auth::CurrentUser> =
+            result(app.call_form("auth/me", &[]).await).await.unwrap();
+        assert_eq!(me, None, "{id:?}");
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
+    // A real id still signs in.
+    *sm.user_id.lock().unwrap() = Some(json!("u-1"));
+    assert_eq!(sign_in_via(&app, "secondme").await, "/dashboard");
+}
+
+type EncTokens = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+async fn enc_tokens(app: &TestApp, subject: &str) -> EncTokens {
+    app::with_pool!(&app.db, pool => {
+        sqlx::query_as("SELECT access_token_enc, refresh_token_enc FROM oauth_identities WHERE provider = 'secondme' AND subject = $1")
+            .bind(subject).fetch_one(pool).await.unwrap()
+    })
+}
+
+async fn set_enc_tokens(app: &TestApp, subject: &str, (access, refresh): &EncTokens) {
+    app::with_pool!(&app.db, pool => {
+        sqlx::query("UPDATE oauth_identities SET access_token_enc = $1, refresh_token_enc = $2 WHERE provider = 'secondme' AND subject = $3")
+            .bind(access).bind(refresh).bind(subject).execute(pool).await.map(|_| ()).unwrap()
+    })
+}
+
+/// Encrypted tokens are bound to their row (provider, subject, which token): ciphertexts copied
+/// from one identity to another do not decrypt there, so the read and refresh path refuses them
+/// rather than act with someone else's token (SECURITY.md §10).
+async fn tokens_copied_to_another_identity_do_not_decrypt(backend: Backend) {
+    let (app, sm) = app_with_secondme(backend, "sm-secret").await;
+    *sm.user_id.lock().unwrap() = Some(json!(1));
+    assert_eq!(sign_in_via(&app, "secondme").await, "/dashboard");
+    let bob = app.another_browser();
+    *sm.user_id.lock().unwrap() = Some(json!(2));
+    assert_eq!(sign_in_via(&bob, "secondme").await, "/dashboard");
+    let bob_id: Option<app::auth::CurrentUser> =
+        result(bob.call_form("auth/me", &[]).await).await.unwrap();
+    let bob_id = app::auth::UserId(bob_id.unwrap().id);
+    let providers = &app.state.as_ref().expect("the server's state").providers;
+    let import = || app::twins::service::import_secondme_shades(providers, &app.db, &bob_id);
+    assert!(import().await.is_ok(), "Bob's own tokens work");
+
+    let alices = enc_tokens(&app, "1").await;
+    let bobs = enc_tokens(&app, "2").await;
+    assert!(alices.0.is_some() && alices.1.is_some());
+    set_enc_tokens(&app, "2", &alices).await;
+    assert!(
+        import().await.is_err(),
+        "Alice's tokens in Bob's row must not decrypt"
+    );
+    // The access token alone, too: it is not used, and the refresh token cannot stand in.
+    set_enc_tokens(&app, "2", &(alices.0.clone(), bobs.1.clone())).await;
+    let refreshes = *sm.refreshes.lock().unwrap();
+    assert!(import().await.is_ok());
+    assert_eq!(
+        *sm.refreshes.lock().unwrap(),
+        refreshes + 1,
+        "the copied access token was refused, so Bob's own refresh token was used"
+    );
+    // An access token in the refresh token's place does not decrypt either.
+    set_enc_tokens(&app, "2", &(None, bobs.0.clone())).await;
+    assert!(import().await.is_err());
 }

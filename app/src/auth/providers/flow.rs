@@ -7,10 +7,11 @@
 
 use super::{Authorize, Callback, Provider, ProviderError, ProviderId, Providers};
 use crate::auth::{service, store, UserId};
+use crate::infra::crypto::TokenSlot;
 use crate::infra::{db::Db, now_ms};
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
 use serde::{Deserialize, Serialize};
-use tower_sessions::Session;
+use tower_sessions::{Expiry, Session};
 use url::Url;
 
 const FLOW_KEY: &str = "oauth_flow";
@@ -58,9 +59,17 @@ impl Providers {
         segment: &str,
         query: &CallbackQuery,
     ) -> Result<String, ProviderError> {
-        self.complete_flow(db, session, segment, query)
-            .await
-            .inspect_err(|e| e.log(segment))
+        let done = self.complete_flow(db, session, segment, query).await;
+        if let Err(e) = &done {
+            e.log(segment);
+            // The flow is spent; an anonymous session has nothing else to keep.
+            if !service::is_signed_in(session).await {
+                if let Err(e) = session.flush().await {
+                    tracing::warn!(error = %e, "could not delete a spent sign-in session");
+                }
+            }
+        }
+        done
     }
 
     async fn start_flow(
@@ -90,6 +99,15 @@ impl Providers {
             .insert(FLOW_KEY, flow)
             .await
             .map_err(|e| ProviderError::internal("save the sign-in flow", &e))?;
+        // A session that holds only a pending sign-in lives as long as the flow, not the two
+        // weeks of a signed-in one: anonymous starts must not pile up rows. (The expiry is not
+        // stored with the session: the next request that saves it — the sign-in — is back on the
+        // configured idle expiry.)
+        if !service::is_signed_in(session).await {
+            session.set_expiry(Some(Expiry::OnInactivity(
+                tower_sessions::cookie::time::Duration::milliseconds(FLOW_TTL_MS),
+            )));
+        }
         Ok(url)
     }
 
@@ -143,9 +161,16 @@ impl Providers {
             .await
             .map_err(|e| ProviderError::internal("save the identity", &e))?;
         let cipher = self.cipher()?;
+        let subject = identity.subject.as_str();
         let record = store::SignInRecord {
-            access_token_enc: cipher.encrypt(&identity.access_token),
-            refresh_token_enc: identity.refresh_token.as_deref().map(|r| cipher.encrypt(r)),
+            access_token_enc: cipher.encrypt(
+                &identity.access_token,
+                &TokenSlot::access(id.as_str(), subject),
+            ),
+            refresh_token_enc: identity
+                .refresh_token
+                .as_deref()
+                .map(|r| cipher.encrypt(r, &TokenSlot::refresh(id.as_str(), subject))),
             token_expires_at: identity.expires_in.map(|d| now_ms() + d.as_millis() as i64),
             scopes: identity.scopes.as_deref(),
             email: identity.email.as_deref(),

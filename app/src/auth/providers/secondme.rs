@@ -6,7 +6,7 @@
 use super::{Authorize, Callback, Identity, ProviderError, ProviderId};
 use crate::auth::{store, UserId};
 use crate::infra::config::SecondMeConfig;
-use crate::infra::crypto::TokenCipher;
+use crate::infra::crypto::{TokenCipher, TokenSlot};
 use crate::infra::db::Db;
 use crate::infra::now_ms;
 use serde::de::DeserializeOwned;
@@ -51,7 +51,7 @@ impl Tokens {
 
 #[derive(Debug, Deserialize)]
 struct Profile {
-    #[serde(alias = "userId", alias = "id", alias = "sub")]
+    #[serde(alias = "userId", alias = "id", alias = "sub", default)]
     user_id: Value,
     #[serde(alias = "nickname", alias = "displayName", default)]
     name: Option<String>,
@@ -60,11 +60,15 @@ struct Profile {
 }
 
 impl Profile {
-    /// Subject as text, whether SecondMe sends a number or a string.
-    fn subject(&self) -> String {
+    /// Subject as text, whether SecondMe sends a number or a string. A missing, `null`, empty or
+    /// non-scalar id is refused: every such user would otherwise be the same account.
+    fn subject(&self) -> Result<String, ProviderError> {
         match &self.user_id {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+            Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(ProviderError::Provider(
+                "SecondMe user info has no usable user id".into(),
+            )),
         }
     }
 }
@@ -136,7 +140,7 @@ impl SecondMe {
             get(http, &self.config.userinfo_url, &tokens.access_token).await?,
         )?;
         Ok(Identity {
-            subject: profile.subject(),
+            subject: profile.subject()?,
             name: profile
                 .name
                 .clone()
@@ -185,7 +189,12 @@ impl SecondMe {
             .await
             .map_err(|e| ProviderError::internal("load tokens", &e))?
             .ok_or_else(|| ProviderError::Internal("no SecondMe identity".into()))?;
-        let access = stored.access_token_enc.and_then(|a| cipher.decrypt(&a));
+        let provider = ProviderId::SecondMe.as_str();
+        let access_slot = TokenSlot::access(provider, &stored.subject);
+        let refresh_slot = TokenSlot::refresh(provider, &stored.subject);
+        let access = stored
+            .access_token_enc
+            .and_then(|a| cipher.decrypt(&a, &access_slot));
         // A minute's margin, so a token does not expire on its way.
         let fresh = stored
             .token_expires_at
@@ -195,7 +204,7 @@ impl SecondMe {
         }
         let refresh = stored
             .refresh_token_enc
-            .and_then(|r| cipher.decrypt(&r))
+            .and_then(|r| cipher.decrypt(&r, &refresh_slot))
             .ok_or_else(|| {
                 ProviderError::Provider("access token expired and no refresh token".into())
             })?;
@@ -216,8 +225,8 @@ impl SecondMe {
             db,
             ProviderId::SecondMe,
             &user.0,
-            &cipher.encrypt(&tokens.access_token),
-            &cipher.encrypt(&new_refresh),
+            &cipher.encrypt(&tokens.access_token, &access_slot),
+            &cipher.encrypt(&new_refresh, &refresh_slot),
             tokens.expires_in.map(|s| now_ms() + s as i64 * 1000),
         )
         .await
@@ -335,6 +344,24 @@ mod tests {
             unwrap(json!({"access_token": "x"})).unwrap(),
             json!({"access_token": "x"})
         );
+    }
+
+    #[test]
+    fn a_profile_without_a_usable_id_has_no_subject() {
+        let subject = |v: Value| serde_json::from_value::<Profile>(v).unwrap().subject().ok();
+        assert_eq!(subject(json!({"userId": 90210})).as_deref(), Some("90210"));
+        assert_eq!(subject(json!({"id": "u-1"})).as_deref(), Some("u-1"));
+        for bad in [
+            json!({}),
+            json!({"userId": null}),
+            json!({"userId": ""}),
+            json!({"userId": " "}),
+            json!({"userId": {}}),
+            json!({"userId": [1]}),
+            json!({"userId": false}),
+        ] {
+            assert_eq!(subject(bad.clone()), None, "{bad}");
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Config {
     pub session_idle: Duration,
     /// …and after this long since sign-in, however active.
     pub session_max_age: Duration,
+    /// How often an active session's idle expiry is pushed back (one write per interval).
+    pub session_renew: Duration,
     pub llm: LlmConfig,
     pub log_format: LogFormat,
     pub auth: AuthConfig,
@@ -130,6 +132,7 @@ impl Config {
             cookie_secure: sessions.cookie_secure,
             session_idle: sessions.idle,
             session_max_age: sessions.max_age,
+            session_renew: sessions.renew,
             llm,
             log_format,
             auth,
@@ -186,7 +189,42 @@ fn decode_secret(s: &str) -> Vec<u8> {
     }
 }
 
-/// A random key of `len` bytes, generated once into `data_dir/name` (mode 0600, hex).
+/// Creates the data folder (and any missing parents) readable by its owner only (0700).
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Refuses a key file that anyone but its owner may read or write: the key would be as good as
+/// published on a shared machine.
+fn check_private(path: &std::path::Path) -> Result<(), ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| ConfigError::new(format!("{}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::new(format!(
+                "{path} is accessible to other users (mode {mode:03o}); make it private with \
+                 `chmod 600 {path}`",
+                path = path.display(),
+                mode = mode & 0o777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A random key of `len` bytes, generated once into `data_dir/name` (mode 0600, hex; the folder
+/// 0700 if it is created). An existing key file must be private to its owner.
 fn load_or_create_key(
     data_dir: &std::path::Path,
     name: &str,
@@ -195,9 +233,10 @@ fn load_or_create_key(
     let path = data_dir.join(name);
     let io = |e: std::io::Error| ConfigError::new(format!("{}: {e}", path.display()));
     if let Ok(text) = std::fs::read_to_string(&path) {
+        check_private(&path)?;
         return Ok(decode_secret(&text));
     }
-    std::fs::create_dir_all(data_dir).map_err(io)?;
+    create_private_dir(data_dir).map_err(io)?;
     let hex = random_hex(len);
     {
         use std::io::Write;
@@ -215,6 +254,7 @@ fn load_or_create_key(
             Err(e) => return Err(io(e)),
         }
     }
+    check_private(&path)?;
     let text = std::fs::read_to_string(&path).map_err(io)?;
     Ok(decode_secret(&text))
 }

@@ -13,6 +13,7 @@ pub(super) struct Sessions {
     pub cookie_secure: bool,
     pub idle: Duration,
     pub max_age: Duration,
+    pub renew: Duration,
 }
 
 pub(super) fn read(env: &impl Env, site: &Site) -> Result<Sessions, ConfigError> {
@@ -45,6 +46,7 @@ pub(super) fn read(env: &impl Env, site: &Site) -> Result<Sessions, ConfigError>
         cookie_secure,
         idle: secs("SESSION_IDLE_SECS", "1209600")?,
         max_age: secs("SESSION_MAX_AGE_SECS", "2592000")?,
+        renew: secs("SESSION_RENEW_SECS", "60")?,
     })
 }
 

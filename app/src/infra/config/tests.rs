@@ -254,3 +254,58 @@ fn the_public_url_is_parsed_once_with_its_default() {
     assert_eq!(c.public_url, None);
     assert_eq!(c.public_url().to_string(), "http://127.0.0.1:3000");
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_data_folder_and_its_keys_are_created_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    let d = data.to_str().unwrap();
+    Config::from_env(&env(&[
+        ("DATA_DIR", d),
+        ("GITHUB_CLIENT_ID", "gh"),
+        ("GITHUB_CLIENT_SECRET", "gh-secret"),
+    ]))
+    .unwrap();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&dir.path().join("nested")), 0o700);
+    assert_eq!(mode(&data.join("session.key")), 0o600);
+    assert_eq!(mode(&data.join("token.key")), 0o600);
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    for name in ["session.key", "token.key"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let e = env(&[
+            ("DATA_DIR", data.to_str().unwrap()),
+            ("GITHUB_CLIENT_ID", "gh"),
+            ("GITHUB_CLIENT_SECRET", "gh-secret"),
+        ]);
+        let first = Config::from_env(&e).unwrap();
+        let key = data.join(name);
+        for wide in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(wide)).unwrap();
+            let err = Config::from_env(&e).unwrap_err().to_string();
+            assert!(
+                err.contains(&key.display().to_string())
+                    && err.contains(&format!("{wide:03o}"))
+                    && err.contains("chmod 600"),
+                "{name} {wide:o}: {err}"
+            );
+        }
+        // Made private again, the same key is used.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let again = Config::from_env(&e).unwrap();
+        assert_eq!(again.session_secret.expose(), first.session_secret.expose());
+        // Owner-only read is fine too.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
+        Config::from_env(&e).unwrap();
+    }
+}

@@ -156,12 +156,49 @@ pub fn config(env: &HashMap<String, String>) -> Config {
     config
 }
 
-fn init_logs() {
+/// Every log line the test servers wrote, in the server's own text format and filter; also on
+/// stdout when `TEST_LOG` is set. One global subscriber for the whole binary, because the servers'
+/// spawned tasks log outside any test's thread-local subscriber: a test finds its own lines by a
+/// marker it chose (a request id, a secret it planted).
+static CAPTURED_LOGS: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+struct LogCapture;
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED_LOGS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines captured so far.
+pub fn captured_logs() -> String {
+    CAPTURED_LOGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+pub fn init_logs() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        if std::env::var("TEST_LOG").is_ok() {
-            server::telemetry::init(app::infra::config::LogFormat::Text);
-        }
+        use app::infra::config::LogFormat;
+        use server::telemetry::{filter, layer};
+        use tracing_subscriber::prelude::*;
+        let stdout = std::env::var("TEST_LOG")
+            .is_ok()
+            .then(|| layer(LogFormat::Text, std::io::stdout, false));
+        let _ = tracing_subscriber::registry()
+            .with(filter())
+            .with(layer(LogFormat::Text, || LogCapture, false))
+            .with(stdout)
+            .try_init();
     });
 }
 
