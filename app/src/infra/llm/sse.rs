@@ -123,3 +123,64 @@ pub fn chat<R: ChatEvents>(
     })
     .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A one-request server: answers at once with the headers of an event stream, then writes
+    /// each piece after its delay, then closes. Returns the response.
+    async fn respond(pieces: &'static [(u64, &'static str)]) -> reqwest::Response {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            for (delay, text) in pieces {
+                tokio::time::sleep(Duration::from_millis(*delay)).await;
+                if socket.write_all(text.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        reqwest::get(format!("http://{addr}/")).await.unwrap()
+    }
+
+    const PIECES: &[(u64, &str)] = &[(300, "data: a\n\n"), (300, ": comment\n\ndata: b\n\n")];
+
+    async fn read(first_byte: u64, idle: u64) -> Vec<Result<String, LlmError>> {
+        events(
+            respond(PIECES).await,
+            Duration::from_millis(first_byte),
+            Duration::from_millis(idle),
+        )
+        .collect()
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_first_event_is_held_to_the_first_byte_limit() {
+        let got = read(100, 1000).await;
+        assert!(matches!(got[..], [Err(LlmError::Timeout(_))]), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn later_events_are_held_to_the_idle_limit() {
+        let got = read(1000, 100).await;
+        assert!(
+            matches!(&got[..], [Ok(a), Err(LlmError::CutOff(_))] if a == "a"),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_within_its_limits_is_read_to_its_end() {
+        let got = read(1000, 1000).await;
+        assert_eq!(got, vec![Ok("a".to_string()), Ok("b".to_string())]);
+    }
+}
