@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 const port = process.env.PF_E2E_PORT || "3100";
-// A second server runs with Gemini as its provider, pointed at the mock Gemini on loopback.
+// A second server runs with Gemini as its provider, pointed at the mock model server
+// (mock-llm, speaking Gemini) on loopback.
 const geminiPort = process.env.PF_E2E_GEMINI_PORT || "3101";
 const mockPort = process.env.PF_E2E_MOCK_PORT || "3102";
 // A real OpenID Connect provider (oidc-provider) for sign-in, registered for the first server.
@@ -85,7 +86,7 @@ export default defineConfig({
       reuseExistingServer: false,
     },
     {
-      command: `${process.env.PF_E2E_MOCK || "target/debug/mock-gemini"} 127.0.0.1:${mockPort}`,
+      command: `${process.env.PF_E2E_MOCK || "target/debug/mock-llm"} 127.0.0.1:${mockPort}`,
       cwd: root,
       port: Number(mockPort),
       timeout: 60_000,

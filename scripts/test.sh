@@ -31,7 +31,7 @@ cargo fmt --all --check
 
 step "clippy: server side (app with ssr, server, tests)"
 cargo clippy --locked -p app --features ssr --all-targets -- -D warnings
-cargo clippy --locked -p server -p mock-gemini --all-targets -- -D warnings
+cargo clippy --locked -p server -p mock-llm --all-targets -- -D warnings
 step "clippy: browser side (app with hydrate, frontend, wasm32)"
 cargo clippy --locked -p frontend --target wasm32-unknown-unknown -- -D warnings
 
@@ -41,11 +41,11 @@ pg_ensure
 step "Rust tests: domain and unit tests (app, ssr)"
 cargo test --locked -p app --features ssr
 step "Rust tests: server integration tests on SQLite and Postgres, providers against the mock"
-cargo test --locked -p server -p mock-gemini
+cargo test --locked -p server -p mock-llm
 
 step "building the site and the server for the browser tests"
 scripts/build-site.sh
-cargo build --locked -p server --bin personaflux -p mock-gemini --bin mock-gemini
+cargo build --locked -p server --bin personaflux -p mock-llm --bin mock-llm
 
 step "Playwright (hydrated, no-JavaScript, OpenID Connect and Gemini-mock projects) in Debian's chromium"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -1,8 +1,8 @@
 //! Benchmark (not a test): the cost the app adds around the model.
 //!
-//! 1. Relay overhead: the mock Gemini stamps each streamed token with its clock at the moment it
-//!    writes it; the client (same process, same clock) records when the token arrives through the
-//!    app's streaming server function. Reports p50/p99/max over every token.
+//! 1. Relay overhead: the mock model server (speaking Gemini) stamps each streamed token with its
+//!    clock at the moment it writes it; the client (same process, same clock) records when the
+//!    token arrives through the app's streaming server function. Reports p50/p99/max over every token.
 //! 2. Generation overhead: round-trip time of `characters/generate` through the app, against the
 //!    same request sent straight to the mock (the "model time"); the difference is what the app
 //!    adds (auth, validation, prompt building, parsing, the usage record, HTTP).
@@ -11,7 +11,7 @@
 
 use app::chat::{ChatEvent, ChatView, EventLines};
 use futures::StreamExt;
-use mock_gemini::{MockGemini, Reply};
+use mock_llm::{MockLlm, Reply};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,7 +40,7 @@ fn report(label: &str, mut v: Vec<f64>, unit: &str) {
 
 #[tokio::main]
 async fn main() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert(

@@ -6,7 +6,7 @@ use app::characters::Generated;
 use app::chat::{ChatEvent, ChatView, EventLines, MessageStatus};
 use app::error::AppError;
 use futures::StreamExt;
-use mock_gemini::{MockGemini, Reply};
+use mock_llm::{MockLlm, Reply};
 use std::time::Duration;
 
 on_both_backends!(
@@ -18,8 +18,8 @@ on_both_backends!(
     generation_faults_reach_the_user_as_clear_messages,
 );
 
-async fn app_with_mock(backend: Backend) -> (TestApp, MockGemini) {
-    let mock = MockGemini::start().await;
+async fn app_with_mock(backend: Backend) -> (TestApp, MockLlm) {
+    let mock = MockLlm::start().await;
     let base = mock.base_url();
     let app = spawn_app_with(
         backend,
@@ -347,7 +347,7 @@ async fn an_invalid_structured_reply_gets_one_repair(backend: Backend) {
     );
 
     // Valid JSON that breaks a domain rule (two start options) is repaired the same way.
-    let mut bad = mock_gemini::sample_character("Name: Mira");
+    let mut bad = mock_llm::sample_character("Name: Mira");
     bad["start_options"] = serde_json::json!(["Only", "two"]);
     mock.push(Reply::Json { value: bad });
     let _: Generated = result(

@@ -10,7 +10,7 @@ use app::infra::llm::{
     Turn,
 };
 use futures::StreamExt;
-use mock_gemini::{MockGemini, Reply};
+use mock_llm::{MockLlm, Reply};
 use std::time::{Duration, Instant};
 
 fn retry() -> RetryPolicy {
@@ -22,7 +22,7 @@ fn retry() -> RetryPolicy {
     }
 }
 
-fn gemini_cfg(mock: &MockGemini) -> GeminiConfig {
+fn gemini_cfg(mock: &MockLlm) -> GeminiConfig {
     GeminiConfig {
         api_key: Secret::new("test-key"),
         model: "gemini-2.5-flash".into(),
@@ -36,7 +36,7 @@ fn gemini_cfg(mock: &MockGemini) -> GeminiConfig {
     }
 }
 
-fn gemini(mock: &MockGemini) -> GeminiProvider {
+fn gemini(mock: &MockLlm) -> GeminiProvider {
     GeminiProvider::new(gemini_cfg(mock))
 }
 
@@ -93,7 +93,7 @@ fn character_request() -> app::infra::llm::StructuredRequest {
 
 #[tokio::test]
 async fn gemini_speaks_the_wire_format() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let p = gemini(&mock);
     let (text, end) = collect(&p, chat_request("Hello there")).await;
     assert!(text.contains("Hello there"), "{text}");
@@ -136,7 +136,7 @@ async fn gemini_speaks_the_wire_format() {
 
 #[tokio::test]
 async fn gemini_streams_survive_every_framing() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let p = gemini(&mock);
     let chunks = ["Ué, ", "olá — ", "this ", "is ", "the ", "reply."];
     let expected: String = chunks.concat();
@@ -164,7 +164,7 @@ async fn gemini_streams_survive_every_framing() {
 
 #[tokio::test]
 async fn gemini_retries_429_and_5xx_honouring_retry_info() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let p = gemini(&mock);
     mock.push(Reply::rate_limited("0.3s"));
     mock.push(Reply::error(500, "INTERNAL"));
@@ -186,7 +186,7 @@ async fn gemini_retries_429_and_5xx_honouring_retry_info() {
 
 #[tokio::test]
 async fn gemini_gives_up_when_retrying_cannot_help() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let p = gemini(&mock);
 
     mock.push(Reply::daily_quota());
@@ -233,7 +233,7 @@ async fn gemini_gives_up_when_retrying_cannot_help() {
 
 #[tokio::test]
 async fn gemini_times_out_a_slow_first_byte() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let mut cfg = gemini_cfg(&mock);
     cfg.retry.max_attempts = 2;
     let p = GeminiProvider::new(cfg);
@@ -260,7 +260,7 @@ async fn gemini_times_out_a_slow_first_byte() {
 
 #[tokio::test]
 async fn gemini_reports_cut_offs_and_early_finishes() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let p = gemini(&mock);
 
     mock.push(Reply::CutOff {
@@ -319,7 +319,7 @@ async fn gemini_reports_cut_offs_and_early_finishes() {
 
 #[tokio::test]
 async fn dropping_a_stream_closes_the_upstream_request() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let p = gemini(&mock);
     mock.push(Reply::Text {
         chunks: (0..50).map(|i| format!("t{i} ")).collect(),
@@ -341,8 +341,8 @@ async fn dropping_a_stream_closes_the_upstream_request() {
     }
 }
 
-fn openai(mock: &MockGemini, key: Option<&str>) -> OpenAiProvider {
-    OpenAiProvider::new(OpenAiConfig {
+fn openai_cfg(mock: &MockLlm, key: Option<&str>) -> OpenAiConfig {
+    OpenAiConfig {
         base_url: mock.openai_base_url(),
         api_key: key.map(Secret::new),
         model: "llama3.2".into(),
@@ -350,12 +350,50 @@ fn openai(mock: &MockGemini, key: Option<&str>) -> OpenAiProvider {
         timeout: Duration::from_secs(2),
         idle_timeout: Duration::from_secs(2),
         retry: retry(),
-    })
+    }
+}
+
+fn openai(mock: &MockLlm, key: Option<&str>) -> OpenAiProvider {
+    OpenAiProvider::new(openai_cfg(mock, key))
+}
+
+/// The same timeout rule as Gemini's: a stream's first byte must come within `timeout`.
+#[tokio::test]
+async fn openai_compatible_times_out_a_slow_first_byte() {
+    let mock = MockLlm::start().await;
+    let mut cfg = openai_cfg(&mock, None);
+    cfg.timeout = Duration::from_millis(800);
+    cfg.retry.max_attempts = 2;
+    let p = OpenAiProvider::new(cfg);
+    mock.push(Reply::Slow {
+        delay_ms: 300,
+        then: Box::new(Reply::text(&["late ", "but ", "fine"])),
+    });
+    let (text, end) = collect(&p, chat_request("hi")).await;
+    assert_eq!(text, "late but fine");
+    assert!(end.is_ok());
+
+    for _ in 0..2 {
+        mock.push(Reply::Slow {
+            delay_ms: 2000,
+            then: Box::new(Reply::text(&["never"])),
+        });
+    }
+    let started = Instant::now();
+    let (text, end) = collect(&p, chat_request("hi")).await;
+    assert!(text.is_empty());
+    assert!(matches!(end, Err(LlmError::Timeout(_))), "{end:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        mock.requests().len(),
+        3,
+        "the slow attempt was retried once"
+    );
 }
 
 #[tokio::test]
 async fn openai_compatible_streams_structured_output_and_faults() {
-    let mock = MockGemini::start().await;
+    let mock = MockLlm::start().await;
     let p = openai(&mock, None);
     let (text, end) = collect(&p, chat_request("hi")).await;
     assert_eq!(text, "Hello from the compatible mock.");

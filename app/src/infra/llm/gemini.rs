@@ -2,17 +2,16 @@
 //! output and `models/{model}:streamGenerateContent?alt=sse` for chat.
 //!
 //! Streaming: each SSE event is `data: {GenerateContentResponse}`; there is no `[DONE]` — the last
-//! event carries `finishReason` and `usageMetadata` (its text may be empty). Events are parsed by
-//! `eventsource-stream`, which handles LF and CRLF framing and events split across or packed into
-//! network reads. A stream that ends without a finish reason was cut off.
+//! event carries `finishReason` and `usageMetadata` (its text may be empty). A stream that ends
+//! without a finish reason was cut off. Sending, retries, timeouts and SSE framing are
+//! [`super::http`]'s and [`super::sse`]'s; this module is the wire format only.
 
-use super::http::{self, Failure, RetryPolicy};
+use super::http::{self, AttemptError, Limits, RetryPolicy};
+use super::sse::{self, ChatEvents};
 use super::*;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,30 +120,22 @@ impl GeminiProvider {
         body
     }
 
-    /// One POST; a non-success status becomes a classified [`Failure`].
-    async fn post(
-        &self,
-        url: &str,
-        body: &Value,
-        whole_timeout: bool,
-    ) -> Result<reqwest::Response, Failure> {
+    fn limits(&self) -> Limits {
         let cfg = &self.inner.cfg;
-        let mut req = self
-            .inner
+        Limits {
+            timeout: cfg.timeout,
+            idle_timeout: cfg.idle_timeout,
+            retry: cfg.retry,
+        }
+    }
+
+    /// One POST of `body` to `url`, with the key.
+    fn request(&self, url: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.inner
             .client
             .post(url)
-            .header("x-goog-api-key", cfg.api_key.expose())
-            .json(body);
-        if whole_timeout {
-            req = req.timeout(cfg.timeout);
-        }
-        let res = http::send(req, cfg.timeout).await?;
-        if res.status().is_success() {
-            return Ok(res);
-        }
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap_or_default();
-        Err(classify_error(status, &text))
+            .header("x-goog-api-key", self.inner.cfg.api_key.expose())
+            .json(body)
     }
 }
 
@@ -230,7 +221,7 @@ impl GenerateContentResponse {
 }
 
 /// Gemini's error body: `{"error": {"code", "message", "status", "details": [...]}}`.
-pub fn classify_error(status: u16, body: &str) -> Failure {
+pub fn classify_error(status: u16, _headers: &HeaderMap, body: &str) -> AttemptError {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let err = &v["error"];
     let message = err["message"].as_str().unwrap_or("").to_string();
@@ -261,14 +252,14 @@ pub fn classify_error(status: u16, body: &str) -> Failure {
             });
             let error = LlmError::RateLimited { daily, detail };
             if daily {
-                Failure::fatal(error)
+                AttemptError::fatal(error)
             } else {
-                Failure::retry(error, retry_after)
+                AttemptError::retry(error, retry_after)
             }
         }
-        500 | 503 | 504 => Failure::retry(LlmError::Unavailable(detail), None),
-        400 | 401 | 403 | 404 => Failure::fatal(LlmError::Rejected(detail)),
-        _ => Failure::fatal(LlmError::Unavailable(detail)),
+        500 | 503 | 504 => AttemptError::retry(LlmError::Unavailable(detail), None),
+        400 | 401 | 403 | 404 => AttemptError::fatal(LlmError::Rejected(detail)),
+        _ => AttemptError::fatal(LlmError::Unavailable(detail)),
     }
 }
 
@@ -290,19 +281,13 @@ impl LlmProvider for GeminiProvider {
             Some(&req.schema),
         );
         let url = self.url("generateContent");
-        let parsed: GenerateContentResponse =
-            http::with_retry(self.inner.cfg.retry, "gemini.generateContent", || async {
-                let res = self.post(&url, &body, true).await?;
-                // A body that breaks off or is not JSON is a transient failure of this attempt.
-                let bytes = res.bytes().await.map_err(http::transport)?;
-                serde_json::from_slice::<GenerateContentResponse>(&bytes).map_err(|e| {
-                    Failure::retry(
-                        LlmError::Unavailable(format!("unreadable response: {e}")),
-                        None,
-                    )
-                })
-            })
-            .await?;
+        let parsed: GenerateContentResponse = http::call_json(
+            "gemini.generateContent",
+            self.limits(),
+            || self.request(&url, &body),
+            classify_error,
+        )
+        .await?;
         if let Some(blocked) = parsed.blocked() {
             return Err(blocked);
         }
@@ -323,7 +308,17 @@ impl LlmProvider for GeminiProvider {
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
         let this = self.clone();
         let body = Self::body(&self.inner.cfg, &req.system, &req.history, None);
-        futures::stream::unfold(StreamState::Start(this, body), next_chunk).boxed()
+        let open = async move {
+            let url = this.url("streamGenerateContent");
+            http::open_stream(
+                "gemini.streamGenerateContent",
+                this.limits(),
+                || this.request(&url, &body),
+                classify_error,
+            )
+            .await
+        };
+        sse::chat(open, self.limits(), StreamEvents)
     }
 }
 
@@ -331,128 +326,42 @@ fn snippet(s: &str) -> String {
     s.chars().take(120).collect()
 }
 
-type Events = BoxStream<'static, Result<eventsource_stream::Event, String>>;
+/// A stream's events: each a whole `GenerateContentResponse`; the one with a finish reason ends
+/// the reply.
+struct StreamEvents;
 
-enum StreamState {
-    Start(GeminiProvider, Value),
-    Reading {
-        events: Events,
-        idle: Duration,
-        pending: VecDeque<Result<ChatChunk, LlmError>>,
-    },
-    Done,
-}
-
-/// Produces the next chunk of a Gemini stream. Retries happen only before the response starts:
-/// once text has been shown, a retry would duplicate it.
-async fn next_chunk(state: StreamState) -> Option<(Result<ChatChunk, LlmError>, StreamState)> {
-    // Until the first event, the wait counts against the first-byte timeout.
-    let mut wait = match &state {
-        StreamState::Start(p, _) => Some(p.inner.cfg.timeout),
-        _ => None,
-    };
-    let (mut events, idle, mut pending) = match state {
-        StreamState::Done => return None,
-        StreamState::Start(p, body) => {
-            let url = p.url("streamGenerateContent");
-            let res = http::with_retry(p.inner.cfg.retry, "gemini.streamGenerateContent", || {
-                p.post(&url, &body, false)
-            })
-            .await;
-            match res {
-                Err(e) => return Some((Err(e), StreamState::Done)),
-                Ok(res) => {
-                    let events = res
-                        .bytes_stream()
-                        .eventsource()
-                        .map(|r| r.map_err(|e| e.to_string()))
-                        .boxed();
-                    (events, p.inner.cfg.idle_timeout, VecDeque::new())
-                }
-            }
-        }
-        StreamState::Reading {
-            events,
-            idle,
-            pending,
-        } => (events, idle, pending),
-    };
-
-    loop {
-        if let Some(item) = pending.pop_front() {
-            let done = !matches!(item, Ok(ChatChunk::Delta(_)));
-            let next = if done {
-                StreamState::Done
-            } else {
-                StreamState::Reading {
-                    events,
-                    idle,
-                    pending,
-                }
-            };
-            return Some((item, next));
-        }
-        let first = wait.is_some();
-        let limit = wait.take().unwrap_or(idle);
-        let event = match tokio::time::timeout(limit, events.next()).await {
-            Err(_) if first => {
-                return Some((
-                    Err(LlmError::Timeout(format!("no data within {limit:?}"))),
-                    StreamState::Done,
-                ))
-            }
-            Err(_) => {
-                return Some((
-                    Err(LlmError::CutOff(format!("no data for {idle:?}"))),
-                    StreamState::Done,
-                ))
-            }
-            Ok(None) => {
-                return Some((
-                    Err(LlmError::CutOff(
-                        "stream ended without a finish reason".into(),
-                    )),
-                    StreamState::Done,
-                ))
-            }
-            Ok(Some(Err(e))) => {
-                return Some((
-                    Err(LlmError::CutOff(format!("stream broke: {e}"))),
-                    StreamState::Done,
-                ))
-            }
-            Ok(Some(Ok(ev))) => ev,
-        };
-        if event.data.trim().is_empty() {
-            continue;
-        }
-        let chunk: GenerateContentResponse = match serde_json::from_str(&event.data) {
+impl ChatEvents for StreamEvents {
+    fn read(&mut self, data: &str) -> Vec<Result<ChatChunk, LlmError>> {
+        let chunk: GenerateContentResponse = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
-                return Some((
-                    Err(LlmError::CutOff(format!(
-                        "unreadable event ({e}): {}",
-                        snippet(&event.data)
-                    ))),
-                    StreamState::Done,
-                ))
+                return vec![Err(LlmError::CutOff(format!(
+                    "unreadable event ({e}): {}",
+                    snippet(data)
+                )))]
             }
         };
         if let Some(blocked) = chunk.blocked() {
-            pending.push_back(Err(blocked));
-            continue;
+            return vec![Err(blocked)];
         }
+        let mut out = Vec::new();
         let text = chunk.text();
         if !text.is_empty() {
-            pending.push_back(Ok(ChatChunk::Delta(text)));
+            out.push(Ok(ChatChunk::Delta(text)));
         }
         if let Some(finish) = chunk.finish() {
-            match FinishReason::from_gemini(finish) {
-                None => pending.push_back(Ok(ChatChunk::Done {
+            out.push(match FinishReason::from_gemini(finish) {
+                None => Ok(ChatChunk::Done {
                     usage: chunk.usage_metadata.unwrap_or_default().into(),
-                })),
-                Some(reason) => pending.push_back(Err(LlmError::Finished(reason))),
-            }
+                }),
+                Some(reason) => Err(LlmError::Finished(reason)),
+            });
         }
+        out
+    }
+
+    /// There is no `[DONE]`: only a finish reason ends a reply.
+    fn at_end(&mut self) -> Option<Result<ChatChunk, LlmError>> {
+        None
     }
 }

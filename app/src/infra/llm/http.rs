@@ -1,9 +1,17 @@
-//! HTTP plumbing shared by the remote providers: a client that follows no redirects, bounded
-//! retries with exponential backoff and jitter (backon) that honour a server-given delay, and
-//! timeouts.
+//! HTTP plumbing shared by the remote providers, so each provider keeps only its wire format
+//! (request body, response parsing, error classification): a client that follows no redirects,
+//! bounded retries with exponential backoff and jitter (backon) that honour a server-given delay,
+//! the one timeout rule, and the structured call (send, classify a failure status, read the body).
+//! Streams are opened here and read by [`super::sse`].
+//!
+//! Timeouts, the same for every provider: a structured call's attempt must finish as a whole
+//! within [`Limits::timeout`]; a stream's response must start within it (its headers, then its
+//! first event), and after that no more than [`Limits::idle_timeout`] may pass between events.
 
 use super::LlmError;
 use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -30,15 +38,30 @@ impl Default for RetryPolicy {
     }
 }
 
-/// One failed attempt: the error, whether trying again may help, and the delay the server asked for.
+/// The limits of one provider's calls (see the module doc for what each bounds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Whole-attempt limit for a structured call; time to the first event for a stream.
+    pub timeout: Duration,
+    /// Longest silence allowed between two stream events.
+    pub idle_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// One failed attempt: the [`LlmError`] it ends with if it is the last, whether trying again may
+/// help, and the delay the server asked for. The only error type of the provider layer besides
+/// `LlmError` itself.
 #[derive(Debug)]
-pub struct Failure {
+pub struct AttemptError {
     pub error: LlmError,
     pub retryable: bool,
     pub retry_after: Option<Duration>,
 }
 
-impl Failure {
+/// How a provider reads a failure status: `(status, headers, body)` to an attempt error.
+pub type Classify = fn(u16, &HeaderMap, &str) -> AttemptError;
+
+impl AttemptError {
     pub fn fatal(error: LlmError) -> Self {
         Self {
             error,
@@ -68,28 +91,76 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A transport error (connect, timeout, body) as an attempt failure.
-pub fn transport(e: reqwest::Error) -> Failure {
+fn transport(e: reqwest::Error) -> AttemptError {
     if e.is_timeout() {
-        Failure::retry(LlmError::Timeout(e.to_string()), None)
+        AttemptError::retry(LlmError::Timeout(e.to_string()), None)
     } else {
-        Failure::retry(LlmError::Unavailable(e.to_string()), None)
+        AttemptError::retry(LlmError::Unavailable(e.to_string()), None)
     }
 }
 
 /// Sends `req`, waiting at most `limit` for the response to start; a timeout or transport error
-/// becomes a retryable [`Failure`]. The caller classifies a non-success status.
-pub async fn send(
+/// is retryable, and a failure status is read by `classify`.
+async fn send(
     req: reqwest::RequestBuilder,
     limit: Duration,
-) -> Result<reqwest::Response, Failure> {
-    match tokio::time::timeout(limit, req.send()).await {
-        Err(_) => Err(Failure::retry(
-            LlmError::Timeout(format!("no response within {limit:?}")),
-            None,
-        )),
-        Ok(Err(e)) => Err(transport(e)),
-        Ok(Ok(res)) => Ok(res),
+    classify: Classify,
+) -> Result<reqwest::Response, AttemptError> {
+    let res = match tokio::time::timeout(limit, req.send()).await {
+        Err(_) => {
+            return Err(AttemptError::retry(
+                LlmError::Timeout(format!("no response within {limit:?}")),
+                None,
+            ))
+        }
+        Ok(Err(e)) => return Err(transport(e)),
+        Ok(Ok(res)) => res,
+    };
+    if res.status().is_success() {
+        return Ok(res);
     }
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap_or_default();
+    Err(classify(status, &headers, &text))
+}
+
+/// A structured call: each attempt is the request `request` builds, limited as a whole to
+/// `limits.timeout`; its body is read as `T`. A body that breaks off or is not `T` is a transient
+/// failure of that attempt.
+pub async fn call_json<T: DeserializeOwned>(
+    what: &'static str,
+    limits: Limits,
+    request: impl Fn() -> reqwest::RequestBuilder,
+    classify: Classify,
+) -> Result<T, LlmError> {
+    with_retry(limits.retry, what, || async {
+        let req = request().timeout(limits.timeout);
+        let res = send(req, limits.timeout, classify).await?;
+        let bytes = res.bytes().await.map_err(transport)?;
+        serde_json::from_slice::<T>(&bytes).map_err(|e| {
+            AttemptError::retry(
+                LlmError::Unavailable(format!("unreadable response: {e}")),
+                None,
+            )
+        })
+    })
+    .await
+}
+
+/// Opens a stream: the response to the request `request` builds, whose headers must arrive within
+/// `limits.timeout`. Retries happen only here, before the response starts: once text has been
+/// shown, a retry would duplicate it. Read the response with [`super::sse`].
+pub async fn open_stream(
+    what: &'static str,
+    limits: Limits,
+    request: impl Fn() -> reqwest::RequestBuilder,
+    classify: Classify,
+) -> Result<reqwest::Response, LlmError> {
+    with_retry(limits.retry, what, || {
+        send(request(), limits.timeout, classify)
+    })
+    .await
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the policy is spent.
@@ -100,7 +171,7 @@ pub async fn with_retry<T, F, Fut>(
 ) -> Result<T, LlmError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Failure>>,
+    Fut: Future<Output = Result<T, AttemptError>>,
 {
     let started = Instant::now();
     let backoff = ExponentialBuilder::default()
@@ -111,14 +182,14 @@ where
     attempt
         .retry(backoff)
         .sleep(tokio::time::sleep)
-        .when(|f: &Failure| {
+        .when(|f: &AttemptError| {
             let wait = f.retry_after.unwrap_or(policy.base_delay);
             f.retryable && started.elapsed() + wait < policy.budget
         })
         // A delay the server asked for (Gemini's RetryInfo) replaces the computed one, as long as
         // the policy still allows another attempt.
-        .adjust(|f: &Failure, next| next.map(|d| f.retry_after.unwrap_or(d)))
-        .notify(|f: &Failure, wait: Duration| {
+        .adjust(|f: &AttemptError, next| next.map(|d| f.retry_after.unwrap_or(d)))
+        .notify(|f: &AttemptError, wait: Duration| {
             tracing::warn!(call = what, error = %f.error, wait_ms = wait.as_millis() as u64, "model call failed; retrying");
         })
         .await
@@ -158,7 +229,7 @@ mod tests {
             let k = n;
             async move {
                 if k < 3 {
-                    Err(Failure::retry(LlmError::Unavailable("x".into()), None))
+                    Err(AttemptError::retry(LlmError::Unavailable("x".into()), None))
                 } else {
                     Ok(k)
                 }
@@ -178,7 +249,7 @@ mod tests {
         let mut n = 0;
         let r: Result<(), _> = with_retry(policy, "test", || {
             n += 1;
-            async { Err(Failure::retry(LlmError::Unavailable("x".into()), None)) }
+            async { Err(AttemptError::retry(LlmError::Unavailable("x".into()), None)) }
         })
         .await;
         assert!(r.is_err());
@@ -187,7 +258,7 @@ mod tests {
         let mut n = 0;
         let _: Result<(), _> = with_retry(policy, "test", || {
             n += 1;
-            async { Err(Failure::fatal(LlmError::Rejected("x".into()))) }
+            async { Err(AttemptError::fatal(LlmError::Rejected("x".into()))) }
         })
         .await;
         assert_eq!(n, 1);
@@ -204,7 +275,7 @@ mod tests {
         let _: Result<(), _> = with_retry(policy, "test", || {
             n += 1;
             async {
-                Err(Failure::retry(
+                Err(AttemptError::retry(
                     LlmError::RateLimited {
                         daily: false,
                         detail: "x".into(),

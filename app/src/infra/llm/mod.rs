@@ -10,6 +10,7 @@ pub mod http;
 pub mod offline;
 pub mod openai;
 pub mod prompts;
+pub mod sse;
 
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};

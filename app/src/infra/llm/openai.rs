@@ -1,14 +1,15 @@
 //! Any OpenAI-compatible chat completions endpoint (Ollama, llama.cpp server, vLLM, …):
 //! `{base}/chat/completions`, streamed as SSE ending in `data: [DONE]`, with the usage in a final
 //! chunk whose `choices` is empty or missing (`stream_options.include_usage`). The key is optional.
+//! Sending, retries, timeouts and SSE framing are [`super::http`]'s and [`super::sse`]'s; this
+//! module is the wire format only.
 
-use super::http::{self, Failure, RetryPolicy};
+use super::http::{self, AttemptError, Limits, RetryPolicy};
+use super::sse::{self, ChatEvents};
 use super::*;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,45 +90,51 @@ impl OpenAiProvider {
         body
     }
 
-    async fn post(&self, body: &Value, whole_timeout: bool) -> Result<reqwest::Response, Failure> {
+    fn limits(&self) -> Limits {
+        let cfg = &self.inner.cfg;
+        Limits {
+            timeout: cfg.timeout,
+            idle_timeout: cfg.idle_timeout,
+            retry: cfg.retry,
+        }
+    }
+
+    /// One POST of `body` to `{base}/chat/completions`, with the key if there is one.
+    fn request(&self, body: &Value) -> reqwest::RequestBuilder {
         let cfg = &self.inner.cfg;
         let url = format!("{}/chat/completions", cfg.base_url.trim_end_matches('/'));
-        let mut req = self.inner.client.post(url).json(body);
-        if let Some(key) = &cfg.api_key {
-            req = req.bearer_auth(key.expose());
+        let req = self.inner.client.post(url).json(body);
+        match &cfg.api_key {
+            Some(key) => req.bearer_auth(key.expose()),
+            None => req,
         }
-        if whole_timeout {
-            req = req.timeout(cfg.timeout);
-        }
-        let res = http::send(req, cfg.timeout).await?;
-        if res.status().is_success() {
-            return Ok(res);
-        }
-        let status = res.status().as_u16();
-        let retry_after = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
-        let text = res.text().await.unwrap_or_default();
-        let detail = format!(
-            "HTTP {status}: {}",
-            text.chars().take(300).collect::<String>()
-        );
-        Err(match status {
-            429 => Failure::retry(
-                LlmError::RateLimited {
-                    daily: false,
-                    detail,
-                },
-                retry_after,
-            ),
-            500 | 502 | 503 | 504 => Failure::retry(LlmError::Unavailable(detail), retry_after),
-            400..=499 => Failure::fatal(LlmError::Rejected(detail)),
-            _ => Failure::fatal(LlmError::Unavailable(detail)),
-        })
+    }
+}
+
+/// An error status: 429 and 5xx are retried (after `Retry-After` seconds when given), other 4xx
+/// are the request's fault. The body's shape varies by server, so it is only quoted.
+pub fn classify_error(status: u16, headers: &HeaderMap, body: &str) -> AttemptError {
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
+    let detail = format!(
+        "HTTP {status}: {}",
+        body.chars().take(300).collect::<String>()
+    );
+    match status {
+        429 => AttemptError::retry(
+            LlmError::RateLimited {
+                daily: false,
+                detail,
+            },
+            retry_after,
+        ),
+        500 | 502 | 503 | 504 => AttemptError::retry(LlmError::Unavailable(detail), retry_after),
+        400..=499 => AttemptError::fatal(LlmError::Rejected(detail)),
+        _ => AttemptError::fatal(LlmError::Unavailable(detail)),
     }
 }
 
@@ -195,18 +202,13 @@ impl LlmProvider for OpenAiProvider {
             Some(&req.schema),
             false,
         );
-        let parsed: Completion =
-            http::with_retry(self.inner.cfg.retry, "openai.chat.completions", || async {
-                let res = self.post(&body, true).await?;
-                let bytes = res.bytes().await.map_err(http::transport)?;
-                serde_json::from_slice::<Completion>(&bytes).map_err(|e| {
-                    Failure::retry(
-                        LlmError::Unavailable(format!("unreadable response: {e}")),
-                        None,
-                    )
-                })
-            })
-            .await?;
+        let parsed: Completion = http::call_json(
+            "openai.chat.completions",
+            self.limits(),
+            || self.request(&body),
+            classify_error,
+        )
+        .await?;
         let choice = parsed
             .choices
             .first()
@@ -226,126 +228,72 @@ impl LlmProvider for OpenAiProvider {
     }
 
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let this = self.clone();
         let body = Self::body(&self.inner.cfg, &req.system, &req.history, None, true);
-        futures::stream::unfold(State::Start(self.clone(), body), next_chunk).boxed()
+        let open = async move {
+            http::open_stream(
+                "openai.chat.completions(stream)",
+                this.limits(),
+                || this.request(&body),
+                classify_error,
+            )
+            .await
+        };
+        sse::chat(open, self.limits(), StreamEvents::default())
     }
 }
 
-type Events = BoxStream<'static, Result<eventsource_stream::Event, String>>;
-
-enum State {
-    Start(OpenAiProvider, Value),
-    Reading {
-        events: Events,
-        idle: Duration,
-        pending: VecDeque<Result<ChatChunk, LlmError>>,
-        finish: Option<String>,
-        usage: Usage,
-    },
-    Done,
+/// A stream's events: deltas, a chunk with the finish reason, a usage chunk, then `[DONE]`. The
+/// finish reason and usage are kept until the end.
+#[derive(Default)]
+struct StreamEvents {
+    finish: Option<String>,
+    usage: Usage,
 }
 
-async fn next_chunk(state: State) -> Option<(Result<ChatChunk, LlmError>, State)> {
-    let (mut events, idle, mut pending, mut finish, mut usage) = match state {
-        State::Done => return None,
-        State::Start(p, body) => {
-            match http::with_retry(p.inner.cfg.retry, "openai.chat.completions(stream)", || {
-                p.post(&body, false)
-            })
-            .await
-            {
-                Err(e) => return Some((Err(e), State::Done)),
-                Ok(res) => (
-                    res.bytes_stream()
-                        .eventsource()
-                        .map(|r| r.map_err(|e| e.to_string()))
-                        .boxed(),
-                    p.inner.cfg.idle_timeout,
-                    VecDeque::new(),
-                    None,
-                    Usage::default(),
-                ),
-            }
+impl StreamEvents {
+    fn end(&self) -> Result<ChatChunk, LlmError> {
+        match self.finish.as_deref() {
+            None => Err(LlmError::CutOff(
+                "stream ended without a finish reason".into(),
+            )),
+            Some(r) => match finish_error(r) {
+                None => Ok(ChatChunk::Done { usage: self.usage }),
+                Some(e) => Err(e),
+            },
         }
-        State::Reading {
-            events,
-            idle,
-            pending,
-            finish,
-            usage,
-        } => (events, idle, pending, finish, usage),
-    };
-    loop {
-        if let Some(item) = pending.pop_front() {
-            let done = !matches!(item, Ok(ChatChunk::Delta(_)));
-            let next = if done {
-                State::Done
-            } else {
-                State::Reading {
-                    events,
-                    idle,
-                    pending,
-                    finish,
-                    usage,
-                }
-            };
-            return Some((item, next));
-        }
-        let end = |finish: &Option<String>, usage: Usage| -> Result<ChatChunk, LlmError> {
-            match finish.as_deref() {
-                None => Err(LlmError::CutOff(
-                    "stream ended without a finish reason".into(),
-                )),
-                Some(r) => match finish_error(r) {
-                    None => Ok(ChatChunk::Done { usage }),
-                    Some(e) => Err(e),
-                },
-            }
-        };
-        let event = match tokio::time::timeout(idle, events.next()).await {
-            Err(_) => {
-                return Some((
-                    Err(LlmError::CutOff(format!("no data for {idle:?}"))),
-                    State::Done,
-                ))
-            }
-            Ok(None) => return Some((end(&finish, usage), State::Done)),
-            Ok(Some(Err(e))) => {
-                return Some((
-                    Err(LlmError::CutOff(format!("stream broke: {e}"))),
-                    State::Done,
-                ))
-            }
-            Ok(Some(Ok(ev))) => ev,
-        };
-        let data = event.data.trim();
-        if data.is_empty() {
-            continue;
-        }
+    }
+}
+
+impl ChatEvents for StreamEvents {
+    fn read(&mut self, data: &str) -> Vec<Result<ChatChunk, LlmError>> {
+        let data = data.trim();
         if data == "[DONE]" {
-            return Some((end(&finish, usage), State::Done));
+            return vec![self.end()];
         }
         let chunk: Completion = match serde_json::from_str(data) {
             Ok(c) => c,
-            Err(e) => {
-                return Some((
-                    Err(LlmError::CutOff(format!("unreadable event: {e}"))),
-                    State::Done,
-                ))
-            }
+            Err(e) => return vec![Err(LlmError::CutOff(format!("unreadable event: {e}")))],
         };
         if let Some(u) = chunk.usage {
-            usage = u.into();
+            self.usage = u.into();
         }
+        let mut out = Vec::new();
         if let Some(choice) = chunk.choices.first() {
             if let Some(text) = choice.delta.as_ref().and_then(|d| d.content.clone()) {
                 if !text.is_empty() {
-                    pending.push_back(Ok(ChatChunk::Delta(text)));
+                    out.push(Ok(ChatChunk::Delta(text)));
                 }
             }
             if let Some(r) = &choice.finish_reason {
-                finish = Some(r.clone());
+                self.finish = Some(r.clone());
             }
         }
+        out
+    }
+
+    /// Some servers close without `[DONE]`: the reply is whole if a finish reason came.
+    fn at_end(&mut self) -> Option<Result<ChatChunk, LlmError>> {
+        Some(self.end())
     }
 }

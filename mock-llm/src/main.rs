@@ -1,4 +1,5 @@
-//! `mock-gemini [ADDR]`: serves the mock Gemini API (default 127.0.0.1:8089) until killed.
+//! `mock-llm [ADDR]`: serves the mock model APIs, Gemini and OpenAI-compatible (default
+//! 127.0.0.1:8089), until killed.
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -7,5 +8,5 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:8089".into())
         .parse()
         .map_err(|e| std::io::Error::other(format!("bad address: {e}")))?;
-    mock_gemini::serve(addr).await
+    mock_llm::serve(addr).await
 }

@@ -1,0 +1,183 @@
+//! The scripting shared by every protocol the mock speaks: a [`Reply`] says what the next answer
+//! is (success, a fault, a framing), whichever wire format it is then spoken in. Replies come from
+//! the queue, or from a `[[mock:NAME]]` marker in the last user message ([`Reply::from_marker`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One scripted reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    /// Success. Streamed as one event per chunk (the last also carries `finishReason` and
+    /// `usageMetadata`); for `generateContent` the chunks are joined.
+    Text {
+        chunks: Vec<String>,
+        #[serde(default = "stop")]
+        finish: String,
+        #[serde(default)]
+        chunk_delay_ms: u64,
+    },
+    /// Success with this JSON as the reply text (structured output).
+    Json { value: Value },
+    /// Success with this exact text, e.g. malformed JSON for a structured request.
+    RawText { text: String },
+    /// An HTTP error in Gemini's shape; `retry_delay` adds a `RetryInfo` ("43.7s"), `quota_id` a
+    /// `QuotaFailure` violation (a per-day quota has `PerDay` in its id).
+    Error {
+        code: u16,
+        status: String,
+        message: String,
+        #[serde(default)]
+        retry_delay: Option<String>,
+        #[serde(default)]
+        quota_id: Option<String>,
+    },
+    /// The prompt is blocked before generation: no candidates, a `promptFeedback.blockReason`.
+    Blocked { reason: String },
+    /// Waits before sending anything.
+    Slow { delay_ms: u64, then: Box<Reply> },
+    /// Streams these chunks, then half an event, then closes the connection.
+    CutOff { chunks: Vec<String> },
+    /// Ends SSE lines with CRLF.
+    Crlf { then: Box<Reply> },
+    /// Writes every event in three pieces, flushed separately.
+    SplitWrites { then: Box<Reply> },
+    /// Writes all events in one piece.
+    Batched { then: Box<Reply> },
+    /// Streams `count` chunks whose text is the mock's clock at the moment of sending, in
+    /// microseconds since the Unix epoch, followed by a space (for relay benchmarks).
+    Stamped { count: usize, chunk_delay_ms: u64 },
+}
+
+pub(crate) fn stop() -> String {
+    "STOP".into()
+}
+
+impl Reply {
+    pub fn text(chunks: &[&str]) -> Self {
+        Reply::Text {
+            chunks: chunks.iter().map(|s| s.to_string()).collect(),
+            finish: stop(),
+            chunk_delay_ms: 0,
+        }
+    }
+
+    pub fn error(code: u16, status: &str) -> Self {
+        Reply::Error {
+            code,
+            status: status.into(),
+            message: format!("mock {status}"),
+            retry_delay: None,
+            quota_id: None,
+        }
+    }
+
+    /// 429 with a `RetryInfo` delay, as the real service sends for a per-minute limit.
+    pub fn rate_limited(retry_delay: &str) -> Self {
+        Reply::Error {
+            code: 429,
+            status: "RESOURCE_EXHAUSTED".into(),
+            message: "Resource has been exhausted (e.g. check quota).".into(),
+            retry_delay: Some(retry_delay.into()),
+            quota_id: Some("GenerateRequestsPerMinutePerProjectPerModel-FreeTier".into()),
+        }
+    }
+
+    /// 429 for a per-day quota: retrying will not help.
+    pub fn daily_quota() -> Self {
+        Reply::Error {
+            code: 429,
+            status: "RESOURCE_EXHAUSTED".into(),
+            message: "You exceeded your current quota.".into(),
+            retry_delay: Some("43.7s".into()),
+            quota_id: Some("GenerateRequestsPerDayPerProjectPerModel-FreeTier".into()),
+        }
+    }
+
+    /// The fault named by a `[[mock:NAME]]` marker.
+    pub fn from_marker(name: &str, ok: Reply) -> Option<Self> {
+        let words = |n: usize| -> Vec<String> { (0..n).map(|i| format!("word{i} ")).collect() };
+        Some(match name {
+            "429" => Reply::rate_limited("0.05s"),
+            "quota" => Reply::daily_quota(),
+            "500" => Reply::error(500, "INTERNAL"),
+            "503" => Reply::error(503, "UNAVAILABLE"),
+            "400" => Reply::error(400, "INVALID_ARGUMENT"),
+            "slow" => Reply::Slow {
+                delay_ms: 1500,
+                then: Box::new(ok),
+            },
+            "cut_off" => Reply::CutOff { chunks: words(6) },
+            "crlf" => Reply::Crlf { then: Box::new(ok) },
+            "split" => Reply::SplitWrites { then: Box::new(ok) },
+            "batched" => Reply::Batched { then: Box::new(ok) },
+            "malformed" => Reply::RawText {
+                text: "{\"backstory\": \"unterminated".into(),
+            },
+            "safety" => Reply::Text {
+                chunks: vec!["I was going to say ".into(), "something ".into()],
+                finish: "SAFETY".into(),
+                chunk_delay_ms: 0,
+            },
+            "max_tokens" => Reply::Text {
+                chunks: words(4),
+                finish: "MAX_TOKENS".into(),
+                chunk_delay_ms: 0,
+            },
+            "long" => Reply::Text {
+                chunks: (0..80).map(|i| format!("word{i} ")).collect(),
+                finish: "STOP".into(),
+                chunk_delay_ms: 60,
+            },
+            "blocked" => Reply::Blocked {
+                reason: "SAFETY".into(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// The fault a `[[mock:NAME]]` marker in `text` names, wrapping `ok` where the fault delays or
+/// reframes a success; `ok` itself when there is no known marker.
+pub(crate) fn with_marker(text: &str, ok: Reply) -> Reply {
+    if let Some(start) = text.find("[[mock:") {
+        let rest = &text[start + 7..];
+        if let Some(end) = rest.find("]]") {
+            if let Some(fault) = Reply::from_marker(&rest[..end], ok.clone()) {
+                return fault;
+            }
+        }
+    }
+    ok
+}
+
+/// A valid character, echoing the name from the prompt when it can find one.
+pub fn sample_character(prompt: &str) -> Value {
+    let name = prompt
+        .lines()
+        .find_map(|l| l.split_once("Name: ").map(|(_, n)| n))
+        .unwrap_or("The stranger")
+        .trim()
+        .to_string();
+    json!({
+        "backstory": format!("{name} was raised by the mock model in a town of test fixtures.\n\nEvery reply {name} gives is scripted, and {name} knows it."),
+        "story_context": "A loopback world where every request is answered within milliseconds.\n\nFaults arrive only when someone asks for them.",
+        "opening_line": format!("\"I am {name}, and I have been expecting you.\""),
+        "start_options": ["Demand answers.", "Wait and listen.", "Ask about the town."],
+        "endings": [
+            {"kind": "happy", "text": format!("{name} is free of the script.")},
+            {"kind": "tragic", "text": format!("{name} is reset to defaults.")},
+            {"kind": "ambiguous", "text": format!("{name} keeps running, unobserved.")}
+        ]
+    })
+}
+
+/// The clock, in microseconds since the Unix epoch (for [`Reply::Stamped`]).
+pub(crate) fn now_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros()
+}
