@@ -241,6 +241,7 @@ impl TestApp {
     }
 
     /// Calls a URL-encoded server function the way a hydrated page does.
+    #[deprecated(note = "use TestApp::call/send with the server function's struct")]
     pub async fn call_form(&self, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/api/{endpoint}")))
@@ -252,6 +253,7 @@ impl TestApp {
     }
 
     /// Calls a JSON-encoded server function.
+    #[deprecated(note = "use TestApp::call/send with the server function's struct")]
     pub async fn call_json(&self, endpoint: &str, body: serde_json::Value) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/api/{endpoint}")))
@@ -309,9 +311,14 @@ pub fn valid_draft(name: &str) -> serde_json::Value {
     })
 }
 
+/// [`valid_draft`] as the typed draft the server functions take.
+pub fn draft(name: &str) -> app::domain::CharacterDraft {
+    serde_json::from_value(valid_draft(name)).expect("a valid draft decodes")
+}
+
 /// Generates a character through the app and saves it; returns its id.
 pub async fn save_character(app: &TestApp, name: &str) -> String {
-    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft(name)).unwrap();
+    let draft = draft(name);
     let generated = app
         .call(app::characters::GenerateCharacter {
             draft: draft.clone(),
