@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod standins;
 #[allow(unused_imports)]
 pub use client::*;
 
@@ -206,6 +207,12 @@ pub async fn spawn_app_with(
         test_db: Some(test_db),
         _shutdown: Some(tx),
     }
+}
+
+/// [`spawn_app_with`] for configuration made at run time: a stand-in's `env()`.
+pub async fn spawn_app_env(backend: Backend, env: &[(&str, String)]) -> TestApp {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_app_with(backend, &env, |_| {}).await
 }
 
 pub fn new_client() -> reqwest::Client {
