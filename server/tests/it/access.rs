@@ -1,89 +1,93 @@
-//! Access control over every endpoint. The matrix below must name every registered server
-//! function: a new endpoint without an entry fails `every_endpoint_is_in_the_matrix`. Form values
-//! `{character}`, `{session}` and `{reply}` are replaced by the ids of another user's data.
-//! Pages are enumerated from the router itself: every page but the public ones sends an
+//! Access control over every server function. The matrix below must name every registered server
+//! function: a new one without an entry fails `every_endpoint_is_in_the_matrix`. Entries
+//! that name someone's data are called with the ids of another user's character, chat session and
+//! reply. Pages are enumerated from the router itself: every page but the public ones sends an
 //! anonymous visitor to sign in.
 
 use crate::common::*;
+use app::auth::{GetCurrentUser, GetSignInOptions, LocalSignIn, SignOut};
+use app::characters::{GenerateCharacter, GetCharacter, ListCharacters, SaveCharacter};
+use app::chat::{OpenChat, SendMessage, StopReply};
 use app::error::AppError;
+use leptos::server_fn::ServerFn;
+use serde::Serialize;
 
-/// Each server function: its path, whether anonymous callers may use it, and a body to call it
-/// with (form fields, or JSON when `json` is set).
-struct Entry {
-    path: &'static str,
-    public: bool,
-    json: Option<fn() -> serde_json::Value>,
-    form: &'static [(&'static str, &'static str)],
+/// Who may call a server function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in user.
+    SignedIn,
+    /// Only the owner of the data the call names; for anyone else that data is "not found".
+    Owner,
 }
 
-const MATRIX: &[Entry] = &[
-    Entry {
-        path: "/api/auth/me",
-        public: true,
-        json: None,
-        form: &[],
-    },
-    Entry {
-        path: "/api/auth/options",
-        public: true,
-        json: None,
-        form: &[],
-    },
-    Entry {
-        path: "/api/auth/local",
-        public: true,
-        json: None,
-        form: &[],
-    },
-    Entry {
-        path: "/api/auth/signout",
-        public: true,
-        json: None,
-        form: &[],
-    },
-    Entry {
-        path: "/api/characters/list",
-        public: false,
-        json: None,
-        form: &[],
-    },
-    Entry {
-        path: "/api/characters/get",
-        public: false,
-        json: None,
-        form: &[("id", "{character}")],
-    },
-    Entry {
-        path: "/api/characters/generate",
-        public: false,
-        json: Some(|| serde_json::json!({"draft": valid_draft("A"), "variation": 0})),
-        form: &[],
-    },
-    Entry {
-        path: "/api/characters/save",
-        public: false,
-        json: Some(|| serde_json::json!({"draft": valid_draft("A")})),
-        form: &[],
-    },
-    Entry {
-        path: "/api/chat/open",
-        public: false,
-        json: None,
-        form: &[("character_id", "{character}")],
-    },
-    Entry {
-        path: "/api/chat/send",
-        public: false,
-        json: None,
-        form: &[("session_id", "{session}"), ("text", "hi")],
-    },
-    Entry {
-        path: "/api/chat/stop",
-        public: false,
-        json: None,
-        form: &[("reply_id", "{reply}")],
-    },
-];
+/// Builds a server function's request on a client, with another user's ids where it names data.
+type BuildRequest = Box<dyn Fn(&TestApp, &reqwest::Client, &Foreign) -> reqwest::RequestBuilder>;
+
+/// One server function: its path, who may call it, and how to call it (with another user's ids
+/// where it names data).
+struct Entry {
+    path: &'static str,
+    access: Access,
+    request: BuildRequest,
+}
+
+impl Entry {
+    fn new<S>(access: Access, args: impl Fn(&Foreign) -> S + 'static) -> Self
+    where
+        S: ServerFn + Serialize,
+        S::Protocol: InputEncoding,
+    {
+        Self {
+            path: S::PATH,
+            access,
+            request: Box::new(move |app, client, ids| app.request(client, args(ids))),
+        }
+    }
+
+    async fn call(
+        &self,
+        app: &TestApp,
+        client: &reqwest::Client,
+        ids: &Foreign,
+    ) -> reqwest::Response {
+        (self.request)(app, client, ids)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{} failed: {e}", self.path))
+    }
+}
+
+fn matrix() -> Vec<Entry> {
+    use Access::*;
+    vec![
+        Entry::new(Public, |_| GetCurrentUser {}),
+        Entry::new(Public, |_| GetSignInOptions {}),
+        Entry::new(Public, |_| LocalSignIn {}),
+        Entry::new(Public, |_| SignOut {}),
+        Entry::new(SignedIn, |_| ListCharacters {}),
+        Entry::new(Owner, |ids| GetCharacter {
+            id: ids.character.clone(),
+        }),
+        Entry::new(SignedIn, |_| GenerateCharacter {
+            draft: draft("A"),
+            variation: 0,
+        }),
+        Entry::new(SignedIn, |_| SaveCharacter { draft: draft("A") }),
+        Entry::new(Owner, |ids| OpenChat {
+            character_id: ids.character.clone(),
+        }),
+        Entry::new(Owner, |ids| SendMessage {
+            session_id: ids.session.clone(),
+            text: "hi".into(),
+        }),
+        Entry::new(Owner, |ids| StopReply {
+            reply_id: ids.reply.clone(),
+        }),
+    ]
+}
 
 #[test]
 fn every_endpoint_is_in_the_matrix() {
@@ -91,7 +95,7 @@ fn every_endpoint_is_in_the_matrix() {
         .map(|(p, _)| p)
         .collect();
     registered.sort();
-    let mut listed: Vec<&str> = MATRIX.iter().map(|e| e.path).collect();
+    let mut listed: Vec<&str> = matrix().iter().map(|e| e.path).collect();
     listed.sort();
     assert_eq!(
         registered, listed,
@@ -111,42 +115,13 @@ struct Foreign {
     reply: String,
 }
 
-async fn call_with(
-    app: &TestApp,
-    e: &Entry,
-    client: &reqwest::Client,
-    ids: &Foreign,
-) -> reqwest::Response {
-    let req = client
-        .post(app.url(e.path))
-        .header("accept", "application/json");
-    let form: Vec<(&str, String)> = e
-        .form
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .replace("{character}", &ids.character)
-                .replace("{session}", &ids.session)
-                .replace("{reply}", &ids.reply);
-            (*k, v)
-        })
-        .collect();
-    match e.json {
-        Some(body) => req.json(&body()),
-        None => req.form(&form),
-    }
-    .send()
-    .await
-    .unwrap()
-}
-
 /// Someone else's data, made through the store.
 async fn someone_elses(app: &TestApp) -> Foreign {
     let other = app::auth::store::upsert_identity(&app.db, "test", "other", "Other")
         .await
         .unwrap();
     let owner = app::auth::UserId(other.id);
-    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft("Theirs")).unwrap();
+    let draft = draft("Theirs");
     let story: app::domain::GeneratedCharacter = serde_json::from_value(
         app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),
     )
@@ -174,15 +149,16 @@ async fn someone_elses(app: &TestApp) -> Foreign {
 async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
     let app = spawn_app(backend).await;
     let theirs = someone_elses(&app).await;
-    for e in MATRIX.iter().filter(|e| !e.public) {
-        let res = call_with(&app, e, &new_client(), &theirs).await;
+    let matrix = matrix();
+    for e in matrix.iter().filter(|e| e.access != Access::Public) {
+        let res = e.call(&app, &new_client(), &theirs).await;
         assert!(!res.status().is_success(), "{}: {}", e.path, res.status());
         let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
         assert_eq!(err, AppError::Unauthorized, "{}", e.path);
     }
     // Signed in, the same calls with another user's ids are "not found", like missing ones.
     app.sign_in_local().await;
-    for e in MATRIX.iter().filter(|e| !e.public && !e.form.is_empty()) {
+    for e in matrix.iter().filter(|e| e.access == Access::Owner) {
         for ids in [
             &theirs,
             &Foreign {
@@ -191,7 +167,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
                 reply: "x".into(),
             },
         ] {
-            let res = call_with(&app, e, &app.client, ids).await;
+            let res = e.call(&app, &app.client, ids).await;
             let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
             assert_eq!(err, AppError::NotFound, "{}", e.path);
         }
@@ -229,10 +205,7 @@ const PUBLIC_PAGES: &[&str] = &["/", "/signin"];
 async fn cross_site_writes_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
-    let e = MATRIX
-        .iter()
-        .find(|e| e.path == "/api/characters/save")
-        .unwrap();
+    let save = || SaveCharacter { draft: draft("A") };
     for (name, value) in [
         ("origin", "http://evil.example"),
         ("origin", "null"),
@@ -240,10 +213,8 @@ async fn cross_site_writes_are_refused(backend: Backend) {
         ("sec-fetch-site", "same-site"),
     ] {
         let res = app
-            .client
-            .post(app.url(e.path))
+            .request(&app.client, save())
             .header(name, value)
-            .json(&(e.json.unwrap())())
             .send()
             .await
             .unwrap();
@@ -252,11 +223,9 @@ async fn cross_site_writes_are_refused(backend: Backend) {
     // The same request from the page's own origin gets through to validation.
     let origin = app.base.clone();
     let res = app
-        .client
-        .post(app.url(e.path))
+        .request(&app.client, save())
         .header("origin", origin)
         .header("sec-fetch-site", "same-origin")
-        .json(&(e.json.unwrap())())
         .send()
         .await
         .unwrap();

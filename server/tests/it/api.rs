@@ -1,10 +1,13 @@
 //! The thin path over HTTP against a real server, on SQLite and on Postgres.
 
 use crate::common::*;
-use app::characters::{CharacterSummary, CharacterView, Generated};
-use app::chat::{ChatEvent, ChatView, EventLines, MessageRole, MessageStatus};
+use app::auth::{GetCurrentUser, GetSignInOptions, LocalSignIn, SignOut};
+use app::characters::{
+    CharacterSummary, GenerateCharacter, GetCharacter, ListCharacters, SaveCharacter,
+};
+use app::chat::{ChatEvent, MessageRole, MessageStatus, OpenChat, SendMessage};
 use app::error::AppError;
-use futures::StreamExt;
+use leptos::server_fn::ServerFn;
 use std::time::Duration;
 
 on_both_backends!(
@@ -64,56 +67,47 @@ async fn every_response_carries_a_request_id(backend: Backend) {
 
 async fn anonymous_callers_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
+    assert_eq!(app.call(GetCurrentUser {}).await, Ok(None));
     assert_eq!(
-        result::<Option<app::auth::CurrentUser>>(app.call_form("auth/me", &[]).await).await,
-        Ok(None)
-    );
-    assert_eq!(
-        result::<Vec<CharacterSummary>>(app.call_form("characters/list", &[]).await).await,
+        app.call(ListCharacters {}).await,
         Err(AppError::Unauthorized)
     );
     assert_eq!(
-        result::<CharacterView>(app.call_form("characters/get", &[("id", "x")]).await).await,
+        app.call(GetCharacter { id: "x".into() }).await,
         Err(AppError::Unauthorized)
     );
     assert_eq!(
-        result::<Generated>(
-            app.call_json(
-                "characters/generate",
-                serde_json::json!({"draft": valid_draft("A"), "variation": 0})
-            )
-            .await
-        )
+        app.call(GenerateCharacter {
+            draft: draft("A"),
+            variation: 0
+        })
         .await,
         Err(AppError::Unauthorized)
     );
     assert_eq!(
-        result::<String>(
-            app.call_json(
-                "characters/save",
-                serde_json::json!({"draft": valid_draft("A")})
-            )
-            .await
-        )
-        .await,
+        app.call(SaveCharacter { draft: draft("A") }).await,
         Err(AppError::Unauthorized)
     );
     assert_eq!(
-        result::<ChatView>(app.call_form("chat/open", &[("character_id", "x")]).await).await,
+        app.call(OpenChat {
+            character_id: "x".into()
+        })
+        .await,
         Err(AppError::Unauthorized)
     );
-    let res = app
-        .call_form("chat/send", &[("session_id", "x"), ("text", "hello")])
+    let err = app
+        .refusal(SendMessage {
+            session_id: "x".into(),
+            text: "hello".into(),
+        })
         .await;
-    assert!(!res.status().is_success());
-    let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(err, AppError::Unauthorized);
 }
 
 async fn local_sign_in_starts_a_hardened_session(backend: Backend) {
     let app = spawn_app(backend).await;
     // An anonymous visit may already have a session cookie; signing in must replace its id.
-    let res = app.call_form("auth/local", &[]).await;
+    let res = app.send(LocalSignIn {}).await;
     assert!(
         res.status().is_success() || res.status().is_redirection(),
         "{}",
@@ -133,21 +127,22 @@ async fn local_sign_in_starts_a_hardened_session(backend: Backend) {
         "plain HTTP on loopback: {cookie}"
     );
 
-    let me: Option<app::auth::CurrentUser> =
-        result(app.call_form("auth/me", &[]).await).await.unwrap();
-    let me = me.expect("signed in");
+    let me = app
+        .call(GetCurrentUser {})
+        .await
+        .unwrap()
+        .expect("signed in");
     assert_eq!(me.display_name, "Local user");
 
     // Signing in again is the same user.
     app.sign_in_local().await;
-    let again: Option<app::auth::CurrentUser> =
-        result(app.call_form("auth/me", &[]).await).await.unwrap();
+    let again = app.call(GetCurrentUser {}).await.unwrap();
     assert_eq!(again.unwrap().id, me.id);
 }
 
 async fn sign_out_ends_the_session_on_the_server(backend: Backend) {
     let app = spawn_app(backend).await;
-    let res = app.call_form("auth/local", &[]).await;
+    let res = app.send(LocalSignIn {}).await;
     let cookie = res
         .headers()
         .get_all("set-cookie")
@@ -155,16 +150,12 @@ async fn sign_out_ends_the_session_on_the_server(backend: Backend) {
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
         .find(|c| c.starts_with("pf_session="))
         .expect("session cookie");
-    app.call_form("auth/signout", &[]).await;
-    let me: Option<app::auth::CurrentUser> =
-        result(app.call_form("auth/me", &[]).await).await.unwrap();
-    assert_eq!(me, None);
+    app.call(SignOut {}).await.unwrap();
+    assert_eq!(app.call(GetCurrentUser {}).await, Ok(None));
 
     // Replaying the old cookie from another client does not bring the session back.
-    let other = new_client();
-    let res = other
-        .post(app.url("/api/characters/list"))
-        .header("accept", "application/json")
+    let res = app
+        .request(&new_client(), ListCharacters {})
         .header("cookie", cookie)
         .send()
         .await
@@ -182,14 +173,11 @@ async fn local_sign_in_is_refused_off_loopback(backend: Backend) {
         c.leptos.site_addr = "0.0.0.0:0".parse().unwrap();
     })
     .await;
-    let res = app.call_form("auth/local", &[]).await;
-    match result::<()>(res).await {
+    match app.call(LocalSignIn {}).await {
         Err(AppError::Forbidden(msg)) => assert!(msg.contains("loopback"), "{msg}"),
         other => panic!("expected Forbidden, got {other:?}"),
     }
-    let options: app::auth::SignInOptions = result(app.call_form("auth/options", &[]).await)
-        .await
-        .unwrap();
+    let options = app.call(GetSignInOptions {}).await.unwrap();
     assert!(!options.local);
 }
 
@@ -197,64 +185,45 @@ async fn generate_save_and_list_newest_first(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
 
-    let generated: Generated = result(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
-        )
-        .await,
-    )
-    .await
-    .unwrap();
+    let generate = || {
+        app.call(GenerateCharacter {
+            draft: draft("Mira"),
+            variation: 0,
+        })
+    };
+    let generated = generate().await.unwrap();
     assert!(generated.offline);
     assert_eq!(generated.story.start_options.len(), 3);
     assert_eq!(generated.story.endings.len(), 3);
     assert!(generated.story.backstory.as_str().contains("Mira"));
     // Deterministic for the same inputs and variation, different for another variation.
-    let again: Generated = result(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
-        )
-        .await,
-    )
-    .await
-    .unwrap();
+    let again = generate().await.unwrap();
     assert_eq!(again, generated);
 
-    let mut draft: app::domain::CharacterDraft =
-        serde_json::from_value(valid_draft("Mira")).unwrap();
-    draft = draft.with_story(&generated.story);
+    let mut draft = draft("Mira").with_story(&generated.story);
     draft.opening_line = "Edited by hand.".into();
-    let first: String = result(
-        app.call_json("characters/save", serde_json::json!({"draft": draft}))
-            .await,
-    )
-    .await
-    .unwrap();
+    let first = app
+        .call(SaveCharacter {
+            draft: draft.clone(),
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let mut second_draft = draft.clone();
     second_draft.name = "Orrin".into();
-    let second: String = result(
-        app.call_json(
-            "characters/save",
-            serde_json::json!({"draft": second_draft}),
-        )
-        .await,
-    )
-    .await
-    .unwrap();
-
-    let list: Vec<CharacterSummary> = result(app.call_form("characters/list", &[]).await)
+    let second = app
+        .call(SaveCharacter {
+            draft: second_draft,
+        })
         .await
         .unwrap();
+
+    let list: Vec<CharacterSummary> = app.call(ListCharacters {}).await.unwrap();
     let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, vec!["Orrin", "Mira"]);
     assert_eq!(list[0].id, second);
 
-    let got: CharacterView = result(app.call_form("characters/get", &[("id", &first)]).await)
-        .await
-        .unwrap();
+    let got = app.call(GetCharacter { id: first }).await.unwrap();
     assert_eq!(got.draft.opening_line, "Edited by hand.");
     assert_eq!(got.draft.traits, vec!["brave", "curious"]);
     assert_eq!(got.draft.endings.len(), 3);
@@ -274,17 +243,15 @@ async fn generate_save_and_list_newest_first(backend: Backend) {
 async fn invalid_drafts_get_a_message_per_field(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
-    let mut bad = valid_draft("");
-    bad["age"] = "0".into();
-    let err = result::<Generated>(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": bad, "variation": 0}),
-        )
-        .await,
-    )
-    .await
-    .unwrap_err();
+    let mut bad = draft("");
+    bad.age = "0".into();
+    let err = app
+        .call(GenerateCharacter {
+            draft: bad,
+            variation: 0,
+        })
+        .await
+        .unwrap_err();
     let AppError::Invalid(fields) = err else {
         panic!("expected field errors, got {err:?}")
     };
@@ -292,29 +259,24 @@ async fn invalid_drafts_get_a_message_per_field(backend: Backend) {
     assert!(fields.get("age").unwrap().contains("between 1 and 1000"));
 
     // Saving needs the story parts too.
-    let err = result::<String>(
-        app.call_json(
-            "characters/save",
-            serde_json::json!({"draft": valid_draft("Mira")}),
-        )
-        .await,
-    )
-    .await
-    .unwrap_err();
+    let err = app
+        .call(SaveCharacter {
+            draft: draft("Mira"),
+        })
+        .await
+        .unwrap_err();
     let AppError::Invalid(fields) = err else {
         panic!("expected field errors, got {err:?}")
     };
     assert_eq!(fields.get("backstory"), Some("This text is required."));
     assert!(fields.get("start_options").unwrap().contains("exactly 3"));
-    let list: Vec<CharacterSummary> = result(app.call_form("characters/list", &[]).await)
-        .await
-        .unwrap();
+    let list = app.call(ListCharacters {}).await.unwrap();
     assert!(list.is_empty());
 
     // A body that is not the expected shape is a clean error, not a crash or a leak.
     let res = app
         .client
-        .post(app.url("/api/characters/save"))
+        .post(app.url(SaveCharacter::PATH))
         .header("content-type", "application/json")
         .body("{\"draft\": 42}")
         .send()
@@ -351,17 +313,18 @@ async fn someone_elses_character_is_not_found(backend: Backend) {
 
     // Unknown ids look the same as someone else's.
     assert_eq!(
-        result::<CharacterView>(
-            app.call_form("characters/get", &[("id", "no-such-id")])
-                .await
-        )
+        app.call(GetCharacter {
+            id: "no-such-id".into()
+        })
         .await,
         Err(AppError::NotFound)
     );
-    let res = app
-        .call_form("chat/send", &[("session_id", "no-such-id"), ("text", "hi")])
+    let err = app
+        .refusal(SendMessage {
+            session_id: "no-such-id".into(),
+            text: "hi".into(),
+        })
         .await;
-    let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(err, AppError::NotFound);
     let _ = view;
 }
@@ -374,9 +337,7 @@ async fn chat_streams_the_reply_and_keeps_the_history(backend: Backend) {
     assert!(view.offline);
     assert_eq!(view.messages.len(), 1, "the greeting");
     assert_eq!(view.messages[0].role, MessageRole::Assistant);
-    let got: CharacterView = result(app.call_form("characters/get", &[("id", &id)]).await)
-        .await
-        .unwrap();
+    let got = app.call(GetCharacter { id: id.clone() }).await.unwrap();
     assert_eq!(view.messages[0].content, got.draft.opening_line);
 
     let (events, chunks) = send_message(&app, &view.session_id, "Who are you, really?").await;
@@ -440,33 +401,20 @@ async fn a_reply_survives_the_browser_disconnecting(backend: Backend) {
     let id = save_character(&app, "Mira").await;
     let view = open_chat(&app, &id).await;
 
-    let res = app
-        .call_form(
-            "chat/send",
-            &[
-                ("session_id", &view.session_id),
-                ("text", "Tell me everything."),
-            ],
-        )
+    let mut reply = app
+        .stream(SendMessage {
+            session_id: view.session_id.clone(),
+            text: "Tell me everything.".into(),
+        })
         .await;
-    let mut body = res.bytes_stream();
-    let mut lines = EventLines::default();
-    let mut seen = Vec::new();
-    while seen
-        .iter()
-        .filter(|e| matches!(e, ChatEvent::Delta { .. }))
-        .count()
-        < 2
-    {
-        let chunk = body.next().await.expect("stream open").unwrap();
-        seen.extend(
-            lines
-                .push(std::str::from_utf8(&chunk).unwrap())
-                .into_iter()
-                .map(Result::unwrap),
+    for _ in 0..2 {
+        let seen = reply.until(|e| matches!(e, ChatEvent::Delta { .. })).await;
+        assert!(
+            matches!(seen.last(), Some(ChatEvent::Delta { .. })),
+            "stream open: {seen:?}"
         );
     }
-    drop(body); // the browser goes away
+    drop(reply); // the browser goes away
 
     // The user's message was saved before the model was called, and the reply finishes anyway.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -492,14 +440,12 @@ async fn an_invalid_message_is_refused_and_not_saved(backend: Backend) {
     let id = save_character(&app, "Mira").await;
     let view = open_chat(&app, &id).await;
     for text in ["   ".to_string(), "x".repeat(4001)] {
-        let res = app
-            .call_form(
-                "chat/send",
-                &[("session_id", &view.session_id), ("text", &text)],
-            )
+        let err = app
+            .refusal(SendMessage {
+                session_id: view.session_id.clone(),
+                text,
+            })
             .await;
-        assert!(!res.status().is_success());
-        let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
         let AppError::BadRequest(msg) = err else {
             panic!("expected BadRequest, got {err:?}")
         };
@@ -528,7 +474,7 @@ async fn pages_render_without_javascript(backend: Backend) {
     // The sign-in form posts without JavaScript and lands on the dashboard.
     let res = app
         .client
-        .post(app.url("/api/auth/local"))
+        .post(app.url(LocalSignIn::PATH))
         .header("accept", "text/html")
         .header("referer", app.url("/signin"))
         .form(&[("", "")])
@@ -551,20 +497,10 @@ async fn pages_render_without_javascript(backend: Backend) {
     assert_eq!(res.status(), 404);
 }
 
-fn session_cookie(res: &reqwest::Response) -> String {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("pf_session="))
-        .expect("session cookie")
-}
-
 /// Whether a request carrying exactly `cookie` is signed in (no cookie jar in between).
 async fn signed_in_with(app: &TestApp, cookie: &str) -> bool {
-    let res = new_client()
-        .post(app.url("/api/auth/me"))
-        .header("accept", "application/json")
+    let res = app
+        .request(&new_client(), GetCurrentUser {})
         .header("cookie", cookie)
         .send()
         .await
@@ -578,7 +514,7 @@ async fn signed_in_with(app: &TestApp, cookie: &str) -> bool {
 async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
     // Idle: the server forgets a session not used for SESSION_IDLE_SECS, whatever the browser keeps.
     let app = spawn_app_with(backend, &[("SESSION_IDLE_SECS", "1")], |_| {}).await;
-    let cookie = session_cookie(&app.call_form("auth/local", &[]).await);
+    let cookie = session_cookie_of(&app.send(LocalSignIn {}).await);
     assert!(signed_in_with(&app, &cookie).await);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(
@@ -588,7 +524,7 @@ async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
 
     // Absolute: even a session in constant use ends SESSION_MAX_AGE_SECS after sign-in.
     let app = spawn_app_with(backend, &[("SESSION_MAX_AGE_SECS", "2")], |_| {}).await;
-    let cookie = session_cookie(&app.call_form("auth/local", &[]).await);
+    let cookie = session_cookie_of(&app.send(LocalSignIn {}).await);
     let signed_in = tokio::time::Instant::now();
     while signed_in.elapsed() < Duration::from_millis(800) {
         assert!(signed_in_with(&app, &cookie).await, "ended too early");

@@ -2,10 +2,9 @@
 //! the user as clear messages, nothing the user wrote is lost, partial replies are kept and marked.
 
 use crate::common::*;
-use app::characters::Generated;
-use app::chat::{ChatEvent, ChatView, EventLines, MessageStatus};
+use app::characters::GenerateCharacter;
+use app::chat::{ChatEvent, ChatView, MessageStatus, SendMessage, StopReply};
 use app::error::AppError;
-use futures::StreamExt;
 use mock_llm::{MockLlm, Reply};
 use std::time::Duration;
 
@@ -205,44 +204,28 @@ async fn stopping_a_reply_keeps_its_text_and_closes_the_upstream_request(backend
         finish: "STOP".into(),
         chunk_delay_ms: 40,
     });
-    let res = app
-        .call_form(
-            "chat/send",
-            &[
-                ("session_id", &view.session_id),
-                ("text", "Go on, at length."),
-            ],
-        )
+    let mut reply = app
+        .stream(SendMessage {
+            session_id: view.session_id.clone(),
+            text: "Go on, at length.".into(),
+        })
         .await;
-    let mut body = res.bytes_stream();
-    let mut lines = EventLines::default();
-    let mut events: Vec<ChatEvent> = Vec::new();
-    let mut reply_id = None;
-    let mut stopped = false;
-    while let Some(chunk) = body.next().await {
-        for ev in lines.push(std::str::from_utf8(&chunk.unwrap()).unwrap()) {
-            let ev = ev.unwrap();
-            if let ChatEvent::Accepted { reply_id: r, .. } = &ev {
-                reply_id = Some(r.clone());
-            }
-            events.push(ev);
-        }
-        if !stopped
-            && events
-                .iter()
-                .filter(|e| matches!(e, ChatEvent::Delta { .. }))
-                .count()
-                >= 3
-        {
-            stopped = true;
-            let r: Result<(), AppError> = result(
-                app.call_form("chat/stop", &[("reply_id", reply_id.as_deref().unwrap())])
-                    .await,
-            )
-            .await;
-            assert_eq!(r, Ok(()));
-        }
+    // Three words in, the user presses Stop; the stream goes on to its end.
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        events.extend(reply.until(|e| matches!(e, ChatEvent::Delta { .. })).await);
     }
+    let Some(ChatEvent::Accepted { reply_id, .. }) = events.first().cloned() else {
+        panic!("first event must be Accepted: {events:?}")
+    };
+    assert_eq!(
+        app.call(StopReply {
+            reply_id: reply_id.clone()
+        })
+        .await,
+        Ok(())
+    );
+    events.extend(reply.rest().await);
     assert_eq!(
         events.last(),
         Some(&ChatEvent::Finished {
@@ -277,29 +260,20 @@ async fn stopping_a_reply_keeps_its_text_and_closes_the_upstream_request(backend
 
     // Stopping what is already finished is harmless; a reply that is not yours is not found.
     assert_eq!(
-        result::<()>(
-            app.call_form("chat/stop", &[("reply_id", reply_id.as_deref().unwrap())])
-                .await
-        )
+        app.call(StopReply {
+            reply_id: reply_id.clone()
+        })
         .await,
         Ok(())
     );
     assert_eq!(
-        result::<()>(
-            app.call_form("chat/stop", &[("reply_id", "someone-elses")])
-                .await
-        )
+        app.call(StopReply {
+            reply_id: "someone-elses".into()
+        })
         .await,
         Err(AppError::NotFound)
     );
-    let anon = new_client();
-    let res = anon
-        .post(app.url("/api/chat/stop"))
-        .header("accept", "application/json")
-        .form(&[("reply_id", reply_id.as_deref().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let res = app.send_with(&new_client(), StopReply { reply_id }).await;
     assert_eq!(result::<()>(res).await, Err(AppError::Unauthorized));
 }
 
@@ -309,15 +283,13 @@ async fn an_invalid_structured_reply_gets_one_repair(backend: Backend) {
         text: "{\"backstory\": \"unterminated".into(),
     });
     // The second request gets the default reply: a valid character.
-    let generated: Generated = result(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
-        )
-        .await,
-    )
-    .await
-    .unwrap();
+    let generated = app
+        .call(GenerateCharacter {
+            draft: draft("Mira"),
+            variation: 0,
+        })
+        .await
+        .unwrap();
     assert!(generated.story.backstory.as_str().contains("Mira"));
     let reqs = mock.requests();
     assert_eq!(reqs.len(), 2);
@@ -350,13 +322,10 @@ async fn an_invalid_structured_reply_gets_one_repair(backend: Backend) {
     let mut bad = mock_llm::sample_character("Name: Mira");
     bad["start_options"] = serde_json::json!(["Only", "two"]);
     mock.push(Reply::Json { value: bad });
-    let _: Generated = result(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft("Mira"), "variation": 1}),
-        )
-        .await,
-    )
+    app.call(GenerateCharacter {
+        draft: draft("Mira"),
+        variation: 1,
+    })
     .await
     .unwrap();
     let last = mock.requests().last().unwrap().clone();
@@ -372,15 +341,13 @@ async fn an_invalid_structured_reply_gets_one_repair(backend: Backend) {
     mock.push(Reply::RawText {
         text: "still nope".into(),
     });
-    let err = result::<Generated>(
-        app.call_json(
-            "characters/generate",
-            serde_json::json!({"draft": valid_draft("Mira"), "variation": 2}),
-        )
-        .await,
-    )
-    .await
-    .unwrap_err();
+    let err = app
+        .call(GenerateCharacter {
+            draft: draft("Mira"),
+            variation: 2,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         AppError::Provider("The model's answer could not be used. Please try again.".into())
@@ -389,15 +356,11 @@ async fn an_invalid_structured_reply_gets_one_repair(backend: Backend) {
 
 async fn generation_faults_reach_the_user_as_clear_messages(backend: Backend) {
     let (app, mock) = app_with_mock(backend).await;
-    let generate = || async {
-        result::<Generated>(
-            app.call_json(
-                "characters/generate",
-                serde_json::json!({"draft": valid_draft("Mira"), "variation": 0}),
-            )
-            .await,
-        )
-        .await
+    let generate = || {
+        app.call(GenerateCharacter {
+            draft: draft("Mira"),
+            variation: 0,
+        })
     };
     mock.push(Reply::Blocked {
         reason: "SAFETY".into(),

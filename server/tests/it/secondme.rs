@@ -1,149 +1,16 @@
-//! Sign-in with SecondMe against a stand-in on loopback that answers like SecondMe: every response
-//! wrapped as `{code: 0, data: …}`, short-lived access tokens, a refresh grant, and Shades.
+//! Sign-in with SecondMe against the SecondMe stand-in ([`SecondMe`]), which answers like
+//! SecondMe: every response wrapped as `{code: 0, data: …}`, short-lived access tokens, a refresh
+//! grant, and Shades.
 
+use crate::common::standins::{secondme, SecondMe};
 use crate::common::*;
-use axum::{
-    extract::{Query, State},
-    http::HeaderMap,
-    response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
-    Form, Json, Router,
-};
+use app::auth::{GetCurrentUser, GetSignInOptions};
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-#[derive(Default)]
-struct SecondMe {
-    base: String,
-    codes: Mutex<HashMap<String, String>>,
-    /// The access token currently valid; every refresh issues a new one.
-    access: Mutex<String>,
-    refreshes: Mutex<usize>,
-    fail_user_info: Mutex<bool>,
-    /// The `userId` user info answers with; `None` leaves the field out.
-    user_id: Mutex<Option<serde_json::Value>>,
-}
-
-async fn authorize(
-    State(sm): State<Arc<SecondMe>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    assert!(q["scope"].contains("user.info.shades"), "{q:?}");
-    let code = format!("sm-{}", uuid::Uuid::new_v4().simple());
-    sm.codes
-        .lock()
-        .unwrap()
-        .insert(code.clone(), q["code_challenge"].clone());
-    Redirect::to(&format!(
-        "{}?code={code}&state={}",
-        q["redirect_uri"], q["state"]
-    ))
-    .into_response()
-}
-
-async fn token(
-    State(sm): State<Arc<SecondMe>>,
-    Form(f): Form<HashMap<String, String>>,
-) -> Json<serde_json::Value> {
-    if f["client_secret"] != "sm-secret" {
-        return Json(json!({"code": 401, "message": "invalid client"}));
-    }
-    match f["grant_type"].as_str() {
-        "authorization_code" => {
-            if sm.codes.lock().unwrap().remove(&f["code"]).is_none() {
-                return Json(json!({"code": 400, "message": "invalid code"}));
-            }
-            *sm.access.lock().unwrap() = "at-1".into();
-            Json(
-                json!({"code": 0, "data": {"accessToken": "at-1", "refreshToken": "rt-1", "expiresIn": 7200,
-                "scope": ["user.info", "user.info.shades", "chat"]}}),
-            )
-        }
-        "refresh_token" => {
-            assert_eq!(f["refresh_token"], "rt-1");
-            let mut n = sm.refreshes.lock().unwrap();
-            *n += 1;
-            let at = format!("at-refreshed-{n}");
-            *sm.access.lock().unwrap() = at.clone();
-            Json(json!({"code": 0, "data": {"accessToken": at, "expiresIn": 7200}}))
-        }
-        _ => Json(json!({"code": 400, "message": "unsupported grant"})),
-    }
-}
-
-fn authorized(sm: &SecondMe, headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok())
-        == Some(&format!("Bearer {}", sm.access.lock().unwrap()))
-}
-
-async fn user_info(State(sm): State<Arc<SecondMe>>, headers: HeaderMap) -> Json<serde_json::Value> {
-    if !authorized(&sm, &headers) || *sm.fail_user_info.lock().unwrap() {
-        return Json(json!({"code": 401, "message": "token expired"}));
-    }
-    let mut data = json!({"name": "Lin Wei", "email": "lin@second.example"});
-    if let Some(id) = sm.user_id.lock().unwrap().clone() {
-        data["userId"] = id;
-    }
-    Json(json!({"code": 0, "data": data}))
-}
-
-async fn shades(State(sm): State<Arc<SecondMe>>, headers: HeaderMap) -> Json<serde_json::Value> {
-    if !authorized(&sm, &headers) {
-        return Json(json!({"code": 401, "message": "token expired"}));
-    }
-    let n = *sm.refreshes.lock().unwrap();
-    let mut list = vec![
-        json!({"shadeName": "Night Owl", "shadeIcon": "🦉", "shadeDescription": "Thinks best after midnight.",
-               "confidenceLevel": "HIGH", "sourceTopics": ["sleep", "coding"]}),
-        json!({"shadeName": "Trail Runner", "shadeIcon": "🏃", "shadeDescription": "Weekends in the hills.",
-               "confidenceLevel": 0.55}),
-    ];
-    if n > 0 {
-        list.push(json!({"shadeName": "Tea Person", "shadeIcon": "🍵", "shadeDescription": "Oolong, mostly."}));
-    }
-    Json(json!({"code": 0, "data": {"shades": list}}))
-}
-
-async fn start() -> Arc<SecondMe> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sm = Arc::new(SecondMe {
-        base: format!("http://{}", listener.local_addr().unwrap()),
-        user_id: Mutex::new(Some(json!(90210))),
-        ..Default::default()
-    });
-    let app = Router::new()
-        .route("/oauth/authorize", get(authorize))
-        .route("/oauth/token", post(token))
-        .route("/api/user/info", get(user_info))
-        .route("/api/user/shades", get(shades))
-        .with_state(sm.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    sm
-}
+use std::sync::Arc;
 
 async fn app_with_secondme(backend: Backend, secret: &str) -> (TestApp, Arc<SecondMe>) {
-    let sm = start().await;
-    let url = |p: &str| format!("{}{p}", sm.base);
-    let (auth, token, info, shades) = (
-        url("/oauth/authorize"),
-        url("/oauth/token"),
-        url("/api/user/info"),
-        url("/api/user/shades"),
-    );
-    let app = spawn_app_with(
-        backend,
-        &[
-            ("SECONDME_CLIENT_ID", "sm-client"),
-            ("SECONDME_CLIENT_SECRET", secret),
-            ("SECONDME_AUTH_URL", auth.as_str()),
-            ("SECONDME_TOKEN_URL", token.as_str()),
-            ("SECONDME_USERINFO_URL", info.as_str()),
-            ("SECONDME_SHADES_URL", shades.as_str()),
-        ],
-        |_| {},
-    )
-    .await;
+    let sm = SecondMe::start().await;
+    let app = spawn_app_env(backend, &sm.env(secret)).await;
     (app, sm)
 }
 
@@ -161,19 +28,15 @@ on_both_backends!(
 );
 
 async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend: Backend) {
-    let (app, sm) = app_with_secondme(backend, "sm-secret").await;
-    let options: app::auth::SignInOptions = result(app.call_form("auth/options", &[]).await)
-        .await
-        .unwrap();
+    let (app, sm) = app_with_secondme(backend, secondme::CLIENT_SECRET).await;
+    let options = app.call(GetSignInOptions {}).await.unwrap();
     assert_eq!(
         options.providers,
         vec![("secondme".to_string(), "SecondMe".to_string())]
     );
 
     assert_eq!(sign_in_via(&app, "secondme").await, "/dashboard");
-    let me: Option<app::auth::CurrentUser> =
-        result(app.call_form("auth/me", &[]).await).await.unwrap();
-    let me = me.unwrap();
+    let me = app.call(GetCurrentUser {}).await.unwrap().unwrap();
     assert_eq!(me.display_name, "Lin Wei");
     assert_eq!(
         shade_names(&app).await,
@@ -191,7 +54,7 @@ async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend
     // While the token is valid, no refresh.
     let me = app::auth::UserId(me.id);
     assert_eq!(import_shades(&app, &me).await, 2);
-    assert_eq!(*sm.refreshes.lock().unwrap(), 0);
+    assert_eq!(sm.refreshes(), 0);
 
     // Expired: refreshed once, the new token used, the new token stored encrypted.
     app::with_pool!(&app.db, pool => {
@@ -202,14 +65,10 @@ async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend
             .unwrap()
     });
     assert_eq!(import_shades(&app, &me).await, 3);
-    assert_eq!(*sm.refreshes.lock().unwrap(), 1);
+    assert_eq!(sm.refreshes(), 1);
     assert_eq!(shade_names(&app).await.len(), 3);
     assert_eq!(import_shades(&app, &me).await, 3);
-    assert_eq!(
-        *sm.refreshes.lock().unwrap(),
-        1,
-        "the refreshed token is kept and reused"
-    );
+    assert_eq!(sm.refreshes(), 1, "the refreshed token is kept and reused");
     assert_eq!(count(&app, "SELECT COUNT(*) FROM twins").await, 1);
 }
 
@@ -219,15 +78,13 @@ async fn a_wrapped_error_signs_nobody_in(backend: Backend) {
         sign_in_via(&app, "secondme").await,
         "/signin?error=provider"
     );
-    let (app, sm) = app_with_secondme(backend, "sm-secret").await;
-    *sm.fail_user_info.lock().unwrap() = true;
+    let (app, sm) = app_with_secondme(backend, secondme::CLIENT_SECRET).await;
+    sm.fail_user_info();
     assert_eq!(
         sign_in_via(&app, "secondme").await,
         "/signin?error=provider"
     );
-    let me: Option<app::auth::CurrentUser> =
-        result(app.call_form("auth/me", &[]).await).await.unwrap();
-    assert_eq!(me, None);
+    assert_eq!(app.call(GetCurrentUser {}).await, Ok(None));
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
 }
 
@@ -251,19 +108,17 @@ async fn a_user_without_an_id_is_refused(backend: Backend) {
         Some(json!({})),
         Some(json!(true)),
     ] {
-        *sm.user_id.lock().unwrap() = id.clone();
+        sm.set_user_id(id.clone());
         assert_eq!(
             sign_in_via(&app, "secondme").await,
             "/signin?error=provider",
             "{id:?}"
         );
-        let me: Option<app::auth::CurrentUser> =
-            result(app.call_form("auth/me", &[]).await).await.unwrap();
-        assert_eq!(me, None, "{id:?}");
+        assert_eq!(app.call(GetCurrentUser {}).await, Ok(None), "{id:?}");
     }
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
     // A real id still signs in.
-    *sm.user_id.lock().unwrap() = Some(json!("u-1"));
+    sm.set_user_id(Some(json!("u-1")));
     assert_eq!(sign_in_via(&app, "secondme").await, "/dashboard");
 }
 
@@ -288,14 +143,13 @@ async fn set_enc_tokens(app: &TestApp, subject: &str, (access, refresh): &EncTok
 /// rather than act with someone else's token (SECURITY.md §10).
 async fn tokens_copied_to_another_identity_do_not_decrypt(backend: Backend) {
     let (app, sm) = app_with_secondme(backend, "sm-secret").await;
-    *sm.user_id.lock().unwrap() = Some(json!(1));
+    sm.set_user_id(Some(json!(1)));
     assert_eq!(sign_in_via(&app, "secondme").await, "/dashboard");
     let bob = app.another_browser();
-    *sm.user_id.lock().unwrap() = Some(json!(2));
+    sm.set_user_id(Some(json!(2)));
     assert_eq!(sign_in_via(&bob, "secondme").await, "/dashboard");
-    let bob_id: Option<app::auth::CurrentUser> =
-        result(bob.call_form("auth/me", &[]).await).await.unwrap();
-    let bob_id = app::auth::UserId(bob_id.unwrap().id);
+    let bob_id = bob.call(GetCurrentUser {}).await.unwrap().unwrap();
+    let bob_id = app::auth::UserId(bob_id.id);
     let providers = &app.state.as_ref().expect("the server's state").providers;
     let import = || app::twins::service::import_secondme_shades(providers, &app.db, &bob_id);
     assert!(import().await.is_ok(), "Bob's own tokens work");
@@ -310,10 +164,10 @@ async fn tokens_copied_to_another_identity_do_not_decrypt(backend: Backend) {
     );
     // The access token alone, too: it is not used, and the refresh token cannot stand in.
     set_enc_tokens(&app, "2", &(alices.0.clone(), bobs.1.clone())).await;
-    let refreshes = *sm.refreshes.lock().unwrap();
+    let refreshes = sm.refreshes();
     assert!(import().await.is_ok());
     assert_eq!(
-        *sm.refreshes.lock().unwrap(),
+        sm.refreshes(),
         refreshes + 1,
         "the copied access token was refused, so Bob's own refresh token was used"
     );

@@ -3,6 +3,7 @@
 //! for §10.)
 
 use crate::common::*;
+use app::auth::{GetCurrentUser, GetSignInOptions, LocalSignIn};
 use app::error::AppError;
 use futures::StreamExt;
 use std::time::Duration;
@@ -21,7 +22,7 @@ fn port(app: &TestApp) -> u16 {
 }
 
 async fn me(app: &TestApp) -> Option<app::auth::CurrentUser> {
-    result(app.call_form("auth/me", &[]).await).await.unwrap()
+    app.call(GetCurrentUser {}).await.unwrap()
 }
 
 // §1 DNS rebinding --------------------------------------------------------------------------
@@ -33,12 +34,10 @@ async fn a_rebound_host_name_is_refused_before_any_handler(backend: Backend) {
     let port = port(&app);
     let rebound = format!("rb.example:{port}");
     let res = app
-        .client
-        .post(app.url("/api/auth/local"))
+        .request(&app.client, LocalSignIn {})
         .header("host", &rebound)
         .header("origin", format!("http://{rebound}"))
         .header("sec-fetch-site", "same-origin")
-        .header("accept", "application/json")
         .send()
         .await
         .unwrap();
@@ -97,10 +96,8 @@ async fn local_sign_in_refuses_forwarded_requests(backend: Backend) {
         ("x-real-ip", "203.0.113.7"),
     ] {
         let res = app
-            .client
-            .post(app.url("/api/auth/local"))
+            .request(&app.client, LocalSignIn {})
             .header(name, value)
-            .header("accept", "application/json")
             .send()
             .await
             .unwrap();
@@ -110,10 +107,8 @@ async fn local_sign_in_refuses_forwarded_requests(backend: Backend) {
         }
         assert_eq!(me(&app).await, None, "{name}");
         let res = app
-            .client
-            .post(app.url("/api/auth/options"))
+            .request(&app.client, GetSignInOptions {})
             .header(name, value)
-            .header("accept", "application/json")
             .send()
             .await
             .unwrap();
@@ -139,12 +134,10 @@ async fn origin_is_checked_against_the_public_url_not_the_host(backend: Backend)
     )
     .await;
     let post = |origin: &str, host: &str| {
-        app.client
-            .post(app.url("/api/auth/me"))
+        app.request(&app.client, GetCurrentUser {})
             .header("origin", origin.to_string())
             .header("host", host.to_string())
             .header("sec-fetch-site", "same-origin")
-            .header("accept", "application/json")
             .send()
     };
     let direct = format!("127.0.0.1:{}", port(&app));
@@ -278,20 +271,11 @@ async fn anonymous_sign_in_starts_leave_no_lasting_sessions(backend: Backend) {
 
 // §7 Sliding idle expiry --------------------------------------------------------------------
 
-fn session_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("pf_session="))
-}
-
 /// Asks who is signed in with exactly `cookie`; returns the answer and whether the server
 /// renewed the cookie.
 async fn me_with(app: &TestApp, cookie: &str) -> (bool, bool) {
-    let res = new_client()
-        .post(app.url("/api/auth/me"))
-        .header("accept", "application/json")
+    let res = app
+        .request(&new_client(), GetCurrentUser {})
         .header("cookie", cookie)
         .send()
         .await
@@ -315,7 +299,7 @@ async fn an_active_session_slides_past_the_idle_window_but_not_its_lifetime(back
         |_| {},
     )
     .await;
-    let cookie = session_cookie(&app.call_form("auth/local", &[]).await).unwrap();
+    let cookie = session_cookie(&app.send(LocalSignIn {}).await).unwrap();
     let signed_in = tokio::time::Instant::now();
     // Not renewed on every request: the sign-in itself was the last renewal.
     assert_eq!(me_with(&app, &cookie).await, (true, false));

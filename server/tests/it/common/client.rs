@@ -41,20 +41,58 @@ impl TestApp {
         S: ServerFn + Serialize,
         S::Protocol: InputEncoding,
     {
-        let req = self
-            .client
+        self.send_with(&self.client, args).await
+    }
+
+    /// Sends server function `S` from another client (another browser, or one with no cookie
+    /// jar and a cookie set by hand) to this server; returns the raw response.
+    pub async fn send_with<S>(&self, client: &reqwest::Client, args: S) -> reqwest::Response
+    where
+        S: ServerFn + Serialize,
+        S::Protocol: InputEncoding,
+    {
+        self.request(client, args)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{} failed: {e}", S::PATH))
+    }
+
+    /// The request a hydrated page makes for server function `S`, built on `client` and not yet
+    /// sent, for a test that adds headers of its own (a cookie, an origin).
+    pub fn request<S>(&self, client: &reqwest::Client, args: S) -> reqwest::RequestBuilder
+    where
+        S: ServerFn + Serialize,
+        S::Protocol: InputEncoding,
+    {
+        let req = client
             .post(self.url(S::PATH))
             .header("accept", "application/json");
-        let req = if <S::Protocol as InputEncoding>::CONTENT_TYPE == Json::CONTENT_TYPE {
+        if <S::Protocol as InputEncoding>::CONTENT_TYPE == Json::CONTENT_TYPE {
             req.json(&args)
         } else {
             // What the browser client sends for a URL-encoded server function.
             req.header("content-type", "application/x-www-form-urlencoded")
                 .body(serde_qs::to_string(&args).expect("arguments encode"))
-        };
-        req.send()
-            .await
-            .unwrap_or_else(|e| panic!("{} failed: {e}", S::PATH))
+        }
+    }
+
+    /// Sends server function `S` expecting it to be refused; returns the server's error. For
+    /// streaming server functions (a chat message), whose success is a stream, not a value.
+    pub async fn refusal<S>(&self, args: S) -> AppError
+    where
+        S: ServerFn + Serialize,
+        S::Protocol: InputEncoding,
+    {
+        let res = self.send(args).await;
+        let status = res.status();
+        assert!(
+            !status.is_success(),
+            "{} was not refused ({status})",
+            S::PATH
+        );
+        let body = res.text().await.expect("body");
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("bad error body from {} ({status}) {body:?}: {e}", S::PATH))
     }
 
     /// Sends a streaming server function (a chat reply) and returns its event reader.

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod standins;
 #[allow(unused_imports)]
 pub use client::*;
 
@@ -245,6 +246,12 @@ pub async fn spawn_app_with(
     }
 }
 
+/// [`spawn_app_with`] for configuration made at run time: a stand-in's `env()`.
+pub async fn spawn_app_env(backend: Backend, env: &[(&str, String)]) -> TestApp {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    spawn_app_with(backend, &env, |_| {}).await
+}
+
 pub fn new_client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
@@ -275,28 +282,6 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
-    }
-
-    /// Calls a URL-encoded server function the way a hydrated page does.
-    pub async fn call_form(&self, endpoint: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.client
-            .post(self.url(&format!("/api/{endpoint}")))
-            .header("accept", "application/json")
-            .form(form)
-            .send()
-            .await
-            .expect("request")
-    }
-
-    /// Calls a JSON-encoded server function.
-    pub async fn call_json(&self, endpoint: &str, body: serde_json::Value) -> reqwest::Response {
-        self.client
-            .post(self.url(&format!("/api/{endpoint}")))
-            .header("accept", "application/json")
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
     }
 
     /// Signs in with the one-click local sign-in.
@@ -346,9 +331,14 @@ pub fn valid_draft(name: &str) -> serde_json::Value {
     })
 }
 
+/// [`valid_draft`] as the typed draft the server functions take.
+pub fn draft(name: &str) -> app::domain::CharacterDraft {
+    serde_json::from_value(valid_draft(name)).expect("a valid draft decodes")
+}
+
 /// Generates a character through the app and saves it; returns its id.
 pub async fn save_character(app: &TestApp, name: &str) -> String {
-    let draft: app::domain::CharacterDraft = serde_json::from_value(valid_draft(name)).unwrap();
+    let draft = draft(name);
     let generated = app
         .call(app::characters::GenerateCharacter {
             draft: draft.clone(),
@@ -405,6 +395,20 @@ pub async fn count(app: &TestApp, sql: &str) -> i64 {
         let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
         n
     })
+}
+
+/// The `name=value` of the session cookie a response sets, if it sets one.
+pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("pf_session="))
+}
+
+/// The session cookie a response must set.
+pub fn session_cookie_of(res: &reqwest::Response) -> String {
+    session_cookie(res).expect("a session cookie")
 }
 
 /// Where a redirect points.
