@@ -48,12 +48,10 @@ impl Application {
     /// Connects to the database (running migrations), builds the router and binds the listen
     /// address. Port 0 binds a free port (see [`Application::addr`]).
     pub async fn build(mut config: Config) -> Result<Self, StartError> {
-        let url = config.database_url.clone();
+        let url = config.database_url.expose().to_string();
         let db_error =
             |e: &dyn std::fmt::Display| StartError::Database(redact_password(&e.to_string(), &url));
-        let db = Db::connect(&config.database_url)
-            .await
-            .map_err(|e| db_error(&e))?;
+        let db = Db::connect(&url).await.map_err(|e| db_error(&e))?;
         let sessions = DbSessionStore::new(&db).await.map_err(|e| db_error(&e))?;
 
         let addr = config.listen_addr();

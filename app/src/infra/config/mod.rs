@@ -25,8 +25,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 /// Everything the server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `sqlite://…` or `postgres://…`.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…`. A secret: a Postgres URL carries the password.
+    pub database_url: Secret,
     /// Where the embedded defaults keep their files (the SQLite database, the generated session secret).
     pub data_dir: PathBuf,
     /// Site options from `Leptos.toml`, with `LEPTOS_*` overrides; `site_addr` is the listen address.
@@ -124,7 +124,7 @@ impl Config {
         };
 
         Ok(Self {
-            database_url,
+            database_url: Secret::new(database_url),
             data_dir: site.data_dir,
             leptos: site.leptos,
             public_url: site.public_url,

@@ -23,7 +23,7 @@ fn defaults_are_the_embedded_setup() {
     let data = dir.path().join("data");
     let c = Config::from_env(&env(&[("DATA_DIR", data.to_str().unwrap())])).unwrap();
     assert_eq!(
-        c.database_url,
+        c.database_url.expose(),
         format!("sqlite://{}/personaflux.db", data.display())
     );
     assert_eq!(c.listen_addr().to_string(), "127.0.0.1:3000");
@@ -308,4 +308,18 @@ fn a_key_file_others_can_read_is_refused() {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).unwrap();
         Config::from_env(&e).unwrap();
     }
+}
+
+#[test]
+fn the_configuration_never_prints_the_database_password() {
+    let c = Config::from_env(&env(&[(
+        "DATABASE_URL",
+        "postgres://pf:hunter2-db-secret@db.example/pf",
+    )]))
+    .unwrap();
+    assert_eq!(
+        c.database_url.expose(),
+        "postgres://pf:hunter2-db-secret@db.example/pf"
+    );
+    assert!(!format!("{c:?}").contains("hunter2-db-secret"));
 }
