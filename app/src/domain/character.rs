@@ -644,7 +644,9 @@ mod tests {
     fn the_largest_draft_is_counted_in_max_chars() {
         let mut d = full_draft();
         d.name = "n".repeat(CharacterName::MAX);
-        d.traits = (0..Traits::MAX).map(|i| format!("{i}{}", "t".repeat(29))).collect();
+        d.traits = (0..Traits::MAX)
+            .map(|i| format!("{i}{}", "t".repeat(29)))
+            .collect();
         d.backstory = "b".repeat(LongText::MAX);
         d.story_context = "s".repeat(LongText::MAX);
         d.opening_line = "o".repeat(OpeningLine::MAX);

@@ -94,7 +94,11 @@ fn draft() -> impl Strategy<Value = CharacterDraft> {
         proptest::collection::vec((text.clone(), text), 0..5),
     )
         .prop_map(
-            |((name, traits, age, backstory), (gender, language, opening_line, start_options), endings)| {
+            |(
+                (name, traits, age, backstory),
+                (gender, language, opening_line, start_options),
+                endings,
+            )| {
                 CharacterDraft {
                     name,
                     traits,

@@ -176,7 +176,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
     let theirs = someone_elses(&app).await;
     for e in MATRIX.iter().filter(|e| !e.public) {
         let res = call_with(&app, e, &new_client(), &theirs).await;
-        assert!(!res.status().is_success(), "{}: {}", e.path, res.status());
+        assert_eq!(res.status(), 401, "{}", e.path);
         let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
         assert_eq!(err, AppError::Unauthorized, "{}", e.path);
     }
@@ -192,6 +192,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
             },
         ] {
             let res = call_with(&app, e, &app.client, ids).await;
+            assert_eq!(res.status(), 404, "{}", e.path);
             let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
             assert_eq!(err, AppError::NotFound, "{}", e.path);
         }
@@ -260,6 +261,7 @@ async fn cross_site_writes_are_refused(backend: Backend) {
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 422);
     let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert!(matches!(err, AppError::Invalid(_)), "{err:?}");
     // Reading pages is never refused.
