@@ -43,9 +43,10 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.heartbeat.abort();
-        if !self.released {
+        // Outside a runtime (shutting down) the row is left to go stale.
+        if let (false, Ok(rt)) = (self.released, tokio::runtime::Handle::try_current()) {
             let (db, id) = (self.db.clone(), std::mem::take(&mut self.id));
-            tokio::spawn(async move {
+            rt.spawn(async move {
                 let _ = store::delete_slot(&db, &id).await;
             });
         }
