@@ -35,9 +35,53 @@ pub enum AppError {
     /// The request could not be read or the response could not be delivered.
     #[error("The request could not be completed: {0}")]
     Transport(String),
+    /// The request body is larger than anything valid for its endpoint; it was not read.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The request conflicts with something in progress (e.g. a reply still being written).
+    #[error("{0}")]
+    Conflict(String),
+    /// A limit was reached (requests per minute, replies at once, tokens per day). The message
+    /// says which and when to try again; `retry_after_secs` is sent as `Retry-After`.
+    #[error("{message}")]
+    RateLimited {
+        retry_after_secs: u64,
+        message: String,
+    },
 }
 
 impl AppError {
+    /// The HTTP status that says what kind of refusal or failure this is: 4xx for what the
+    /// request did (400 undecodable, 401 not signed in, 403 refused, 404 missing or not yours,
+    /// 409 conflicting, 413 too large, 422 invalid, 429 over a limit), 5xx only for faults (500
+    /// ours, 502 the model provider's). The server applies it to every server function's error
+    /// response in one place (`server::status`).
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            AppError::Transport(_) => S::BAD_REQUEST,
+            AppError::Unauthorized => S::UNAUTHORIZED,
+            AppError::Forbidden(_) => S::FORBIDDEN,
+            AppError::NotFound => S::NOT_FOUND,
+            AppError::Conflict(_) => S::CONFLICT,
+            AppError::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
+            AppError::Invalid(_) | AppError::BadRequest(_) => S::UNPROCESSABLE_ENTITY,
+            AppError::RateLimited { .. } => S::TOO_MANY_REQUESTS,
+            AppError::Provider(_) => S::BAD_GATEWAY,
+            AppError::Internal { .. } => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Seconds to wait before trying again, for the `Retry-After` header.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            AppError::RateLimited {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            _ => None,
+        }
+    }
+
     /// Logs `cause` with context and returns an opaque error carrying the request reference.
     #[cfg(feature = "ssr")]
     pub fn internal(context: &str, cause: impl std::fmt::Debug) -> Self {
@@ -79,6 +123,18 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        // On the server, the framework's own errors are either the request's fault (a body that
+        // did not decode: `Transport`, answered 400) or ours (a response that could not be built:
+        // an opaque internal error, 500).
+        #[cfg(feature = "ssr")]
+        if !matches!(
+            value,
+            ServerFnErrorErr::Args(_)
+                | ServerFnErrorErr::Deserialization(_)
+                | ServerFnErrorErr::MissingArg(_)
+        ) {
+            return AppError::internal("server function framework", value);
+        }
         // These come from the framework (a body that did not deserialize, a dropped connection);
         // say what kind of failure it was without echoing internal detail.
         let what = match value {

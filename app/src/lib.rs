@@ -13,6 +13,7 @@ pub mod characters;
 pub mod chat;
 pub mod domain;
 pub mod error;
+pub mod limits;
 pub mod pages;
 pub mod twins;
 pub mod usage;

@@ -5,7 +5,9 @@
 pub mod csrf;
 pub mod headers;
 pub mod host;
+pub mod limits;
 pub mod routes;
+pub mod status;
 pub mod telemetry;
 
 use app::auth::providers::Providers;
@@ -115,7 +117,11 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service())
+        // The peer address is the client address the sign-in limit counts by (see `limits`).
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
     }
@@ -138,8 +144,15 @@ pub fn router(
         .merge(routes::api(state.clone()))
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .with_state(state)
+        .with_state(state.clone())
+        // The status of every server function's error (one place; see `status`).
+        .layer(axum::middleware::from_fn(status::server_fn_errors))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            limits::sign_in_rate,
+        ))
+        .layer(axum::middleware::from_fn(limits::body_limit))
         .layer(axum::middleware::from_fn_with_state(
             known.clone(),
             csrf::same_origin_only,

@@ -9,7 +9,7 @@ use crate::infra::{
     llm::{prompts, LlmError, Repair},
     AppState,
 };
-use crate::usage;
+use crate::{limits, usage};
 use std::time::Instant;
 
 #[tracing::instrument(skip_all, fields(variation))]
@@ -17,12 +17,13 @@ pub async fn generate(draft: CharacterDraft, variation: u64) -> Result<Generated
     let user = require_user().await?;
     let seed = draft.parse_seed()?;
     let state = AppState::get();
-    let story = write_story(&state, &user, &seed, variation)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "character generation failed");
-            AppError::Provider(e.user_message().to_string())
-        })?;
+    let mut slot = limits::service::begin_model_call(&state, &user, None).await?;
+    let story = write_story(&state, &user, &seed, variation).await;
+    slot.release().await;
+    let story = story.map_err(|e| {
+        tracing::warn!(error = %e, "character generation failed");
+        AppError::Provider(e.user_message().to_string())
+    })?;
     Ok(Generated {
         story,
         offline: state.llm.is_offline(),

@@ -24,6 +24,8 @@ pub(super) struct Relay {
     pub reply_id: String,
     pub tx: futures::channel::mpsc::UnboundedSender<Result<String, AppError>>,
     pub cancel: tokio_util::sync::CancellationToken,
+    /// This reply's place in its user's limit of calls at once; released before the last event.
+    pub slot: crate::limits::service::Slot,
 }
 
 enum Outcome {
@@ -41,7 +43,7 @@ impl Relay {
     /// Drives the provider's stream to its end whether or not anyone is still listening:
     /// forwards deltas, saves the text every [`FLUSH_EVERY`], stops when asked (dropping the
     /// upstream stream closes the model request), and saves the final status.
-    pub async fn run(self, mut upstream: BoxStream<'static, Result<ChatChunk, LlmError>>) {
+    pub async fn run(mut self, mut upstream: BoxStream<'static, Result<ChatChunk, LlmError>>) {
         let started = Instant::now();
         let db = &self.state.db;
         let mut content = String::new();
@@ -111,6 +113,8 @@ impl Relay {
             },
         )
         .await;
+        // Free before the last event, so a client that saw it can send again at once.
+        self.slot.release().await;
         match outcome {
             Outcome::Failed(e) => {
                 tracing::warn!(error = %e, chars = content.len(), "reply failed");

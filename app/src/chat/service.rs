@@ -10,6 +10,7 @@ use crate::infra::{
     llm::{prompts, Persona, Role, Turn},
     AppState,
 };
+use crate::limits;
 use leptos::server_fn::codec::TextStream;
 
 /// How much history goes to the model.
@@ -49,6 +50,8 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
         .await
         .or_internal("load session")?
         .ok_or(AppError::NotFound)?;
+    // Within the user's limits, and no other reply being written in this chat.
+    let slot = limits::service::begin_model_call(&state, &user, Some(&session.id)).await?;
 
     // The user's message is saved before the model is called.
     let user_message = store::insert_message(
@@ -106,6 +109,7 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
         reply_id: reply.id.clone(),
         tx,
         cancel,
+        slot,
     };
     let span = tracing::Span::current();
     tokio::spawn(tracing::Instrument::instrument(job.run(upstream), span));

@@ -77,6 +77,9 @@ impl Age {
         if t.is_empty() {
             return Err(Invalid::new("Age is required."));
         }
+        if t.len() > 8 {
+            return Err(Invalid::new("Age must be a whole number of years."));
+        }
         let years: u16 = t
             .parse()
             .map_err(|_| Invalid::new("Age must be a whole number of years."))?;
@@ -150,6 +153,10 @@ pub struct Traits(Vec<TraitName>);
 
 impl Traits {
     pub const MAX: usize = 8;
+    /// The most entries a list may have as sent, blanks and repeats included (a comma-separated
+    /// field with stray commas, chips typed twice). Longer lists are refused by their length
+    /// before any entry is looked at.
+    pub const MAX_ITEMS: usize = 4 * Self::MAX;
 
     /// Suggestions offered by the wizard; any other trait can be typed.
     pub const SUGGESTIONS: [&'static str; 12] = [
@@ -167,37 +174,46 @@ impl Traits {
         "wise",
     ];
 
+    /// Blank entries are skipped and repeats (ignoring case) kept once. The length of the list is
+    /// checked first, then each entry once (a set finds repeats): linear in the input, and bounded
+    /// by [`Self::MAX_ITEMS`] before any entry is read.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, Invalid> {
+        if items.len() > Self::MAX_ITEMS {
+            return Err(Self::too_many(items.len()));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
         let mut out: Vec<TraitName> = Vec::new();
         for item in items {
             if item.as_ref().trim().is_empty() {
                 continue;
             }
             let t = TraitName::parse(item.as_ref())?;
-            if out
-                .iter()
-                .any(|o| o.as_str().to_lowercase() == t.as_str().to_lowercase())
-            {
-                continue;
+            if seen.insert(t.as_str().to_lowercase()) {
+                out.push(t);
             }
-            out.push(t);
         }
         if out.is_empty() {
             return Err(Invalid::new("Add at least one trait."));
         }
         if out.len() > Self::MAX {
-            return Err(Invalid::new(format!(
-                "Choose at most {} traits (there are {}).",
-                Self::MAX,
-                out.len()
-            )));
+            return Err(Self::too_many(out.len()));
         }
         Ok(Self(out))
     }
 
+    fn too_many(n: usize) -> Invalid {
+        Invalid::new(format!(
+            "Choose at most {} traits (there are {n}).",
+            Self::MAX
+        ))
+    }
+
     /// Parses a comma-separated list as typed in one text field.
     pub fn parse_list(input: &str) -> Result<Self, Invalid> {
-        let parts: Vec<&str> = input.split(',').collect();
+        let parts: Vec<&str> = input.split(',').take(Self::MAX_ITEMS + 1).collect();
+        if parts.len() > Self::MAX_ITEMS {
+            return Err(Self::too_many(input.split(',').count()));
+        }
         Self::parse(&parts)
     }
 
@@ -371,6 +387,22 @@ pub struct CharacterSpec {
 }
 
 impl CharacterDraft {
+    /// The most characters a valid draft holds: every text at its maximum, the trait list at its
+    /// longest as sent ([`Traits::MAX_ITEMS`]), three start options, three endings. The server
+    /// sizes the request-body limit of the endpoints that take a draft from it.
+    pub const MAX_CHARS: usize = CharacterName::MAX
+        + Traits::MAX_ITEMS * TraitName::MAX
+        + 4 // age: up to 1000
+        + 11 // the longest gender word
+        + VoiceName::MAX
+        + 2 // scenes
+        + Language::MAX
+        + 5 // the longest avatar name
+        + 2 * LongText::MAX
+        + OpeningLine::MAX
+        + GeneratedCharacter::START_OPTIONS * StartOption::MAX
+        + GeneratedCharacter::ENDINGS * (EndingKind::MAX + EndingText::MAX);
+
     /// Validates the first wizard step: what generation needs.
     pub fn parse_seed(&self) -> Result<CharacterSeed, FieldErrors> {
         let mut errs = FieldErrors::default();
@@ -481,15 +513,13 @@ pub fn parse_endings(items: &[DraftEnding]) -> Result<Vec<Ending>, Invalid> {
         )));
     }
     let mut out: Vec<Ending> = Vec::with_capacity(items.len());
+    let mut kinds = std::collections::HashSet::with_capacity(items.len());
     for (i, e) in items.iter().enumerate() {
         let kind = EndingKind::parse(&e.kind)
             .map_err(|err| Invalid::new(format!("Ending {}: {}", i + 1, err.0)))?;
         let text = EndingText::parse(&e.text)
             .map_err(|err| Invalid::new(format!("Ending {}: {}", i + 1, err.0)))?;
-        if out
-            .iter()
-            .any(|o| o.kind.as_str().eq_ignore_ascii_case(kind.as_str()))
-        {
+        if !kinds.insert(kind.as_str().to_ascii_lowercase()) {
             return Err(Invalid::new(format!(
                 "Ending {}: each ending needs a different kind (\"{}\" is used twice).",
                 i + 1,
@@ -584,6 +614,50 @@ mod tests {
         assert!(Traits::parse_list(" , ").is_err());
         let many: Vec<String> = (0..9).map(|i| format!("t{i}")).collect();
         assert!(Traits::parse(&many).unwrap_err().0.contains("at most 8"));
+    }
+
+    #[test]
+    fn a_million_traits_are_refused_by_their_count_without_being_read() {
+        // Every entry is a valid, distinct trait: refusing them after reading would mean
+        // comparing each with the others. The count alone decides.
+        let many: Vec<String> = (0..1_000_000).map(|i| format!("t{i}")).collect();
+        assert_eq!(
+            Traits::parse(&many).unwrap_err().0,
+            "Choose at most 8 traits (there are 1000000)."
+        );
+        // An entry that is not even a valid trait is never looked at either.
+        let mut bad = vec!["x".repeat(1 << 20)];
+        bad.extend((0..Traits::MAX_ITEMS).map(|i| format!("t{i}")));
+        assert!(Traits::parse(&bad).unwrap_err().0.contains("at most 8"));
+        let list = vec!["a"; 100_000].join(",");
+        assert!(Traits::parse_list(&list)
+            .unwrap_err()
+            .0
+            .contains("(there are 100000)"));
+        // Blanks and repeats within the list's length still count once.
+        let mut padded: Vec<String> = vec![" ".into(); Traits::MAX_ITEMS - 2];
+        padded.extend(["brave".into(), "BRAVE".into()]);
+        assert_eq!(Traits::parse(&padded).unwrap().to_strings(), vec!["brave"]);
+    }
+
+    #[test]
+    fn the_largest_draft_is_counted_in_max_chars() {
+        let mut d = full_draft();
+        d.name = "n".repeat(CharacterName::MAX);
+        d.traits = (0..Traits::MAX)
+            .map(|i| format!("{i}{}", "t".repeat(29)))
+            .collect();
+        d.backstory = "b".repeat(LongText::MAX);
+        d.story_context = "s".repeat(LongText::MAX);
+        d.opening_line = "o".repeat(OpeningLine::MAX);
+        d.start_options = (0..3).map(|i| format!("{i}{}", "o".repeat(299))).collect();
+        for (i, e) in d.endings.iter_mut().enumerate() {
+            e.kind = format!("{i}{}", "k".repeat(EndingKind::MAX - 1));
+            e.text = "e".repeat(EndingText::MAX);
+        }
+        assert!(d.parse_spec().is_ok());
+        let chars = serde_json::to_string(&d).unwrap().chars().count();
+        assert!(chars < CharacterDraft::MAX_CHARS + 1024, "{chars}");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! and a `parse` constructor; code downstream takes the parsed type and never re-checks.
 
 mod character;
+#[cfg(test)]
+mod fuzz;
 mod text;
 
 pub use character::*;

@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 
 /// Normalises user text: trims the ends, turns CRLF into LF and refuses control characters
 /// other than newlines and tabs. Length is counted in characters, not bytes.
+///
+/// The size is checked before anything is copied or scanned: a character is at most four bytes
+/// (and CRLF, two bytes, becomes one character), so text of more than `4 * max` bytes is too long
+/// whatever it holds.
 fn clean(
     input: &str,
     what: &str,
@@ -12,7 +16,11 @@ fn clean(
     max: usize,
     multiline: bool,
 ) -> Result<String, Invalid> {
-    let text = input.trim().replace("\r\n", "\n");
+    let trimmed = input.trim();
+    if trimmed.len() > max.saturating_mul(4) {
+        return Err(too_long(what, max, trimmed.chars().count()));
+    }
+    let text = trimmed.replace("\r\n", "\n");
     if text
         .chars()
         .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\t')))
@@ -32,11 +40,15 @@ fn clean(
         }));
     }
     if len > max {
-        return Err(Invalid::new(format!(
-            "{what} must be at most {max} characters (it has {len})."
-        )));
+        return Err(too_long(what, max, len));
     }
     Ok(text)
+}
+
+fn too_long(what: &str, max: usize, len: usize) -> Invalid {
+    Invalid::new(format!(
+        "{what} must be at most {max} characters (it has {len})."
+    ))
 }
 
 macro_rules! bounded_text {

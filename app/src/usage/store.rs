@@ -29,3 +29,17 @@ pub async fn record(db: &Db, r: Record<'_>) {
         tracing::warn!(error = ?e, "could not record model usage");
     }
 }
+
+/// Model tokens (input and output) `owner`'s calls recorded since `since` (epoch ms).
+pub async fn tokens_since(db: &Db, owner: &str, since: i64) -> Result<i64, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM generations \
+             WHERE owner_id = $1 AND created_at >= $2",
+        )
+        .bind(owner)
+        .bind(since)
+        .fetch_one(pool)
+        .await
+    })
+}

@@ -152,7 +152,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
     let matrix = matrix();
     for e in matrix.iter().filter(|e| e.access != Access::Public) {
         let res = e.call(&app, &new_client(), &theirs).await;
-        assert!(!res.status().is_success(), "{}: {}", e.path, res.status());
+        assert_eq!(res.status(), 401, "{}", e.path);
         let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
         assert_eq!(err, AppError::Unauthorized, "{}", e.path);
     }
@@ -168,6 +168,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
             },
         ] {
             let res = e.call(&app, &app.client, ids).await;
+            assert_eq!(res.status(), 404, "{}", e.path);
             let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
             assert_eq!(err, AppError::NotFound, "{}", e.path);
         }
@@ -229,6 +230,7 @@ async fn cross_site_writes_are_refused(backend: Backend) {
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 422);
     let err: AppError = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert!(matches!(err, AppError::Invalid(_)), "{err:?}");
     // Reading pages is never refused.

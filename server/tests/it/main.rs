@@ -9,6 +9,7 @@ mod access;
 mod api;
 mod github;
 mod headers;
+mod limits;
 mod llm_app;
 mod oidc;
 mod oidc_faults;

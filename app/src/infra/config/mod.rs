@@ -8,6 +8,7 @@
 //! environment comes from ([`Env`]) and the parsing helpers they share.
 
 mod auth;
+mod limits;
 mod llm;
 mod session;
 mod site;
@@ -15,6 +16,7 @@ mod site;
 mod tests;
 
 pub use auth::{AuthConfig, GitHubConfig, OidcProviderConfig, SecondMeConfig};
+pub use limits::LimitsConfig;
 pub use llm::LlmConfig;
 pub use session::SessionSecret;
 pub use site::PublicUrl;
@@ -45,6 +47,8 @@ pub struct Config {
     pub llm: LlmConfig,
     pub log_format: LogFormat,
     pub auth: AuthConfig,
+    /// Limits on model calls and sign-ins.
+    pub limits: LimitsConfig,
 }
 
 /// A credential from the environment. Never printed.
@@ -136,6 +140,7 @@ impl Config {
             llm,
             log_format,
             auth,
+            limits: limits::read(env)?,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Configuration: defaults, the generated session secret, and the refusals.
 
-use super::{Config, LlmConfig, LogFormat, PublicUrl, SessionSecret};
+use super::{Config, LimitsConfig, LlmConfig, LogFormat, PublicUrl, SessionSecret};
 use std::collections::HashMap;
 
 /// The workspace's site options file.
@@ -312,14 +312,57 @@ fn a_key_file_others_can_read_is_refused() {
 
 #[test]
 fn the_configuration_never_prints_the_database_password() {
-    let c = Config::from_env(&env(&[(
-        "DATABASE_URL",
-        "postgres://pf:hunter2-db-secret@db.example/pf",
-    )]))
+    let dir = tempfile::tempdir().unwrap();
+    let c = Config::from_env(&env(&[
+        ("DATA_DIR", dir.path().join("data").to_str().unwrap()),
+        (
+            "DATABASE_URL",
+            "postgres://pf:hunter2-db-secret@db.example/pf",
+        ),
+    ]))
     .unwrap();
     assert_eq!(
         c.database_url.expose(),
         "postgres://pf:hunter2-db-secret@db.example/pf"
     );
     assert!(!format!("{c:?}").contains("hunter2-db-secret"));
+}
+
+#[test]
+fn limits_have_sane_defaults_and_can_be_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    let c = Config::from_env(&env(&[("DATA_DIR", d)])).unwrap();
+    assert_eq!(c.limits, LimitsConfig::default());
+    assert_eq!(c.limits.model_calls_per_minute, 20);
+    assert_eq!(c.limits.concurrent_generations, 3);
+    assert_eq!(c.limits.daily_tokens, 200_000);
+    assert_eq!(c.limits.sign_ins_per_minute, 10);
+    assert_eq!(c.limits.client_ip_header, None);
+
+    let c = Config::from_env(&env(&[
+        ("DATA_DIR", d),
+        ("LIMIT_MODEL_CALLS_PER_MINUTE", "2"),
+        ("LIMIT_CONCURRENT_GENERATIONS", "1"),
+        ("LIMIT_DAILY_TOKENS", "0"),
+        ("LIMIT_SIGN_INS_PER_MINUTE", "5"),
+        ("CLIENT_IP_HEADER", "X-Forwarded-For"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        c.limits,
+        LimitsConfig {
+            model_calls_per_minute: 2,
+            concurrent_generations: 1,
+            daily_tokens: 0,
+            sign_ins_per_minute: 5,
+            client_ip_header: Some("x-forwarded-for".into()),
+        }
+    );
+    let err =
+        Config::from_env(&env(&[("DATA_DIR", d), ("LIMIT_DAILY_TOKENS", "lots")])).unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("LIMIT_DAILY_TOKENS must be a whole number"));
 }

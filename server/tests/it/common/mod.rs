@@ -145,6 +145,8 @@ pub fn test_env(db: &TestDb, extra: &[(&str, &str)]) -> HashMap<String, String> 
         db.dir.path().join("data").display().to_string(),
     );
     env.insert("OFFLINE_TOKEN_DELAY_MS".into(), "5".into());
+    // Every test signs in from 127.0.0.1, many times a minute; `limits.rs` tests the limit itself.
+    env.insert("LIMIT_SIGN_INS_PER_MINUTE".into(), "0".into());
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
@@ -211,6 +213,8 @@ pub struct TestApp {
     /// The server's state (its services), for tests that call a service directly.
     pub state: Option<app::infra::AppState>,
     test_db: Option<TestDb>,
+    /// The environment the server was configured from (for [`TestApp::second_server`]).
+    env: HashMap<String, String>,
     _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -226,6 +230,13 @@ pub async fn spawn_app_with(
     init_logs();
     let test_db = TestDb::new(backend).await;
     let env = test_env(&test_db, extra);
+    let mut app = start(env, adjust).await;
+    app.test_db = Some(test_db);
+    app
+}
+
+/// Builds and serves an application configured from `env`.
+async fn start(env: HashMap<String, String>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = config(&env);
     adjust(&mut config);
     let app = Application::build(config).await.expect("server starts");
@@ -241,7 +252,8 @@ pub async fn spawn_app_with(
         client: new_client(),
         db,
         state: Some(state),
-        test_db: Some(test_db),
+        test_db: None,
+        env,
         _shutdown: Some(tx),
     }
 }
@@ -272,8 +284,23 @@ impl TestApp {
             db: self.db.clone(),
             state: self.state.clone(),
             test_db: None,
+            env: self.env.clone(),
             _shutdown: None,
         }
+    }
+
+    /// Another server on the same database and data folder (so the same session secret), as in a
+    /// deployment of several servers sharing one database, with `extra` variables on top of this
+    /// one's. Its client shares this client's cookies (cookies do not depend on the port), so the
+    /// same browser is signed in on both. This app keeps the database alive.
+    pub async fn second_server(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut env = self.env.clone();
+        for (k, v) in extra {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let mut other = start(env, |_| {}).await;
+        other.client = self.client.clone();
+        other
     }
 
     pub fn data_dir(&self) -> Option<&std::path::Path> {
