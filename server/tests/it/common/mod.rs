@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod process;
 pub mod standins;
 #[allow(unused_imports)]
 pub use client::*;
@@ -210,6 +211,8 @@ pub struct TestApp {
     pub db: Db,
     /// The server's state (its services), for tests that call a service directly.
     pub state: Option<app::infra::AppState>,
+    /// The configuration it was started with (for [`TestApp::second_server`]).
+    pub env: HashMap<String, String>,
     test_db: Option<TestDb>,
     _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -228,6 +231,14 @@ pub async fn spawn_app_with(
     let env = test_env(&test_db, extra);
     let mut config = config(&env);
     adjust(&mut config);
+    let mut app = serve(config, new_client()).await;
+    app.env = env;
+    app.test_db = Some(test_db);
+    app
+}
+
+/// Builds and starts a server with `config`; the returned app owns no database.
+async fn serve(config: Config, client: reqwest::Client) -> TestApp {
     let app = Application::build(config).await.expect("server starts");
     let addr = app.addr();
     let db = app.state().db.clone();
@@ -238,10 +249,11 @@ pub async fn spawn_app_with(
     }));
     TestApp {
         base: format!("http://127.0.0.1:{}", addr.port()),
-        client: new_client(),
+        client,
         db,
         state: Some(state),
-        test_db: Some(test_db),
+        env: HashMap::new(),
+        test_db: None,
         _shutdown: Some(tx),
     }
 }
@@ -271,9 +283,20 @@ impl TestApp {
             client: new_client(),
             db: self.db.clone(),
             state: self.state.clone(),
+            env: self.env.clone(),
             test_db: None,
             _shutdown: None,
         }
+    }
+
+    /// A second server of the same deployment: its own process state (running replies, its own
+    /// port) on the SAME database and data folder, with the same configuration, reached by the
+    /// same browser (this app's client and cookies). The original keeps the database alive, so
+    /// drop the second first (declare it after).
+    pub async fn second_server(&self) -> TestApp {
+        let mut app = serve(config(&self.env), self.client.clone()).await;
+        app.env = self.env.clone();
+        app
     }
 
     pub fn data_dir(&self) -> Option<&std::path::Path> {
