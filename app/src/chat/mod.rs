@@ -55,9 +55,14 @@ impl MessageRole {
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Complete,
+    /// Being written; the generating server beats a heartbeat on the row while it is.
     Streaming,
+    /// Stopped by the user.
     Stopped,
+    /// The model failed or cut the reply off.
     Failed,
+    /// The server writing it stopped (crashed, or shut down past its grace) before the end.
+    Interrupted,
 }
 
 impl MessageStatus {
@@ -67,6 +72,7 @@ impl MessageStatus {
             MessageStatus::Streaming => "streaming",
             MessageStatus::Stopped => "stopped",
             MessageStatus::Failed => "failed",
+            MessageStatus::Interrupted => "interrupted",
         }
     }
 
@@ -76,6 +82,7 @@ impl MessageStatus {
             "streaming" => MessageStatus::Streaming,
             "stopped" => MessageStatus::Stopped,
             "failed" => MessageStatus::Failed,
+            "interrupted" => MessageStatus::Interrupted,
             _ => return None,
         })
     }
@@ -215,6 +222,7 @@ mod tests {
             MessageStatus::Streaming,
             MessageStatus::Stopped,
             MessageStatus::Failed,
+            MessageStatus::Interrupted,
         ] {
             assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
             assert_eq!(

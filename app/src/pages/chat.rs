@@ -76,6 +76,7 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
             MessageStatus::Streaming => Some("writing…"),
             MessageStatus::Stopped => Some("stopped"),
             MessageStatus::Failed => Some("cut off"),
+            MessageStatus::Interrupted => Some("interrupted — the server stopped while writing"),
         };
         let text = if m.content.is_empty() && m.status == MessageStatus::Failed {
             "(no reply: the model failed before writing anything)".to_string()
