@@ -35,6 +35,10 @@ pub enum AppError {
     /// The request could not be read or the response could not be delivered.
     #[error("The request could not be completed: {0}")]
     Transport(String),
+    /// The request clashes with something in progress (a reply still being written in the
+    /// chat); the sentence says what the user can do.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl AppError {

@@ -444,17 +444,27 @@ pub async fn interrupt_stale(
     session_id: Option<&str>,
     older_than_ms: i64,
 ) -> Result<u64, sqlx::Error> {
-    let affected = with_pool!(db, pool => {
-        sqlx::query(
+    // Two texts, so the one for a session can use the session's index.
+    let sql = match session_id {
+        Some(_) => {
             "UPDATE chat_messages SET status = $1, heartbeat_at = NULL, updated_at = $2 \
-             WHERE status = $3 AND COALESCE(heartbeat_at, updated_at) < $4 \
-             AND ($5 IS NULL OR session_id = $5)",
-        )
-        .bind(MessageStatus::Interrupted.as_str())
-        .bind(now_ms())
-        .bind(MessageStatus::Streaming.as_str())
-        .bind(older_than_ms)
-        .bind(session_id)
+             WHERE session_id = $5 AND status = $3 AND COALESCE(heartbeat_at, updated_at) < $4"
+        }
+        None => {
+            "UPDATE chat_messages SET status = $1, heartbeat_at = NULL, updated_at = $2 \
+             WHERE status = $3 AND COALESCE(heartbeat_at, updated_at) < $4"
+        }
+    };
+    let affected = with_pool!(db, pool => {
+        let query = sqlx::query(sql)
+            .bind(MessageStatus::Interrupted.as_str())
+            .bind(now_ms())
+            .bind(MessageStatus::Streaming.as_str())
+            .bind(older_than_ms);
+        match session_id {
+            Some(session_id) => query.bind(session_id),
+            None => query,
+        }
         .execute(pool)
         .await?
         .rows_affected()
