@@ -44,6 +44,7 @@ SELECT m.id, m.session_id,
        CASE WHEN m.status = 'streaming' THEN m.updated_at END,
        m.created_at, m.updated_at
 FROM chat_messages m;
+UPDATE chat_messages_new SET heartbeat_at = NULL WHERE status <> 'streaming';
 
 DROP TABLE chat_messages;
 ALTER TABLE chat_messages_new RENAME TO chat_messages;

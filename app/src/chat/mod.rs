@@ -159,7 +159,8 @@ impl EventLines {
     }
 }
 
-/// Opens the chat with a character: its latest session (created, greeting first, if none).
+/// Opens the chat with a character: its one session (created, greeting first, if none). A reply
+/// its server stopped writing is marked interrupted on the way.
 #[server(endpoint = "chat/open")]
 pub async fn open_chat(character_id: String) -> Result<ChatView, AppError> {
     service::open(character_id).await

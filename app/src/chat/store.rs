@@ -444,6 +444,24 @@ pub async fn interrupt_stale(
     session_id: Option<&str>,
     older_than_ms: i64,
 ) -> Result<u64, sqlx::Error> {
+    // In one session (a chat being opened), first a read: usually there is nothing to give up,
+    // and an UPDATE would take SQLite's write lock on every page load.
+    if let Some(session_id) = session_id {
+        let (stale,): (i64,) = with_pool!(db, pool => {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND status = $2 \
+                 AND COALESCE(heartbeat_at, updated_at) < $3",
+            )
+            .bind(session_id)
+            .bind(MessageStatus::Streaming.as_str())
+            .bind(older_than_ms)
+            .fetch_one(pool)
+            .await?
+        });
+        if stale == 0 {
+            return Ok(0);
+        }
+    }
     // Two texts, so the one for a session can use the session's index.
     let sql = match session_id {
         Some(_) => {
