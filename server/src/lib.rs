@@ -15,7 +15,7 @@ use app::infra::{config::Config, db::Db, llm, session::DbSessionStore, AppState}
 use app::{shell, App};
 use axum::Router;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use std::{net::SocketAddr, sync::Arc};
+use std::{future::IntoFuture, net::SocketAddr, sync::Arc};
 use tokio::net::TcpListener;
 use tower_http::{
     compression::CompressionLayer,
@@ -23,6 +23,10 @@ use tower_http::{
     trace::TraceLayer,
 };
 use tower_sessions::{cookie::Key, cookie::SameSite, Expiry, SessionManagerLayer};
+
+/// After the shutdown grace: how long the replies get to save themselves as interrupted, and the
+/// open connections to close.
+const SAVE_ON_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A built server, bound to its port but not yet serving.
 pub struct Application {
@@ -55,6 +59,10 @@ impl Application {
             |e: &dyn std::fmt::Display| StartError::Database(redact_password(&e.to_string(), &url));
         let db = Db::connect(&url).await.map_err(|e| db_error(&e))?;
         let sessions = DbSessionStore::new(&db).await.map_err(|e| db_error(&e))?;
+        // Replies left `streaming` by a server that died (its heartbeat stale) are given up.
+        app::chat::service::interrupt_stale_replies(&db, config.replies.stale_after, None)
+            .await
+            .map_err(|e| db_error(&e))?;
 
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
@@ -112,18 +120,54 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, then shuts down gracefully: no new connections; the
+    /// replies in flight may finish for `SHUTDOWN_GRACE_SECS`, after which each saves what it
+    /// has as `interrupted`; then the open connections (the reply streams among them, now ended)
+    /// are closed and this returns.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        // The peer address is the client address the sign-in limit counts by (see `limits`).
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let Self {
+            listener,
+            router,
+            state,
+        } = self;
+        let stop_accepting = tokio_util::sync::CancellationToken::new();
+        let mut serving = tokio::spawn(
+            // The peer address is the client address the sign-in limit counts by (see `limits`).
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future(),
+        );
+        tokio::select! {
+            _ = shutdown => {}
+            // The server ended on its own (an error): nothing to drain it for.
+            ended = &mut serving => return ended.map_err(std::io::Error::other)?,
+        }
+        let running = state.running.len();
+        tracing::info!(
+            replies = running,
+            grace_secs = state.config.replies.shutdown_grace.as_secs(),
+            "shutting down: no new connections; replies in flight may finish"
+        );
+        stop_accepting.cancel();
+        state
+            .running
+            .drain(state.config.replies.shutdown_grace, SAVE_ON_SHUTDOWN)
+            .await;
+        // The replies have ended, so their streams have too; other requests get a moment.
+        match tokio::time::timeout(SAVE_ON_SHUTDOWN, serving).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(std::io::Error::other(join)),
+            Err(_) => {
+                tracing::warn!("connections still open after the shutdown: closing them");
+                Ok(())
+            }
+        }
     }
 
     pub async fn run(self) -> std::io::Result<()> {

@@ -8,8 +8,10 @@
 //!
 //! The generation runs in its own task that writes to the database as it goes, so a reply is not
 //! lost when the browser disconnects mid-stream: the user's message is saved before the model is
-//! called, the reply row exists from the first token, and it is completed (or marked failed, with
-//! whatever text arrived) whatever happens to the connection.
+//! called, with the reply's row, and the reply is completed (or marked failed, with whatever text
+//! arrived) whatever happens to the connection. Nor is it lost with its server: the task beats a
+//! heartbeat on the row, and a reply whose heartbeat went stale is marked interrupted, text kept.
+//! A chat writes one reply at a time, across servers.
 //!
 //! This module holds what crosses the wire; [`service`] opens, sends and stops, [`relay`] is the
 //! task that writes a reply, and [`store`] has every query on `chat_sessions` and `chat_messages`.
@@ -55,9 +57,14 @@ impl MessageRole {
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Complete,
+    /// Being written; the generating server beats a heartbeat on the row while it is.
     Streaming,
+    /// Stopped by the user.
     Stopped,
+    /// The model failed or cut the reply off.
     Failed,
+    /// The server writing it stopped (crashed, or shut down past its grace) before the end.
+    Interrupted,
 }
 
 impl MessageStatus {
@@ -67,6 +74,7 @@ impl MessageStatus {
             MessageStatus::Streaming => "streaming",
             MessageStatus::Stopped => "stopped",
             MessageStatus::Failed => "failed",
+            MessageStatus::Interrupted => "interrupted",
         }
     }
 
@@ -76,6 +84,7 @@ impl MessageStatus {
             "streaming" => MessageStatus::Streaming,
             "stopped" => MessageStatus::Stopped,
             "failed" => MessageStatus::Failed,
+            "interrupted" => MessageStatus::Interrupted,
             _ => return None,
         })
     }
@@ -150,13 +159,15 @@ impl EventLines {
     }
 }
 
-/// Opens the chat with a character: its latest session (created, greeting first, if none).
+/// Opens the chat with a character: its one session (created, greeting first, if none). A reply
+/// its server stopped writing is marked interrupted on the way.
 #[server(endpoint = "chat/open")]
 pub async fn open_chat(character_id: String) -> Result<ChatView, AppError> {
     service::open(character_id).await
 }
 
-/// Sends a message and streams the reply as lines of [`ChatEvent`] JSON.
+/// Sends a message and streams the reply as lines of [`ChatEvent`] JSON. Refused with
+/// [`AppError::Conflict`], nothing saved, while a reply is still being written in the chat.
 #[server(endpoint = "chat/send", output = StreamingText)]
 pub async fn send_message(
     session_id: String,
@@ -165,8 +176,8 @@ pub async fn send_message(
     service::send(session_id, text).await
 }
 
-/// Stops a reply being written. The text so far is kept and marked stopped; the upstream model
-/// request is cancelled.
+/// Stops a reply being written, on whichever server writes it (within half a second). The text
+/// so far is kept and marked stopped; the upstream model request is cancelled.
 #[server(endpoint = "chat/stop")]
 pub async fn stop_reply(reply_id: String) -> Result<(), AppError> {
     service::stop(reply_id).await
@@ -215,6 +226,7 @@ mod tests {
             MessageStatus::Streaming,
             MessageStatus::Stopped,
             MessageStatus::Failed,
+            MessageStatus::Interrupted,
         ] {
             assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
             assert_eq!(

@@ -1,6 +1,13 @@
 //! The task that writes one reply: it drives the model's stream to its end whether or not the
 //! browser is still listening, forwards each piece as a [`ChatEvent`], saves the text as it goes
 //! and the final status when done, and records the call's usage.
+//!
+//! Every [`FLUSH_EVERY`], whether or not the model has said anything, the task writes the text so
+//! far and its heartbeat to the reply's row, on the condition that the row is still `streaming`.
+//! That one write is also how the task learns that the reply was stopped through another server
+//! (or given up as interrupted): the condition fails, and the task ends within a flush interval,
+//! even while the model is silent. The final status is written the same way, only over
+//! `streaming`, so a Stop is never overwritten by a `complete`.
 
 use super::{store, ChatEvent, MessageStatus};
 use crate::auth::UserId;
@@ -13,8 +20,9 @@ use crate::usage;
 use futures::{stream::BoxStream, StreamExt};
 use std::time::{Duration, Instant};
 
-/// How often a reply in progress is written to the database.
-const FLUSH_EVERY: Duration = Duration::from_millis(500);
+/// How often a reply in progress is written to the database (its text and heartbeat), and so
+/// how soon a Stop sent to another server is noticed.
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// One reply being generated.
 pub(super) struct Relay {
@@ -30,7 +38,13 @@ pub(super) struct Relay {
 
 enum Outcome {
     Complete(Usage),
+    /// Stopped on this server (the user's Stop reached it).
     Stopped,
+    /// The row stopped being `streaming` under us: stopped through another server, or given up
+    /// as interrupted. Its status is already final.
+    EndedElsewhere,
+    /// This server is shutting down and the grace is over.
+    Interrupted,
     Failed(LlmError),
 }
 
@@ -41,42 +55,42 @@ impl Relay {
     }
 
     /// Drives the provider's stream to its end whether or not anyone is still listening:
-    /// forwards deltas, saves the text every [`FLUSH_EVERY`], stops when asked (dropping the
-    /// upstream stream closes the model request), and saves the final status.
+    /// forwards deltas, saves the text and the heartbeat every [`FLUSH_EVERY`], stops when asked
+    /// (here or through the database; dropping the upstream stream closes the model request),
+    /// and saves the final status.
     pub async fn run(mut self, mut upstream: BoxStream<'static, Result<ChatChunk, LlmError>>) {
         let started = Instant::now();
         let db = &self.state.db;
+        let interrupted = self.state.running.interrupted();
         let mut content = String::new();
-        let mut last_flush = Instant::now();
+        let mut flush =
+            tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let outcome = loop {
-            let next = tokio::select! {
+            tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break Outcome::Stopped,
-                next = upstream.next() => next,
-            };
-            match next {
-                Some(Ok(ChatChunk::Delta(t))) => {
-                    content.push_str(&t);
-                    self.send(ChatEvent::Delta { text: t });
-                    if last_flush.elapsed() >= FLUSH_EVERY {
-                        last_flush = Instant::now();
-                        match store::flush_partial(db, &self.reply_id, &content).await {
-                            Ok(true) => {}
-                            // The status changed under us: stopped from another server.
-                            Ok(false) => break Outcome::Stopped,
-                            Err(e) => {
-                                tracing::warn!(error = ?e, "could not save partial reply")
-                            }
-                        }
+                _ = interrupted.cancelled() => break Outcome::Interrupted,
+                _ = flush.tick() => {
+                    match store::flush_partial(db, &self.reply_id, &content).await {
+                        Ok(true) => {}
+                        Ok(false) => break Outcome::EndedElsewhere,
+                        Err(e) => tracing::warn!(error = ?e, "could not save partial reply"),
                     }
                 }
-                Some(Ok(ChatChunk::Done { usage })) => break Outcome::Complete(usage),
-                Some(Err(e)) => break Outcome::Failed(e),
-                None => {
-                    break Outcome::Failed(LlmError::CutOff(
-                        "stream ended without a final chunk".into(),
-                    ))
-                }
+                next = upstream.next() => match next {
+                    Some(Ok(ChatChunk::Delta(t))) => {
+                        content.push_str(&t);
+                        self.send(ChatEvent::Delta { text: t });
+                    }
+                    Some(Ok(ChatChunk::Done { usage })) => break Outcome::Complete(usage),
+                    Some(Err(e)) => break Outcome::Failed(e),
+                    None => {
+                        break Outcome::Failed(LlmError::CutOff(
+                            "stream ended without a final chunk".into(),
+                        ))
+                    }
+                },
             }
         };
         drop(upstream);
@@ -84,15 +98,34 @@ impl Relay {
 
         let (status, usage, result) = match &outcome {
             Outcome::Complete(u) => (MessageStatus::Complete, *u, Ok(())),
-            Outcome::Stopped => (MessageStatus::Stopped, Usage::default(), Ok(())),
+            Outcome::Stopped | Outcome::EndedElsewhere => {
+                (MessageStatus::Stopped, Usage::default(), Ok(()))
+            }
+            Outcome::Interrupted => (MessageStatus::Interrupted, Usage::default(), Ok(())),
             Outcome::Failed(e) => (MessageStatus::Failed, Usage::default(), Err(e.clone())),
         };
         let provider = self.state.llm.name();
-        if let Err(e) =
-            store::finish_message(db, &self.reply_id, &content, status, usage, provider).await
+        // The status the reply really ends with: ours, unless another was set first.
+        let status = match store::finish_message(
+            db,
+            &self.reply_id,
+            &content,
+            status,
+            usage,
+            provider,
+        )
+        .await
         {
-            tracing::error!(error = ?e, "could not save reply");
-        }
+            Ok(Some(saved)) => saved,
+            Ok(None) => {
+                tracing::error!("the reply's row is gone");
+                status
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "could not save reply");
+                status
+            }
+        };
         if let Err(e) = store::touch_session(db, &self.session_id, &content).await {
             tracing::warn!(error = ?e, "could not update session preview");
         }
@@ -103,10 +136,10 @@ impl Relay {
                 kind: "chat",
                 provider,
                 language: None,
-                outcome: if matches!(outcome, Outcome::Stopped) {
-                    "stopped"
-                } else {
-                    usage::outcome(&result)
+                outcome: match status {
+                    MessageStatus::Stopped => "stopped",
+                    MessageStatus::Interrupted => "interrupted",
+                    _ => usage::outcome(&result),
                 },
                 duration_ms: started.elapsed().as_millis() as i64,
                 usage,
@@ -116,7 +149,7 @@ impl Relay {
         // Free before the last event, so a client that saw it can send again at once.
         self.slot.release().await;
         match outcome {
-            Outcome::Failed(e) => {
+            Outcome::Failed(e) if status == MessageStatus::Failed => {
                 tracing::warn!(error = %e, chars = content.len(), "reply failed");
                 self.send(ChatEvent::Failed {
                     message: e.user_message().to_string(),

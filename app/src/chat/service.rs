@@ -1,5 +1,6 @@
 //! What the chat server functions do: open a chat, send a message (saving it and starting the
-//! [`Relay`] that writes the reply), stop a reply. Queries are in [`super::store`].
+//! [`Relay`] that writes the reply), stop a reply; and, at start-up, give up the replies whose
+//! server died ([`interrupt_stale_replies`]). Queries are in [`super::store`].
 
 use super::relay::Relay;
 use super::{store, ChatEvent, ChatView, MessageRole, MessageStatus};
@@ -7,14 +8,37 @@ use crate::auth::require_user;
 use crate::domain::MessageText;
 use crate::error::{AppError, OrInternal};
 use crate::infra::{
+    db::Db,
     llm::{prompts, Persona, Role, Turn},
-    AppState,
+    now_ms, AppState,
 };
 use crate::limits;
 use leptos::server_fn::codec::TextStream;
 
 /// How much history goes to the model.
 const HISTORY_LIMIT: i64 = 40;
+
+/// What a second send in a chat whose reply is still being written is told.
+pub const BUSY: &str = "A reply is still being written in this chat. Wait for it or stop it.";
+
+/// Marks `interrupted` the replies still `streaming` whose heartbeat is older than the configured
+/// `REPLY_STALE_SECS` (their server is gone): in `session_id`, or everywhere at start-up. Their
+/// text, as last flushed, is kept.
+pub async fn interrupt_stale_replies(
+    db: &Db,
+    stale_after: std::time::Duration,
+    session_id: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let cutoff = now_ms() - stale_after.as_millis() as i64;
+    let n = store::interrupt_stale(db, session_id, cutoff).await?;
+    if n > 0 {
+        tracing::warn!(
+            replies = n,
+            "replies whose server stopped writing them are marked interrupted"
+        );
+    }
+    Ok(n)
+}
 
 #[tracing::instrument(skip_all)]
 pub async fn open(character_id: String) -> Result<ChatView, AppError> {
@@ -28,6 +52,13 @@ pub async fn open(character_id: String) -> Result<ChatView, AppError> {
         .await
         .or_internal("open chat")?
         .ok_or(AppError::NotFound)?;
+    interrupt_stale_replies(
+        &state.db,
+        state.config.replies.stale_after,
+        Some(&session_id),
+    )
+    .await
+    .or_internal("check replies")?;
     let messages = store::messages(&state.db, &session_id, None)
         .await
         .or_internal("load messages")?;
@@ -50,28 +81,26 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
         .await
         .or_internal("load session")?
         .ok_or(AppError::NotFound)?;
-    // Within the user's limits, and no other reply being written in this chat.
-    let slot = limits::service::begin_model_call(&state, &user, Some(&session.id)).await?;
-
-    // The user's message is saved before the model is called.
-    let user_message = store::insert_message(
+    // A reply left `streaming` by a server that died does not hold the chat.
+    interrupt_stale_replies(
         &state.db,
-        &session.id,
-        MessageRole::User,
-        text.as_str(),
-        MessageStatus::Complete,
+        state.config.replies.stale_after,
+        Some(&session.id),
     )
     .await
-    .or_internal("save message")?;
-    let reply = store::insert_message(
-        &state.db,
-        &session.id,
-        MessageRole::Assistant,
-        "",
-        MessageStatus::Streaming,
-    )
-    .await
-    .or_internal("create reply")?;
+    .or_internal("check replies")?;
+    // Within the user's limits. One reply at a time in this chat is the database's rule, kept
+    // by `start_exchange` below.
+    let slot = limits::service::begin_model_call(&state, &user, None).await?;
+    // The user's message is saved before the model is called, with the reply's row, unless a
+    // reply is still being written in this chat: then nothing is saved and the user is told.
+    let (user_message, reply) = match store::start_exchange(&state.db, &session.id, text.as_str())
+        .await
+        .or_internal("save message")?
+    {
+        store::Exchange::Started { user, reply } => (user, reply),
+        store::Exchange::Busy => return Err(AppError::Conflict(BUSY.into())),
+    };
 
     let history = store::messages(&state.db, &session.id, Some(HISTORY_LIMIT))
         .await
@@ -112,12 +141,15 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
         slot,
     };
     let span = tracing::Span::current();
-    tokio::spawn(tracing::Instrument::instrument(job.run(upstream), span));
+    state
+        .running
+        .spawn(tracing::Instrument::instrument(job.run(upstream), span));
     Ok(TextStream::new(rx))
 }
 
-/// Stops a reply: marks it stopped in the database (which a task on any server notices at its
-/// next flush) and cancels it directly if this server is generating it.
+/// Stops a reply: marks it stopped in the database (which the task generating it, on any server,
+/// notices at its next flush, within half a second) and cancels it at once if this server is
+/// generating it.
 #[tracing::instrument(skip_all, fields(reply_id = %reply_id))]
 pub async fn stop(reply_id: String) -> Result<(), AppError> {
     let user = require_user().await?;

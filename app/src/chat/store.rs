@@ -7,6 +7,13 @@
 //! A session is read together with its character's persona (one JOIN: the owner check, the name
 //! the page shows and what the model is told); the character itself is read through
 //! [`crate::characters::store`].
+//!
+//! What the database itself keeps true, whatever the number of servers: one session per (owner,
+//! character) (`open_session` is an insert-or-get); messages numbered 1, 2, 3… per session in the
+//! order written (`seq`, given under the session row's lock, so it never depends on a clock); at
+//! most one `streaming` reply per session (a partial unique index: [`start_exchange`] refuses a
+//! second); and a reply's final status written once (every end is `… WHERE status =
+//! 'streaming'`), while the generating server's heartbeat (`heartbeat_at`) says it is alive.
 
 use super::{ChatMessage, MessageRole, MessageStatus};
 use crate::auth::UserId;
@@ -84,8 +91,10 @@ fn unknown(id: &str, column: &'static str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("chat_messages row {id}: unknown {column} {value:?}").into())
 }
 
-/// The latest session of `owner` with `character_id`, created with the greeting if there is
-/// none. `None` if the character is not `owner`'s.
+/// The session of `owner` with `character_id`, created with the greeting if there is none; `None`
+/// if the character is not `owner`'s. Race-free: a unique index allows one session per (owner,
+/// character), and the insert is `ON CONFLICT DO NOTHING` followed by a read, in one transaction,
+/// so tabs opening the chat at once all get the one session and its one greeting.
 pub async fn open_session(
     db: &Db,
     owner: &UserId,
@@ -94,17 +103,7 @@ pub async fn open_session(
     let Some(character) = crate::characters::store::find(db, owner, character_id).await? else {
         return Ok(None);
     };
-    let existing: Option<(String,)> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "SELECT id FROM chat_sessions WHERE owner_id = $1 AND character_id = $2 \
-             ORDER BY updated_at DESC, id DESC LIMIT 1",
-        )
-        .bind(&owner.0)
-        .bind(character_id)
-        .fetch_optional(pool)
-        .await?
-    });
-    if let Some((id,)) = existing {
+    if let Some(id) = session_of(db, owner, character_id).await? {
         return Ok(Some(id));
     }
     let id = new_id();
@@ -118,11 +117,11 @@ pub async fn open_session(
         status: MessageStatus::Complete,
         created_at: now,
     };
-    with_pool!(db, pool => {
+    let existing: Option<String> = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO chat_sessions (id, owner_id, character_id, title, last_message_preview, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (owner_id, character_id) DO NOTHING",
         )
         .bind(&id)
         .bind(&owner.0)
@@ -131,11 +130,43 @@ pub async fn open_session(
         .bind(preview(&greeting.content))
         .bind(now)
         .execute(&mut *tx)
-        .await?;
-        insert_row(&id, &greeting).execute(&mut *tx).await?;
+        .await?
+        .rows_affected()
+            == 1;
+        let existing = if created {
+            insert_row(&id, &greeting).execute(&mut *tx).await?;
+            None
+        } else {
+            // Another request made it first (and has committed: the insert waited for it).
+            let (id,): (String,) = sqlx::query_as(
+                "SELECT id FROM chat_sessions WHERE owner_id = $1 AND character_id = $2",
+            )
+            .bind(&owner.0)
+            .bind(character_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            Some(id)
+        };
         tx.commit().await?;
+        existing
     });
-    Ok(Some(id))
+    Ok(Some(existing.unwrap_or(id)))
+}
+
+/// The id of `owner`'s session with `character_id`, if there is one.
+async fn session_of(
+    db: &Db,
+    owner: &UserId,
+    character_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let found: Option<(String,)> = with_pool!(db, pool => {
+        sqlx::query_as("SELECT id FROM chat_sessions WHERE owner_id = $1 AND character_id = $2")
+            .bind(&owner.0)
+            .bind(character_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(found.map(|(id,)| id))
 }
 
 /// The session `session_id` if `owner` owns it, with its character's persona.
@@ -158,7 +189,7 @@ pub async fn find_session(
     Ok(row.map(Session::from))
 }
 
-/// A session's messages in order; with `limit`, only the latest `limit`.
+/// A session's messages in the order they were written; with `limit`, only the latest `limit`.
 pub async fn messages(
     db: &Db,
     session_id: &str,
@@ -167,9 +198,9 @@ pub async fn messages(
     let rows: Vec<MessageRow> = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT id, role, content, status, created_at FROM ( \
-               SELECT id, role, content, status, created_at FROM chat_messages WHERE session_id = $1 \
-               ORDER BY created_at DESC, id DESC LIMIT $2 \
-             ) AS latest ORDER BY created_at, id",
+               SELECT id, role, content, status, created_at, seq FROM chat_messages WHERE session_id = $1 \
+               ORDER BY seq DESC LIMIT $2 \
+             ) AS latest ORDER BY seq",
         )
         .bind(session_id)
         .bind(limit.unwrap_or(i64::MAX))
@@ -187,19 +218,112 @@ pub async fn insert_message(
     content: &str,
     status: MessageStatus,
 ) -> Result<ChatMessage, sqlx::Error> {
-    let message = ChatMessage {
+    let message = new_message(role, content, status);
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        lock_session(session_id, content).execute(&mut *tx).await?;
+        insert_row(session_id, &message).execute(&mut *tx).await?;
+        tx.commit().await?;
+    });
+    Ok(message)
+}
+
+/// What [`start_exchange`] did.
+pub enum Exchange {
+    /// The user's message and the empty `streaming` reply are saved.
+    Started {
+        user: ChatMessage,
+        reply: ChatMessage,
+    },
+    /// A reply is still being written in this chat; nothing was saved.
+    Busy,
+}
+
+/// Saves the user's message and the empty reply that will answer it, in one transaction, unless
+/// a reply is already streaming in the session: then nothing is saved. One reply at a time per
+/// chat, across servers: the session row is locked first (so concurrent exchanges queue), and the
+/// partial unique index on streaming rows refuses a second one should anything else get past.
+pub async fn start_exchange(
+    db: &Db,
+    session_id: &str,
+    text: &str,
+) -> Result<Exchange, sqlx::Error> {
+    let user = new_message(MessageRole::User, text, MessageStatus::Complete);
+    let reply = new_message(MessageRole::Assistant, "", MessageStatus::Streaming);
+    let started: Result<bool, sqlx::Error> = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        lock_session(session_id, text).execute(&mut *tx).await?;
+        let (busy,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND status = $2",
+        )
+        .bind(session_id)
+        .bind(MessageStatus::Streaming.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if busy > 0 {
+            Ok(false)
+        } else {
+            insert_row(session_id, &user).execute(&mut *tx).await?;
+            match insert_row(session_id, &reply).execute(&mut *tx).await {
+                Ok(_) => tx.commit().await.map(|_| true),
+                Err(e) if is_second_streaming_reply(&e) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    });
+    Ok(if started? {
+        Exchange::Started { user, reply }
+    } else {
+        Exchange::Busy
+    })
+}
+
+/// A unique violation of `chat_messages_one_streaming`.
+fn is_second_streaming_reply(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(e) = e else {
+        return false;
+    };
+    // Postgres names the index; SQLite names the indexed column(s).
+    e.is_unique_violation()
+        && (e.constraint() == Some("chat_messages_one_streaming")
+            || e.message().ends_with("chat_messages.session_id"))
+}
+
+fn new_message(role: MessageRole, content: &str, status: MessageStatus) -> ChatMessage {
+    ChatMessage {
         id: new_id(),
         role,
         content: content.to_string(),
         status,
         created_at: now_ms(),
-    };
-    with_pool!(db, pool => insert_row(session_id, &message).execute(pool).await.map(|_| ())?);
-    touch_session(db, session_id, content).await?;
-    Ok(message)
+    }
 }
 
-/// The one INSERT into `chat_messages`, to run on a pool or inside a transaction.
+/// Makes `last` the session's preview (unless it is empty) and moves the session to the top. In
+/// a transaction it also locks the session row, so messages added to one session queue and each
+/// gets the next `seq`.
+fn lock_session<'q, DB: sqlx::Database>(
+    session_id: &'q str,
+    last: &str,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "UPDATE chat_sessions SET \
+         last_message_preview = CASE WHEN $1 = '' THEN last_message_preview ELSE $1 END, \
+         updated_at = $2 WHERE id = $3",
+    )
+    .bind(preview(last))
+    .bind(now_ms())
+    .bind(session_id)
+}
+
+/// The one INSERT into `chat_messages`, to run inside a transaction that holds the session row
+/// ([`lock_session`]): the message takes the session's next `seq`. A streaming reply starts its
+/// heartbeat.
 fn insert_row<'q, DB: sqlx::Database>(
     session_id: &'q str,
     m: &'q ChatMessage,
@@ -207,16 +331,19 @@ fn insert_row<'q, DB: sqlx::Database>(
 where
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     sqlx::query(
-        "INSERT INTO chat_messages (id, session_id, role, content, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        "INSERT INTO chat_messages (id, session_id, seq, role, content, status, heartbeat_at, created_at, updated_at) \
+         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7, $7 \
+         FROM chat_messages WHERE session_id = $2",
     )
     .bind(m.id.as_str())
     .bind(session_id)
     .bind(m.role.as_str())
     .bind(m.content.as_str())
     .bind(m.status.as_str())
+    .bind((m.status == MessageStatus::Streaming).then_some(m.created_at))
     .bind(m.created_at)
 }
 
@@ -257,22 +384,30 @@ pub async fn mark_stopped(db: &Db, reply_id: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Saves the text of a reply still being written; `false` if it is no longer streaming.
+/// Saves the text of a reply still being written and beats its heartbeat; `false` if it is no
+/// longer streaming (stopped through another server, or given up as interrupted).
 pub async fn flush_partial(db: &Db, id: &str, content: &str) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
     let affected = with_pool!(db, pool => {
-        sqlx::query("UPDATE chat_messages SET content = $1, updated_at = $2 WHERE id = $3 AND status = $4")
-            .bind(content)
-            .bind(now_ms())
-            .bind(id)
-            .bind(MessageStatus::Streaming.as_str())
-            .execute(pool)
-            .await?
-            .rows_affected()
+        sqlx::query(
+            "UPDATE chat_messages SET content = $1, heartbeat_at = $2, updated_at = $2 \
+             WHERE id = $3 AND status = $4",
+        )
+        .bind(content)
+        .bind(now)
+        .bind(id)
+        .bind(MessageStatus::Streaming.as_str())
+        .execute(pool)
+        .await?
+        .rows_affected()
     });
     Ok(affected == 1)
 }
 
-/// Saves a reply's final text and status, with the tokens it cost and who wrote it.
+/// Saves a reply's final text, with the tokens it cost and who wrote it, and sets its final
+/// status to `status` only if it is still `streaming`: a status already set (a Stop that reached
+/// another server, an interruption) stays. Returns the status the reply ends with (`None` if
+/// there is no such reply).
 pub async fn finish_message(
     db: &Db,
     id: &str,
@@ -280,24 +415,79 @@ pub async fn finish_message(
     status: MessageStatus,
     usage: Usage,
     provider: &str,
-) -> Result<(), sqlx::Error> {
-    with_pool!(db, pool => {
-        sqlx::query(
-            "UPDATE chat_messages SET content = $1, status = $2, updated_at = $3, input_tokens = $4, \
-             output_tokens = $5, provider = $6 WHERE id = $7",
+) -> Result<Option<MessageStatus>, sqlx::Error> {
+    let ended: Option<(String,)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "UPDATE chat_messages SET content = $1, \
+             status = CASE WHEN status = $2 THEN $3 ELSE status END, \
+             heartbeat_at = NULL, updated_at = $4, input_tokens = $5, output_tokens = $6, provider = $7 \
+             WHERE id = $8 RETURNING status",
         )
         .bind(content)
+        .bind(MessageStatus::Streaming.as_str())
         .bind(status.as_str())
         .bind(now_ms())
         .bind(usage.input_tokens as i32)
         .bind(usage.output_tokens as i32)
         .bind(provider)
         .bind(id)
-        .execute(pool)
-        .await
-        .map(|_| ())?
+        .fetch_optional(pool)
+        .await?
     });
-    Ok(())
+    ended.map(|(s,)| parse_status(id, &s)).transpose()
+}
+
+/// Marks `interrupted` every reply still `streaming` whose heartbeat is older than
+/// `older_than_ms` (epoch ms): its server is gone. Only in `session_id` if given. Returns how many.
+pub async fn interrupt_stale(
+    db: &Db,
+    session_id: Option<&str>,
+    older_than_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    // In one session (a chat being opened), first a read: usually there is nothing to give up,
+    // and an UPDATE would take SQLite's write lock on every page load.
+    if let Some(session_id) = session_id {
+        let (stale,): (i64,) = with_pool!(db, pool => {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND status = $2 \
+                 AND COALESCE(heartbeat_at, updated_at) < $3",
+            )
+            .bind(session_id)
+            .bind(MessageStatus::Streaming.as_str())
+            .bind(older_than_ms)
+            .fetch_one(pool)
+            .await?
+        });
+        if stale == 0 {
+            return Ok(0);
+        }
+    }
+    // Two texts, so the one for a session can use the session's index.
+    let sql = match session_id {
+        Some(_) => {
+            "UPDATE chat_messages SET status = $1, heartbeat_at = NULL, updated_at = $2 \
+             WHERE session_id = $5 AND status = $3 AND COALESCE(heartbeat_at, updated_at) < $4"
+        }
+        None => {
+            "UPDATE chat_messages SET status = $1, heartbeat_at = NULL, updated_at = $2 \
+             WHERE status = $3 AND COALESCE(heartbeat_at, updated_at) < $4"
+        }
+    };
+    let affected = with_pool!(db, pool => {
+        let query = sqlx::query(sql)
+            .bind(MessageStatus::Interrupted.as_str())
+            .bind(now_ms())
+            .bind(MessageStatus::Streaming.as_str())
+            .bind(older_than_ms);
+        match session_id {
+            Some(session_id) => query.bind(session_id),
+            None => query,
+        }
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(affected)
 }
 
 /// Makes `last` the session's preview and moves the session to the top; nothing if it is empty.

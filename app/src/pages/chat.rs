@@ -1,4 +1,7 @@
-//! The chat page: history, and the reply streaming in as it is written.
+//! The chat page: history, and the reply streaming in as it is written. A reply being written
+//! elsewhere (another tab, another server) can be stopped from the history; one whose server
+//! stopped writing it is shown cut off (`interrupted`), with a Retry that sends the message it
+//! answered again.
 
 use crate::chat::{
     open_chat, send_message, stop_reply, ChatEvent, ChatMessage, ChatView, EventLines, MessageRole,
@@ -45,6 +48,19 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let sending = RwSignal::new(false);
     let name = StoredValue::new(character_name.clone());
+    let session_id = StoredValue::new(session_id);
+
+    // Sends `text` and streams the reply; `typed` when it comes from the composer (whose draft
+    // is cleared once the message is saved).
+    let send = move |text: String, typed: bool| {
+        error.set(None);
+        sending.set(true);
+        spawn_browser_task(async move {
+            let draft = typed.then_some(draft);
+            stream_reply(session_id.get_value(), text, messages, live, error, draft).await;
+            sending.set(false);
+        });
+    };
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -53,16 +69,41 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
             error.set(Some(e.0));
             return;
         }
-        error.set(None);
-        sending.set(true);
-        let session_id = session_id.clone();
+        send(text, true);
+    };
+
+    // Retry after an interrupted reply: the user's message before it, sent again.
+    let retry = move |reply_id: String| {
+        let asked = messages.with_untracked(|ms| {
+            let at = ms.iter().position(|m| m.id == reply_id)?;
+            ms[..at]
+                .iter()
+                .rev()
+                .find(|m| m.role == MessageRole::User)
+                .map(|m| m.content.clone())
+        });
+        match asked {
+            Some(text) => send(text, false),
+            None => error.set(Some("There is no message to send again.".into())),
+        }
+    };
+
+    // Stop a reply being written elsewhere (shown in the history as `streaming`).
+    let stop_elsewhere = move |reply_id: String| {
         spawn_browser_task(async move {
-            stream_reply(session_id, text, messages, live, error, draft).await;
-            sending.set(false);
+            match stop_reply(reply_id.clone()).await {
+                Ok(()) => messages.update(|ms| {
+                    if let Some(m) = ms.iter_mut().find(|m| m.id == reply_id) {
+                        m.status = MessageStatus::Stopped;
+                    }
+                }),
+                Err(e) => error.set(Some(e.to_string())),
+            }
         });
     };
 
-    let bubble = move |m: ChatMessage| {
+    // One message; `live` for the reply this page is streaming (its Stop is in the composer).
+    let bubble = move |m: ChatMessage, live: bool| {
         let who = match m.role {
             MessageRole::User => "You".to_string(),
             MessageRole::Assistant => name.get_value(),
@@ -76,17 +117,36 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
             MessageStatus::Streaming => Some("writing…"),
             MessageStatus::Stopped => Some("stopped"),
             MessageStatus::Failed => Some("cut off"),
+            MessageStatus::Interrupted => Some("interrupted — the server stopped while writing"),
         };
         let text = if m.content.is_empty() && m.status == MessageStatus::Failed {
             "(no reply: the model failed before writing anything)".to_string()
         } else {
             m.content
         };
+        let id = m.id.clone();
+        let action = match m.status {
+            MessageStatus::Interrupted => Some(
+                view! {
+                    <button type="button" class="retry" disabled=move || sending.get()
+                        on:click=move |_| retry(id.clone())>"Retry"</button>
+                }
+                .into_any(),
+            ),
+            MessageStatus::Streaming if !live => Some(
+                view! {
+                    <button type="button" class="stop" on:click=move |_| stop_elsewhere(id.clone())>"Stop"</button>
+                }
+                .into_any(),
+            ),
+            _ => None,
+        };
         view! {
             <li class=class data-status=m.status.as_str() data-testid="message">
                 <span class="who">{who}</span>
                 <p class="text">{text}</p>
                 {note.map(|n| view! { <span class="status">{n}</span> })}
+                {action}
             </li>
         }
     };
@@ -102,8 +162,9 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
                 })}
             </div>
             <ol class="log" aria-live="polite" data-testid="chat-log">
-                <For each=move || messages.get() key=|m| (m.id.clone(), m.status, m.content.len()) children=bubble />
-                {move || live.get().map(bubble)}
+                <For each=move || messages.get() key=|m| (m.id.clone(), m.status, m.content.len())
+                    children=move |m| bubble(m, false) />
+                {move || live.get().map(|m| bubble(m, true))}
             </ol>
             {move || error.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
             <form class="composer" on:submit=submit>
@@ -140,7 +201,7 @@ async fn stream_reply(
     messages: RwSignal<Vec<ChatMessage>>,
     live: RwSignal<Option<ChatMessage>>,
     error: RwSignal<Option<String>>,
-    draft: RwSignal<String>,
+    draft: Option<RwSignal<String>>,
 ) {
     let stream = match send_message(session_id, text).await {
         Ok(s) => s,
@@ -166,7 +227,9 @@ async fn stream_reply(
                     user_message,
                     reply_id,
                 }) => {
-                    draft.set(String::new());
+                    if let Some(draft) = draft {
+                        draft.set(String::new());
+                    }
                     messages.update(|m| m.push(user_message.clone()));
                     live.set(Some(ChatMessage {
                         id: reply_id,

@@ -59,3 +59,53 @@ test("generation, streaming, a cut-off reply, a failing provider and stop", asyn
   await expect(messages.nth(8)).toHaveAttribute("data-status", "stopped");
   await expect(messages.nth(8).locator(".text")).toHaveText(kept);
 });
+
+test("two tabs on one chat: one reply at a time, and the reply can be stopped from the other tab", async ({ page }) => {
+  await signIn(page);
+  await page.goto("/characters/new");
+  await hydrated(page);
+  await page.getByLabel("Name", { exact: true }).fill(uniqueName("Vela"));
+  await page.getByLabel("Age", { exact: true }).fill("30");
+  await page.getByRole("button", { name: "wise" }).click();
+  await page.getByRole("button", { name: "Next: write their story" }).click();
+  await expect(page.getByLabel("Backstory")).toHaveValue(/was raised by the mock model/);
+  await page.getByRole("button", { name: "Save character" }).click();
+  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
+  await hydrated(page);
+  const messages = page.getByTestId("chat-log").getByTestId("message");
+
+  // A slow, long reply (the next one the mock gives).
+  const words = Array.from({ length: 300 }, (_, i) => `w${i} `);
+  const mock = `http://127.0.0.1:${process.env.PF_E2E_MOCK_PORT || "3102"}`;
+  const scripted = await page.request.post(`${mock}/mock/script`, {
+    data: [{ kind: "text", chunks: words, chunk_delay_ms: 50 }],
+  });
+  expect(scripted.ok()).toBeTruthy();
+  await page.getByLabel("Your message").fill("Tell me everything.");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(messages.nth(2)).toContainText("w3");
+
+  // The same chat in a second tab: the reply shows as being written, and a second message is
+  // refused (and kept in the box) while it is.
+  const other = await page.context().newPage();
+  await other.goto(page.url());
+  await hydrated(other);
+  const theirs = other.getByTestId("chat-log").getByTestId("message");
+  await expect(theirs.nth(2)).toHaveAttribute("data-status", "streaming");
+  await other.getByLabel("Your message").fill("Me too?");
+  await other.getByRole("button", { name: "Send" }).click();
+  await expect(other.getByRole("alert")).toHaveText(
+    "A reply is still being written in this chat. Wait for it or stop it.",
+  );
+  await expect(other.getByLabel("Your message")).toHaveValue("Me too?");
+  await expect(theirs).toHaveCount(3);
+
+  // Stop from the second tab: both tabs show it stopped; then the second message goes through.
+  await other.getByRole("button", { name: "Stop" }).click();
+  await expect(theirs.nth(2)).toHaveAttribute("data-status", "stopped");
+  await expect(messages.nth(2)).toHaveAttribute("data-status", "stopped");
+  await other.getByRole("button", { name: "Send" }).click();
+  await expect(theirs.nth(4)).toHaveAttribute("data-status", "complete");
+  await expect(theirs.nth(3)).toContainText("Me too?");
+  await other.close();
+});

@@ -14,6 +14,7 @@ mod llm_app;
 mod oidc;
 mod oidc_faults;
 mod providers;
+mod reliability;
 mod schema;
 mod secondme;
 mod security;

@@ -17,6 +17,8 @@ on_both_backends!(
     a_saved_character_reads_back_identically,
     a_chat_session_starts_with_the_greeting_once,
     message_history_keeps_order_and_honours_the_limit,
+    message_order_follows_writing_not_the_clock,
+    a_replys_final_state_is_written_once,
     a_message_with_an_unknown_role_or_status_is_refused,
     deleting_a_user_removes_their_data,
 );
@@ -162,30 +164,112 @@ async fn message_history_keeps_order_and_honours_the_limit(backend: Backend) {
     let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
     let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
     let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
-    // Many messages in the same millisecond still come back in insertion order (UUIDv7 ids).
+    // Many messages in the same millisecond (here all stamped 1, before the greeting) still come
+    // back in the order they were written.
     for i in 0..30 {
-        app::with_pool!(&db, pool => {
-            sqlx::query(
-                "INSERT INTO chat_messages (id, session_id, role, content, status, created_at, updated_at) \
-                 VALUES ($1, $2, 'user', $3, 'complete', 1, 1)",
-            )
-            .bind(app::infra::new_id())
-            .bind(&s)
-            .bind(format!("m{i:02}"))
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .unwrap()
-        });
+        let m = chat::insert_message(
+            &db,
+            &s,
+            MessageRole::User,
+            &format!("m{i:02}"),
+            MessageStatus::Complete,
+        )
+        .await
+        .unwrap();
+        set_created_at(&db, &m.id, 1).await;
     }
     let all = chat::messages(&db, &s, None).await.unwrap();
     assert_eq!(all.len(), 31);
     let contents: Vec<&str> = all.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(contents[0], "m00", "created_at 1 sorts before the greeting");
-    assert_eq!(contents[29], "m29");
+    assert_eq!(contents[0], "Hello.", "the greeting was written first");
+    assert_eq!(contents[1], "m00");
+    assert_eq!(contents[30], "m29");
     let latest = chat::messages(&db, &s, Some(5)).await.unwrap();
     let tail: Vec<&str> = latest.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(tail, vec!["m26", "m27", "m28", "m29", "Hello."]);
+    assert_eq!(tail, vec!["m25", "m26", "m27", "m28", "m29"]);
+}
+
+async fn set_created_at(db: &Db, id: &str, at: i64) {
+    app::with_pool!(db, pool => {
+        sqlx::query("UPDATE chat_messages SET created_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap()
+    });
+}
+
+/// A clock that steps back (NTP, a VM resumed, another server's clock) does not reorder a chat.
+async fn message_order_follows_writing_not_the_clock(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
+    let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    let now = app::infra::now_ms();
+    let mut written = vec!["Hello.".to_string()];
+    for i in 0..6 {
+        let (role, text) = if i % 2 == 0 {
+            (MessageRole::User, format!("question {i}"))
+        } else {
+            (MessageRole::Assistant, format!("answer {i}"))
+        };
+        let m = chat::insert_message(&db, &s, role, &text, MessageStatus::Complete)
+            .await
+            .unwrap();
+        // Each message's clock reads earlier than the one before: an hour back, then more.
+        set_created_at(&db, &m.id, now - 3_600_000 * (i + 1)).await;
+        written.push(text);
+    }
+    let read: Vec<String> = chat::messages(&db, &s, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(read, written);
+    let latest: Vec<String> = chat::messages(&db, &s, Some(2))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(latest, written[5..]);
+}
+
+/// Stopped (by a Stop that reached another server) stays stopped when the generating server
+/// saves its end; the text it had is still kept.
+async fn a_replys_final_state_is_written_once(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
+    let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    let reply = chat::insert_message(
+        &db,
+        &s,
+        MessageRole::Assistant,
+        "",
+        MessageStatus::Streaming,
+    )
+    .await
+    .unwrap();
+    chat::mark_stopped(&db, &reply.id).await.unwrap();
+    let _ = chat::finish_message(
+        &db,
+        &reply.id,
+        "all of it",
+        MessageStatus::Complete,
+        app::infra::llm::Usage::default(),
+        "gemini",
+    )
+    .await
+    .unwrap();
+    let m = chat::messages(&db, &s, None).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (m.status, m.content.as_str()),
+        (MessageStatus::Stopped, "all of it")
+    );
 }
 
 async fn a_message_with_an_unknown_role_or_status_is_refused(backend: Backend) {
@@ -193,8 +277,8 @@ async fn a_message_with_an_unknown_role_or_status_is_refused(backend: Backend) {
     let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
     let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
     let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
-    let insert = "INSERT INTO chat_messages (id, session_id, role, content, status, created_at, updated_at) \
-                  VALUES ($1, $2, $3, 'text', $4, 1, 1)";
+    let insert = "INSERT INTO chat_messages (id, session_id, role, content, status, seq, created_at, updated_at) \
+                  VALUES ($1, $2, $3, 'text', $4, 100, 1, 1)";
     let refused = |r: Result<Vec<app::chat::ChatMessage>, sqlx::Error>, what: &str| match r {
         Err(sqlx::Error::Decode(e)) => assert!(e.to_string().contains(what), "{e}"),
         other => panic!("expected a decode error naming {what:?}, got {other:?}"),

@@ -3,13 +3,15 @@
 //! documented in the README with its default.
 //!
 //! One file per concern: [`site`] (site options, listen address, data folder, public URL),
-//! [`session`] (the session secret, cookie and expiry), [`llm`] (the model provider) and [`auth`]
-//! (sign-in providers and the key for their tokens). This module holds [`Config`], where the
+//! [`session`] (the session secret, cookie and expiry), [`llm`] (the model provider), [`auth`]
+//! (sign-in providers and the key for their tokens) and [`replies`] (stale replies, shutdown
+//! grace). This module holds [`Config`], where the
 //! environment comes from ([`Env`]) and the parsing helpers they share.
 
 mod auth;
 mod limits;
 mod llm;
+mod replies;
 mod session;
 mod site;
 #[cfg(test)]
@@ -18,6 +20,7 @@ mod tests;
 pub use auth::{AuthConfig, GitHubConfig, OidcProviderConfig, SecondMeConfig};
 pub use limits::LimitsConfig;
 pub use llm::LlmConfig;
+pub use replies::RepliesConfig;
 pub use session::SessionSecret;
 pub use site::PublicUrl;
 
@@ -49,6 +52,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Limits on model calls and sign-ins.
     pub limits: LimitsConfig,
+    pub replies: RepliesConfig,
 }
 
 /// A credential from the environment. Never printed.
@@ -116,6 +120,7 @@ impl Config {
         let sessions = session::read(env, &site)?;
         let llm = llm::read(env)?;
         let auth = auth::read(env, &site.data_dir, site.loopback())?;
+        let replies = replies::read(env)?;
 
         let log_format = match env.var("LOG_FORMAT").as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
@@ -141,6 +146,7 @@ impl Config {
             log_format,
             auth,
             limits: limits::read(env)?,
+            replies,
         })
     }
 

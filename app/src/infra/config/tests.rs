@@ -366,3 +366,38 @@ fn limits_have_sane_defaults_and_can_be_set() {
         .to_string()
         .contains("LIMIT_DAILY_TOKENS must be a whole number"));
 }
+
+#[test]
+fn reply_staleness_and_shutdown_grace_have_defaults_and_are_checked() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let c = Config::from_env(&env(&[("DATA_DIR", data)])).unwrap();
+    assert_eq!(c.replies.stale_after, Duration::from_secs(10));
+    assert_eq!(c.replies.shutdown_grace, Duration::from_secs(10));
+    let c = Config::from_env(&env(&[
+        ("DATA_DIR", data),
+        ("REPLY_STALE_SECS", "30"),
+        ("SHUTDOWN_GRACE_SECS", "0"),
+    ]))
+    .unwrap();
+    assert_eq!(c.replies.stale_after, Duration::from_secs(30));
+    assert_eq!(c.replies.shutdown_grace, Duration::ZERO);
+    for (key, value, says) in [
+        ("REPLY_STALE_SECS", "0", "at least 1"),
+        (
+            "REPLY_STALE_SECS",
+            "soon",
+            "REPLY_STALE_SECS must be a whole number",
+        ),
+        (
+            "SHUTDOWN_GRACE_SECS",
+            "-1",
+            "SHUTDOWN_GRACE_SECS must be a whole number",
+        ),
+    ] {
+        let e = Config::from_env(&env(&[("DATA_DIR", data), (key, value)])).unwrap_err();
+        assert!(e.to_string().contains(says), "{key}={value}: {e}");
+    }
+}

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod process;
 pub mod standins;
 #[allow(unused_imports)]
 pub use client::*;
@@ -212,9 +213,9 @@ pub struct TestApp {
     pub db: Db,
     /// The server's state (its services), for tests that call a service directly.
     pub state: Option<app::infra::AppState>,
+    /// The environment it was configured from (for [`TestApp::second_server`]).
+    pub env: HashMap<String, String>,
     test_db: Option<TestDb>,
-    /// The environment the server was configured from (for [`TestApp::second_server`]).
-    env: HashMap<String, String>,
     _shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -239,6 +240,13 @@ pub async fn spawn_app_with(
 async fn start(env: HashMap<String, String>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = config(&env);
     adjust(&mut config);
+    let mut app = serve(config, new_client()).await;
+    app.env = env;
+    app
+}
+
+/// Builds and starts a server with `config`; the returned app owns no database.
+async fn serve(config: Config, client: reqwest::Client) -> TestApp {
     let app = Application::build(config).await.expect("server starts");
     let addr = app.addr();
     let db = app.state().db.clone();
@@ -249,11 +257,11 @@ async fn start(env: HashMap<String, String>, adjust: impl FnOnce(&mut Config)) -
     }));
     TestApp {
         base: format!("http://127.0.0.1:{}", addr.port()),
-        client: new_client(),
+        client,
         db,
         state: Some(state),
+        env: HashMap::new(),
         test_db: None,
-        env,
         _shutdown: Some(tx),
     }
 }
@@ -283,8 +291,8 @@ impl TestApp {
             client: new_client(),
             db: self.db.clone(),
             state: self.state.clone(),
-            test_db: None,
             env: self.env.clone(),
+            test_db: None,
             _shutdown: None,
         }
     }
@@ -298,8 +306,8 @@ impl TestApp {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
-        let mut other = start(env, |_| {}).await;
-        other.client = self.client.clone();
+        let mut other = serve(config(&env), self.client.clone()).await;
+        other.env = env;
         other
     }
 
