@@ -25,6 +25,20 @@ pub struct CharacterSummary {
     pub created_at: i64,
 }
 
+/// How many characters a dashboard page shows unless asked otherwise.
+pub const PAGE: i64 = 24;
+/// The most characters one call returns; a larger `limit` is clamped to this.
+pub const MAX_PAGE: i64 = 100;
+
+/// A page of the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterPage {
+    /// Newest first.
+    pub characters: Vec<CharacterSummary>,
+    /// When more remain: the cursor (`after`) for the next page.
+    pub next: Option<String>,
+}
+
 /// A whole saved character.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CharacterView {
@@ -57,10 +71,22 @@ pub async fn save_character(draft: CharacterDraft) -> Result<String, AppError> {
     service::save(draft).await
 }
 
-/// The signed-in user's characters, newest first.
+/// The signed-in user's characters, newest first: the first [`MAX_PAGE`] of them (see
+/// [`list_character_page`] for the rest).
 #[server(endpoint = "characters/list")]
 pub async fn list_characters() -> Result<Vec<CharacterSummary>, AppError> {
     service::list().await
+}
+
+/// A page of the signed-in user's characters, newest first (keyset on creation time and id):
+/// those after the character `after` (the previous page's `next`; another user's is not found),
+/// at most `limit` (default [`PAGE`], clamped to [`MAX_PAGE`]).
+#[server(endpoint = "characters/page")]
+pub async fn list_character_page(
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<CharacterPage, AppError> {
+    service::page(after, limit).await
 }
 
 #[server(endpoint = "characters/get")]

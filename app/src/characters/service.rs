@@ -1,7 +1,7 @@
 //! What the character server functions do: generate a story (with one repair of an invalid
 //! reply), save, list and open. Queries are in [`super::store`].
 
-use super::{store, CharacterSummary, CharacterView, Generated};
+use super::{store, CharacterPage, CharacterSummary, CharacterView, Generated, MAX_PAGE, PAGE};
 use crate::auth::{require_user, UserId};
 use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter};
 use crate::error::{AppError, OrInternal};
@@ -100,11 +100,34 @@ pub async fn save(draft: CharacterDraft) -> Result<String, AppError> {
         .or_internal("save character")
 }
 
+/// The first page of the user's characters at the largest page size.
 pub async fn list() -> Result<Vec<CharacterSummary>, AppError> {
     let user = require_user().await?;
     store::list_for(&AppState::get().db, &user)
         .await
         .or_internal("list characters")
+}
+
+/// A page of the user's characters, newest first, after the character `after` (the last of the
+/// previous page; someone else's or a missing one is not found). `limit` defaults to [`PAGE`] and
+/// is clamped to 1..=[`MAX_PAGE`].
+#[tracing::instrument(skip_all)]
+pub async fn page(after: Option<String>, limit: Option<u32>) -> Result<CharacterPage, AppError> {
+    let user = require_user().await?;
+    let limit = i64::from(limit.unwrap_or(PAGE as u32)).clamp(1, MAX_PAGE);
+    let after = match after.as_deref() {
+        None | Some("") => store::After::Start,
+        Some(id) if id.len() <= 64 => store::After::Character(id),
+        Some(_) => return Err(AppError::NotFound),
+    };
+    let (characters, more) = store::page_for(&AppState::get().db, &user, after, limit)
+        .await
+        .or_internal("list characters")?
+        .ok_or(AppError::NotFound)?;
+    let next = more
+        .then(|| characters.last().map(|c| c.id.clone()))
+        .flatten();
+    Ok(CharacterPage { characters, next })
 }
 
 pub async fn get(id: String) -> Result<CharacterView, AppError> {

@@ -102,16 +102,65 @@ pub async fn insert(db: &Db, owner: &UserId, spec: &CharacterSpec) -> Result<Str
     Ok(id)
 }
 
-pub async fn list_for(db: &Db, owner: &UserId) -> Result<Vec<CharacterSummary>, sqlx::Error> {
-    let rows: Vec<CharacterRow> = with_pool!(db, pool => {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM characters WHERE owner_id = $1 ORDER BY created_at DESC, id DESC"
-        ))
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: String,
+    name: String,
+    traits: SqlJson<Vec<String>>,
+    avatar: String,
+    opening_line: String,
+    created_at: i64,
+}
+
+/// What [`page_for`] was asked to start after.
+pub enum After<'a> {
+    /// The first page.
+    Start,
+    /// After the character with this id (the last one of the previous page).
+    Character(&'a str),
+}
+
+/// One page of `owner`'s characters, newest first by keyset on `(created_at, id)`: up to `limit`
+/// after `after`, and whether more remain. `None` when `after` names a character `owner` does not
+/// have (someone else's cursor reads as missing).
+pub async fn page_for(
+    db: &Db,
+    owner: &UserId,
+    after: After<'_>,
+    limit: i64,
+) -> Result<Option<(Vec<CharacterSummary>, bool)>, sqlx::Error> {
+    let (created_at, id) = match after {
+        After::Start => (i64::MAX, String::new()),
+        After::Character(id) => {
+            let found: Option<(i64,)> = with_pool!(db, pool => {
+                sqlx::query_as("SELECT created_at FROM characters WHERE id = $1 AND owner_id = $2")
+                    .bind(id)
+                    .bind(&owner.0)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            let Some((created_at,)) = found else {
+                return Ok(None);
+            };
+            (created_at, id.to_string())
+        }
+    };
+    let mut rows: Vec<SummaryRow> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, name, traits, avatar, opening_line, created_at FROM characters \
+             WHERE owner_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+        )
         .bind(&owner.0)
+        .bind(created_at)
+        .bind(&id)
+        .bind(limit + 1)
         .fetch_all(pool)
         .await?
     });
-    Ok(rows
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    let list = rows
         .into_iter()
         .map(|r| CharacterSummary {
             id: r.id,
@@ -121,7 +170,14 @@ pub async fn list_for(db: &Db, owner: &UserId) -> Result<Vec<CharacterSummary>, 
             opening_line: r.opening_line,
             created_at: r.created_at,
         })
-        .collect())
+        .collect();
+    Ok(Some((list, more)))
+}
+
+/// The first page of `owner`'s characters at the largest page size, newest first.
+pub async fn list_for(db: &Db, owner: &UserId) -> Result<Vec<CharacterSummary>, sqlx::Error> {
+    let first = page_for(db, owner, After::Start, super::MAX_PAGE).await?;
+    Ok(first.map(|(list, _)| list).unwrap_or_default())
 }
 
 /// The character `id` if `owner` owns it; someone else's character is `None`, like a missing one.

@@ -106,9 +106,20 @@ pub struct ChatView {
     pub character_id: String,
     pub character_name: String,
     pub avatar: String,
+    /// The latest page of messages (at most 50), in the order written.
     pub messages: Vec<ChatMessage>,
+    /// When earlier messages remain: the `seq` of the first one shown, to load the page before.
+    pub earlier: Option<i64>,
     /// Replies are written by the offline provider (labelled in the UI).
     pub offline: bool,
+}
+
+/// A page of earlier messages, in the order written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<ChatMessage>,
+    /// When still earlier messages remain: the `seq` to load the page before this one.
+    pub earlier: Option<i64>,
 }
 
 /// One line of the reply stream.
@@ -164,6 +175,13 @@ impl EventLines {
 #[server(endpoint = "chat/open")]
 pub async fn open_chat(character_id: String) -> Result<ChatView, AppError> {
     service::open(character_id).await
+}
+
+/// The page of messages written before message number `before` (a `seq`, as in
+/// [`ChatView::earlier`]) in the session `session_id`; the page size is the server's.
+#[server(endpoint = "chat/earlier")]
+pub async fn earlier_messages(session_id: String, before: i64) -> Result<MessagePage, AppError> {
+    service::earlier(session_id, before).await
 }
 
 /// Sends a message and streams the reply as lines of [`ChatEvent`] JSON. Refused with

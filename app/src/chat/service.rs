@@ -3,7 +3,7 @@
 //! server died ([`interrupt_stale_replies`]). Queries are in [`super::store`].
 
 use super::relay::Relay;
-use super::{store, ChatEvent, ChatView, MessageRole, MessageStatus};
+use super::{store, ChatEvent, ChatView, MessagePage, MessageRole, MessageStatus};
 use crate::auth::require_user;
 use crate::domain::MessageText;
 use crate::error::{AppError, OrInternal};
@@ -17,6 +17,10 @@ use leptos::server_fn::codec::TextStream;
 
 /// How much history goes to the model.
 const HISTORY_LIMIT: i64 = 40;
+
+/// How many messages a chat opens with, and how many each "Load earlier messages" adds. Fixed
+/// by the server: the client names only where to start.
+pub const PAGE: i64 = 50;
 
 /// What a second send in a chat whose reply is still being written is told.
 pub const BUSY: &str = "A reply is still being written in this chat. Wait for it or stop it.";
@@ -59,7 +63,7 @@ pub async fn open(character_id: String) -> Result<ChatView, AppError> {
     )
     .await
     .or_internal("check replies")?;
-    let messages = store::messages(&state.db, &session_id, None)
+    let (messages, earlier) = store::messages_page(&state.db, &session_id, None, PAGE)
         .await
         .or_internal("load messages")?;
     Ok(ChatView {
@@ -68,8 +72,30 @@ pub async fn open(character_id: String) -> Result<ChatView, AppError> {
         character_name: session.name,
         avatar: session.avatar,
         messages,
+        earlier,
         offline: state.llm.is_offline(),
     })
+}
+
+/// The page of messages written before `before` (a `seq`) in `owner`'s session `session_id`;
+/// someone else's session, or a missing one, is not found.
+#[tracing::instrument(skip_all, fields(session_id = %session_id, before))]
+pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, AppError> {
+    let user = require_user().await?;
+    if before < 1 {
+        return Err(AppError::BadRequest(
+            "`before` must be a message number (1 or more).".into(),
+        ));
+    }
+    let db = AppState::get().db;
+    store::find_session(&db, &user, &session_id)
+        .await
+        .or_internal("load session")?
+        .ok_or(AppError::NotFound)?;
+    let (messages, earlier) = store::messages_page(&db, &session_id, Some(before), PAGE)
+        .await
+        .or_internal("load messages")?;
+    Ok(MessagePage { messages, earlier })
 }
 
 #[tracing::instrument(skip_all, fields(session_id = %session_id))]

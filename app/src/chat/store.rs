@@ -210,6 +210,48 @@ pub async fn messages(
     rows.into_iter().map(ChatMessage::try_from).collect()
 }
 
+/// One page of a session's messages, newest first by keyset on `seq`: up to `limit` written
+/// before `before` (the latest when `None`), returned in the order written, with the `seq` of the
+/// first of them when earlier ones remain (the cursor for the page before). Reads `limit + 1`
+/// rows through the `(session_id, seq)` index, never the whole chat.
+pub async fn messages_page(
+    db: &Db,
+    session_id: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<ChatMessage>, Option<i64>), sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct PagedRow {
+        #[sqlx(flatten)]
+        message: MessageRow,
+        seq: i64,
+    }
+    let mut rows: Vec<PagedRow> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, role, content, status, created_at, seq FROM chat_messages \
+             WHERE session_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(session_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?
+    });
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    let earlier = if more {
+        rows.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    let messages = rows
+        .into_iter()
+        .rev()
+        .map(|r| ChatMessage::try_from(r.message))
+        .collect::<Result<_, _>>()?;
+    Ok((messages, earlier))
+}
+
 /// Adds a message to a session (and makes it the session's preview); returns it as saved.
 pub async fn insert_message(
     db: &Db,

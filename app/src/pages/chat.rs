@@ -4,26 +4,46 @@
 //! answered again.
 
 use crate::chat::{
-    open_chat, send_message, stop_reply, ChatEvent, ChatMessage, ChatView, EventLines, MessageRole,
-    MessageStatus,
+    earlier_messages, open_chat, send_message, stop_reply, ChatEvent, ChatMessage, ChatView,
+    EventLines, MessageRole, MessageStatus,
 };
 use crate::pages::layout::{error_view, AvatarBadge};
 use crate::pages::platform::spawn_browser_task;
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
+/// The chat opens with its latest page of messages; `?before=SEQ` shows instead the page written
+/// before message `SEQ` (the "Load earlier messages" link, which works without JavaScript too).
 #[component]
 pub fn ChatPage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let character_id = move || params.read().get("id").unwrap_or_default();
-    let chat = Resource::new(character_id, open_chat);
+    let before = move || {
+        query
+            .read()
+            .get("before")
+            .and_then(|b| b.parse::<i64>().ok())
+    };
+    let chat = Resource::new(
+        move || (character_id(), before()),
+        |(character_id, before)| async move {
+            let mut view = open_chat(character_id).await?;
+            if let Some(before) = before {
+                let page = earlier_messages(view.session_id.clone(), before).await?;
+                view.messages = page.messages;
+                view.earlier = page.earlier;
+            }
+            Ok::<_, crate::error::AppError>((view, before.is_some()))
+        },
+    );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match chat.await {
-                    Ok(view) => view! { <ChatRoom view /> }.into_any(),
+                    Ok((view, older)) => view! { <ChatRoom view older /> }.into_any(),
                     Err(e) => error_view(e),
                 }
             })}
@@ -31,15 +51,17 @@ pub fn ChatPage() -> impl IntoView {
     }
 }
 
+/// `older`: the page shown is not the latest (the chat was opened with `?before=`).
 #[component]
-fn ChatRoom(view: ChatView) -> impl IntoView {
+fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
     let ChatView {
         session_id,
+        character_id,
         character_name,
         avatar,
         messages: initial,
+        earlier,
         offline,
-        ..
     } = view;
     let messages = RwSignal::new(initial);
     // The reply being written, shown below the history until it is saved.
@@ -161,11 +183,19 @@ fn ChatRoom(view: ChatView) -> impl IntoView {
                     <span class="badge offline" title="Replies are written by the built-in offline writer; no AI model is configured.">"offline"</span>
                 })}
             </div>
+            {earlier.map(|seq| view! {
+                <a class="earlier" href=format!("/characters/{character_id}?before={seq}")
+                    data-testid="load-earlier">"Load earlier messages"</a>
+            })}
             <ol class="log" aria-live="polite" data-testid="chat-log">
                 <For each=move || messages.get() key=|m| (m.id.clone(), m.status, m.content.len())
                     children=move |m| bubble(m, false) />
                 {move || live.get().map(|m| bubble(m, true))}
             </ol>
+            {older.then(|| view! {
+                <a class="latest" href=format!("/characters/{character_id}")
+                    data-testid="load-latest">"Back to the latest messages"</a>
+            })}
             {move || error.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
             <form class="composer" on:submit=submit>
                 <label for="message" class="visually-hidden">"Your message"</label>

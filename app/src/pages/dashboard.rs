@@ -1,11 +1,17 @@
-use crate::characters::list_characters;
+//! The dashboard: the user's characters, a page at a time, newest first. `?after=ID` shows the
+//! page after the character `ID` (the "More" link, which works without JavaScript too).
+
+use crate::characters::list_character_page;
 use crate::pages::layout::{error_view, AvatarBadge};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let characters = Resource::new(|| (), |_| list_characters());
+    let query = use_query_map();
+    let after = move || query.read().get("after").filter(|a| !a.is_empty());
+    let characters = Resource::new(after, |after| list_character_page(after, None));
     view! {
         <Title text="Dashboard" />
         <div class="page-head">
@@ -15,12 +21,15 @@ pub fn DashboardPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match characters.await {
-                    Ok(list) if list.is_empty() => view! {
+                    Ok(page) if page.characters.is_empty() && after().is_some() => view! {
+                        <p class="empty">"No more characters. " <a href="/dashboard">"Back to the newest"</a> "."</p>
+                    }.into_any(),
+                    Ok(page) if page.characters.is_empty() => view! {
                         <p class="empty">"No characters yet. " <a href="/characters/new">"Create your first one"</a> "."</p>
                     }.into_any(),
-                    Ok(list) => view! {
+                    Ok(page) => view! {
                         <ul class="cards" data-testid="character-list">
-                            {list.into_iter().map(|c| {
+                            {page.characters.into_iter().map(|c| {
                                 let href = format!("/characters/{}", c.id);
                                 view! {
                                     <li class="card character">
@@ -34,6 +43,12 @@ pub fn DashboardPage() -> impl IntoView {
                                 }
                             }).collect_view()}
                         </ul>
+                        <nav class="pager">
+                            {after().map(|_| view! { <a href="/dashboard" data-testid="first-page">"Newest"</a> })}
+                            {page.next.map(|id| view! {
+                                <a class="button" href=format!("/dashboard?after={id}") data-testid="more-characters">"More"</a>
+                            })}
+                        </nav>
                     }.into_any(),
                     Err(e) => error_view(e),
                 }

@@ -6,8 +6,10 @@
 
 use crate::common::*;
 use app::auth::{GetCurrentUser, GetSignInOptions, LocalSignIn, SignOut};
-use app::characters::{GenerateCharacter, GetCharacter, ListCharacters, SaveCharacter};
-use app::chat::{OpenChat, SendMessage, StopReply};
+use app::characters::{
+    GenerateCharacter, GetCharacter, ListCharacterPage, ListCharacters, SaveCharacter,
+};
+use app::chat::{EarlierMessages, OpenChat, SendMessage, StopReply};
 use app::error::AppError;
 use leptos::server_fn::ServerFn;
 use serde::Serialize;
@@ -68,6 +70,11 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Public, |_| LocalSignIn {}),
         Entry::new(Public, |_| SignOut {}),
         Entry::new(SignedIn, |_| ListCharacters {}),
+        // The cursor names a character: another user's is not found.
+        Entry::new(Owner, |ids| ListCharacterPage {
+            after: Some(ids.character.clone()),
+            limit: None,
+        }),
         Entry::new(Owner, |ids| GetCharacter {
             id: ids.character.clone(),
         }),
@@ -78,6 +85,10 @@ fn matrix() -> Vec<Entry> {
         Entry::new(SignedIn, |_| SaveCharacter { draft: draft("A") }),
         Entry::new(Owner, |ids| OpenChat {
             character_id: ids.character.clone(),
+        }),
+        Entry::new(Owner, |ids| EarlierMessages {
+            session_id: ids.session.clone(),
+            before: 2,
         }),
         Entry::new(Owner, |ids| SendMessage {
             session_id: ids.session.clone(),

@@ -13,6 +13,7 @@ mod limits;
 mod llm_app;
 mod oidc;
 mod oidc_faults;
+mod paging;
 mod providers;
 mod reliability;
 mod schema;
