@@ -15,6 +15,7 @@ mod oidc;
 mod oidc_faults;
 mod providers;
 mod reliability;
+mod replicas;
 mod schema;
 mod secondme;
 mod security;
