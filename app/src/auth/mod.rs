@@ -41,7 +41,7 @@ pub async fn get_current_user() -> Result<Option<CurrentUser>, AppError> {
 
 #[server(endpoint = "auth/options")]
 pub async fn get_sign_in_options() -> Result<SignInOptions, AppError> {
-    let state = crate::infra::AppState::get();
+    let state = crate::infra::AppState::get()?;
     Ok(SignInOptions {
         local: service::local_sign_in_allowed(),
         providers: state.providers.buttons(),

@@ -29,7 +29,7 @@ pub async fn require_user() -> Result<UserId, AppError> {
     let Some(id) = session_user_id(&session).await? else {
         return Err(AppError::Unauthorized);
     };
-    let state = AppState::get();
+    let state = AppState::get()?;
     match store::find_user(&state.db, &id)
         .await
         .or_internal("load user")?
@@ -52,7 +52,7 @@ async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> 
         .get(SIGNED_IN_AT)
         .await
         .or_internal("session read")?;
-    let config = &AppState::get().config;
+    let config = &AppState::get()?.config;
     let now = now_ms();
     if at.is_none_or(|at| now - at > config.session_max_age.as_millis() as i64) {
         session.flush().await.or_internal("session flush")?;
@@ -78,7 +78,7 @@ pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
     let Some(id) = session_user_id(&session).await? else {
         return Ok(None);
     };
-    store::find_user(&AppState::get().db, &id)
+    store::find_user(&AppState::get()?.db, &id)
         .await
         .or_internal("load user")
 }
@@ -105,11 +105,11 @@ pub fn came_through_a_proxy() -> bool {
 /// Whether this request may use the local sign-in: the server listens on loopback (and is not
 /// published under a public URL), and the request did not come through a proxy.
 pub fn local_sign_in_allowed() -> bool {
-    AppState::get().config.local_sign_in_allowed() && !came_through_a_proxy()
+    AppState::get().is_ok_and(|s| s.config.local_sign_in_allowed()) && !came_through_a_proxy()
 }
 
 pub async fn local_sign_in() -> Result<(), AppError> {
-    let state = AppState::get();
+    let state = AppState::get()?;
     if !state.config.local_sign_in_allowed() {
         return Err(AppError::Forbidden(
             "Local sign-in is only available while the server listens on loopback.".into(),

@@ -16,7 +16,7 @@ use std::time::Instant;
 pub async fn generate(draft: CharacterDraft, variation: u64) -> Result<Generated, AppError> {
     let user = require_user().await?;
     let seed = draft.parse_seed()?;
-    let state = AppState::get();
+    let state = AppState::get()?;
     let mut slot = limits::service::begin_model_call(&state, &user, None).await?;
     let story = write_story(&state, &user, &seed, variation).await;
     slot.release().await;
@@ -94,7 +94,7 @@ pub fn parse_generated(raw: &str) -> Result<GeneratedCharacter, LlmError> {
 pub async fn save(draft: CharacterDraft) -> Result<String, AppError> {
     let user = require_user().await?;
     let spec = draft.parse_spec()?;
-    let db = AppState::get().db;
+    let db = AppState::get()?.db;
     store::insert(&db, &user, &spec)
         .await
         .or_internal("save character")
@@ -103,7 +103,7 @@ pub async fn save(draft: CharacterDraft) -> Result<String, AppError> {
 /// The first page of the user's characters at the largest page size.
 pub async fn list() -> Result<Vec<CharacterSummary>, AppError> {
     let user = require_user().await?;
-    store::list_for(&AppState::get().db, &user)
+    store::list_for(&AppState::get()?.db, &user)
         .await
         .or_internal("list characters")
 }
@@ -132,7 +132,7 @@ pub async fn page(after: Option<String>, limit: Option<u32>) -> Result<Character
 
 pub async fn get(id: String) -> Result<CharacterView, AppError> {
     let user = require_user().await?;
-    store::find(&AppState::get().db, &user, &id)
+    store::find(&AppState::get()?.db, &user, &id)
         .await
         .or_internal("get character")?
         .ok_or(AppError::NotFound)

@@ -47,7 +47,7 @@ pub async fn interrupt_stale_replies(
 #[tracing::instrument(skip_all)]
 pub async fn open(character_id: String) -> Result<ChatView, AppError> {
     let user = require_user().await?;
-    let state = AppState::get();
+    let state = AppState::get()?;
     let session_id = store::open_session(&state.db, &user, &character_id)
         .await
         .or_internal("open chat")?
@@ -102,7 +102,7 @@ pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, App
 pub async fn send(session_id: String, text: String) -> Result<TextStream<AppError>, AppError> {
     let user = require_user().await?;
     let text = MessageText::parse(&text)?;
-    let state = AppState::get();
+    let state = AppState::get()?;
     let session = store::find_session(&state.db, &user, &session_id)
         .await
         .or_internal("load session")?
@@ -179,7 +179,7 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
 #[tracing::instrument(skip_all, fields(reply_id = %reply_id))]
 pub async fn stop(reply_id: String) -> Result<(), AppError> {
     let user = require_user().await?;
-    let state = AppState::get();
+    let state = AppState::get()?;
     let status = store::reply_status(&state.db, &user, &reply_id)
         .await
         .or_internal("find reply")?

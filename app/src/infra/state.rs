@@ -1,6 +1,7 @@
-//! The state handed to every route and server function (`expect_context::<AppState>()`).
+//! The state handed to every route and server function ([`AppState::get`]).
 
 use super::{config::Config, db::Db, llm::LlmProvider};
+use crate::error::AppError;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::{sync::Arc, time::Duration};
@@ -108,8 +109,37 @@ impl RunningReplies {
 }
 
 impl AppState {
-    /// The state of the current server function call.
-    pub fn get() -> Self {
-        leptos::prelude::expect_context::<AppState>()
+    /// The state of the current server function call, or an error when it is not there.
+    ///
+    /// leptos_axum provides the state as a reactive context of the request. A page's resources
+    /// run their server functions as tasks of that render; when the client goes away in the
+    /// middle of it (a closed tab, a proxy's timeout, a load tester), the render's owner is
+    /// disposed with its contexts while those tasks may still be polled once more. A panicking
+    /// lookup (`expect_context`) turned each of those into a logged panic; this one returns an
+    /// opaque error that nobody receives (the connection is gone), logged at debug level only.
+    pub fn get() -> Result<Self, AppError> {
+        leptos::prelude::use_context::<AppState>().ok_or_else(|| {
+            let reference = super::request_id::current();
+            tracing::debug!(
+                %reference,
+                "no server state in this request's context: the request was cancelled"
+            );
+            AppError::Internal { reference }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leptos::prelude::Owner;
+
+    /// A render whose client went away has lost its contexts: the lookup is an error, not a panic.
+    #[test]
+    fn a_missing_state_is_an_error_not_a_panic() {
+        let owner = Owner::new();
+        let got = owner.with(AppState::get);
+        assert!(matches!(got, Err(AppError::Internal { .. })));
+        assert!(AppState::get().is_err(), "outside any owner too");
     }
 }

@@ -16,6 +16,7 @@ mod oidc_faults;
 mod paging;
 mod providers;
 mod reliability;
+mod replicas;
 mod schema;
 mod secondme;
 mod security;

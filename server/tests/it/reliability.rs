@@ -21,7 +21,7 @@ on_both_backends!(
     concurrent_opens_make_one_chat,
 );
 
-fn gemini_env(mock: &MockLlm) -> Vec<(&'static str, String)> {
+pub(crate) fn gemini_env(mock: &MockLlm) -> Vec<(&'static str, String)> {
     vec![
         ("LLM_PROVIDER", "gemini".into()),
         ("GEMINI_API_KEY", "test-key".into()),
@@ -31,7 +31,7 @@ fn gemini_env(mock: &MockLlm) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn with<'a>(
+pub(crate) fn with<'a>(
     env: &'a [(&'static str, String)],
     more: &[(&'static str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
@@ -42,7 +42,7 @@ fn with<'a>(
 }
 
 /// `n` words, one every `delay_ms`.
-fn words(n: usize, delay_ms: u64) -> Reply {
+pub(crate) fn words(n: usize, delay_ms: u64) -> Reply {
     Reply::Text {
         chunks: (0..n).map(|i| format!("w{i} ")).collect(),
         finish: "STOP".into(),
@@ -51,7 +51,7 @@ fn words(n: usize, delay_ms: u64) -> Reply {
 }
 
 /// A reply whose model writes `first`, then is silent for `silence_ms` before the rest.
-fn silent_after(first: &str, silence_ms: u64) -> Reply {
+pub(crate) fn silent_after(first: &str, silence_ms: u64) -> Reply {
     Reply::Text {
         chunks: vec![first.into(), "and the rest.".into()],
         finish: "STOP".into(),
@@ -60,7 +60,7 @@ fn silent_after(first: &str, silence_ms: u64) -> Reply {
 }
 
 /// The stored status word and text of a message.
-async fn stored(app: &TestApp, id: &str) -> (String, String) {
+pub(crate) async fn stored(app: &TestApp, id: &str) -> (String, String) {
     app::with_pool!(&app.db, pool => {
         let row: (String, String) = sqlx::query_as("SELECT status, content FROM chat_messages WHERE id = $1")
             .bind(id)
@@ -72,7 +72,7 @@ async fn stored(app: &TestApp, id: &str) -> (String, String) {
 }
 
 /// Waits up to `limit` for `check` on the stored (status, text) of `id`; the last value read.
-async fn eventually(
+pub(crate) async fn eventually(
     app: &TestApp,
     id: &str,
     limit: Duration,
@@ -89,7 +89,7 @@ async fn eventually(
 }
 
 /// Signs in, saves a character and opens its chat; (character id, session id).
-async fn new_chat(app: &TestApp) -> (String, String) {
+pub(crate) async fn new_chat(app: &TestApp) -> (String, String) {
     app.sign_in_local().await;
     let id = save_character(app, "Mira").await;
     let view = open_chat(app, &id).await;
@@ -97,7 +97,11 @@ async fn new_chat(app: &TestApp) -> (String, String) {
 }
 
 /// Sends `text` and reads up to the first delta; the stream and the reply id.
-async fn start_reply(app: &TestApp, session_id: &str, text: &str) -> (ReplyStream, String, String) {
+pub(crate) async fn start_reply(
+    app: &TestApp,
+    session_id: &str,
+    text: &str,
+) -> (ReplyStream, String, String) {
     let mut reply = app
         .stream(SendMessage {
             session_id: session_id.into(),
