@@ -120,7 +120,7 @@ pub async fn page(after: Option<String>, limit: Option<u32>) -> Result<Character
         Some(id) if id.len() <= 64 => store::After::Character(id),
         Some(_) => return Err(AppError::NotFound),
     };
-    let (characters, more) = store::page_for(&AppState::get().db, &user, after, limit)
+    let (characters, more) = store::page_for(&AppState::get()?.db, &user, after, limit)
         .await
         .or_internal("list characters")?
         .ok_or(AppError::NotFound)?;

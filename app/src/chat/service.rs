@@ -87,7 +87,7 @@ pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, App
             "`before` must be a message number (1 or more).".into(),
         ));
     }
-    let db = AppState::get().db;
+    let db = AppState::get()?.db;
     store::find_session(&db, &user, &session_id)
         .await
         .or_internal("load session")?
