@@ -165,6 +165,7 @@ async fn bodies_over_their_routes_limit_get_413(backend: Backend) {
 // ---- 3. Wrong status codes ----------------------------------------------------------------------
 
 async fn every_refusal_has_its_status(backend: Backend) {
+    within_one_rate_window(20).await;
     let app = spawn_app_with(
         backend,
         &[
@@ -314,6 +315,7 @@ async fn a_failing_provider_is_a_bad_gateway() {
 // ---- 4. Limits on spending ----------------------------------------------------------------------
 
 async fn model_calls_are_rate_limited_per_user(backend: Backend) {
+    within_one_rate_window(20).await;
     let app = spawn_app_with(backend, &[("LIMIT_MODEL_CALLS_PER_MINUTE", "2")], |_| {}).await;
     app.sign_in_local().await;
     let id = save_character(&app, "Mira").await; // 1
@@ -480,6 +482,7 @@ async fn the_daily_token_budget_is_enforced(backend: Backend) {
 }
 
 async fn sign_ins_are_rate_limited_per_address(backend: Backend) {
+    within_one_rate_window(20).await;
     let app = spawn_app_with(backend, &[("LIMIT_SIGN_INS_PER_MINUTE", "3")], |_| {}).await;
     // Provider starts and local sign-ins share the address's allowance.
     let start = |p: &'static str| {
@@ -512,6 +515,7 @@ async fn sign_ins_are_rate_limited_per_address(backend: Backend) {
 /// database, so a user cannot double them by landing on both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_hold_across_two_servers_on_one_postgres() {
+    within_one_rate_window(20).await;
     let limits = [
         ("OFFLINE_TOKEN_DELAY_MS", "40"),
         ("LIMIT_MODEL_CALLS_PER_MINUTE", "4"),

@@ -19,6 +19,8 @@ const TOKEN_KEY: &str = "70be11c0de70be11c0de70be11c0de70be11c0de70be11c0de70be1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_server_processes_share_one_postgres() {
+    // Five model calls over about fifteen seconds must fall in one minute's window.
+    within_one_rate_window(40).await;
     let mock = MockLlm::start().await;
     let db = TestDb::new(Backend::Postgres).await;
     let env = gemini_env(&mock);

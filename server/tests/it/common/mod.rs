@@ -446,6 +446,19 @@ pub fn session_cookie_of(res: &reqwest::Response) -> String {
     session_cookie(res).expect("a session cookie")
 }
 
+/// Waits, if need be, until at least `secs` seconds remain of the current clock minute, so a test
+/// that counts calls against a per-minute limit (fixed one-minute windows) does not straddle two
+/// windows and see its count reset halfway.
+pub async fn within_one_rate_window(secs: u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let into = now.as_secs() % 60;
+    if 60 - into < secs {
+        tokio::time::sleep(std::time::Duration::from_secs(60 - into + 1)).await;
+    }
+}
+
 /// Where a redirect points.
 pub fn location(res: &reqwest::Response) -> String {
     res.headers()
