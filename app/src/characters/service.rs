@@ -17,7 +17,7 @@ pub async fn generate(draft: CharacterDraft, variation: u64) -> Result<Generated
     let user = require_user().await?;
     let seed = draft.parse_seed()?;
     let state = AppState::get()?;
-    let mut slot = limits::service::begin_model_call(&state, &user, None).await?;
+    let mut slot = limits::service::begin_model_call(&state, &user).await?;
     let story = write_story(&state, &user, &seed, variation).await;
     slot.release().await;
     let story = story.map_err(|e| {

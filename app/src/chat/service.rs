@@ -117,7 +117,7 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
     .or_internal("check replies")?;
     // Within the user's limits. One reply at a time in this chat is the database's rule, kept
     // by `start_exchange` below.
-    let slot = limits::service::begin_model_call(&state, &user, None).await?;
+    let slot = limits::service::begin_model_call(&state, &user).await?;
     // The user's message is saved before the model is called, with the reply's row, unless a
     // reply is still being written in this chat: then nothing is saved and the user is told.
     let (user_message, reply) = match store::start_exchange(&state.db, &session.id, text.as_str())

@@ -54,13 +54,9 @@ impl Drop for Slot {
 }
 
 /// Checks, in order, that `user` has model tokens left today, has not made too many model calls
-/// this minute (this call is counted), and is not over the calls-at-once limit — nor, for a chat
-/// message, already waiting for a reply in `session_id` (a 409). Returns the call's [`Slot`].
-pub async fn begin_model_call(
-    state: &AppState,
-    user: &UserId,
-    session_id: Option<&str>,
-) -> Result<Slot, AppError> {
+/// this minute (this call is counted), and is not over the calls-at-once limit. Returns the call's
+/// [`Slot`]. (One reply at a time per chat is the database's own rule: see `chat::store`.)
+pub async fn begin_model_call(state: &AppState, user: &UserId) -> Result<Slot, AppError> {
     let limits = &state.config.limits;
     let db = &state.db;
     let now = now_ms();
@@ -98,18 +94,10 @@ pub async fn begin_model_call(
     )
     .await?;
 
-    let mut slot = acquire(db, &user.0, session_id, now).await?;
-    let (mine, in_session) = store::live_slots(db, &user.0, session_id, now - STALE_MS)
+    let mut slot = acquire(db, &user.0, now).await?;
+    let mine = store::live_slots(db, &user.0, now - STALE_MS)
         .await
         .or_internal("count generations in progress")?;
-    if in_session > 1 {
-        slot.release().await;
-        return Err(AppError::Conflict(
-            "A reply is still being written in this chat. Wait for it to finish or stop it, \
-             then send your message again."
-                .into(),
-        ));
-    }
     if limits.concurrent_generations > 0 && mine > limits.concurrent_generations as i64 {
         slot.release().await;
         let n = limits.concurrent_generations;
@@ -176,17 +164,12 @@ async fn per_minute(
 }
 
 /// Records the call in progress and starts its heartbeat; clears `owner`'s stale ones.
-async fn acquire(
-    db: &Db,
-    owner: &str,
-    session_id: Option<&str>,
-    now: i64,
-) -> Result<Slot, AppError> {
+async fn acquire(db: &Db, owner: &str, now: i64) -> Result<Slot, AppError> {
     store::delete_stale(db, owner, now - STALE_MS)
         .await
         .or_internal("clear stale generations")?;
     let id = new_id();
-    store::insert_slot(db, &id, owner, session_id, now)
+    store::insert_slot(db, &id, owner, now)
         .await
         .or_internal("record generation in progress")?;
     let heartbeat = {

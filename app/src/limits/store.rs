@@ -31,22 +31,15 @@ pub async fn hit(db: &Db, key: &str, window_start: i64) -> Result<i64, sqlx::Err
     Ok(i64::from(hits))
 }
 
-/// Records a model call in progress for `owner` (in chat `session_id`, if any).
-pub async fn insert_slot(
-    db: &Db,
-    id: &str,
-    owner: &str,
-    session_id: Option<&str>,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+/// Records a model call in progress for `owner`.
+pub async fn insert_slot(db: &Db, id: &str, owner: &str, now: i64) -> Result<(), sqlx::Error> {
     with_pool!(db, pool => {
         sqlx::query(
-            "INSERT INTO generation_slots (id, owner_id, session_id, started_at, heartbeat_at) \
-             VALUES ($1, $2, $3, $4, $4)",
+            "INSERT INTO generation_slots (id, owner_id, started_at, heartbeat_at) \
+             VALUES ($1, $2, $3, $3)",
         )
         .bind(id)
         .bind(owner)
-        .bind(session_id)
         .bind(now)
         .execute(pool)
         .await
@@ -54,35 +47,16 @@ pub async fn insert_slot(
     })
 }
 
-/// Calls in progress whose heartbeat is at or after `since`: `owner`'s, and those in
-/// `session_id` (0 without one).
-pub async fn live_slots(
-    db: &Db,
-    owner: &str,
-    session_id: Option<&str>,
-    since: i64,
-) -> Result<(i64, i64), sqlx::Error> {
+/// `owner`'s calls in progress whose heartbeat is at or after `since`.
+pub async fn live_slots(db: &Db, owner: &str, since: i64) -> Result<i64, sqlx::Error> {
     with_pool!(db, pool => {
-        let mine: i64 = sqlx::query_scalar(
+        sqlx::query_scalar(
             "SELECT COUNT(*) FROM generation_slots WHERE owner_id = $1 AND heartbeat_at >= $2",
         )
         .bind(owner)
         .bind(since)
         .fetch_one(pool)
-        .await?;
-        let in_session: i64 = match session_id {
-            Some(s) => {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM generation_slots WHERE session_id = $1 AND heartbeat_at >= $2",
-                )
-                .bind(s)
-                .bind(since)
-                .fetch_one(pool)
-                .await?
-            }
-            None => 0,
-        };
-        Ok((mine, in_session))
+        .await
     })
 }
 
