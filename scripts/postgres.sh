@@ -14,14 +14,16 @@ pg_try() { # url -> success if it answers
 }
 
 pg_ensure() {
+  # The binaries are needed even with a server given: one test runs a cluster of its own, to
+  # stop and start it under load.
+  if ! command -v psql >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    pg_log "installing Debian's postgresql"
+    apt_install postgresql
+  fi
   if [ -n "${TEST_POSTGRES_URL:-}" ]; then
     pg_try "$TEST_POSTGRES_URL" || { echo "TEST_POSTGRES_URL does not answer: $TEST_POSTGRES_URL" >&2; return 1; }
     pg_log "using Postgres from TEST_POSTGRES_URL"
     return 0
-  fi
-  if ! command -v psql >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    pg_log "installing Debian's postgresql"
-    apt_install postgresql
   fi
   local user="${PGUSER:-postgres}" pass="${PGPASSWORD:-postgres}"
   local url="postgres://$user:$pass@127.0.0.1:5432/postgres"

@@ -41,6 +41,10 @@ pub enum AppError {
     /// The request conflicts with something in progress (e.g. a reply still being written).
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached right now (restarting, network, pool exhausted). Nothing
+    /// the user did: the same request will work once it is back. Answered 503 with `Retry-After`.
+    #[error("PersonaFlux can't reach its database right now. Nothing you wrote is lost; please try again in a moment.")]
+    Unavailable,
     /// A limit was reached (requests per minute, replies at once, tokens per day). The message
     /// says which and when to try again; `retry_after_secs` is sent as `Retry-After`.
     #[error("{message}")]
@@ -49,6 +53,9 @@ pub enum AppError {
         message: String,
     },
 }
+
+/// How long a client is asked to wait when the database is out of reach.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 impl AppError {
     /// The HTTP status that says what kind of refusal or failure this is: 4xx for what the
@@ -69,6 +76,7 @@ impl AppError {
             AppError::RateLimited { .. } => S::TOO_MANY_REQUESTS,
             AppError::Provider(_) => S::BAD_GATEWAY,
             AppError::Internal { .. } => S::INTERNAL_SERVER_ERROR,
+            AppError::Unavailable => S::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -78,14 +86,28 @@ impl AppError {
             AppError::RateLimited {
                 retry_after_secs, ..
             } => Some((*retry_after_secs).max(1)),
+            AppError::Unavailable => Some(UNAVAILABLE_RETRY_SECS),
             _ => None,
         }
     }
 
-    /// Logs `cause` with context and returns an opaque error carrying the request reference.
+    /// Logs `cause` with context and returns an opaque error carrying the request reference —
+    /// or, when the cause is the database being out of reach, [`AppError::Unavailable`], so the
+    /// user is told to try again rather than that something broke.
     #[cfg(feature = "ssr")]
-    pub fn internal(context: &str, cause: impl std::fmt::Debug) -> Self {
+    pub fn internal(context: &str, cause: impl std::fmt::Debug + 'static) -> Self {
         let reference = crate::infra::request_id::current();
+        let any: &dyn std::any::Any = &cause;
+        let unavailable = any
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(crate::infra::db::is_unavailable)
+            || any
+                .downcast_ref::<tower_sessions::session::Error>()
+                .is_some_and(crate::infra::session::is_unavailable);
+        if unavailable {
+            tracing::warn!(%reference, context, cause = ?cause, "database unavailable");
+            return AppError::Unavailable;
+        }
         tracing::error!(%reference, context, cause = ?cause, "internal error");
         AppError::Internal { reference }
     }
@@ -101,7 +123,7 @@ pub trait OrInternal<T> {
 }
 
 #[cfg(feature = "ssr")]
-impl<T, E: std::fmt::Debug> OrInternal<T> for Result<T, E> {
+impl<T, E: std::fmt::Debug + 'static> OrInternal<T> for Result<T, E> {
     fn or_internal(self, context: &'static str) -> Result<T, AppError> {
         self.map_err(|e| AppError::internal(context, e))
     }

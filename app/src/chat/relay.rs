@@ -24,6 +24,14 @@ use std::time::{Duration, Instant};
 /// how soon a Stop sent to another server is noticed.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
+/// The longest one flush may take before it counts as failed, so a database out of reach does
+/// not hold up the tokens on their way to the browser.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the final save of a reply keeps trying while the database is out of reach (a
+/// Postgres restart, a failover). The text stays in memory meanwhile.
+const SAVE_RETRY_FOR: Duration = Duration::from_secs(120);
+
 /// One reply being generated.
 pub(super) struct Relay {
     pub state: AppState,
@@ -63,6 +71,9 @@ impl Relay {
         let db = &self.state.db;
         let interrupted = self.state.running.interrupted();
         let mut content = String::new();
+        // Whether the last write to the database failed: the reply's heartbeat has lapsed, so
+        // another server may have given it up as interrupted (see `store::flush_partial`).
+        let mut db_failing = false;
         let mut flush =
             tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -72,10 +83,29 @@ impl Relay {
                 _ = self.cancel.cancelled() => break Outcome::Stopped,
                 _ = interrupted.cancelled() => break Outcome::Interrupted,
                 _ = flush.tick() => {
-                    match store::flush_partial(db, &self.reply_id, &content).await {
-                        Ok(true) => {}
-                        Ok(false) => break Outcome::EndedElsewhere,
-                        Err(e) => tracing::warn!(error = ?e, "could not save partial reply"),
+                    // While the database is out of reach the text stays here and the model goes
+                    // on; the next flush that gets through saves all of it.
+                    let write = store::flush_partial(db, &self.reply_id, &content, db_failing);
+                    match tokio::time::timeout(FLUSH_TIMEOUT, write).await {
+                        Ok(Ok(true)) => {
+                            if db_failing {
+                                tracing::info!("database reachable again; reply saved");
+                            }
+                            db_failing = false;
+                        }
+                        Ok(Ok(false)) => break Outcome::EndedElsewhere,
+                        Ok(Err(e)) => {
+                            if !db_failing {
+                                tracing::warn!(error = ?e, "could not save partial reply; keeping it in memory");
+                            }
+                            db_failing = true;
+                        }
+                        Err(_) => {
+                            if !db_failing {
+                                tracing::warn!("saving the partial reply timed out; keeping it in memory");
+                            }
+                            db_failing = true;
+                        }
                     }
                 }
                 next = upstream.next() => match next {
@@ -106,25 +136,12 @@ impl Relay {
         };
         let provider = self.state.llm.name();
         // The status the reply really ends with: ours, unless another was set first.
-        let status = match store::finish_message(
-            db,
-            &self.reply_id,
-            &content,
-            status,
-            usage,
-            provider,
-        )
-        .await
+        let status = match self
+            .save_final(&content, status, usage, provider, db_failing)
+            .await
         {
-            Ok(Some(saved)) => saved,
-            Ok(None) => {
-                tracing::error!("the reply's row is gone");
-                status
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "could not save reply");
-                status
-            }
+            Some(saved) => saved,
+            None => status,
         };
         if let Err(e) = store::touch_session(db, &self.session_id, &content).await {
             tracing::warn!(error = ?e, "could not update session preview");
@@ -162,5 +179,52 @@ impl Relay {
             chars = content.len(),
             "reply finished"
         );
+    }
+
+    /// Saves the reply's final text and status, trying again for up to [`SAVE_RETRY_FOR`] while
+    /// the database is out of reach. Returns the status it ends with (`None` if it could not be
+    /// saved or its row is gone).
+    async fn save_final(
+        &self,
+        content: &str,
+        status: MessageStatus,
+        usage: Usage,
+        provider: &str,
+        mut reclaim: bool,
+    ) -> Option<MessageStatus> {
+        let db = &self.state.db;
+        let deadline = Instant::now() + SAVE_RETRY_FOR;
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match store::finish_message(
+                db,
+                &self.reply_id,
+                content,
+                status,
+                usage,
+                provider,
+                reclaim,
+            )
+            .await
+            {
+                Ok(Some(saved)) => return Some(saved),
+                Ok(None) => {
+                    tracing::error!("the reply's row is gone");
+                    return None;
+                }
+                Err(e) if crate::infra::db::is_unavailable(&e) && Instant::now() < deadline => {
+                    if !reclaim {
+                        tracing::warn!(error = ?e, "could not save the reply; trying again");
+                    }
+                    reclaim = true;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, "could not save reply");
+                    return None;
+                }
+            }
+        }
     }
 }

@@ -428,28 +428,45 @@ pub async fn mark_stopped(db: &Db, reply_id: &str) -> Result<(), sqlx::Error> {
 
 /// Saves the text of a reply still being written and beats its heartbeat; `false` if it is no
 /// longer streaming (stopped through another server, or given up as interrupted).
-pub async fn flush_partial(db: &Db, id: &str, content: &str) -> Result<bool, sqlx::Error> {
+///
+/// With `reclaim` (the generating server could not reach the database for a while, so its
+/// heartbeat lapsed) a reply given up as `interrupted` meanwhile is taken back to `streaming`:
+/// its server is alive after all. A Stop is never undone, and if another reply is streaming in
+/// the chat by then (the user retried), the chat's one-reply index refuses it and this one ends.
+pub async fn flush_partial(
+    db: &Db,
+    id: &str,
+    content: &str,
+    reclaim: bool,
+) -> Result<bool, sqlx::Error> {
     let now = now_ms();
-    let affected = with_pool!(db, pool => {
+    let res = with_pool!(db, pool => {
         sqlx::query(
-            "UPDATE chat_messages SET content = $1, heartbeat_at = $2, updated_at = $2 \
-             WHERE id = $3 AND status = $4",
+            "UPDATE chat_messages SET content = $1, heartbeat_at = $2, updated_at = $2, status = $4 \
+             WHERE id = $3 AND (status = $4 OR ($5 AND status = $6))",
         )
         .bind(content)
         .bind(now)
         .bind(id)
         .bind(MessageStatus::Streaming.as_str())
+        .bind(reclaim)
+        .bind(MessageStatus::Interrupted.as_str())
         .execute(pool)
-        .await?
-        .rows_affected()
+        .await
+        .map(|r| r.rows_affected())
     });
-    Ok(affected == 1)
+    match res {
+        Ok(n) => Ok(n == 1),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Saves a reply's final text, with the tokens it cost and who wrote it, and sets its final
 /// status to `status` only if it is still `streaming`: a status already set (a Stop that reached
-/// another server, an interruption) stays. Returns the status the reply ends with (`None` if
-/// there is no such reply).
+/// another server, an interruption) stays — except that with `reclaim` (see [`flush_partial`])
+/// an `interrupted` set while this server could not reach the database is replaced. The text is
+/// always saved. Returns the status the reply ends with (`None` if there is no such reply).
 pub async fn finish_message(
     db: &Db,
     id: &str,
@@ -457,11 +474,12 @@ pub async fn finish_message(
     status: MessageStatus,
     usage: Usage,
     provider: &str,
+    reclaim: bool,
 ) -> Result<Option<MessageStatus>, sqlx::Error> {
     let ended: Option<(String,)> = with_pool!(db, pool => {
         sqlx::query_as(
             "UPDATE chat_messages SET content = $1, \
-             status = CASE WHEN status = $2 THEN $3 ELSE status END, \
+             status = CASE WHEN status = $2 OR ($9 AND status = $10) THEN $3 ELSE status END, \
              heartbeat_at = NULL, updated_at = $4, input_tokens = $5, output_tokens = $6, provider = $7 \
              WHERE id = $8 RETURNING status",
         )
@@ -473,6 +491,8 @@ pub async fn finish_message(
         .bind(usage.output_tokens as i32)
         .bind(provider)
         .bind(id)
+        .bind(reclaim)
+        .bind(MessageStatus::Interrupted.as_str())
         .fetch_optional(pool)
         .await?
     });

@@ -107,6 +107,30 @@ impl Db {
     }
 }
 
+/// Whether `e` says the database is out of reach — refused or dropped connections, no connection
+/// free in time, a server shutting down or starting up, SQLite busy past its timeout — rather than
+/// that the query itself was wrong. Such a request can simply be tried again.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes (low byte 5 or 6).
+                Some(_) => code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)),
+                // Postgres: connection exceptions (class 08), and admin/crash shutdown or
+                // "the database system is starting up" (57P01–57P03).
+                None => code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03"),
+            }
+        }
+        _ => false,
+    }
+}
+
 /// Creates an empty SQLite database file readable by its owner only (0600) if there is none;
 /// SQLite gives its `-wal` and `-shm` files the same mode. `:memory:` is left alone.
 fn create_private_file(file: &std::path::Path) -> std::io::Result<()> {

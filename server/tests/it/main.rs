@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod api;
+mod dbdown;
 mod github;
 mod headers;
 mod limits;

@@ -19,6 +19,7 @@ on_both_backends!(
     message_history_keeps_order_and_honours_the_limit,
     message_order_follows_writing_not_the_clock,
     a_replys_final_state_is_written_once,
+    a_reply_given_up_while_its_server_lost_the_database_is_taken_back,
     a_message_with_an_unknown_role_or_status_is_refused,
     deleting_a_user_removes_their_data,
 );
@@ -262,6 +263,7 @@ async fn a_replys_final_state_is_written_once(backend: Backend) {
         MessageStatus::Complete,
         app::infra::llm::Usage::default(),
         "gemini",
+        true,
     )
     .await
     .unwrap();
@@ -270,6 +272,50 @@ async fn a_replys_final_state_is_written_once(backend: Backend) {
         (m.status, m.content.as_str()),
         (MessageStatus::Stopped, "all of it")
     );
+}
+
+/// A reply whose heartbeat lapsed because its server could not reach the database is given up
+/// as interrupted by a sweep; when its server gets through again (reclaiming), it takes the reply
+/// back to streaming. A Stop is never undone, and a server that did not lose the database does
+/// not reclaim.
+async fn a_reply_given_up_while_its_server_lost_the_database_is_taken_back(backend: Backend) {
+    let (db, _t) = db(backend).await;
+    let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
+    let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
+    let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
+    let reply = chat::insert_message(
+        &db,
+        &s,
+        MessageRole::Assistant,
+        "",
+        MessageStatus::Streaming,
+    )
+    .await
+    .unwrap();
+    // A cut-off in the future: every streaming reply counts as stale.
+    assert_eq!(
+        chat::interrupt_stale(&db, Some(&s), i64::MAX)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!chat::flush_partial(&db, &reply.id, "some", false)
+        .await
+        .unwrap());
+    assert!(chat::flush_partial(&db, &reply.id, "some text", true)
+        .await
+        .unwrap());
+    let m = chat::messages(&db, &s, None).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (m.status, m.content.as_str()),
+        (MessageStatus::Streaming, "some text")
+    );
+    chat::mark_stopped(&db, &reply.id).await.unwrap();
+    assert!(!chat::flush_partial(&db, &reply.id, "more", true)
+        .await
+        .unwrap());
+    let m = chat::messages(&db, &s, None).await.unwrap().pop().unwrap();
+    assert_eq!(m.status, MessageStatus::Stopped);
 }
 
 async fn a_message_with_an_unknown_role_or_status_is_refused(backend: Backend) {

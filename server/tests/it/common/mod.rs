@@ -69,22 +69,29 @@ impl TestDb {
                     "TEST_POSTGRES_URL is not set: the Postgres half of the suite needs a server. \
                      Run the README's test command (scripts/test.sh), which starts one.",
                 );
-                let name = format!("pf_test_{}", uuid::Uuid::new_v4().simple());
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("connect to TEST_POSTGRES_URL");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let url = with_database(&admin, &name);
-                Self {
-                    url,
-                    dir,
-                    pg: Some((admin, name)),
-                }
+                Self::on_postgres(&admin).await
             }
+        }
+    }
+
+    /// A new database on the Postgres server at `admin` (an admin URL).
+    pub async fn on_postgres(admin: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let admin = admin.to_string();
+        let name = format!("pf_test_{}", uuid::Uuid::new_v4().simple());
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to the test Postgres server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = with_database(&admin, &name);
+        Self {
+            url,
+            dir,
+            pg: Some((admin, name)),
         }
     }
 }
@@ -232,6 +239,15 @@ pub async fn spawn_app_with(
     let test_db = TestDb::new(backend).await;
     let env = test_env(&test_db, extra);
     let mut app = start(env, adjust).await;
+    app.test_db = Some(test_db);
+    app
+}
+
+/// [`spawn_app_with`] on a database the test made itself.
+pub async fn spawn_app_on(test_db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    init_logs();
+    let env = test_env(&test_db, extra);
+    let mut app = start(env, |_| {}).await;
     app.test_db = Some(test_db);
     app
 }
