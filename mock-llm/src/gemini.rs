@@ -59,7 +59,9 @@ pub(crate) async fn generate(
         );
     }
     let scripted = inner.script.lock().unwrap().pop_front();
-    let reply = scripted.unwrap_or_else(|| default_reply(&body));
+    let reply = scripted
+        .unwrap_or_else(|| default_reply(&body))
+        .for_schema(&body["generationConfig"]["responseJsonSchema"]);
     match method {
         "generateContent" => unary(reply).await,
         "streamGenerateContent" => {
@@ -192,6 +194,10 @@ async fn unary(reply: Reply) -> Response {
             Json(candidate_chunk(&value.to_string(), Some("STOP"), 50)).into_response()
         }
         Reply::RawText { text } => Json(candidate_chunk(&text, Some("STOP"), 10)).into_response(),
+        // Resolved against the request's schema before it gets here (`Reply::for_schema`).
+        Reply::FillSchema { .. } => {
+            error_response(500, "INTERNAL", "unresolved FillSchema", None, None)
+        }
         Reply::Stamped { count, .. } => Json(candidate_chunk(
             &format!("{} ", now_micros()),
             Some("STOP"),
@@ -293,6 +299,9 @@ fn streamed(reply: Reply, inner: Arc<Inner>) -> Response {
                 retry_delay.as_deref(),
                 quota_id.as_deref(),
             )
+        }
+        Reply::FillSchema { .. } => {
+            return error_response(500, "INTERNAL", "unresolved FillSchema", None, None)
         }
         Reply::Text {
             chunks,

@@ -45,7 +45,7 @@ pub async fn chat_completions(
         }
     });
     let stream = body["stream"].as_bool().unwrap_or(false);
-    let mut reply = reply;
+    let mut reply = reply.for_schema(&body["response_format"]["json_schema"]["schema"]);
     let mut delay = 0;
     while let Reply::Slow { delay_ms, then } = reply {
         delay += delay_ms;

@@ -49,6 +49,84 @@ pub enum Reply {
     /// Streams `count` chunks whose text is the mock's clock at the moment of sending, in
     /// microseconds since the Unix epoch, followed by a space (for relay benchmarks).
     Stamped { count: usize, chunk_delay_ms: u64 },
+    /// Success with JSON that fills the request's response schema literally ([`fill_schema`]):
+    /// what a model writes that reads only the schema. `over` 1 is at its limits; above 1,
+    /// beyond them.
+    FillSchema {
+        #[serde(default = "one")]
+        over: f64,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// JSON that fills `schema` to its limits, as a model that takes it literally does: every string
+/// exactly `maxLength` characters long (ten thousand when the schema sets no limit — a literal
+/// model is not brief), every array `maxItems` long (the i-th item takes the i-th enum value, so
+/// closed sets come out distinct), every property present. With `over` above 1 it oversteps:
+/// strings `over` times their limit, one item too many, enum values in capitals with spaces.
+pub fn fill_schema(schema: &Value, over: f64) -> Value {
+    fill(schema, over, 0)
+}
+
+fn fill(schema: &Value, over: f64, index: usize) -> Value {
+    let beyond = over > 1.0;
+    match schema["type"].as_str().unwrap_or("object") {
+        "object" => {
+            let mut out = serde_json::Map::new();
+            if let Some(props) = schema["properties"].as_object() {
+                for (name, sub) in props {
+                    out.insert(name.clone(), fill(sub, over, index));
+                }
+            }
+            Value::Object(out)
+        }
+        "array" => {
+            let n = schema["maxItems"]
+                .as_u64()
+                .or(schema["minItems"].as_u64())
+                .unwrap_or(3) as usize
+                + usize::from(beyond);
+            Value::Array((0..n).map(|i| fill(&schema["items"], over, i)).collect())
+        }
+        "string" => {
+            if let Some(values) = schema["enum"].as_array().filter(|v| !v.is_empty()) {
+                let v = values[index % values.len()].as_str().unwrap_or_default();
+                return Value::String(if beyond {
+                    format!(" {} ", v.to_uppercase())
+                } else {
+                    v.to_string()
+                });
+            }
+            let max = schema["maxLength"].as_u64().unwrap_or(10_000) as f64;
+            Value::String(sentences((max * over).floor() as usize))
+        }
+        "integer" | "number" => schema["maximum"].clone().max_or(json!(1_000_000)),
+        "boolean" => Value::Bool(true),
+        _ => Value::Null,
+    }
+}
+
+trait MaxOr {
+    fn max_or(self, default: Value) -> Value;
+}
+
+impl MaxOr for Value {
+    fn max_or(self, default: Value) -> Value {
+        if self.is_null() {
+            default
+        } else {
+            self
+        }
+    }
+}
+
+/// Exactly `n` characters of prose, in whole sentences but for the last, which may be cut.
+fn sentences(n: usize) -> String {
+    const SENTENCE: &str = "The tide keeps every name it takes. ";
+    SENTENCE.chars().cycle().take(n).collect()
 }
 
 pub(crate) fn stop() -> String {
@@ -56,6 +134,17 @@ pub(crate) fn stop() -> String {
 }
 
 impl Reply {
+    /// The reply as sent for a request with this response schema: [`Reply::FillSchema`] becomes
+    /// the JSON that fills it.
+    pub fn for_schema(self, schema: &Value) -> Self {
+        match self {
+            Reply::FillSchema { over } => Reply::Json {
+                value: fill_schema(schema, over),
+            },
+            other => other,
+        }
+    }
+
     pub fn text(chunks: &[&str]) -> Self {
         Reply::Text {
             chunks: chunks.iter().map(|s| s.to_string()).collect(),

@@ -79,11 +79,17 @@ pub async fn write_story(
 }
 
 /// Parses and validates a generated character: JSON of the right shape, every text in bounds,
-/// exactly three start options and three endings of distinct kinds.
+/// exactly three start options and three endings of distinct kinds. What oversteps the schema in
+/// a way that needs no model to fix (a text too long, a kind in capitals) is mended first
+/// ([`crate::domain::schema::recover`]); only the rest is refused, for the one repair call.
 pub fn parse_generated(raw: &str) -> Result<GeneratedCharacter, LlmError> {
     let invalid = |m: String| LlmError::InvalidReply(m);
-    let value: serde_json::Value = serde_json::from_str(raw.trim())
+    let mut value: serde_json::Value = serde_json::from_str(raw.trim())
         .map_err(|e| invalid(format!("the reply is not valid JSON ({e})")))?;
+    let mended = crate::domain::schema::recover(&mut value, &GeneratedCharacter::schema());
+    if !mended.is_empty() {
+        tracing::info!(?mended, "mended a structured reply without a repair call");
+    }
     let g: GeneratedCharacter =
         serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
     g.check().map_err(|e| invalid(e.0))?;

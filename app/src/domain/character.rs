@@ -313,14 +313,89 @@ pub struct GeneratedCharacter {
 impl GeneratedCharacter {
     pub const START_OPTIONS: usize = 3;
     pub const ENDINGS: usize = 3;
+    /// The kinds a model writes the three endings as, one each (a person editing may use others).
+    pub const ENDING_KINDS: [&'static str; 3] = ["happy", "tragic", "ambiguous"];
 
-    /// The rules beyond each field's own bounds: exactly three start options, three endings of
-    /// distinct kinds. (Deserializing checks the fields; a model's reply needs this too.)
+    /// The JSON Schema a model's answer is asked to follow: every bound [`Self::check`] and the
+    /// field types enforce, generated from them (see [`super::schema`]).
+    pub fn schema() -> serde_json::Value {
+        use super::schema::{exactly, object, one_of, text};
+        object(
+            &[
+                (
+                    "backstory",
+                    text::<LongText>(
+                        "The character's past, shaped by their traits: two or three paragraphs.",
+                    ),
+                ),
+                (
+                    "story_context",
+                    text::<LongText>(
+                        "The world and the situation the story starts in: about two paragraphs.",
+                    ),
+                ),
+                (
+                    "opening_line",
+                    text::<OpeningLine>(
+                        "One sentence the character says to the player to open the story.",
+                    ),
+                ),
+                (
+                    "start_options",
+                    exactly(
+                        Self::START_OPTIONS,
+                        text::<StartOption>("A first choice for the player, one sentence."),
+                        "The player's first choices: one bold, one cautious, one curious.",
+                    ),
+                ),
+                (
+                    "endings",
+                    exactly(
+                        Self::ENDINGS,
+                        object(
+                            &[
+                                (
+                                    "kind",
+                                    one_of::<EndingKind>(
+                                        &Self::ENDING_KINDS,
+                                        "The kind of this ending.",
+                                    ),
+                                ),
+                                (
+                                    "text",
+                                    text::<EndingText>("What happens in this ending scene."),
+                                ),
+                            ],
+                            "One ending scene.",
+                        ),
+                        "The story's endings, each of a different kind: one happy, one tragic, \
+                         one ambiguous.",
+                    ),
+                ),
+            ],
+            "A character's story parts.",
+        )
+    }
+
+    /// The rules beyond each field's own bounds, for a model's answer: exactly three start
+    /// options, three endings of distinct kinds from [`Self::ENDING_KINDS`]. (Deserializing checks
+    /// the fields. A person editing the endings afterwards may name the kinds as they like.)
     pub fn check(&self) -> Result<(), Invalid> {
         let options: Vec<&str> = self.start_options.iter().map(|s| s.as_str()).collect();
         parse_start_options(&options)?;
         let endings: Vec<DraftEnding> = self.endings.iter().map(DraftEnding::from).collect();
         parse_endings(&endings)?;
+        if let Some(e) = self
+            .endings
+            .iter()
+            .find(|e| !Self::ENDING_KINDS.contains(&e.kind.as_str()))
+        {
+            return Err(Invalid::new(format!(
+                "ending kind \"{}\" is not one of {}",
+                e.kind,
+                Self::ENDING_KINDS.join(", ")
+            )));
+        }
         Ok(())
     }
 }
@@ -565,6 +640,119 @@ mod tests {
                 },
             ],
         }
+    }
+
+    fn accepts(v: &serde_json::Value) -> Result<(), String> {
+        let g: GeneratedCharacter = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        g.check().map_err(|e| e.0)
+    }
+
+    /// Every (path, leaf schema) in `schema`, with the filled value's paths (arrays by index).
+    fn leaves(
+        schema: &serde_json::Value,
+        value: &serde_json::Value,
+        path: Vec<String>,
+        out: &mut Vec<(Vec<String>, serde_json::Value)>,
+    ) {
+        out.push((path.clone(), schema.clone()));
+        match value {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let mut p = path.clone();
+                    p.push(k.clone());
+                    leaves(&schema["properties"][k], v, p, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    let mut p = path.clone();
+                    p.push(i.to_string());
+                    leaves(&schema["items"], v, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at<'a>(v: &'a mut serde_json::Value, path: &[String]) -> &'a mut serde_json::Value {
+        path.iter().fold(v, |v, k| match v {
+            serde_json::Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+            other => &mut other[k.as_str()],
+        })
+    }
+
+    /// The schema sent to the model and the validator that reads its answer agree exactly: an
+    /// answer that fills the schema to every limit is accepted, and one that oversteps any single
+    /// limit of the schema by one (a character, an item, a value outside an enum) is refused. So no
+    /// validator bound is missing from the schema, and none is looser there.
+    #[test]
+    fn the_schema_carries_every_constraint_the_validator_checks() {
+        let schema = GeneratedCharacter::schema();
+        let full = mock_llm::fill_schema(&schema, 1.0);
+        assert_eq!(accepts(&full), Ok(()), "an answer at every limit");
+        let mut all = Vec::new();
+        leaves(&schema, &full, vec![], &mut all);
+        let mut checked = 0;
+        for (path, leaf) in &all {
+            let mut over = full.clone();
+            let target = at(&mut over, path);
+            if let Some(max) = leaf["maxLength"].as_u64() {
+                *target = serde_json::Value::String("y".repeat(max as usize + 1));
+            } else if let Some(values) = leaf["enum"].as_array() {
+                let outside = values.iter().filter_map(|v| v.as_str()).collect::<String>() + "x";
+                *target = serde_json::Value::String(outside);
+            } else if let Some(max) = leaf["maxItems"].as_u64() {
+                let items = target.as_array_mut().unwrap();
+                items.push(items[0].clone());
+                assert_eq!(items.len() as u64, max + 1);
+            } else if leaf["required"].is_array() {
+                // Each required property, missing.
+                for name in leaf["required"].as_array().unwrap() {
+                    let mut missing = full.clone();
+                    at(&mut missing, path)
+                        .as_object_mut()
+                        .unwrap()
+                        .remove(name.as_str().unwrap());
+                    assert!(
+                        accepts(&missing).is_err(),
+                        "{path:?}.{name} missing was accepted"
+                    );
+                    checked += 1;
+                }
+                continue;
+            } else {
+                continue;
+            }
+            assert!(
+                accepts(&over).is_err(),
+                "one past the schema's limit at {path:?} was accepted"
+            );
+            checked += 1;
+            if let Some(min) = leaf["minItems"].as_u64() {
+                let mut under = full.clone();
+                let items = at(&mut under, path).as_array_mut().unwrap();
+                items.truncate(min as usize - 1);
+                assert!(
+                    accepts(&under).is_err(),
+                    "one item short at {path:?} was accepted"
+                );
+            }
+        }
+        // backstory, story_context, opening_line, 3 options + their array, 3 endings × (kind,
+        // text) + their array, and the required fields of the object and of each ending.
+        assert!(checked >= 20, "only {checked} limits were checked");
+    }
+
+    #[test]
+    fn an_answer_beyond_the_schema_is_mended_to_fit() {
+        let schema = GeneratedCharacter::schema();
+        let mut over = mock_llm::fill_schema(&schema, 1.5);
+        assert!(accepts(&over).is_err());
+        let mended = crate::domain::schema::recover(&mut over, &schema);
+        assert!(!mended.is_empty());
+        assert_eq!(accepts(&over), Ok(()));
+        // Cut at a sentence: every text ends with a full stop.
+        assert!(over["backstory"].as_str().unwrap().ends_with('.'));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod character;
 #[cfg(test)]
 mod fuzz;
+pub mod schema;
 mod text;
 
 pub use character::*;

@@ -75,6 +75,11 @@ macro_rules! bounded_text {
             }
         }
 
+        impl super::schema::Bounded for $name {
+            const MIN: usize = $min;
+            const MAX: usize = $max;
+        }
+
         impl TryFrom<String> for $name {
             type Error = Invalid;
             fn try_from(value: String) -> Result<Self, Invalid> {

@@ -15,6 +15,7 @@ on_both_backends!(
     stopping_a_reply_keeps_its_text_and_closes_the_upstream_request,
     an_invalid_structured_reply_gets_one_repair,
     generation_faults_reach_the_user_as_clear_messages,
+    a_model_that_fills_the_schema_literally_is_understood,
 );
 
 async fn app_with_mock(backend: Backend) -> (TestApp, MockLlm) {
@@ -378,4 +379,70 @@ async fn generation_faults_reach_the_user_as_clear_messages(backend: Backend) {
     assert!(msg.contains("configuration"), "{msg}");
     mock.push(Reply::rate_limited("0.05s"));
     assert!(generate().await.is_ok(), "a short rate limit is waited out");
+}
+
+/// A model that reads only the schema and fills it to its limits writes an answer the app takes
+/// at once, through Gemini and through the OpenAI-compatible protocol; one that oversteps every
+/// limit (texts half as long again, an extra item, kinds in capitals) is mended without a repair
+/// call. Each generation is one model request.
+async fn a_model_that_fills_the_schema_literally_is_understood(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let gemini = mock.base_url();
+    let openai = mock.openai_base_url();
+    for env in [
+        vec![
+            ("LLM_PROVIDER", "gemini"),
+            ("GEMINI_API_KEY", "test-key"),
+            ("GEMINI_BASE_URL", gemini.as_str()),
+        ],
+        vec![
+            ("LLM_PROVIDER", "openai"),
+            ("OPENAI_BASE_URL", openai.as_str()),
+            ("OPENAI_MODEL", "mock"),
+        ],
+    ] {
+        let app = spawn_app_with(backend, &env, |_| {}).await;
+        app.sign_in_local().await;
+        for over in [1.0, 1.5] {
+            let before = mock.requests().len();
+            mock.push(Reply::FillSchema { over });
+            let generated = app
+                .call(GenerateCharacter {
+                    draft: draft("Mira"),
+                    variation: 0,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{} at {over}: {e:?}", env[0].1));
+            assert_eq!(mock.requests().len(), before + 1, "no repair call");
+            let s = &generated.story;
+            let kinds: Vec<&str> = s.endings.iter().map(|e| e.kind.as_str()).collect();
+            assert_eq!(kinds, ["happy", "tragic", "ambiguous"]);
+            assert_eq!(s.start_options.len(), 3);
+            // At the limits the text is kept whole; beyond them it is cut at a sentence.
+            let backstory = s.backstory.as_str();
+            if over == 1.0 {
+                assert_eq!(backstory.chars().count(), app::domain::LongText::MAX);
+            } else {
+                assert!(backstory.chars().count() <= app::domain::LongText::MAX);
+                assert!(
+                    backstory.ends_with('.'),
+                    "{}",
+                    &backstory[backstory.len() - 20..]
+                );
+            }
+            // The saved draft parses: what the model wrote can be saved as it is.
+            app.call(app::characters::SaveCharacter {
+                draft: draft("Mira").with_story(s),
+            })
+            .await
+            .unwrap();
+        }
+        let body = mock.requests().last().unwrap().body.clone();
+        let sent = if env[0].1 == "gemini" {
+            &body["generationConfig"]["responseJsonSchema"]
+        } else {
+            &body["response_format"]["json_schema"]["schema"]
+        };
+        assert_eq!(sent, &app::domain::GeneratedCharacter::schema());
+    }
 }

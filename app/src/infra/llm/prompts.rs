@@ -4,7 +4,6 @@
 
 use super::{ChatRequest, Persona, Role, StructuredRequest, StructuredTask, Turn};
 use crate::domain::CharacterSeed;
-use serde_json::json;
 
 const CHARACTER_SYSTEM: &str = include_str!("templates/character_system.txt");
 const CHARACTER: &str = include_str!("templates/character.txt");
@@ -70,26 +69,9 @@ pub fn repair(problem: &str) -> String {
     fill(REPAIR, &[("problem", problem)])
 }
 
-/// The JSON schema of a generated character.
+/// The JSON schema of a generated character, generated from its validators.
 pub fn character_schema() -> serde_json::Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "backstory": {"type": "string"},
-            "story_context": {"type": "string"},
-            "opening_line": {"type": "string"},
-            "start_options": {"type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 3},
-            "endings": {
-                "type": "array", "minItems": 3, "maxItems": 3,
-                "items": {
-                    "type": "object",
-                    "properties": {"kind": {"type": "string"}, "text": {"type": "string"}},
-                    "required": ["kind", "text"]
-                }
-            }
-        },
-        "required": ["backstory", "story_context", "opening_line", "start_options", "endings"]
-    })
+    crate::domain::GeneratedCharacter::schema()
 }
 
 /// The request for a chat reply in character.
