@@ -63,6 +63,7 @@ impl Application {
         app::chat::service::interrupt_stale_replies(&db, config.replies.stale_after, None)
             .await
             .map_err(|e| db_error(&e))?;
+        app::characters::service::purge_expired(&db).await;
 
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)

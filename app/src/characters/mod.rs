@@ -1,4 +1,5 @@
-//! Characters: generate, save, list, open.
+//! Characters: generate, save, list, open, edit, duplicate, and delete to a trash (restorable
+//! for [`TRASH_DAYS`] days).
 //!
 //! This module holds what crosses the wire (the views and the `#[server]` functions); the
 //! behaviour is in [`service`] and every query on the `characters` table in [`store`].
@@ -48,6 +49,19 @@ pub struct CharacterView {
     pub updated_at: i64,
 }
 
+/// How long a deleted character stays in the trash, restorable, before it is removed for good.
+pub const TRASH_DAYS: i64 = 30;
+
+/// A character in the trash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrashedCharacter {
+    pub id: String,
+    pub name: String,
+    pub avatar: String,
+    /// When it was deleted (epoch ms); it is removed for good [`TRASH_DAYS`] later.
+    pub deleted_at: i64,
+}
+
 /// What generation returns: the story parts, and whether an offline writer produced them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generated {
@@ -92,4 +106,35 @@ pub async fn list_character_page(
 #[server(endpoint = "characters/get")]
 pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
     service::get(id).await
+}
+
+/// Replaces a saved character's fields with `draft` (validated as on save). Returns its id.
+#[server(endpoint = "characters/update", input = Json)]
+pub async fn update_character(id: String, draft: CharacterDraft) -> Result<String, AppError> {
+    service::update(id, draft).await
+}
+
+/// Saves a copy of a character, named "… (copy)". Returns the copy's id.
+#[server(endpoint = "characters/duplicate")]
+pub async fn duplicate_character(id: String) -> Result<String, AppError> {
+    service::duplicate(id).await
+}
+
+/// Moves a character, with its chats, to the trash. Without JavaScript (a plain form post) the
+/// browser is sent to the dashboard, which offers Undo.
+#[server(endpoint = "characters/delete")]
+pub async fn delete_character(id: String) -> Result<(), AppError> {
+    service::delete(id).await
+}
+
+/// Brings a character back from the trash.
+#[server(endpoint = "characters/restore")]
+pub async fn restore_character(id: String) -> Result<(), AppError> {
+    service::restore(id).await
+}
+
+/// The signed-in user's trash, most recently deleted first.
+#[server(endpoint = "characters/trash")]
+pub async fn list_trash() -> Result<Vec<TrashedCharacter>, AppError> {
+    service::trash().await
 }

@@ -1,7 +1,10 @@
 //! What the character server functions do: generate a story (with one repair of an invalid
 //! reply), save, list and open. Queries are in [`super::store`].
 
-use super::{store, CharacterPage, CharacterSummary, CharacterView, Generated, MAX_PAGE, PAGE};
+use super::{
+    store, CharacterPage, CharacterSummary, CharacterView, Generated, TrashedCharacter, MAX_PAGE,
+    PAGE, TRASH_DAYS,
+};
 use crate::auth::{require_user, UserId};
 use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter};
 use crate::error::{AppError, OrInternal};
@@ -142,4 +145,122 @@ pub async fn get(id: String) -> Result<CharacterView, AppError> {
         .await
         .or_internal("get character")?
         .ok_or(AppError::NotFound)
+}
+
+/// Ids are UUIDs; anything much longer is not one of ours and is refused before a query.
+fn check_id(id: &str) -> Result<(), AppError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn update(id: String, draft: CharacterDraft) -> Result<String, AppError> {
+    let user = require_user().await?;
+    check_id(&id)?;
+    let spec = draft.parse_spec()?;
+    let db = AppState::get()?.db;
+    if store::update(&db, &user, &id, &spec)
+        .await
+        .or_internal("update character")?
+    {
+        Ok(id)
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn duplicate(id: String) -> Result<String, AppError> {
+    let user = require_user().await?;
+    check_id(&id)?;
+    let db = AppState::get()?.db;
+    let original = store::find(&db, &user, &id)
+        .await
+        .or_internal("load character")?
+        .ok_or(AppError::NotFound)?;
+    let mut draft = original.draft;
+    draft.name = copy_name(&draft.name);
+    // A saved character parses; should an older row not, the user is told which field.
+    let spec = draft.parse_spec()?;
+    let copy = store::insert(&db, &user, &spec)
+        .await
+        .or_internal("save copy")?;
+    leptos_axum::redirect(&format!("/characters/{copy}"));
+    Ok(copy)
+}
+
+/// "Mira" → "Mira (copy)", within the name's length limit.
+fn copy_name(name: &str) -> String {
+    use crate::domain::CharacterName;
+    const SUFFIX: &str = " (copy)";
+    let room = CharacterName::MAX - SUFFIX.chars().count();
+    let base: String = name.chars().take(room).collect();
+    format!("{}{SUFFIX}", base.trim_end())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete(id: String) -> Result<(), AppError> {
+    let user = require_user().await?;
+    check_id(&id)?;
+    let db = AppState::get()?.db;
+    if store::set_trashed(&db, &user, &id, true, crate::infra::now_ms())
+        .await
+        .or_internal("delete character")?
+    {
+        // Where the browser goes next: a form post is redirected, a hydrated page navigates.
+        leptos_axum::redirect(&format!("/dashboard?deleted={id}"));
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn restore(id: String) -> Result<(), AppError> {
+    let user = require_user().await?;
+    check_id(&id)?;
+    let db = AppState::get()?.db;
+    if store::set_trashed(&db, &user, &id, false, crate::infra::now_ms())
+        .await
+        .or_internal("restore character")?
+    {
+        leptos_axum::redirect(&format!("/characters/{id}"));
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+pub async fn trash() -> Result<Vec<TrashedCharacter>, AppError> {
+    let user = require_user().await?;
+    let db = AppState::get()?.db;
+    purge_expired(&db).await;
+    store::trash_for(&db, &user, MAX_PAGE)
+        .await
+        .or_internal("list trash")
+}
+
+/// Removes for good what has been in the trash longer than [`TRASH_DAYS`]. Run at start-up and
+/// whenever a trash is opened, so nothing outlives its days by more than a visit or a restart.
+pub async fn purge_expired(db: &crate::infra::db::Db) {
+    let cutoff = crate::infra::now_ms() - TRASH_DAYS * 24 * 3_600_000;
+    match store::purge_trash(db, cutoff).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "removed characters past their days in the trash"),
+        Err(e) => tracing::warn!(error = ?e, "could not empty old trash"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_copy_is_named_so_within_the_limit() {
+        assert_eq!(super::copy_name("Mira"), "Mira (copy)");
+        let long = "x".repeat(60);
+        let copy = super::copy_name(&long);
+        assert_eq!(copy.chars().count(), 60);
+        assert!(copy.ends_with(" (copy)"));
+    }
 }

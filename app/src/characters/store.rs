@@ -59,21 +59,7 @@ const COLUMNS: &str = "id, name, traits, age, gender, voice, scenes, language, a
 pub async fn insert(db: &Db, owner: &UserId, spec: &CharacterSpec) -> Result<String, sqlx::Error> {
     let id = new_id();
     let now = now_ms();
-    let traits = SqlJson(spec.seed.traits.to_strings());
-    let options = SqlJson(
-        spec.story
-            .start_options
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    );
-    let endings = SqlJson(
-        spec.story
-            .endings
-            .iter()
-            .map(DraftEnding::from)
-            .collect::<Vec<_>>(),
-    );
+    let (traits, options, endings) = lists(spec);
     with_pool!(db, pool => {
         sqlx::query(
             "INSERT INTO characters (id, owner_id, name, traits, age, gender, voice, scenes, language, \
@@ -100,6 +86,134 @@ pub async fn insert(db: &Db, owner: &UserId, spec: &CharacterSpec) -> Result<Str
         .await.map(|_| ())?
     });
     Ok(id)
+}
+
+type Lists = (
+    SqlJson<Vec<String>>,
+    SqlJson<Vec<String>>,
+    SqlJson<Vec<DraftEnding>>,
+);
+
+/// The list columns of a character, as stored (JSON).
+fn lists(spec: &CharacterSpec) -> Lists {
+    let traits = SqlJson(spec.seed.traits.to_strings());
+    let options = SqlJson(
+        spec.story
+            .start_options
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    );
+    let endings = SqlJson(
+        spec.story
+            .endings
+            .iter()
+            .map(DraftEnding::from)
+            .collect::<Vec<_>>(),
+    );
+    (traits, options, endings)
+}
+
+/// Replaces every field of `owner`'s character `id` (not in the trash); `false` if there is none.
+pub async fn update(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    spec: &CharacterSpec,
+) -> Result<bool, sqlx::Error> {
+    let (traits, options, endings) = lists(spec);
+    let n = with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE characters SET name = $3, traits = $4, age = $5, gender = $6, voice = $7, \
+             scenes = $8, language = $9, avatar = $10, backstory = $11, story_context = $12, \
+             opening_line = $13, start_options = $14, endings = $15, updated_at = $16 \
+             WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(&owner.0)
+        .bind(spec.seed.name.as_str())
+        .bind(&traits)
+        .bind(spec.seed.age.get() as i32)
+        .bind(spec.seed.gender.as_str())
+        .bind(spec.voice.as_str())
+        .bind(spec.scenes.get() as i32)
+        .bind(spec.seed.language.as_str())
+        .bind(spec.avatar.as_str())
+        .bind(spec.story.backstory.as_str())
+        .bind(spec.story.story_context.as_str())
+        .bind(spec.story.opening_line.as_str())
+        .bind(&options)
+        .bind(&endings)
+        .bind(now_ms())
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Moves `owner`'s character `id` to the trash (or, `restore`, back out of it) at `now`; `false`
+/// if there is no such character on that side.
+pub async fn set_trashed(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    trashed: bool,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = with_pool!(db, pool => {
+        let q = if trashed {
+            "UPDATE characters SET deleted_at = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL"
+        } else {
+            "UPDATE characters SET deleted_at = NULL, updated_at = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NOT NULL"
+        };
+        sqlx::query(q)
+            .bind(id)
+            .bind(&owner.0)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// `owner`'s characters in the trash, most recently deleted first (at most `limit`).
+pub async fn trash_for(
+    db: &Db,
+    owner: &UserId,
+    limit: i64,
+) -> Result<Vec<super::TrashedCharacter>, sqlx::Error> {
+    let rows: Vec<(String, String, String, i64)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, name, avatar, deleted_at FROM characters \
+             WHERE owner_id = $1 AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, id DESC LIMIT $2",
+        )
+        .bind(&owner.0)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, avatar, deleted_at)| super::TrashedCharacter {
+            id,
+            name,
+            avatar,
+            deleted_at,
+        })
+        .collect())
+}
+
+/// Removes for good every character (with its chats: they cascade) deleted before `cutoff`.
+pub async fn purge_trash(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query("DELETE FROM characters WHERE deleted_at IS NOT NULL AND deleted_at < $1")
+            .bind(cutoff)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -133,7 +247,7 @@ pub async fn page_for(
         After::Start => (i64::MAX, String::new()),
         After::Character(id) => {
             let found: Option<(i64,)> = with_pool!(db, pool => {
-                sqlx::query_as("SELECT created_at FROM characters WHERE id = $1 AND owner_id = $2")
+                sqlx::query_as("SELECT created_at FROM characters WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
                     .bind(id)
                     .bind(&owner.0)
                     .fetch_optional(pool)
@@ -148,7 +262,8 @@ pub async fn page_for(
     let mut rows: Vec<SummaryRow> = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT id, name, traits, avatar, opening_line, created_at FROM characters \
-             WHERE owner_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+             WHERE owner_id = $1 AND deleted_at IS NULL \
+             AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
              ORDER BY created_at DESC, id DESC LIMIT $4",
         )
         .bind(&owner.0)
@@ -180,10 +295,11 @@ pub async fn list_for(db: &Db, owner: &UserId) -> Result<Vec<CharacterSummary>, 
     Ok(first.map(|(list, _)| list).unwrap_or_default())
 }
 
-/// The character `id` if `owner` owns it; someone else's character is `None`, like a missing one.
+/// The character `id` if `owner` owns it and it is not in the trash; someone else's character is
+/// `None`, like a missing one.
 pub async fn find(db: &Db, owner: &UserId, id: &str) -> Result<Option<CharacterView>, sqlx::Error> {
     let row: Option<CharacterRow> = with_pool!(db, pool => {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM characters WHERE id = $1 AND owner_id = $2"))
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM characters WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL"))
             .bind(id)
             .bind(&owner.0)
             .fetch_optional(pool)

@@ -179,7 +179,7 @@ pub async fn find_session(
         sqlx::query_as(
             "SELECT s.id, s.character_id, c.name, c.avatar, c.traits, c.backstory, c.story_context \
              FROM chat_sessions s JOIN characters c ON c.id = s.character_id \
-             WHERE s.id = $1 AND s.owner_id = $2",
+             WHERE s.id = $1 AND s.owner_id = $2 AND c.deleted_at IS NULL",
         )
         .bind(session_id)
         .bind(&owner.0)

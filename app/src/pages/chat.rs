@@ -184,7 +184,7 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                 })}
             </div>
             {earlier.map(|seq| view! {
-                <a class="earlier" href=format!("/characters/{character_id}?before={seq}")
+                <a class="earlier" href=format!("/characters/{character_id}/chat?before={seq}")
                     data-testid="load-earlier">"Load earlier messages"</a>
             })}
             <ol class="log" aria-live="polite" data-testid="chat-log">
@@ -193,7 +193,7 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                 {move || live.get().map(|m| bubble(m, true))}
             </ol>
             {older.then(|| view! {
-                <a class="latest" href=format!("/characters/{character_id}")
+                <a class="latest" href=format!("/characters/{character_id}/chat")
                     data-testid="load-latest">"Back to the latest messages"</a>
             })}
             {move || error.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}

@@ -1,7 +1,7 @@
 //! The dashboard: the user's characters, a page at a time, newest first. `?after=ID` shows the
 //! page after the character `ID` (the "More" link, which works without JavaScript too).
 
-use crate::characters::list_character_page;
+use crate::characters::{list_character_page, RestoreCharacter};
 use crate::pages::layout::{error_view, AvatarBadge};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,13 +11,29 @@ use leptos_router::hooks::use_query_map;
 pub fn DashboardPage() -> impl IntoView {
     let query = use_query_map();
     let after = move || query.read().get("after").filter(|a| !a.is_empty());
+    // `?deleted=ID`: the character just moved to the trash, with an Undo.
+    let deleted = move || query.read().get("deleted").filter(|d| !d.is_empty());
+    let undo = ServerAction::<RestoreCharacter>::new();
     let characters = Resource::new(after, |after| list_character_page(after, None));
     view! {
         <Title text="Dashboard" />
         <div class="page-head">
             <h1>"Your characters"</h1>
+            <a class="button" href="/trash">"Trash"</a>
             <a class="button primary" href="/characters/new">"New character"</a>
         </div>
+        {move || deleted().map(|id| view! {
+            <div class="notice" role="status" data-testid="deleted-notice">
+                "Moved to the trash. "
+                <ActionForm action=undo attr:class="inline">
+                    <input type="hidden" name="id" value=id />
+                    <button type="submit">"Undo"</button>
+                </ActionForm>
+                {move || undo.value().get().and_then(|r| r.err()).map(|e| view! {
+                    <span class="alert" role="alert">{e.to_string()}</span>
+                })}
+            </div>
+        })}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match characters.await {

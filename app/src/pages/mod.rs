@@ -1,5 +1,6 @@
 //! The pages, one module each, and the pieces they share.
 
+pub mod character;
 pub mod chat;
 pub mod dashboard;
 pub mod form;
@@ -7,4 +8,5 @@ pub mod home;
 pub mod layout;
 pub mod platform;
 pub mod signin;
+pub mod trash;
 pub mod wizard;

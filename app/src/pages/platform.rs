@@ -1,6 +1,6 @@
 //! The few things pages do that exist on only one side, behind functions that do nothing on the
 //! other, so page code reads without `cfg` attributes: setting the HTTP status of a server
-//! render, and running a task in the browser.
+//! render, running a task in the browser, and the browser's local storage.
 
 use std::future::Future;
 
@@ -25,4 +25,42 @@ pub fn spawn_browser_task(task: impl Future<Output = ()> + 'static) {
     leptos::task::spawn_local(task);
     #[cfg(not(feature = "hydrate"))]
     drop(task);
+}
+
+/// The browser's local storage, if there is one (none on the server, none in a private window
+/// that refuses it).
+#[cfg(feature = "hydrate")]
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+/// The value stored in the browser under `key`. Always `None` on the server.
+pub fn stored(key: &str) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    return local_storage()?.get_item(key).ok()?;
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = key;
+        None
+    }
+}
+
+/// Keeps `value` in the browser under `key` (quietly not, where storage is refused).
+pub fn store(key: &str, value: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(s) = local_storage() {
+        let _ = s.set_item(key, value);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (key, value);
+}
+
+/// Forgets what the browser keeps under `key`.
+pub fn forget(key: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(s) = local_storage() {
+        let _ = s.remove_item(key);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = key;
 }

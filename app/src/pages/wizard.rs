@@ -1,18 +1,27 @@
-//! The character wizard: (1) identity and traits, (2) generate and edit, then save.
+//! The character wizard: (1) identity and traits, (2) generate and edit, then save. The same
+//! form edits a saved character (`/characters/:id/edit`).
 //!
 //! The draft lives in one signal owned by the page, so moving between steps keeps everything.
-//! Messages come from the same domain parsers the server functions use.
+//! A new character's draft is also kept in the browser's local storage as it is typed, so a reload
+//! or a closed tab loses nothing; saving clears it. Messages come from the same domain parsers the
+//! server functions use.
 
-use crate::characters::{generate_character, save_character, Generated};
+use crate::characters::{
+    generate_character, get_character, save_character, update_character, Generated,
+};
 use crate::domain::{
     field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Traits,
 };
 use crate::error::AppError;
 use crate::pages::form::{Control, Field, FieldError};
-use crate::pages::layout::RequireSignIn;
+use crate::pages::layout::{error_view, RequireSignIn};
+use crate::pages::platform::{forget, store, stored};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_params_map};
+
+/// Where the browser keeps the draft of a new character.
+const DRAFT_KEY: &str = "personaflux.wizard.draft";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -38,7 +47,7 @@ enum Request {
         draft: CharacterDraft,
         variation: u64,
     },
-    /// Save the draft as a new character.
+    /// Save the draft: as a new character, or over the one being edited.
     Save(CharacterDraft),
 }
 
@@ -49,10 +58,46 @@ enum Done {
     Saved(String),
 }
 
+/// `/characters/new`.
 #[component]
 pub fn WizardPage() -> impl IntoView {
-    let draft = RwSignal::new(initial_draft());
-    let step = RwSignal::new(Step::Identity);
+    view! {
+        <RequireSignIn>
+            <Title text="New character" />
+            <Wizard initial=initial_draft() editing=None />
+        </RequireSignIn>
+    }
+}
+
+/// `/characters/:id/edit`: the wizard on a saved character, opening at its story.
+#[component]
+pub fn EditCharacterPage() -> impl IntoView {
+    let params = use_params_map();
+    let character = Resource::new(
+        move || params.read().get("id").unwrap_or_default(),
+        get_character,
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match character.await {
+                    Ok(c) => view! {
+                        <Title text=format!("Edit {}", c.draft.name) />
+                        <Wizard initial=c.draft editing=Some(c.id) />
+                    }.into_any(),
+                    Err(e) => error_view(e),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The form. `editing`: the id of the saved character it edits (none for a new one).
+#[component]
+fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
+    let is_new = editing.is_none();
+    let draft = RwSignal::new(initial);
+    let step = RwSignal::new(if is_new { Step::Identity } else { Step::Story });
     // Field messages are shown once the user has tried to go on (or the server refused).
     let show_errors = RwSignal::new(false);
     let offline = RwSignal::new(false);
@@ -61,17 +106,37 @@ pub fn WizardPage() -> impl IntoView {
 
     // One action for both requests: while one runs the buttons are busy, and its result (the
     // latest) says what to show.
-    let request = Action::new(|r: &Request| {
-        let r = r.clone();
+    let editing_id = editing.clone();
+    let request = Action::new(move |r: &Request| {
+        let (r, editing) = (r.clone(), editing_id.clone());
         async move {
             match r {
                 Request::Generate { draft, variation } => generate_character(draft, variation)
                     .await
                     .map(Done::Generated),
-                Request::Save(draft) => save_character(draft).await.map(Done::Saved),
+                Request::Save(draft) => match editing {
+                    Some(id) => update_character(id, draft).await.map(Done::Saved),
+                    None => save_character(draft).await.map(Done::Saved),
+                },
             }
         }
     });
+    if is_new {
+        // In the browser only (effects do not run on the server): first bring back a draft kept
+        // from before a reload, then keep every change.
+        Effect::new(move |restored: Option<()>| {
+            if restored.is_none() {
+                if let Some(kept) =
+                    stored(DRAFT_KEY).and_then(|s| serde_json::from_str::<CharacterDraft>(&s).ok())
+                {
+                    draft.set(kept);
+                }
+            }
+            if let Ok(json) = serde_json::to_string(&draft.get()) {
+                store(DRAFT_KEY, &json);
+            }
+        });
+    }
     let busy = request.pending();
     let failure = move || match request.value().get() {
         Some(Err(e)) if !busy.get() => Some(e),
@@ -89,7 +154,15 @@ pub fn WizardPage() -> impl IntoView {
             draft.update(|d| *d = d.clone().with_story(&g.story));
             step.set(Step::Story);
         }
-        Some(Ok(Done::Saved(id))) => navigate(&format!("/characters/{id}"), Default::default()),
+        Some(Ok(Done::Saved(id))) => {
+            if is_new {
+                forget(DRAFT_KEY);
+                // A new character: straight into a chat with them.
+                navigate(&format!("/characters/{id}/chat"), Default::default())
+            } else {
+                navigate(&format!("/characters/{id}"), Default::default())
+            }
+        }
         Some(Err(AppError::Invalid(_))) => show_errors.set(true),
         _ => {}
     });
@@ -152,10 +225,14 @@ pub fn WizardPage() -> impl IntoView {
         });
     };
 
+    let start_over = move |_| {
+        forget(DRAFT_KEY);
+        draft.set(initial_draft());
+        show_errors.set(false);
+        step.set(Step::Identity);
+    };
     view! {
-        <RequireSignIn>
-        <Title text="New character" />
-        <h1>"New character"</h1>
+        <h1>{if is_new { "New character".to_string() } else { format!("Edit {}", draft.get_untracked().name) }}</h1>
         <ol class="steps" aria-label="Steps">
             <li class:current=move || step.get() == Step::Identity>"1. Who they are"</li>
             <li class:current=move || step.get() == Step::Story>"2. Their story"</li>
@@ -229,6 +306,9 @@ pub fn WizardPage() -> impl IntoView {
                     </fieldset>
                 </fieldset>
                 <div class="actions">
+                    {is_new.then(|| view! {
+                        <button type="button" on:click=start_over>"Start over"</button>
+                    })}
                     <button type="button" class="primary" on:click=next disabled=move || busy.get()>
                         {move || if busy.get() { "Writing their story…" } else { "Next: write their story" }}
                     </button>
@@ -288,11 +368,12 @@ pub fn WizardPage() -> impl IntoView {
                     <button type="button" on:click=move |_| { show_errors.set(false); step.set(Step::Identity) }>"Back"</button>
                     <button type="button" on:click=regenerate disabled=move || busy.get()>"Regenerate"</button>
                     <button type="button" class="primary" on:click=save disabled=move || busy.get()>
-                        {move || if busy.get() { "Working…" } else { "Save character" }}
+                        {move || if busy.get() { "Working…" } else if is_new { "Save character" } else { "Save changes" }}
                     </button>
                 </div>
             </Show>
         </form>
-        </RequireSignIn>
     }
+    // Erased: the form's type is deep, and the edit page nests it in a Suspense.
+    .into_any()
 }

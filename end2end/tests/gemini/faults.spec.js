@@ -14,7 +14,7 @@ test("generation, streaming, a cut-off reply, a failing provider and stop", asyn
   await expect(page.getByLabel("Backstory")).toHaveValue(new RegExp(`${name} was raised by the mock model`));
   await expect(page.getByTestId("offline-label")).toHaveCount(0);
   await page.getByRole("button", { name: "Save character" }).click();
-  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
+  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
   await hydrated(page);
   const log = page.getByTestId("chat-log");
   const messages = log.getByTestId("message");
@@ -70,7 +70,7 @@ test("two tabs on one chat: one reply at a time, and the reply can be stopped fr
   await page.getByRole("button", { name: "Next: write their story" }).click();
   await expect(page.getByLabel("Backstory")).toHaveValue(/was raised by the mock model/);
   await page.getByRole("button", { name: "Save character" }).click();
-  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
+  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
   await hydrated(page);
   const messages = page.getByTestId("chat-log").getByTestId("message");
 

@@ -51,7 +51,7 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
   await page.getByRole("button", { name: "Save character" }).click();
 
   // The chat opens with the greeting as the character's first message.
-  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
+  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
   await expect(page.getByRole("heading", { name })).toBeVisible();
   const log = page.getByTestId("chat-log");
   await expect(log.getByTestId("message")).toHaveCount(1);

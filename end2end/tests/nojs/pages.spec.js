@@ -16,3 +16,11 @@ test("sign in, see the dashboard and sign out without JavaScript", async ({ page
   await page.goto("/dashboard");
   await expect(page).toHaveURL(/\/signin$/);
 });
+
+test("the trash renders without JavaScript", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  await page.goto("/trash");
+  await expect(page.getByRole("heading", { name: "Trash" })).toBeVisible();
+  await expect(page.getByText("for 30 days")).toBeVisible();
+});

@@ -29,7 +29,7 @@ test("sign in with the provider, sign out, and stay out of someone else's charac
   await alice.getByRole("button", { name: "Next: write their story" }).click();
   await expect(alice.getByLabel("Backstory")).toHaveValue(new RegExp(name));
   await alice.getByRole("button", { name: "Save character" }).click();
-  await expect(alice).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
+  await expect(alice).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
   const url = alice.url();
 
   // Sign out ends the session.

@@ -7,7 +7,8 @@
 use crate::common::*;
 use app::auth::{GetCurrentUser, GetSignInOptions, LocalSignIn, SignOut};
 use app::characters::{
-    GenerateCharacter, GetCharacter, ListCharacterPage, ListCharacters, SaveCharacter,
+    DeleteCharacter, DuplicateCharacter, GenerateCharacter, GetCharacter, ListCharacterPage,
+    ListCharacters, ListTrash, RestoreCharacter, SaveCharacter, UpdateCharacter,
 };
 use app::chat::{EarlierMessages, OpenChat, SendMessage, StopReply};
 use app::error::AppError;
@@ -83,6 +84,21 @@ fn matrix() -> Vec<Entry> {
             variation: 0,
         }),
         Entry::new(SignedIn, |_| SaveCharacter { draft: draft("A") }),
+        // A valid draft, so the refusal is about whose character it is.
+        Entry::new(Owner, |ids| UpdateCharacter {
+            id: ids.character.clone(),
+            draft: full_draft("A"),
+        }),
+        Entry::new(Owner, |ids| DuplicateCharacter {
+            id: ids.character.clone(),
+        }),
+        Entry::new(Owner, |ids| DeleteCharacter {
+            id: ids.character.clone(),
+        }),
+        Entry::new(Owner, |ids| RestoreCharacter {
+            id: ids.character.clone(),
+        }),
+        Entry::new(SignedIn, |_| ListTrash {}),
         Entry::new(Owner, |ids| OpenChat {
             character_id: ids.character.clone(),
         }),
@@ -126,18 +142,23 @@ struct Foreign {
     reply: String,
 }
 
+/// A draft with its story written (by the offline writer): one that saves.
+fn full_draft(name: &str) -> app::domain::CharacterDraft {
+    let draft = draft(name);
+    let story: app::domain::GeneratedCharacter = serde_json::from_value(
+        app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),
+    )
+    .unwrap();
+    draft.with_story(&story)
+}
+
 /// Someone else's data, made through the store.
 async fn someone_elses(app: &TestApp) -> Foreign {
     let other = app::auth::store::upsert_identity(&app.db, "test", "other", "Other")
         .await
         .unwrap();
     let owner = app::auth::UserId(other.id);
-    let draft = draft("Theirs");
-    let story: app::domain::GeneratedCharacter = serde_json::from_value(
-        app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),
-    )
-    .unwrap();
-    let spec = draft.with_story(&story).parse_spec().unwrap();
+    let spec = full_draft("Theirs").parse_spec().unwrap();
     let character = app::characters::store::insert(&app.db, &owner, &spec)
         .await
         .unwrap();
@@ -184,7 +205,17 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
             assert_eq!(err, AppError::NotFound, "{}", e.path);
         }
     }
-    // And their data is untouched: no message was added to their chat.
+    // And their data is untouched: not edited, copied or deleted, and no message was added to
+    // their chat.
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM characters WHERE name = 'Theirs' AND deleted_at IS NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM characters").await, 1);
     assert_eq!(
         app::chat::store::messages(&app.db, &theirs.session, None)
             .await

@@ -22,3 +22,4 @@ mod schema;
 mod secondme;
 mod security;
 mod store;
+mod studio;

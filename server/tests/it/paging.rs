@@ -229,7 +229,7 @@ async fn the_chat_page_html_holds_only_the_latest_page(backend: Backend) {
     let (character, _) = long_chat(&app, n).await;
     let html = app
         .client
-        .get(app.url(&format!("/characters/{character}")))
+        .get(app.url(&format!("/characters/{character}/chat")))
         .header("accept", "text/html")
         .send()
         .await
@@ -250,7 +250,7 @@ async fn the_chat_page_html_holds_only_the_latest_page(backend: Backend) {
     assert!(!html.contains("message number 0001"));
     // The earlier page is a plain link that works without JavaScript.
     let seq = oldest_shown + 1; // the greeting is message 1
-    let link = format!("/characters/{character}?before={seq}");
+    let link = format!("/characters/{character}/chat?before={seq}");
     assert!(html.contains(&link), "a link to the earlier page");
     let earlier = app
         .client
@@ -268,7 +268,7 @@ async fn the_chat_page_html_holds_only_the_latest_page(backend: Backend) {
         n - CHAT_PAGE + 1
     );
     assert!(
-        earlier.contains(&format!("/characters/{character}\"")),
+        earlier.contains(&format!("/characters/{character}/chat\"")),
         "a link back"
     );
     assert!(earlier.contains(&format!("message number {:04}", oldest_shown - 1)));

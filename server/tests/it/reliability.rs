@@ -155,7 +155,7 @@ async fn a_reply_cut_by_a_crash_is_interrupted_after_restart(backend: Backend) {
     let html = second
         .app
         .client
-        .get(second.app.url(&format!("/characters/{character}")))
+        .get(second.app.url(&format!("/characters/{character}/chat")))
         .send()
         .await
         .unwrap()

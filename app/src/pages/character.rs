@@ -1,0 +1,121 @@
+//! A character's page, what the dashboard opens: everything about them, and what can be done
+//! with them — chat, edit, duplicate, delete (to the trash). Every action is a link or a form
+//! post, so the page works without JavaScript too.
+
+use crate::characters::{get_character, CharacterView, DeleteCharacter, DuplicateCharacter};
+use crate::pages::layout::{error_view, AvatarBadge};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn CharacterPage() -> impl IntoView {
+    let params = use_params_map();
+    let character = Resource::new(
+        move || params.read().get("id").unwrap_or_default(),
+        get_character,
+    );
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match character.await {
+                    Ok(c) => view! { <CharacterSheet c /> }.into_any(),
+                    Err(e) => error_view(e),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn CharacterSheet(c: CharacterView) -> impl IntoView {
+    let duplicate = ServerAction::<DuplicateCharacter>::new();
+    let delete = ServerAction::<DeleteCharacter>::new();
+    let d = c.draft;
+    let id = c.id;
+    let (chat_href, edit_href) = (
+        format!("/characters/{id}/chat"),
+        format!("/characters/{id}/edit"),
+    );
+    let (dup_id, del_id) = (id.clone(), id);
+    let failure = move || {
+        let dup = duplicate.value().get().and_then(|r| r.err());
+        dup.or_else(|| delete.value().get().and_then(|r| r.err()))
+            .map(|e| e.to_string())
+    };
+    let details = format!(
+        "{} · {} · {} · {} scenes{}",
+        d.age,
+        d.gender,
+        d.language,
+        d.scenes,
+        if d.voice.is_empty() {
+            String::new()
+        } else {
+            format!(" · voice {}", d.voice)
+        }
+    );
+    view! {
+        <Title text=d.name.clone() />
+        <article class="character-sheet" data-testid="character-sheet">
+            <header class="page-head">
+                <div class="who">
+                    <AvatarBadge avatar=d.avatar.clone() name=d.name.clone() />
+                    <div>
+                        <h1>{d.name.clone()}</h1>
+                        <p class="traits">{d.traits.join(" · ")}</p>
+                        <p class="muted">{details}</p>
+                    </div>
+                </div>
+                <nav class="actions" aria-label="Character actions">
+                    <a class="button primary" href=chat_href>"Chat"</a>
+                    <a class="button" href=edit_href>"Edit"</a>
+                    <ActionForm action=duplicate attr:class="inline">
+                        <input type="hidden" name="id" value=dup_id />
+                        <button type="submit">"Duplicate"</button>
+                    </ActionForm>
+                    <ActionForm action=delete attr:class="inline">
+                        <input type="hidden" name="id" value=del_id />
+                        <button type="submit" class="danger">"Delete"</button>
+                    </ActionForm>
+                </nav>
+            </header>
+            {move || failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
+            <section>
+                <h2>"Opening line"</h2>
+                <blockquote class="quote">{d.opening_line.clone()}</blockquote>
+            </section>
+            <section>
+                <h2>"Backstory"</h2>
+                <Paragraphs text=d.backstory.clone() />
+            </section>
+            <section>
+                <h2>"The world"</h2>
+                <Paragraphs text=d.story_context.clone() />
+            </section>
+            <section>
+                <h2>"Start options"</h2>
+                <ol>{d.start_options.iter().map(|o| view! { <li>{o.clone()}</li> }).collect_view()}</ol>
+            </section>
+            <section>
+                <h2>"Endings"</h2>
+                <dl class="endings">
+                    {d.endings.iter().map(|e| view! {
+                        <dt>{e.kind.clone()}</dt>
+                        <dd>{e.text.clone()}</dd>
+                    }).collect_view()}
+                </dl>
+            </section>
+        </article>
+    }
+}
+
+/// Text with blank lines between its paragraphs, as paragraphs.
+#[component]
+fn Paragraphs(text: String) -> impl IntoView {
+    text.split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| view! { <p>{p.to_string()}</p> })
+        .collect_view()
+}

@@ -1,0 +1,246 @@
+//! A character's life after it is saved: its page, edit, duplicate, delete to the trash, undo
+//! and restore, and removal for good after the trash's days — through the server functions and,
+//! without JavaScript, through the pages and plain form posts. On SQLite and Postgres.
+
+use crate::common::*;
+use app::characters::{
+    DeleteCharacter, DuplicateCharacter, GetCharacter, ListCharacterPage, ListTrash,
+    RestoreCharacter, UpdateCharacter, TRASH_DAYS,
+};
+use app::chat::{OpenChat, SendMessage};
+use app::error::AppError;
+use leptos::server_fn::ServerFn;
+
+on_both_backends!(
+    a_saved_character_can_be_edited_and_duplicated,
+    a_deleted_character_and_its_chats_wait_in_the_trash,
+    the_trash_is_emptied_after_its_days,
+    the_character_pages_work_without_javascript,
+);
+
+async fn signed_in(backend: Backend) -> TestApp {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    app
+}
+
+async fn get(app: &TestApp, id: &str) -> Result<app::characters::CharacterView, AppError> {
+    app.call(GetCharacter { id: id.into() }).await
+}
+
+async fn a_saved_character_can_be_edited_and_duplicated(backend: Backend) {
+    let app = signed_in(backend).await;
+    let id = save_character(&app, "Mira").await;
+    let mut edited = get(&app, &id).await.unwrap().draft;
+    edited.name = "Mira Voss".into();
+    edited.backstory = "She kept the lighthouse alone for nine winters.".into();
+    assert_eq!(
+        app.call(UpdateCharacter {
+            id: id.clone(),
+            draft: edited.clone(),
+        })
+        .await,
+        Ok(id.clone())
+    );
+    let saved = get(&app, &id).await.unwrap();
+    assert_eq!(saved.draft, edited);
+    assert!(saved.updated_at >= saved.created_at);
+
+    // The same validation as on save, field by field.
+    let mut bad = edited.clone();
+    bad.name = String::new();
+    let Err(AppError::Invalid(errs)) = app
+        .call(UpdateCharacter {
+            id: id.clone(),
+            draft: bad,
+        })
+        .await
+    else {
+        panic!("an empty name must be refused")
+    };
+    assert!(errs.get("name").is_some(), "{errs:?}");
+    assert_eq!(get(&app, &id).await.unwrap().draft, edited, "unchanged");
+
+    let copy = app
+        .call(DuplicateCharacter { id: id.clone() })
+        .await
+        .unwrap();
+    assert_ne!(copy, id);
+    let copied = get(&app, &copy).await.unwrap().draft;
+    assert_eq!(copied.name, "Mira Voss (copy)");
+    assert_eq!(copied.backstory, edited.backstory);
+    let page = app
+        .call(ListCharacterPage {
+            after: None,
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.characters.len(), 2);
+}
+
+async fn a_deleted_character_and_its_chats_wait_in_the_trash(backend: Backend) {
+    let app = signed_in(backend).await;
+    let keep = save_character(&app, "Keep").await;
+    let id = save_character(&app, "Mira").await;
+    let chat = open_chat(&app, &id).await;
+    send_message(&app, &chat.session_id, "hello").await;
+
+    app.call(DeleteCharacter { id: id.clone() }).await.unwrap();
+    // Gone from everywhere but the trash: the dashboard, its page, its chat.
+    let page = app
+        .call(ListCharacterPage {
+            after: None,
+            limit: None,
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.characters.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [keep.as_str()]);
+    assert_eq!(get(&app, &id).await, Err(AppError::NotFound));
+    assert_eq!(
+        app.call(OpenChat {
+            character_id: id.clone()
+        })
+        .await
+        .map(|_| ()),
+        Err(AppError::NotFound)
+    );
+    assert_eq!(
+        app.refusal(SendMessage {
+            session_id: chat.session_id.clone(),
+            text: "anyone there?".into(),
+        })
+        .await,
+        AppError::NotFound
+    );
+    // Deleting twice, or editing it in the trash, finds nothing.
+    assert_eq!(
+        app.call(DeleteCharacter { id: id.clone() }).await,
+        Err(AppError::NotFound)
+    );
+    let trash = app.call(ListTrash {}).await.unwrap();
+    assert_eq!(trash.len(), 1);
+    assert_eq!(
+        (trash[0].id.as_str(), trash[0].name.as_str()),
+        (id.as_str(), "Mira")
+    );
+
+    // Restored, it comes back with its chat, every message kept.
+    app.call(RestoreCharacter { id: id.clone() }).await.unwrap();
+    assert!(app.call(ListTrash {}).await.unwrap().is_empty());
+    let reopened = open_chat(&app, &id).await;
+    assert_eq!(reopened.session_id, chat.session_id);
+    assert_eq!(reopened.messages.len(), 3, "greeting, message, reply");
+    assert_eq!(
+        app.call(RestoreCharacter { id: id.clone() }).await,
+        Err(AppError::NotFound),
+        "restoring what is not in the trash"
+    );
+}
+
+async fn the_trash_is_emptied_after_its_days(backend: Backend) {
+    let app = signed_in(backend).await;
+    let old = save_character(&app, "Old").await;
+    let recent = save_character(&app, "Recent").await;
+    let chat = open_chat(&app, &old).await;
+    for id in [&old, &recent] {
+        app.call(DeleteCharacter { id: id.clone() }).await.unwrap();
+    }
+    // One was deleted a day more than the trash keeps, the other a day less.
+    let day = 24 * 3_600_000i64;
+    let now = app::infra::now_ms();
+    for (id, age) in [(&old, TRASH_DAYS + 1), (&recent, TRASH_DAYS - 1)] {
+        app::with_pool!(&app.db, pool => {
+            sqlx::query("UPDATE characters SET deleted_at = $1 WHERE id = $2")
+                .bind(now - age * day)
+                .bind(id)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+    }
+    let trash = app.call(ListTrash {}).await.unwrap();
+    let ids: Vec<&str> = trash.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, [recent.as_str()]);
+    // Gone for good, with its chat.
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM characters WHERE id = '{old}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT COUNT(*) FROM chat_messages WHERE session_id = '{}'",
+                chat.session_id
+            )
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        app.call(RestoreCharacter { id: old.clone() }).await,
+        Err(AppError::NotFound)
+    );
+}
+
+async fn the_character_pages_work_without_javascript(backend: Backend) {
+    let app = signed_in(backend).await;
+    let id = save_character(&app, "Mira").await;
+    let page = |path: String| {
+        let req = app
+            .client
+            .get(app.url(&path))
+            .header("accept", "text/html,application/xhtml+xml");
+        async move { req.send().await.unwrap() }
+    };
+    let html = page(format!("/characters/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("data-testid=\"character-sheet\""), "{html}");
+    for link in ["chat", "edit"] {
+        assert!(
+            html.contains(&format!("href=\"/characters/{id}/{link}\"")),
+            "{link}"
+        );
+    }
+    assert!(html.contains(DuplicateCharacter::PATH) && html.contains(DeleteCharacter::PATH));
+    let edit = page(format!("/characters/{id}/edit")).await;
+    assert_eq!(edit.status(), 200);
+
+    // Delete as a plain form post: the browser goes to the dashboard, which offers Undo.
+    let form = |path: &str| {
+        app.client
+            .post(app.url(path))
+            .header("accept", "text/html")
+            .header("referer", app.url(&format!("/characters/{id}")))
+            .form(&[("id", id.as_str())])
+            .send()
+    };
+    let res = form(DeleteCharacter::PATH).await.unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let to = location(&res);
+    assert_eq!(to, format!("/dashboard?deleted={id}"));
+    let html = page(to).await.text().await.unwrap();
+    assert!(html.contains("data-testid=\"deleted-notice\""));
+    assert!(html.contains(RestoreCharacter::PATH));
+    assert!(!html.contains(">Mira<"), "not listed any more");
+    let html = page("/trash".into()).await.text().await.unwrap();
+    assert!(html.contains("Restore Mira"), "{html}");
+
+    // Undo: back on its page.
+    let res = form(RestoreCharacter::PATH).await.unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(location(&res), format!("/characters/{id}"));
+    assert_eq!(page(format!("/characters/{id}")).await.status(), 200);
+    // A deleted character's page is a 404.
+    app.call(DeleteCharacter { id: id.clone() }).await.unwrap();
+    assert_eq!(page(format!("/characters/{id}")).await.status(), 404);
+}
