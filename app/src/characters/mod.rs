@@ -4,7 +4,7 @@
 //! This module holds what crosses the wire (the views and the `#[server]` functions); the
 //! behaviour is in [`service`] and every query on the `characters` table in [`store`].
 
-use crate::domain::{CharacterDraft, GeneratedCharacter};
+use crate::domain::{CharacterDraft, GeneratedCharacter, Section};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
@@ -106,6 +106,26 @@ pub async fn list_character_page(
 #[server(endpoint = "characters/get")]
 pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
     service::get(id).await
+}
+
+/// What writing one section again returns: the draft with the new section, every other field as
+/// it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewritten {
+    pub draft: CharacterDraft,
+    pub offline: bool,
+}
+
+/// Writes one section of the draft (backstory, world, opening line, start options or endings)
+/// again, keeping every other field and giving them to the model as context. `variation` picks
+/// another take.
+#[server(endpoint = "characters/regenerate_section", input = Json)]
+pub async fn regenerate_section(
+    draft: CharacterDraft,
+    section: Section,
+    variation: u64,
+) -> Result<Rewritten, AppError> {
+    service::regenerate_section(draft, section, variation).await
 }
 
 /// Replaces a saved character's fields with `draft` (validated as on save). Returns its id.

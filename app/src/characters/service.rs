@@ -6,7 +6,7 @@ use super::{
     PAGE, TRASH_DAYS,
 };
 use crate::auth::{require_user, UserId};
-use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter};
+use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter, Section};
 use crate::error::{AppError, OrInternal};
 use crate::infra::{
     llm::{prompts, LlmError, Repair},
@@ -41,23 +41,37 @@ pub async fn write_story(
     seed: &CharacterSeed,
     variation: u64,
 ) -> Result<GeneratedCharacter, LlmError> {
-    let mut request = prompts::character(seed, variation);
+    let request = prompts::character(seed, variation);
+    structured(state, user, request, "character", seed, parse_generated).await
+}
+
+/// One structured model call with its one repair: `parse` reads the answer (an invalid one,
+/// [`LlmError::InvalidReply`], is sent back once with what was wrong). Each attempt's usage is
+/// recorded under `kind` (and `{kind}_repair`).
+async fn structured<T>(
+    state: &AppState,
+    user: &UserId,
+    mut request: crate::infra::llm::StructuredRequest,
+    kind: &'static str,
+    seed: &CharacterSeed,
+    parse: impl Fn(&str) -> Result<T, LlmError>,
+) -> Result<T, LlmError> {
+    let repair_kind: &'static str = match kind {
+        "character" => "character_repair",
+        _ => "section_repair",
+    };
     for attempt in 1..=2 {
         let started = Instant::now();
         let result = state.llm.generate_json(request.clone()).await;
         let parsed = result
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|r| parse_generated(&r.raw));
+            .and_then(|r| parse(&r.raw));
         usage::store::record(
             &state.db,
             usage::Record {
                 owner_id: &user.0,
-                kind: if attempt == 1 {
-                    "character"
-                } else {
-                    "character_repair"
-                },
+                kind: if attempt == 1 { kind } else { repair_kind },
                 provider: state.llm.name(),
                 language: Some(seed.language.as_str()),
                 outcome: usage::outcome(&parsed),
@@ -67,7 +81,7 @@ pub async fn write_story(
         )
         .await;
         match (result, parsed) {
-            (_, Ok(story)) => return Ok(story),
+            (_, Ok(value)) => return Ok(value),
             (Ok(reply), Err(LlmError::InvalidReply(problem))) if attempt == 1 => {
                 tracing::warn!(%problem, "invalid structured reply; asking for one repair");
                 request.repair = Some(Repair {
@@ -79,6 +93,52 @@ pub async fn write_story(
         }
     }
     unreachable!("the loop returns on its second attempt")
+}
+
+/// Writes one section of `draft` again (see [`super::regenerate_section`]).
+#[tracing::instrument(skip_all, fields(section = section.key(), variation))]
+pub async fn regenerate_section(
+    draft: CharacterDraft,
+    section: Section,
+    variation: u64,
+) -> Result<super::Rewritten, AppError> {
+    let user = require_user().await?;
+    let seed = draft.parse_seed()?;
+    // The context sent with the request is bounded like a saved character.
+    if draft.backstory.chars().count() > crate::domain::LongText::MAX
+        || draft.story_context.chars().count() > crate::domain::LongText::MAX
+        || draft.opening_line.chars().count() > crate::domain::OpeningLine::MAX
+        || draft.start_options.len() > GeneratedCharacter::START_OPTIONS
+        || draft.endings.len() > GeneratedCharacter::ENDINGS
+    {
+        return Err(AppError::BadRequest(
+            "The story is longer than a character can be; shorten it first.".into(),
+        ));
+    }
+    let state = AppState::get()?;
+    let mut slot = limits::service::begin_model_call(&state, &user).await?;
+    let request = prompts::section(&seed, &draft, section, variation);
+    let schema = section.schema();
+    let rewritten = structured(&state, &user, request, "section", &seed, |raw| {
+        let mut value: serde_json::Value = serde_json::from_str(raw.trim())
+            .map_err(|e| LlmError::InvalidReply(format!("the reply is not valid JSON ({e})")))?;
+        crate::domain::schema::recover(&mut value, &schema);
+        let mut out = draft.clone();
+        section
+            .apply(&value, &mut out)
+            .map_err(|e| LlmError::InvalidReply(e.0))?;
+        Ok(out)
+    })
+    .await;
+    slot.release().await;
+    let draft = rewritten.map_err(|e| {
+        tracing::warn!(error = %e, "section generation failed");
+        AppError::Provider(e.user_message().to_string())
+    })?;
+    Ok(super::Rewritten {
+        draft,
+        offline: state.llm.is_offline(),
+    })
 }
 
 /// Parses and validates a generated character: JSON of the right shape, every text in bounds,

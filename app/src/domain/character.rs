@@ -451,6 +451,105 @@ pub mod field {
     pub const ENDINGS: &str = "endings";
 }
 
+/// A part of a character's story that can be written again on its own, the rest kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Section {
+    Backstory,
+    StoryContext,
+    OpeningLine,
+    StartOptions,
+    Endings,
+}
+
+impl Section {
+    pub const ALL: [Section; 5] = [
+        Section::Backstory,
+        Section::StoryContext,
+        Section::OpeningLine,
+        Section::StartOptions,
+        Section::Endings,
+    ];
+
+    /// Its field: in the draft, in the form, and in the model's answer.
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Backstory => field::BACKSTORY,
+            Section::StoryContext => field::STORY_CONTEXT,
+            Section::OpeningLine => field::OPENING_LINE,
+            Section::StartOptions => field::START_OPTIONS,
+            Section::Endings => field::ENDINGS,
+        }
+    }
+
+    /// In words, for buttons and prompts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Section::Backstory => "backstory",
+            Section::StoryContext => "world",
+            Section::OpeningLine => "opening line",
+            Section::StartOptions => "start options",
+            Section::Endings => "endings",
+        }
+    }
+
+    /// The JSON Schema of an answer that writes only this section: its part of
+    /// [`GeneratedCharacter::schema`], so the same bounds hold.
+    pub fn schema(self) -> serde_json::Value {
+        let full = GeneratedCharacter::schema();
+        super::schema::object(
+            &[(self.key(), full["properties"][self.key()].clone())],
+            &format!("The character's {}, written again.", self.label()),
+        )
+    }
+
+    /// Validates a model's answer for this section (the object [`Self::schema`] describes) and
+    /// writes it into `draft`, every other field as it was.
+    pub fn apply(
+        self,
+        answer: &serde_json::Value,
+        draft: &mut CharacterDraft,
+    ) -> Result<(), Invalid> {
+        let value = &answer[self.key()];
+        let text = || {
+            value
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Invalid::new(format!("{} must be a string", self.key())))
+        };
+        match self {
+            Section::Backstory => draft.backstory = LongText::parse(&text()?)?.into_inner(),
+            Section::StoryContext => draft.story_context = LongText::parse(&text()?)?.into_inner(),
+            Section::OpeningLine => draft.opening_line = OpeningLine::parse(&text()?)?.into_inner(),
+            Section::StartOptions => {
+                let items: Vec<String> = serde_json::from_value(value.clone())
+                    .map_err(|e| Invalid::new(format!("start_options: {e}")))?;
+                draft.start_options = parse_start_options(&items)?
+                    .into_iter()
+                    .map(|o| o.into_inner())
+                    .collect();
+            }
+            Section::Endings => {
+                let items: Vec<DraftEnding> = serde_json::from_value(value.clone())
+                    .map_err(|e| Invalid::new(format!("endings: {e}")))?;
+                let endings = parse_endings(&items)?;
+                if let Some(e) = endings
+                    .iter()
+                    .find(|e| !GeneratedCharacter::ENDING_KINDS.contains(&e.kind.as_str()))
+                {
+                    return Err(Invalid::new(format!(
+                        "ending kind \"{}\" is not one of {}",
+                        e.kind,
+                        GeneratedCharacter::ENDING_KINDS.join(", ")
+                    )));
+                }
+                draft.endings = endings.iter().map(DraftEnding::from).collect();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A whole character, every field validated: what is saved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CharacterSpec {

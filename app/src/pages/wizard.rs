@@ -7,10 +7,11 @@
 //! server functions use.
 
 use crate::characters::{
-    generate_character, get_character, save_character, update_character, Generated,
+    generate_character, get_character, regenerate_section, save_character, update_character,
+    Generated, Rewritten,
 };
 use crate::domain::{
-    field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Traits,
+    field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Section, Traits,
 };
 use crate::error::AppError;
 use crate::pages::form::{Control, Field, FieldError};
@@ -47,6 +48,12 @@ enum Request {
         draft: CharacterDraft,
         variation: u64,
     },
+    /// Write one section again, keeping the rest.
+    Section {
+        draft: CharacterDraft,
+        section: Section,
+        variation: u64,
+    },
     /// Save the draft: as a new character, or over the one being edited.
     Save(CharacterDraft),
 }
@@ -55,6 +62,7 @@ enum Request {
 #[derive(Clone)]
 enum Done {
     Generated(Generated),
+    Rewritten(Rewritten),
     Saved(String),
 }
 
@@ -114,6 +122,13 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
                 Request::Generate { draft, variation } => generate_character(draft, variation)
                     .await
                     .map(Done::Generated),
+                Request::Section {
+                    draft,
+                    section,
+                    variation,
+                } => regenerate_section(draft, section, variation)
+                    .await
+                    .map(Done::Rewritten),
                 Request::Save(draft) => match editing {
                     Some(id) => update_character(id, draft).await.map(Done::Saved),
                     None => save_character(draft).await.map(Done::Saved),
@@ -153,6 +168,10 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
             offline.set(g.offline);
             draft.update(|d| *d = d.clone().with_story(&g.story));
             step.set(Step::Story);
+        }
+        Some(Ok(Done::Rewritten(r))) => {
+            offline.set(r.offline);
+            draft.set(r.draft);
         }
         Some(Ok(Done::Saved(id))) => {
             if is_new {
@@ -205,6 +224,22 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
     let regenerate = move |_| {
         variation.update(|v| *v += 1);
         generate();
+    };
+    // A button under a section that writes it again, the rest kept.
+    let rewrite = move |section: Section| {
+        view! {
+            <button type="button" class="rewrite" disabled=move || busy.get()
+                on:click=move |_| {
+                    variation.update(|v| *v += 1);
+                    request.dispatch(Request::Section {
+                        draft: draft.get_untracked(),
+                        section,
+                        variation: variation.get_untracked(),
+                    });
+                }>
+                {format!("Write the {} again", section.label())}
+            </button>
+        }
     };
     let save = move |_| {
         show_errors.set(true);
@@ -324,10 +359,13 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
                     })}
                     <Field label="Backstory" name=field::BACKSTORY error=error_for(field::BACKSTORY) control=Control::Lines(8)
                         value=move || draft.with(|d| d.backstory.clone()) set=move |v| draft.update(|d| d.backstory = v) />
+                    {rewrite(Section::Backstory)}
                     <Field label="Story context (the world)" name=field::STORY_CONTEXT error=error_for(field::STORY_CONTEXT) control=Control::Lines(6)
                         value=move || draft.with(|d| d.story_context.clone()) set=move |v| draft.update(|d| d.story_context = v) />
+                    {rewrite(Section::StoryContext)}
                     <Field label="Opening line" name=field::OPENING_LINE error=error_for(field::OPENING_LINE) control=Control::Lines(2)
                         value=move || draft.with(|d| d.opening_line.clone()) set=move |v| draft.update(|d| d.opening_line = v) />
+                    {rewrite(Section::OpeningLine)}
                     <fieldset class="field">
                         <legend>"Start options"</legend>
                         {(0..3).map(|i| view! {
@@ -340,6 +378,7 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
                                 }) />
                         }).collect_view()}
                         <FieldError error=error_for(field::START_OPTIONS) name=field::START_OPTIONS />
+                        {rewrite(Section::StartOptions)}
                     </fieldset>
                     <fieldset class="field">
                         <legend>"Endings"</legend>
@@ -362,6 +401,7 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
                             </div>
                         }).collect_view()}
                         <FieldError error=error_for(field::ENDINGS) name=field::ENDINGS />
+                        {rewrite(Section::Endings)}
                     </fieldset>
                 </fieldset>
                 <div class="actions">

@@ -1,5 +1,5 @@
 // A character's life after the wizard, in the hydrated app: the wizard's draft survives a reload,
-// the dashboard opens the character's page, Edit saves over it, Duplicate copies it, Delete moves
+// the dashboard opens the character's page, Edit (with one section written again) saves over it, Duplicate copies it, Delete moves
 // it to the trash with an Undo, and the trash restores it.
 import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
 
@@ -43,6 +43,12 @@ test("draft survives a reload; edit, duplicate, delete and undo, restore from th
   await page.getByRole("button", { name: "Save changes" }).click();
   await expect(page.locator('[data-field="opening_line"]')).toHaveText("The opening line is required.");
   await page.getByLabel("Opening line").fill("The lamp is lit. Come in out of the storm.");
+  // Write one section again: it changes, and the edit just made is kept.
+  const backstory = page.getByLabel("Backstory");
+  const before = await backstory.inputValue();
+  await page.getByRole("button", { name: "Write the backstory again" }).click();
+  await expect(backstory).not.toHaveValue(before);
+  await expect(page.getByLabel("Opening line")).toHaveValue("The lamp is lit. Come in out of the storm.");
   await page.getByRole("button", { name: "Save changes" }).click();
   await expect(page).toHaveURL(own);
   await expect(page.locator("blockquote")).toHaveText("The lamp is lit. Come in out of the storm.");

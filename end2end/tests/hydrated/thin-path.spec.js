@@ -36,7 +36,7 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
   const written = await backstory.inputValue();
 
   // Back and forth keeps everything.
-  await page.getByRole("button", { name: "Back" }).click();
+  await page.getByRole("button", { name: "Back", exact: true }).click();
   await expect(page.getByLabel("Name", { exact: true })).toHaveValue(name);
   await expect(page.getByTestId("traits")).toContainText("stubborn");
   await page.getByRole("button", { name: "Next: write their story" }).click();

@@ -8,7 +8,7 @@ use crate::common::*;
 use app::auth::{GetCurrentUser, GetSignInOptions, LocalSignIn, SignOut};
 use app::characters::{
     DeleteCharacter, DuplicateCharacter, GenerateCharacter, GetCharacter, ListCharacterPage,
-    ListCharacters, ListTrash, RestoreCharacter, SaveCharacter, UpdateCharacter,
+    ListCharacters, ListTrash, RegenerateSection, RestoreCharacter, SaveCharacter, UpdateCharacter,
 };
 use app::chat::{EarlierMessages, OpenChat, SendMessage, StopReply};
 use app::error::AppError;
@@ -84,6 +84,11 @@ fn matrix() -> Vec<Entry> {
             variation: 0,
         }),
         Entry::new(SignedIn, |_| SaveCharacter { draft: draft("A") }),
+        Entry::new(SignedIn, |_| RegenerateSection {
+            draft: full_draft("A"),
+            section: app::domain::Section::Endings,
+            variation: 0,
+        }),
         // A valid draft, so the refusal is about whose character it is.
         Entry::new(Owner, |ids| UpdateCharacter {
             id: ids.character.clone(),

@@ -5,17 +5,21 @@
 use crate::common::*;
 use app::characters::{
     DeleteCharacter, DuplicateCharacter, GetCharacter, ListCharacterPage, ListTrash,
-    RestoreCharacter, UpdateCharacter, TRASH_DAYS,
+    RegenerateSection, RestoreCharacter, UpdateCharacter, TRASH_DAYS,
 };
 use app::chat::{OpenChat, SendMessage};
+use app::domain::Section;
 use app::error::AppError;
 use leptos::server_fn::ServerFn;
+use mock_llm::{MockLlm, Reply};
 
 on_both_backends!(
     a_saved_character_can_be_edited_and_duplicated,
     a_deleted_character_and_its_chats_wait_in_the_trash,
     the_trash_is_emptied_after_its_days,
     the_character_pages_work_without_javascript,
+    one_section_is_written_again_and_the_rest_kept,
+    a_section_from_a_model_is_checked_like_the_whole,
 );
 
 async fn signed_in(backend: Backend) -> TestApp {
@@ -243,4 +247,131 @@ async fn the_character_pages_work_without_javascript(backend: Backend) {
     // A deleted character's page is a 404.
     app.call(DeleteCharacter { id: id.clone() }).await.unwrap();
     assert_eq!(page(format!("/characters/{id}")).await.status(), 404);
+}
+
+/// Each section, written again by the offline writer: that section changes, every other field
+/// (the user's edits included) stays exactly as sent, and the result still saves.
+async fn one_section_is_written_again_and_the_rest_kept(backend: Backend) {
+    let app = signed_in(backend).await;
+    let id = save_character(&app, "Mira").await;
+    let mut draft = get(&app, &id).await.unwrap().draft;
+    draft.opening_line = "My own words, kept.".into();
+    for section in Section::ALL {
+        let out = app
+            .call(RegenerateSection {
+                draft: draft.clone(),
+                section,
+                variation: 7,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{section:?}: {e:?}"));
+        assert!(out.offline);
+        let as_json = |d: &app::domain::CharacterDraft| serde_json::to_value(d).unwrap();
+        let (before, after) = (as_json(&draft), as_json(&out.draft));
+        for (key, value) in before.as_object().unwrap() {
+            if key == section.key() {
+                assert_ne!(&after[key], value, "{key} was written again");
+            } else {
+                assert_eq!(&after[key], value, "{key} kept while writing {section:?}");
+            }
+        }
+        app.call(UpdateCharacter {
+            id: id.clone(),
+            draft: out.draft.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'section'"
+        )
+        .await,
+        5
+    );
+    // A seed that does not parse is refused field by field, before any model call.
+    let mut bad = draft.clone();
+    bad.name = String::new();
+    assert!(matches!(
+        app.call(RegenerateSection {
+            draft: bad,
+            section: Section::Backstory,
+            variation: 0,
+        })
+        .await,
+        Err(AppError::Invalid(_))
+    ));
+}
+
+/// Through Gemini (the mock): the request carries the other fields as context and only the
+/// section's schema; an answer at the schema's limits is taken; an invalid one gets one repair.
+async fn a_section_from_a_model_is_checked_like_the_whole(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let base = mock.base_url();
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("LLM_PROVIDER", "gemini"),
+            ("GEMINI_API_KEY", "test-key"),
+            ("GEMINI_BASE_URL", base.as_str()),
+        ],
+        |_| {},
+    )
+    .await;
+    app.sign_in_local().await;
+    let id = save_character(&app, "Mira").await;
+    let mut draft = get(&app, &id).await.unwrap().draft;
+    draft.backstory = "She kept the lighthouse alone for nine winters.".into();
+
+    mock.push(Reply::FillSchema { over: 1.0 });
+    let out = app
+        .call(RegenerateSection {
+            draft: draft.clone(),
+            section: Section::Endings,
+            variation: 0,
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = out.draft.endings.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["happy", "tragic", "ambiguous"]);
+    assert_eq!(out.draft.backstory, draft.backstory);
+    let sent = mock.requests().last().unwrap().body.clone();
+    assert_eq!(
+        sent["generationConfig"]["responseJsonSchema"],
+        Section::Endings.schema()
+    );
+    let prompt = sent["contents"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        prompt.contains("She kept the lighthouse alone for nine winters."),
+        "{prompt}"
+    );
+
+    // Two endings of one kind: refused, sent back once with the reason, then taken.
+    mock.push(Reply::Json {
+        value: serde_json::json!({"endings": [
+            {"kind": "happy", "text": "One."},
+            {"kind": "happy", "text": "Two."},
+            {"kind": "tragic", "text": "Three."}
+        ]}),
+    });
+    mock.push(Reply::FillSchema { over: 1.0 });
+    let before = mock.requests().len();
+    app.call(RegenerateSection {
+        draft: draft.clone(),
+        section: Section::Endings,
+        variation: 1,
+    })
+    .await
+    .unwrap();
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), before + 2);
+    let repair = reqs.last().unwrap().body["contents"][2]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(repair.contains("different kind"), "{repair}");
 }

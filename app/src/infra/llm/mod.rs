@@ -187,7 +187,16 @@ pub enum ChatChunk {
 /// The typed intent behind a structured request, for providers that do not read prompts.
 #[derive(Debug, Clone)]
 pub enum StructuredTask {
-    Character { seed: CharacterSeed, variation: u64 },
+    Character {
+        seed: CharacterSeed,
+        variation: u64,
+    },
+    /// One section of a character, written again.
+    Section {
+        seed: CharacterSeed,
+        section: crate::domain::Section,
+        variation: u64,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -124,16 +124,48 @@ pub fn write_character(seed: &CharacterSeed, variation: u64) -> serde_json::Valu
         "\"You're late — and if you're here to help me {}, we start now.\"",
         want.trim_start_matches("to ")
     );
-    let start_options = vec![
+    // Drawn after everything above, so each take's other fields stay as they were.
+    let bold = [
         format!("Step forward and offer to lead the way for {name}."),
+        format!("Tell {name} you are in, whatever it costs."),
+        format!("Take the first risk yourself, before {name} can."),
+    ];
+    let cautious = [
         "Hold back, watch the room and ask who else is involved.".to_string(),
+        "Say nothing yet; count the exits and the people between you and them.".to_string(),
+        format!("Ask {name} for one night to think it over."),
+    ];
+    let curious = [
         format!("Ask {name} what really happened {years_ago} years ago."),
+        format!("Ask {name} who else wants the same thing."),
+        format!("Ask {name} what {he} will not tell anyone else."),
     ];
-    let endings = vec![
-        serde_json::json!({"kind": "happy", "text": format!("{name} succeeds, and for the first time in years {he} {lets} someone share the weight.")}),
-        serde_json::json!({"kind": "tragic", "text": format!("{name} reaches the goal too late; what was saved is not what mattered.")}),
-        serde_json::json!({"kind": "ambiguous", "text": format!("{name} walks away with the truth, and no one can say whether it was worth the price.")}),
+    let start_options: Vec<String> = [bold, cautious, curious]
+        .into_iter()
+        .map(|set| set[rng.random_range(0..set.len())].clone())
+        .collect();
+    let happy = [
+        format!("{name} succeeds, and for the first time in years {he} {lets} someone share the weight."),
+        format!("{name} wins back what was lost, and finds it was never the point."),
     ];
+    let tragic = [
+        format!("{name} reaches the goal too late; what was saved is not what mattered."),
+        format!("{name} keeps {his} word, and the word costs everything else."),
+    ];
+    let ambiguous = [
+        format!(
+            "{name} walks away with the truth, and no one can say whether it was worth the price."
+        ),
+        format!(
+            "{name} leaves {place} behind without looking back, and the player never learns why."
+        ),
+    ];
+    let endings: Vec<serde_json::Value> = [("happy", happy), ("tragic", tragic), ("ambiguous", ambiguous)]
+        .into_iter()
+        .map(|(kind, texts)| {
+            serde_json::json!({"kind": kind, "text": texts[rng.random_range(0..texts.len())]})
+        })
+        .collect();
     serde_json::json!({
         "backstory": backstory,
         "story_context": story_context,
@@ -222,6 +254,15 @@ impl LlmProvider for OfflineProvider {
     async fn generate_json(&self, req: StructuredRequest) -> Result<StructuredReply, LlmError> {
         let value = match &req.task {
             StructuredTask::Character { seed, variation } => write_character(seed, *variation),
+            // The section from another take on the whole character.
+            StructuredTask::Section {
+                seed,
+                section,
+                variation,
+            } => {
+                let whole = write_character(seed, *variation);
+                serde_json::json!({ section.key(): whole[section.key()] })
+            }
         };
         let output_tokens = value.to_string().split_whitespace().count() as u32;
         Ok(StructuredReply {

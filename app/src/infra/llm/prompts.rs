@@ -3,12 +3,13 @@
 //! below pin exactly what each provider is sent.
 
 use super::{ChatRequest, Persona, Role, StructuredRequest, StructuredTask, Turn};
-use crate::domain::CharacterSeed;
+use crate::domain::{CharacterDraft, CharacterSeed, Section};
 
 const CHARACTER_SYSTEM: &str = include_str!("templates/character_system.txt");
 const CHARACTER: &str = include_str!("templates/character.txt");
 const CHAT_SYSTEM: &str = include_str!("templates/chat_system.txt");
 const REPAIR: &str = include_str!("templates/repair.txt");
+const SECTION: &str = include_str!("templates/section.txt");
 
 /// Fills `{key}` fields. Values are inserted as they are; a value's own braces are not expanded.
 fn fill(template: &str, fields: &[(&str, &str)]) -> String {
@@ -64,6 +65,59 @@ pub fn character(seed: &CharacterSeed, variation: u64) -> StructuredRequest {
     }
 }
 
+/// The request that writes one `section` of a character again, with every other field of `draft`
+/// given as context so the new section agrees with them (and the user's edits are kept).
+pub fn section(
+    seed: &CharacterSeed,
+    draft: &CharacterDraft,
+    section: Section,
+    variation: u64,
+) -> StructuredRequest {
+    let traits = seed.traits.to_strings().join(", ");
+    let age = seed.age.get().to_string();
+    let options = draft.start_options.join(" | ");
+    let endings = draft
+        .endings
+        .iter()
+        .map(|e| format!("{}: {}", e.kind, e.text))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let schema = section.schema();
+    let instructions = schema["properties"][section.key()]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let prompt = fill(
+        SECTION,
+        &[
+            ("name", seed.name.as_str()),
+            ("age", &age),
+            ("gender", seed.gender.label()),
+            ("traits", &traits),
+            ("backstory", &draft.backstory),
+            ("story_context", &draft.story_context),
+            ("opening_line", &draft.opening_line),
+            ("start_options", &options),
+            ("endings", &endings),
+            ("label", section.label()),
+            ("language", seed.language.as_str()),
+            ("key", section.key()),
+            ("instructions", &instructions),
+        ],
+    );
+    StructuredRequest {
+        system: CHARACTER_SYSTEM.trim_end().to_string(),
+        prompt,
+        schema,
+        task: StructuredTask::Section {
+            seed: seed.clone(),
+            section,
+            variation,
+        },
+        repair: None,
+    }
+}
+
 /// The correction request of the one repair attempt.
 pub fn repair(problem: &str) -> String {
     fill(REPAIR, &[("problem", problem)])
@@ -110,6 +164,7 @@ mod tests {
     use super::*;
     use crate::infra::config::Secret;
     use crate::infra::llm::{gemini, http::RetryPolicy, openai, Sampling};
+    use serde_json::json;
     use std::time::Duration;
 
     fn seed() -> CharacterSeed {
@@ -168,6 +223,30 @@ mod tests {
     #[test]
     fn gemini_character_request() {
         let r = character(&seed(), 0);
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.turns(),
+            Some(&r.schema)
+        ));
+    }
+
+    /// Writing the endings again: every other field, as the user left it, is in the prompt.
+    #[test]
+    fn gemini_section_request() {
+        let mut draft = crate::domain::CharacterDraft {
+            backstory: "She kept the lighthouse for nine winters.".into(),
+            story_context: "A storm coast where ships still vanish.".into(),
+            opening_line: "Come in out of the storm.".into(),
+            start_options: vec!["Knock.".into(), "Wait.".into(), "Look around.".into()],
+            ..Default::default()
+        };
+        draft.endings = vec![crate::domain::DraftEnding {
+            kind: "happy".into(),
+            text: "The light holds.".into(),
+        }];
+        let r = section(&seed(), &draft, Section::Endings, 0);
+        assert_eq!(r.schema["required"], json!(["endings"]));
         insta::assert_json_snapshot!(gemini::GeminiProvider::body(
             &gemini_cfg(),
             &r.system,
