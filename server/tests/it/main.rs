@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod api;
+mod deploy;
 mod github;
 mod headers;
 mod limits;
