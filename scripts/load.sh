@@ -26,7 +26,8 @@ if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then
   log "the hard limit on open files is $hard, below the $want needed for ${STREAMS:-2000} streams; lower STREAMS or raise it"
   exit 1
 fi
-ulimit -n "$want"
+# Never lower it: raise the soft limit to the hard one.
+if [ "$hard" = unlimited ]; then ulimit -n 1048576; else ulimit -n "$hard"; fi
 
 log "building the release server and the load benchmark"
 cargo build --locked --release -p server --bin personaflux
