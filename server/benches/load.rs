@@ -278,6 +278,10 @@ async fn main() {
     let panics = server.log_count("panicked");
     let errors = server.log_count("ERROR");
     let end = server.proc.sample();
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    for line in log.lines().filter(|l| l.contains("panicked")).take(5) {
+        println!("  panic: {line}");
+    }
     let status = server.stop();
     println!(
         "end: RSS {:.1} MB; server log: {panics} panics, {errors} ERROR lines; exit on SIGTERM: {status}",
