@@ -9,33 +9,19 @@
 //! Run: `cargo bench -p server --bench reads`. SQLite in a temp folder; Postgres too when
 //! `TEST_POSTGRES_URL` is set (a fresh database is created on it and dropped afterwards).
 
+mod support;
+
 use app::auth::UserId;
 use app::chat::{ChatView, MessageRole, MessageStatus};
 use app::infra::db::Db;
 use futures::{stream, StreamExt};
 use sqlx::Connection;
-use std::collections::HashMap;
 use std::time::Instant;
+use support::report;
 
 const MESSAGES: usize = 10_000;
 const CHARACTERS: usize = 10_000;
 const RUNS: usize = 300;
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn report(label: &str, mut v: Vec<f64>) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "  {label:<44} n={} p50={:.2}ms p99={:.2}ms max={:.2}ms",
-        v.len(),
-        pct(&v, 0.5),
-        pct(&v, 0.99),
-        v[v.len() - 1]
-    );
-}
 
 #[tokio::main]
 async fn main() {
@@ -67,31 +53,10 @@ async fn main() {
 
 async fn run(label: &str, url: &str, dir: &tempfile::TempDir) {
     println!("{label}: {MESSAGES} messages in one chat, {CHARACTERS} characters, {RUNS} timed calls each");
-    let mut env: HashMap<String, String> = HashMap::new();
-    env.insert(
-        "LEPTOS_TOML".into(),
-        format!("{}/../Leptos.toml", env!("CARGO_MANIFEST_DIR")),
-    );
-    env.insert("DATABASE_URL".into(), url.into());
-    env.insert(
-        "DATA_DIR".into(),
-        dir.path()
-            .join(format!("data-{label}"))
-            .display()
-            .to_string(),
-    );
-    env.insert("LLM_PROVIDER".into(), "offline".into());
-    let mut config = app::infra::config::Config::from_env(&env).unwrap();
-    config.leptos.site_addr = "127.0.0.1:0".parse().unwrap();
-    let server = server::Application::build(config).await.unwrap();
-    let base = format!("http://{}", server.addr());
-    tokio::spawn(server.run());
+    let env = support::base_env(url, &dir.path().join(format!("data-{label}")));
+    let base = support::start_in_process(&env).await;
     let db = Db::connect(url).await.unwrap();
-
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let (client, _) = support::signed_in(&base).await;
     let post = |path: &str, form: Vec<(&str, String)>| {
         client
             .post(format!("{base}/api/{path}"))
@@ -99,17 +64,12 @@ async fn run(label: &str, url: &str, dir: &tempfile::TempDir) {
             .form(&form)
             .send()
     };
-    post("auth/local", vec![]).await.unwrap();
     let me: serde_json::Value = post("auth/me", vec![]).await.unwrap().json().await.unwrap();
     let owner = UserId(me["id"].as_str().unwrap().to_string());
 
     // Seed through the store.
     let seeding = Instant::now();
-    let draft: app::domain::CharacterDraft = serde_json::from_value(serde_json::json!({
-        "name": "Bench", "traits": ["quick"], "age": "30", "gender": "other", "voice": "",
-        "scenes": "10", "language": "English", "avatar": "", "backstory": "", "story_context": "",
-        "opening_line": "", "start_options": [], "endings": []}))
-    .unwrap();
+    let draft: app::domain::CharacterDraft = serde_json::from_value(support::draft()).unwrap();
     let story: app::domain::GeneratedCharacter = serde_json::from_value(
         app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),
     )

@@ -9,11 +9,13 @@
 //!
 //! Run: `cargo bench -p server --bench relay` (SQLite in a temp folder, everything on loopback).
 
+mod support;
+
 use app::chat::{ChatEvent, ChatView, EventLines};
 use futures::StreamExt;
 use mock_llm::{MockLlm, Reply};
-use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::{pct, report};
 
 fn now_micros() -> u128 {
     SystemTime::now()
@@ -22,52 +24,17 @@ fn now_micros() -> u128 {
         .as_micros()
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
-fn report(label: &str, mut v: Vec<f64>, unit: &str) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "{label}: n={} p50={:.3}{unit} p99={:.3}{unit} max={:.3}{unit}",
-        v.len(),
-        pct(&v, 0.5),
-        pct(&v, 0.99),
-        v[v.len() - 1]
-    );
-}
-
 #[tokio::main]
 async fn main() {
     let mock = MockLlm::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut env: HashMap<String, String> = HashMap::new();
-    env.insert(
-        "LEPTOS_TOML".into(),
-        format!("{}/../Leptos.toml", env!("CARGO_MANIFEST_DIR")),
+    let mut env = support::base_env(
+        &format!("sqlite://{}/bench.db", dir.path().display()),
+        &dir.path().join("data"),
     );
-    env.insert(
-        "DATABASE_URL".into(),
-        format!("sqlite://{}/bench.db", dir.path().display()),
-    );
-    env.insert(
-        "DATA_DIR".into(),
-        dir.path().join("data").display().to_string(),
-    );
-    env.insert("LLM_PROVIDER".into(), "gemini".into());
-    env.insert("GEMINI_API_KEY".into(), "bench".into());
-    env.insert("GEMINI_BASE_URL".into(), mock.base_url());
-    let mut config = app::infra::config::Config::from_env(&env).unwrap();
-    config.leptos.site_addr = "127.0.0.1:0".parse().unwrap();
-    let server = server::Application::build(config).await.unwrap();
-    let base = format!("http://{}", server.addr());
-    tokio::spawn(server.run());
-
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    support::gemini_env(&mut env, &mock);
+    let base = support::start_in_process(&env).await;
+    let (client, _) = support::signed_in(&base).await;
     let post_form = |path: &str, form: Vec<(&str, String)>| {
         client
             .post(format!("{base}/api/{path}"))
@@ -75,10 +42,7 @@ async fn main() {
             .form(&form)
             .send()
     };
-    post_form("auth/local", vec![]).await.unwrap();
-    let draft = serde_json::json!({"name": "Bench", "traits": ["quick"], "age": "30", "gender": "other",
-        "voice": "", "scenes": "10", "language": "English", "avatar": "", "backstory": "", "story_context": "",
-        "opening_line": "", "start_options": [], "endings": []});
+    let draft = support::draft();
     let generate = || {
         client
             .post(format!("{base}/api/characters/generate"))
@@ -120,13 +84,8 @@ async fn main() {
     report(
         "generate_character through the app (ms)",
         through_app.clone(),
-        "ms",
     );
-    report(
-        "same request straight to the mock (ms)",
-        direct.clone(),
-        "ms",
-    );
+    report("same request straight to the mock (ms)", direct.clone());
     through_app.sort_by(|a, b| a.partial_cmp(b).unwrap());
     direct.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
@@ -135,12 +94,7 @@ async fn main() {
     );
 
     // Relay: stamped tokens through the streaming chat.
-    let res = client.post(format!("{base}/api/characters/save")).json(&serde_json::json!({"draft": {
-        "name": "Bench", "traits": ["quick"], "age": "30", "gender": "other", "voice": "", "scenes": "10",
-        "language": "English", "avatar": "", "backstory": "b", "story_context": "c", "opening_line": "o",
-        "start_options": ["1", "2", "3"], "endings": [{"kind": "a", "text": "a"}, {"kind": "b", "text": "b"}, {"kind": "c", "text": "c"}]}}))
-        .send().await.unwrap();
-    let id: String = res.json().await.unwrap();
+    let id = support::save_character(&client, &base, "Bench").await;
     let view: ChatView = post_form("chat/open", vec![("character_id", id)])
         .await
         .unwrap()
@@ -178,5 +132,5 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    report("relay latency mock→app→client per token (ms)", lat, "ms");
+    report("relay latency mock→app→client per token (ms)", lat);
 }

@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod api;
 mod dbdown;
+mod deploy;
 mod github;
 mod headers;
 mod limits;
