@@ -59,7 +59,7 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
         <Title text=d.name.clone() />
         <article class="character-sheet" data-testid="character-sheet">
             <header class="page-head">
-                <div class="who">
+                <div class="identity">
                     <AvatarBadge avatar=d.avatar.clone() name=d.name.clone() />
                     <div>
                         <h1>{d.name.clone()}</h1>
