@@ -3,7 +3,7 @@
 //! post, so the page works without JavaScript too.
 
 use crate::characters::{get_character, CharacterView, DeleteCharacter, DuplicateCharacter};
-use crate::pages::layout::{error_view, AvatarBadge};
+use crate::pages::layout::{error_view, param, AvatarBadge};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -12,7 +12,7 @@ use leptos_router::hooks::use_params_map;
 pub fn CharacterPage() -> impl IntoView {
     let params = use_params_map();
     let character = Resource::new(
-        move || params.read().get("id").unwrap_or_default(),
+        move || param(params, "id").unwrap_or_default(),
         get_character,
     );
     view! {

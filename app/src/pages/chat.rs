@@ -7,7 +7,7 @@ use crate::chat::{
     earlier_messages, open_chat, send_message, stop_reply, ChatEvent, ChatMessage, ChatView,
     EventLines, MessageRole, MessageStatus,
 };
-use crate::pages::layout::{error_view, AvatarBadge};
+use crate::pages::layout::{error_view, param, AvatarBadge};
 use crate::pages::platform::spawn_browser_task;
 use futures::StreamExt;
 use leptos::prelude::*;
@@ -20,13 +20,8 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 pub fn ChatPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let character_id = move || params.read().get("id").unwrap_or_default();
-    let before = move || {
-        query
-            .read()
-            .get("before")
-            .and_then(|b| b.parse::<i64>().ok())
-    };
+    let character_id = move || param(params, "id").unwrap_or_default();
+    let before = move || param(query, "before").and_then(|b| b.parse::<i64>().ok());
     let chat = Resource::new(
         move || (character_id(), before()),
         |(character_id, before)| async move {

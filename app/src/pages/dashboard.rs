@@ -2,7 +2,7 @@
 //! page after the character `ID` (the "More" link, which works without JavaScript too).
 
 use crate::characters::{list_character_page, RestoreCharacter};
-use crate::pages::layout::{error_view, AvatarBadge};
+use crate::pages::layout::{error_view, param, AvatarBadge};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -10,9 +10,9 @@ use leptos_router::hooks::use_query_map;
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let query = use_query_map();
-    let after = move || query.read().get("after").filter(|a| !a.is_empty());
+    let after = move || param(query, "after").filter(|a| !a.is_empty());
     // `?deleted=ID`: the character just moved to the trash, with an Undo.
-    let deleted = move || query.read().get("deleted").filter(|d| !d.is_empty());
+    let deleted = move || param(query, "deleted").filter(|d| !d.is_empty());
     let undo = ServerAction::<RestoreCharacter>::new();
     let characters = Resource::new(after, |after| list_character_page(after, None));
     view! {

@@ -100,3 +100,14 @@ pub fn AvatarBadge(#[prop(into)] avatar: String, #[prop(into)] name: String) -> 
         <span class=format!("avatar avatar-{avatar}") aria-hidden="true">{initial}</span>
     }
 }
+
+/// A route or query parameter. Read with `try_with`: when a client goes away in the middle of a
+/// server render, the page's reactive owner is disposed while its resources may still be polled,
+/// and a plain `read()` of the disposed map panics (seen once in a five-minute soak); this gives
+/// `None` instead, and the abandoned render ends quietly.
+pub fn param(
+    map: leptos::prelude::Memo<leptos_router::params::ParamsMap>,
+    key: &str,
+) -> Option<String> {
+    map.try_with(|m| m.get(key)).flatten()
+}

@@ -8,7 +8,7 @@ pub fn SignInPage() -> impl IntoView {
     let options = Resource::new(|| (), |_| get_sign_in_options());
     let query = leptos_router::hooks::use_query_map();
     let flow_error = move || {
-        query.read().get("error").map(|code| {
+        crate::pages::layout::param(query, "error").map(|code| {
             view! { <p class="alert" role="alert">{crate::auth::flow_error_message(&code)}</p> }
         })
     };

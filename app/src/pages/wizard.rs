@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::pages::form::{Control, Field, FieldError};
-use crate::pages::layout::{error_view, RequireSignIn};
+use crate::pages::layout::{error_view, param, RequireSignIn};
 use crate::pages::platform::{forget, store, stored};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -82,7 +82,7 @@ pub fn WizardPage() -> impl IntoView {
 pub fn EditCharacterPage() -> impl IntoView {
     let params = use_params_map();
     let character = Resource::new(
-        move || params.read().get("id").unwrap_or_default(),
+        move || param(params, "id").unwrap_or_default(),
         get_character,
     );
     view! {
