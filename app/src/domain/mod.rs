@@ -4,6 +4,7 @@
 //! (which parse again: a server function is a public endpoint). Each newtype has a private field
 //! and a `parse` constructor; code downstream takes the parsed type and never re-checks.
 
+pub mod avatar_art;
 mod character;
 #[cfg(test)]
 mod fuzz;

@@ -88,16 +88,31 @@ pub fn error_view(err: AppError) -> AnyView {
     }
 }
 
-/// The avatar picture for a preset name.
+/// A character's avatar: a picture drawn from its preset and its name
+/// ([`crate::domain::avatar_art`]), decorative (the name is always written beside it).
 #[component]
 pub fn AvatarBadge(#[prop(into)] avatar: String, #[prop(into)] name: String) -> impl IntoView {
-    let initial = name
-        .chars()
-        .next()
-        .map(|c| c.to_uppercase().to_string())
-        .unwrap_or_default();
+    use crate::domain::avatar_art::{avatar_art, Shape};
+    let art = avatar_art(&avatar, &name);
+    let fill = format!("url(#{})", art.gradient_id);
     view! {
-        <span class=format!("avatar avatar-{avatar}") aria-hidden="true">{initial}</span>
+        <svg class=format!("avatar avatar-{avatar}") viewBox="0 0 64 64" aria-hidden="true" focusable="false">
+            <defs>
+                <linearGradient id=art.gradient_id.clone() x1="0" y1="0" x2="0" y2="1">
+                    <stop offset="0" stop-color=art.top />
+                    <stop offset="1" stop-color=art.bottom />
+                </linearGradient>
+            </defs>
+            <rect width="64" height="64" fill=fill />
+            {art.shapes.into_iter().map(|s| match s {
+                Shape::Circle { cx, cy, r, fill, opacity } => view! {
+                    <circle cx=format!("{cx:.1}") cy=format!("{cy:.1}") r=format!("{r:.1}") fill=fill opacity=format!("{opacity:.2}") />
+                }.into_any(),
+                Shape::Path { d, fill, opacity } => view! {
+                    <path d=d fill=fill opacity=format!("{opacity:.2}") />
+                }.into_any(),
+            }).collect_view()}
+        </svg>
     }
 }
 

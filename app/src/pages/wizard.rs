@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::pages::form::{Control, Field, FieldError};
-use crate::pages::layout::{error_view, param, RequireSignIn};
+use crate::pages::layout::{error_view, param, AvatarBadge, RequireSignIn};
 use crate::pages::platform::{forget, store, stored};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -331,10 +331,12 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
                     <fieldset class="field avatars">
                         <legend>"Avatar"</legend>
                         {Avatar::PRESETS.iter().map(|a| view! {
-                            <label class=format!("avatar-choice avatar-{a}")>
+                            <label class="avatar-choice">
                                 <input type="radio" name="avatar" value=*a
                                     prop:checked=move || draft.with(|d| d.avatar == *a)
                                     on:change=move |_| draft.update(|d| d.avatar = a.to_string()) />
+                                // Drawn for the name being typed: what the character will look like.
+                                {move || view! { <AvatarBadge avatar=*a name=draft.with(|d| d.name.clone()) /> }}
                                 <span>{*a}</span>
                             </label>
                         }).collect_view()}

@@ -1,0 +1,211 @@
+//! Default avatars: a small generated picture per character instead of a flat swatch. The preset
+//! the user picks sets the palette; the character's name seeds the composition (a horizon, a sun or
+//! moon, and drifting shapes), so two characters on one preset still look different, and the same
+//! character always looks the same — on the server and in the browser, which run this same code.
+//! The picture is plain SVG geometry with presentation attributes (no inline styles, no scripts),
+//! so it passes the Content-Security-Policy and needs no image request.
+
+/// One preset's colours: sky from `top` to `bottom`, land, the light, and the shapes.
+struct Palette {
+    top: &'static str,
+    bottom: &'static str,
+    land: &'static str,
+    light: &'static str,
+    accent: &'static str,
+}
+
+fn palette(preset: &str) -> Palette {
+    match preset {
+        "ember" => Palette {
+            top: "#5c0f0a",
+            bottom: "#b3261e",
+            land: "#2b0805",
+            light: "#ffb38a",
+            accent: "#ff7043",
+        },
+        "tide" => Palette {
+            top: "#06284d",
+            bottom: "#0b5cad",
+            land: "#041a33",
+            light: "#cfe8ff",
+            accent: "#4fa3f7",
+        },
+        "moss" => Palette {
+            top: "#123a0c",
+            bottom: "#2e6b1f",
+            land: "#0b2407",
+            light: "#e4f5c4",
+            accent: "#8bc34a",
+        },
+        "dusk" => Palette {
+            top: "#24103a",
+            bottom: "#5b2a86",
+            land: "#170a26",
+            light: "#ffd6f0",
+            accent: "#c77dff",
+        },
+        "gold" => Palette {
+            top: "#3d2800",
+            bottom: "#8a5a00",
+            land: "#261900",
+            light: "#fff1b8",
+            accent: "#ffc53d",
+        },
+        _ => Palette {
+            top: "#1f1f26",
+            bottom: "#4a4a55",
+            land: "#131318",
+            light: "#e8e8f0",
+            accent: "#9e9eb3",
+        },
+    }
+}
+
+/// A shape of the picture, in a 64×64 box.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    Circle {
+        cx: f32,
+        cy: f32,
+        r: f32,
+        fill: &'static str,
+        opacity: f32,
+    },
+    /// A closed path (`d`), filled.
+    Path {
+        d: String,
+        fill: &'static str,
+        opacity: f32,
+    },
+}
+
+/// A whole avatar picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AvatarArt {
+    /// The gradient's id, unique to the preset and the composition.
+    pub gradient_id: String,
+    pub top: &'static str,
+    pub bottom: &'static str,
+    pub shapes: Vec<Shape>,
+}
+
+/// FNV-1a: a stable hash that is the same in the browser and on the server.
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A small deterministic generator over the hash.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % 10_000) as f32 / 10_000.0
+    }
+    fn between(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+/// The picture for `name` on `preset`.
+pub fn avatar_art(preset: &str, name: &str) -> AvatarArt {
+    let p = palette(preset);
+    let seed = hash(name.trim()) | 1;
+    let mut d = Dice(seed);
+    let mut shapes = Vec::new();
+    // The light: a sun or moon somewhere in the upper sky, with a soft halo.
+    let (cx, cy, r) = (
+        d.between(16.0, 48.0),
+        d.between(14.0, 28.0),
+        d.between(6.0, 10.0),
+    );
+    shapes.push(Shape::Circle {
+        cx,
+        cy,
+        r: r * 1.8,
+        fill: p.light,
+        opacity: 0.18,
+    });
+    shapes.push(Shape::Circle {
+        cx,
+        cy,
+        r,
+        fill: p.light,
+        opacity: 0.95,
+    });
+    // Drifting shapes: two or three soft accents.
+    for _ in 0..(2 + (seed % 2) as usize) {
+        shapes.push(Shape::Circle {
+            cx: d.between(4.0, 60.0),
+            cy: d.between(6.0, 40.0),
+            r: d.between(2.0, 5.0),
+            fill: p.accent,
+            opacity: d.between(0.35, 0.7),
+        });
+    }
+    // Two horizons: a far ridge in the accent colour, the near land dark.
+    for (i, (fill, opacity)) in [(p.accent, 0.45f32), (p.land, 1.0)].into_iter().enumerate() {
+        let base = 40.0 + 8.0 * i as f32;
+        let (a, b, c) = (
+            d.between(-6.0, 6.0),
+            d.between(-8.0, 8.0),
+            d.between(-6.0, 6.0),
+        );
+        let path = format!(
+            "M0 {:.1} C16 {:.1} 32 {:.1} 48 {:.1} S64 {:.1} 64 {:.1} L64 64 L0 64 Z",
+            base + a,
+            base + b,
+            base - b,
+            base + c,
+            base - c,
+            base + a / 2.0
+        );
+        shapes.push(Shape::Path {
+            d: path,
+            fill,
+            opacity,
+        });
+    }
+    AvatarArt {
+        gradient_id: format!("av-{preset}-{:x}", seed & 0xff_ffff),
+        top: p.top,
+        bottom: p.bottom,
+        shapes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_name_draws_the_same_picture_and_others_differ() {
+        assert_eq!(avatar_art("tide", "Mira"), avatar_art("tide", "Mira"));
+        assert_ne!(
+            avatar_art("tide", "Mira").shapes,
+            avatar_art("tide", "Ilse").shapes
+        );
+        assert_ne!(
+            avatar_art("tide", "Mira").top,
+            avatar_art("ember", "Mira").top
+        );
+    }
+
+    #[test]
+    fn every_shape_stays_in_the_box() {
+        for preset in crate::domain::Avatar::PRESETS {
+            for name in ["", "A", "Mira Voss", "日本語の名前", &"x".repeat(60)] {
+                for s in avatar_art(preset, name).shapes {
+                    if let Shape::Circle { cx, cy, r, .. } = s {
+                        assert!((0.0..=64.0).contains(&cx) && (0.0..=64.0).contains(&cy));
+                        assert!(r > 0.0 && r < 32.0);
+                    }
+                }
+            }
+        }
+    }
+}
