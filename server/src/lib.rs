@@ -64,6 +64,7 @@ impl Application {
             .await
             .map_err(|e| db_error(&e))?;
         app::characters::service::purge_expired(&db).await;
+        spawn_trash_purge(db.clone());
 
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
@@ -244,6 +245,18 @@ fn password_by_hand(url: &str) -> Option<String> {
     let rest = &url[url.find("://")? + 3..];
     let userinfo = &rest[..rest.rfind('@')?];
     Some(userinfo.split_once(':')?.1.to_string())
+}
+
+/// Empties characters past their days in the trash, every hour (the first run is at start-up).
+fn spawn_trash_purge(db: app::infra::db::Db) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            app::characters::service::purge_expired(&db).await;
+        }
+    });
 }
 
 fn spawn_session_cleanup(store: DbSessionStore) {

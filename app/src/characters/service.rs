@@ -42,24 +42,21 @@ pub async fn write_story(
     variation: u64,
 ) -> Result<GeneratedCharacter, LlmError> {
     let request = prompts::character(seed, variation);
-    structured(state, user, request, "character", seed, parse_generated).await
+    let kinds = ("character", "character_repair");
+    structured(state, user, request, kinds, seed, parse_generated).await
 }
 
 /// One structured model call with its one repair: `parse` reads the answer (an invalid one,
 /// [`LlmError::InvalidReply`], is sent back once with what was wrong). Each attempt's usage is
-/// recorded under `kind` (and `{kind}_repair`).
+/// recorded under `kinds`: (first attempt, repair).
 async fn structured<T>(
     state: &AppState,
     user: &UserId,
     mut request: crate::infra::llm::StructuredRequest,
-    kind: &'static str,
+    (kind, repair_kind): (&'static str, &'static str),
     seed: &CharacterSeed,
     parse: impl Fn(&str) -> Result<T, LlmError>,
 ) -> Result<T, LlmError> {
-    let repair_kind: &'static str = match kind {
-        "character" => "character_repair",
-        _ => "section_repair",
-    };
     for attempt in 1..=2 {
         let started = Instant::now();
         let result = state.llm.generate_json(request.clone()).await;
@@ -119,7 +116,8 @@ pub async fn regenerate_section(
     let mut slot = limits::service::begin_model_call(&state, &user).await?;
     let request = prompts::section(&seed, &draft, section, variation);
     let schema = section.schema();
-    let rewritten = structured(&state, &user, request, "section", &seed, |raw| {
+    let kinds = ("section", "section_repair");
+    let rewritten = structured(&state, &user, request, kinds, &seed, |raw| {
         let mut value: serde_json::Value = serde_json::from_str(raw.trim())
             .map_err(|e| LlmError::InvalidReply(format!("the reply is not valid JSON ({e})")))?;
         crate::domain::schema::recover(&mut value, &schema);
@@ -265,7 +263,7 @@ pub async fn delete(id: String) -> Result<(), AppError> {
     let user = require_user().await?;
     check_id(&id)?;
     let db = AppState::get()?.db;
-    if store::set_trashed(&db, &user, &id, true, crate::infra::now_ms())
+    if store::trash(&db, &user, &id, crate::infra::now_ms())
         .await
         .or_internal("delete character")?
     {
@@ -282,7 +280,7 @@ pub async fn restore(id: String) -> Result<(), AppError> {
     let user = require_user().await?;
     check_id(&id)?;
     let db = AppState::get()?.db;
-    if store::set_trashed(&db, &user, &id, false, crate::infra::now_ms())
+    if store::restore(&db, &user, &id, trash_cutoff(), crate::infra::now_ms())
         .await
         .or_internal("restore character")?
     {
@@ -296,17 +294,22 @@ pub async fn restore(id: String) -> Result<(), AppError> {
 pub async fn trash() -> Result<Vec<TrashedCharacter>, AppError> {
     let user = require_user().await?;
     let db = AppState::get()?.db;
-    purge_expired(&db).await;
-    store::trash_for(&db, &user, MAX_PAGE)
+    store::trash_for(&db, &user, trash_cutoff(), MAX_PAGE)
         .await
         .or_internal("list trash")
 }
 
-/// Removes for good what has been in the trash longer than [`TRASH_DAYS`]. Run at start-up and
-/// whenever a trash is opened, so nothing outlives its days by more than a visit or a restart.
+/// Deleted before this (epoch ms), a character is past its days in the trash: no longer listed
+/// nor restorable, and removed by the next [`purge_expired`].
+fn trash_cutoff() -> i64 {
+    crate::infra::now_ms() - TRASH_DAYS * 24 * 3_600_000
+}
+
+/// Removes for good what has been in the trash longer than [`TRASH_DAYS`]. The server runs it at
+/// start-up and every hour, never in a request: reading the trash writes nothing, and what is past
+/// its days is already hidden and unrestorable by [`trash_cutoff`].
 pub async fn purge_expired(db: &crate::infra::db::Db) {
-    let cutoff = crate::infra::now_ms() - TRASH_DAYS * 24 * 3_600_000;
-    match store::purge_trash(db, cutoff).await {
+    match store::purge_trash(db, trash_cutoff()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "removed characters past their days in the trash"),
         Err(e) => tracing::warn!(error = ?e, "could not empty old trash"),

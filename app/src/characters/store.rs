@@ -53,35 +53,46 @@ impl CharacterRow {
     }
 }
 
+/// Binds a character's values where the INSERT and the UPDATE both expect them: `$1` its id, `$2`
+/// its owner, `$3`–`$15` its fields (with `$lists` from [`lists`]), `$16` the time.
+macro_rules! bind_character {
+    ($query:expr, $id:expr, $owner:expr, $spec:expr, $lists:expr, $now:expr) => {
+        $query
+            .bind($id)
+            .bind(&$owner.0)
+            .bind($spec.seed.name.as_str())
+            .bind(&$lists.0)
+            .bind($spec.seed.age.get() as i32)
+            .bind($spec.seed.gender.as_str())
+            .bind($spec.voice.as_str())
+            .bind($spec.scenes.get() as i32)
+            .bind($spec.seed.language.as_str())
+            .bind($spec.avatar.as_str())
+            .bind($spec.story.backstory.as_str())
+            .bind($spec.story.story_context.as_str())
+            .bind($spec.story.opening_line.as_str())
+            .bind(&$lists.1)
+            .bind(&$lists.2)
+            .bind($now)
+    };
+}
+
 const COLUMNS: &str = "id, name, traits, age, gender, voice, scenes, language, avatar, backstory, \
                        story_context, opening_line, start_options, endings, created_at, updated_at";
 
 pub async fn insert(db: &Db, owner: &UserId, spec: &CharacterSpec) -> Result<String, sqlx::Error> {
     let id = new_id();
     let now = now_ms();
-    let (traits, options, endings) = lists(spec);
+    let lists = lists(spec);
     with_pool!(db, pool => {
-        sqlx::query(
-            "INSERT INTO characters (id, owner_id, name, traits, age, gender, voice, scenes, language, \
-             avatar, backstory, story_context, opening_line, start_options, endings, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+        bind_character!(
+            sqlx::query(
+                "INSERT INTO characters (id, owner_id, name, traits, age, gender, voice, scenes, language, \
+                 avatar, backstory, story_context, opening_line, start_options, endings, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+            ),
+            &id, owner, spec, lists, now
         )
-        .bind(&id)
-        .bind(&owner.0)
-        .bind(spec.seed.name.as_str())
-        .bind(&traits)
-        .bind(spec.seed.age.get() as i32)
-        .bind(spec.seed.gender.as_str())
-        .bind(spec.voice.as_str())
-        .bind(spec.scenes.get() as i32)
-        .bind(spec.seed.language.as_str())
-        .bind(spec.avatar.as_str())
-        .bind(spec.story.backstory.as_str())
-        .bind(spec.story.story_context.as_str())
-        .bind(spec.story.opening_line.as_str())
-        .bind(&options)
-        .bind(&endings)
-        .bind(now)
         .execute(pool)
         .await.map(|_| ())?
     });
@@ -121,30 +132,17 @@ pub async fn update(
     id: &str,
     spec: &CharacterSpec,
 ) -> Result<bool, sqlx::Error> {
-    let (traits, options, endings) = lists(spec);
+    let lists = lists(spec);
     let n = with_pool!(db, pool => {
-        sqlx::query(
+        bind_character!(
+            sqlx::query(
             "UPDATE characters SET name = $3, traits = $4, age = $5, gender = $6, voice = $7, \
              scenes = $8, language = $9, avatar = $10, backstory = $11, story_context = $12, \
              opening_line = $13, start_options = $14, endings = $15, updated_at = $16 \
              WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL",
+            ),
+            id, owner, spec, lists, now_ms()
         )
-        .bind(id)
-        .bind(&owner.0)
-        .bind(spec.seed.name.as_str())
-        .bind(&traits)
-        .bind(spec.seed.age.get() as i32)
-        .bind(spec.seed.gender.as_str())
-        .bind(spec.voice.as_str())
-        .bind(spec.scenes.get() as i32)
-        .bind(spec.seed.language.as_str())
-        .bind(spec.avatar.as_str())
-        .bind(spec.story.backstory.as_str())
-        .bind(spec.story.story_context.as_str())
-        .bind(spec.story.opening_line.as_str())
-        .bind(&options)
-        .bind(&endings)
-        .bind(now_ms())
         .execute(pool)
         .await?
         .rows_affected()
@@ -152,22 +150,11 @@ pub async fn update(
     Ok(n == 1)
 }
 
-/// Moves `owner`'s character `id` to the trash (or, `restore`, back out of it) at `now`; `false`
-/// if there is no such character on that side.
-pub async fn set_trashed(
-    db: &Db,
-    owner: &UserId,
-    id: &str,
-    trashed: bool,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+/// Moves `owner`'s character `id` to the trash at `now`; `false` if there is no such character
+/// out of the trash.
+pub async fn trash(db: &Db, owner: &UserId, id: &str, now: i64) -> Result<bool, sqlx::Error> {
     let n = with_pool!(db, pool => {
-        let q = if trashed {
-            "UPDATE characters SET deleted_at = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL"
-        } else {
-            "UPDATE characters SET deleted_at = NULL, updated_at = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NOT NULL"
-        };
-        sqlx::query(q)
+        sqlx::query("UPDATE characters SET deleted_at = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
             .bind(id)
             .bind(&owner.0)
             .bind(now)
@@ -178,18 +165,47 @@ pub async fn set_trashed(
     Ok(n == 1)
 }
 
-/// `owner`'s characters in the trash, most recently deleted first (at most `limit`).
+/// Brings `owner`'s character `id` back from the trash if it was deleted at or after `cutoff`;
+/// `false` if there is no such character in the trash.
+pub async fn restore(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    cutoff: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE characters SET deleted_at = NULL, updated_at = $4 \
+             WHERE id = $1 AND owner_id = $2 AND deleted_at IS NOT NULL AND deleted_at >= $3",
+        )
+        .bind(id)
+        .bind(&owner.0)
+        .bind(cutoff)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// `owner`'s characters in the trash deleted at or after `cutoff`, most recently deleted first
+/// (at most `limit`).
 pub async fn trash_for(
     db: &Db,
     owner: &UserId,
+    cutoff: i64,
     limit: i64,
 ) -> Result<Vec<super::TrashedCharacter>, sqlx::Error> {
     let rows: Vec<(String, String, String, i64)> = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT id, name, avatar, deleted_at FROM characters \
-             WHERE owner_id = $1 AND deleted_at IS NOT NULL ORDER BY deleted_at DESC, id DESC LIMIT $2",
+             WHERE owner_id = $1 AND deleted_at IS NOT NULL AND deleted_at >= $2 \
+             ORDER BY deleted_at DESC, id DESC LIMIT $3",
         )
         .bind(&owner.0)
+        .bind(cutoff)
         .bind(limit)
         .fetch_all(pool)
         .await?

@@ -164,9 +164,20 @@ async fn the_trash_is_emptied_after_its_days(backend: Backend) {
                 .unwrap();
         });
     }
+    // Past its days, it is no longer listed nor restorable at once.
     let trash = app.call(ListTrash {}).await.unwrap();
     let ids: Vec<&str> = trash.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, [recent.as_str()]);
+    // Reading the trash wrote nothing; the server's purge (start-up, then hourly) removes it.
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM characters WHERE id = '{old}'")
+        )
+        .await,
+        1
+    );
+    app::characters::service::purge_expired(&app.db).await;
     // Gone for good, with its chat.
     assert_eq!(
         count(
