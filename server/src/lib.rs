@@ -193,6 +193,10 @@ pub fn router(
         .with_state(state.clone())
         // The status of every server function's error (one place; see `status`).
         .layer(axum::middleware::from_fn(status::server_fn_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::pages_know_their_user,
+        ))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(
             state,

@@ -20,6 +20,37 @@ pub fn api(state: AppState) -> Router<AppState> {
         .route("/auth/{provider}/callback", get(auth_callback))
 }
 
+/// Looks up the signed-in user once for a page request, before the page renders
+/// ([`app::auth::service::ResolvedUser`]): its header, its sign-in guard and its resources' server
+/// functions all read that one answer. Server functions, sign-in routes and static files (a dot
+/// in the last segment) look the user up themselves, if they need to.
+pub async fn pages_know_their_user(
+    State(state): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if is_page_request(&req) {
+        if let Some(session) = req.extensions().get::<Session>().cloned() {
+            let user = app::auth::service::user_of_session(&session, &state).await;
+            req.extensions_mut()
+                .insert(app::auth::service::ResolvedUser(user));
+        }
+    }
+    next.run(req).await
+}
+
+fn is_page_request(req: &axum::extract::Request) -> bool {
+    let path = req.uri().path();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) && !["/api/", "/auth/", "/pkg/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        && !last.contains('.')
+}
+
 #[derive(Deserialize)]
 struct StartQuery {
     return_to: Option<String>,

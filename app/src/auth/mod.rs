@@ -48,9 +48,15 @@ pub async fn get_sign_in_options() -> Result<SignInOptions, AppError> {
     })
 }
 
+/// Signs in as the local user. A plain form post (the sign-in page's button) that fails is sent
+/// back to the sign-in page with the reason in its address.
 #[server(endpoint = "auth/local")]
 pub async fn local_sign_in() -> Result<(), AppError> {
-    service::local_sign_in().await
+    let result = service::local_sign_in().await;
+    if let Err(e) = &result {
+        service::back_to_sign_in_with(e);
+    }
+    result
 }
 
 #[server(endpoint = "auth/signout")]
@@ -58,26 +64,34 @@ pub async fn sign_out() -> Result<(), AppError> {
     service::sign_out().await
 }
 
-/// The auth context: the current user, refetched after sign-in or sign-out.
-#[derive(Clone, Copy)]
+/// The auth context: who the page is for.
+///
+/// A plain value, not a `Resource`: the server looks the user up once before rendering a page
+/// ([`service::ResolvedUser`]) and the value travels to the browser with the page
+/// ([`SharedValue`](leptos::server::SharedValue)), so the header and every page's sign-in guard
+/// read it synchronously, with no `<Suspense>` of their own. (One resource read in two suspense
+/// boundaries occasionally left a server render waiting forever: leptos #4851.) Signing in and
+/// out are plain form posts that end in a full page load, so the value never goes stale.
+#[derive(Clone)]
 pub struct Auth {
-    pub user: Resource<Result<Option<CurrentUser>, AppError>>,
-    pub local_sign_in: ServerAction<LocalSignIn>,
-    pub sign_out: ServerAction<SignOut>,
+    pub user: Result<Option<CurrentUser>, AppError>,
 }
 
 pub fn provide_auth() {
-    let local_sign_in = ServerAction::<LocalSignIn>::new();
-    let sign_out = ServerAction::<SignOut>::new();
-    let user = Resource::new(
-        move || (local_sign_in.version().get(), sign_out.version().get()),
-        |_| get_current_user(),
-    );
-    provide_context(Auth {
-        user,
-        local_sign_in,
-        sign_out,
-    });
+    let user = leptos::server::SharedValue::new(|| {
+        #[cfg(feature = "ssr")]
+        {
+            // A page the server did not look the user up for (the not-found page of the
+            // static-file fallback) shows the signed-out header.
+            service::resolved_for_page().unwrap_or(Ok(None))
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            Ok(None)
+        }
+    })
+    .into_inner();
+    provide_context(Auth { user });
 }
 
 pub fn use_auth() -> Auth {
@@ -92,6 +106,10 @@ pub fn flow_error_message(code: &str) -> &'static str {
         "denied" => "Sign-in was cancelled at the provider.",
         "provider" => "The sign-in provider could not be reached. Please try again later.",
         "token" => "The sign-in provider's answer could not be verified.",
+        "local" => "Local sign-in is not available from where you are connecting.",
+        "unavailable" => {
+            "PersonaFlux can't reach its database right now. Please try again in a moment."
+        }
         _ => "Sign-in failed. Please try again.",
     }
 }

@@ -25,11 +25,17 @@ async fn session() -> Result<Session, AppError> {
 /// The one way to get the current user: every server function that touches user data calls it
 /// first and returns early when it fails.
 pub async fn require_user() -> Result<UserId, AppError> {
+    if let Some(resolved) = resolved_for_page() {
+        return match resolved? {
+            Some(user) => Ok(UserId(user.id)),
+            None => Err(AppError::Unauthorized),
+        };
+    }
     let session = session().await?;
-    let Some(id) = session_user_id(&session).await? else {
+    let state = AppState::get()?;
+    let Some(id) = session_user_id(&session, &state.config).await? else {
         return Err(AppError::Unauthorized);
     };
-    let state = AppState::get()?;
     match store::find_user(&state.db, &id)
         .await
         .or_internal("load user")?
@@ -45,14 +51,16 @@ pub async fn require_user() -> Result<UserId, AppError> {
 /// Each signed-in request is activity: the idle expiry slides. A session is saved only when it
 /// changes, so the time of the last renewal is kept in it and touched when it is older than
 /// `SESSION_RENEW_SECS` — at most one write per session per interval, not one per request.
-async fn session_user_id(session: &Session) -> Result<Option<String>, AppError> {
+async fn session_user_id(
+    session: &Session,
+    config: &crate::infra::config::Config,
+) -> Result<Option<String>, AppError> {
     let id: Option<String> = session.get(USER_KEY).await.or_internal("session read")?;
     let Some(id) = id else { return Ok(None) };
     let at: Option<i64> = session
         .get(SIGNED_IN_AT)
         .await
         .or_internal("session read")?;
-    let config = &AppState::get()?.config;
     let now = now_ms();
     if at.is_none_or(|at| now - at > config.session_max_age.as_millis() as i64) {
         session.flush().await.or_internal("session flush")?;
@@ -74,13 +82,38 @@ pub async fn is_signed_in(session: &Session) -> bool {
 }
 
 pub async fn current_user() -> Result<Option<CurrentUser>, AppError> {
-    let session = session().await?;
-    let Some(id) = session_user_id(&session).await? else {
+    if let Some(resolved) = resolved_for_page() {
+        return resolved;
+    }
+    user_of_session(&session().await?, &AppState::get()?).await
+}
+
+/// The user signed in to `session`, if any.
+pub async fn user_of_session(
+    session: &Session,
+    state: &AppState,
+) -> Result<Option<CurrentUser>, AppError> {
+    let Some(id) = session_user_id(session, &state.config).await? else {
         return Ok(None);
     };
-    store::find_user(&AppState::get()?.db, &id)
+    store::find_user(&state.db, &id)
         .await
         .or_internal("load user")
+}
+
+/// The signed-in user of a page request, looked up once by the server before the page renders
+/// (a request extension; see `server::pages_know_their_user`). The page's header, its sign-in
+/// guard and the server functions its resources call all read this one answer instead of each
+/// asking the session and the database again.
+#[derive(Debug, Clone)]
+pub struct ResolvedUser(pub Result<Option<CurrentUser>, AppError>);
+
+/// This request's [`ResolvedUser`], when it is a page request.
+pub fn resolved_for_page() -> Option<Result<Option<CurrentUser>, AppError>> {
+    leptos::prelude::use_context::<http::request::Parts>()?
+        .extensions
+        .get::<ResolvedUser>()
+        .map(|r| r.0.clone())
 }
 
 /// Headers a reverse proxy adds. Local sign-in trusts that whoever reaches the loopback port is
@@ -128,6 +161,25 @@ pub async fn local_sign_in() -> Result<(), AppError> {
     tracing::info!(user_id = %user.id, "signed in (local)");
     leptos_axum::redirect("/dashboard");
     Ok(())
+}
+
+/// For a plain form post (one that wants HTML back): sends it to the sign-in page with the reason
+/// `err` as an error code ([`super::flow_error_message`]). Server-function callers get the error.
+pub fn back_to_sign_in_with(err: &AppError) {
+    let wants_html = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
+        p.headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    });
+    if wants_html {
+        let code = match err {
+            AppError::Forbidden(_) => "local",
+            AppError::Unavailable => "unavailable",
+            _ => "failed",
+        };
+        leptos_axum::redirect(&format!("/signin?error={code}"));
+    }
 }
 
 /// Starts a session for `user_id` in the current server function's session.

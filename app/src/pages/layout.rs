@@ -1,10 +1,11 @@
 //! The frame around every page, and the shared error display.
 
-use crate::auth::use_auth;
+use crate::auth::{use_auth, SignOut};
 use crate::error::AppError;
 use crate::pages::platform::{set_status, StatusCode};
 use leptos::either::Either;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_router::components::Redirect;
 
 #[component]
@@ -15,21 +16,18 @@ pub fn Header() -> impl IntoView {
         <header class="topbar">
             <a href="/" class="brand">"PersonaFlux"</a>
             <nav aria-label="Main">
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        match auth.user.await {
-                            Ok(Some(user)) => Either::Left(view! {
-                                <a href="/dashboard">"Dashboard"</a>
-                                <a href="/characters/new">"New character"</a>
-                                <span class="who" data-testid="user-name">{user.display_name}</span>
-                                <ActionForm action=auth.sign_out attr:class="inline">
-                                    <button type="submit" class="link">"Sign out"</button>
-                                </ActionForm>
-                            }),
-                            _ => Either::Right(view! { <a href="/signin">"Sign in"</a> }),
-                        }
-                    })}
-                </Transition>
+                {match auth.user {
+                    Ok(Some(user)) => Either::Left(view! {
+                        <a href="/dashboard">"Dashboard"</a>
+                        <a href="/characters/new">"New character"</a>
+                        <span class="who" data-testid="user-name">{user.display_name}</span>
+                        // A plain form: signing out ends in a full page load.
+                        <form method="post" action=SignOut::url() class="inline">
+                            <button type="submit" class="link">"Sign out"</button>
+                        </form>
+                    }),
+                    _ => Either::Right(view! { <a href="/signin">"Sign in"</a> }),
+                }}
             </nav>
         </header>
     }
@@ -47,24 +45,11 @@ pub fn NotFound() -> impl IntoView {
 /// Shows its children to a signed-in user and sends anyone else to sign in (a real redirect
 /// during server rendering).
 #[component]
-pub fn RequireSignIn(children: ChildrenFn) -> impl IntoView {
-    let auth = use_auth();
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {
-                let children = children.clone();
-                move || {
-                    let children = children.clone();
-                    Suspend::new(async move {
-                        match auth.user.await {
-                            Ok(Some(_)) => children().into_any(),
-                            Ok(None) => error_view(AppError::Unauthorized),
-                            Err(e) => error_view(e),
-                        }
-                    })
-                }
-            }
-        </Suspense>
+pub fn RequireSignIn(children: Children) -> impl IntoView {
+    match use_auth().user {
+        Ok(Some(_)) => children().into_any(),
+        Ok(None) => error_view(AppError::Unauthorized),
+        Err(e) => error_view(e),
     }
 }
 

@@ -1,23 +1,16 @@
-use crate::auth::{get_sign_in_options, use_auth};
+use crate::auth::{get_sign_in_options, LocalSignIn};
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
-    let auth = use_auth();
     let options = Resource::new(|| (), |_| get_sign_in_options());
     let query = leptos_router::hooks::use_query_map();
     let flow_error = move || {
         crate::pages::layout::param(query, "error").map(|code| {
             view! { <p class="alert" role="alert">{crate::auth::flow_error_message(&code)}</p> }
         })
-    };
-    let failed = move || {
-        auth.local_sign_in
-            .value()
-            .get()
-            .and_then(|r| r.err())
-            .map(|e| view! { <p class="alert" role="alert">{e.to_string()}</p> })
     };
     view! {
         <Title text="Sign in" />
@@ -38,9 +31,10 @@ pub fn SignInPage() -> impl IntoView {
                             </ul>
                             {o.local.then(|| view! {
                                 <p>"This server runs on your own machine, so you can use it without an account."</p>
-                                <ActionForm action=auth.local_sign_in>
+                                // A plain form: signing in ends in a full page load.
+                                <form method="post" action=LocalSignIn::url()>
                                     <button type="submit" class="primary">"Continue as local user"</button>
-                                </ActionForm>
+                                </form>
                             })}
                         }.into_any(),
                         Err(e) => crate::pages::layout::error_view(e),
@@ -48,7 +42,6 @@ pub fn SignInPage() -> impl IntoView {
                 })}
             </Suspense>
             {flow_error}
-            {failed}
         </section>
     }
 }

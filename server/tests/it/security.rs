@@ -114,7 +114,33 @@ async fn local_sign_in_refuses_forwarded_requests(backend: Backend) {
             .unwrap();
         let options: app::auth::SignInOptions = result(res).await.unwrap();
         assert!(!options.local, "{name}: the page must not offer it");
+        // The sign-in page's button is a plain form: its refusal comes back as a page that says why.
+        let res = app
+            .client
+            .post(app.url(<LocalSignIn as leptos::server_fn::ServerFn>::PATH))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 302, "{name}");
+        assert_eq!(location(&res), "/signin?error=local", "{name}");
+        assert_eq!(me(&app).await, None, "{name}");
     }
+    let page = app
+        .client
+        .get(app.url("/signin?error=local"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(app::auth::flow_error_message("local")),
+        "{page}"
+    );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM users").await, 0);
     // Without them it works.
     app.sign_in_local().await;
