@@ -177,13 +177,27 @@ impl Application {
     }
 }
 
+/// The app's page routes, listed once per process.
+///
+/// Listing them renders `App` with resource loading suppressed, and leptos keeps that switch in a
+/// process-wide flag (`leptos_server::SuppressResourceLoad`): a page being rendered at that moment
+/// in the same process creates resources that never load, and its response never ends. A server
+/// builds its router once before serving, but a process that builds several (the integration
+/// tests, a server per test) rendered pages while another was listing routes — the rare hung
+/// render of issue 9 point 11. Listing once, before any router exists, leaves no such moment.
+pub fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The routes: health and other plain routes, server functions, pages, static files.
 pub fn router(
     state: AppState,
     sessions: SessionManagerLayer<DbSessionStore, tower_sessions::service::PrivateCookie>,
 ) -> Router {
     let hsts = state.config.public_url().is_https();
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let leptos_options = state.leptos_options.clone();
     let known = host::KnownHosts::from_config(&state.config);
     Router::new()

@@ -69,9 +69,9 @@ pub async fn sign_out() -> Result<(), AppError> {
 /// A plain value, not a `Resource`: the server looks the user up once before rendering a page
 /// ([`service::ResolvedUser`]) and the value travels to the browser with the page
 /// ([`SharedValue`](leptos::server::SharedValue)), so the header and every page's sign-in guard
-/// read it synchronously, with no `<Suspense>` of their own. (One resource read in two suspense
-/// boundaries occasionally left a server render waiting forever: leptos #4851.) Signing in and
-/// out are plain form posts that end in a full page load, so the value never goes stale.
+/// read it synchronously, with no `<Suspense>` of their own, and the server functions a page's
+/// resources call reuse the answer. Signing in and out are plain form posts that end in a full
+/// page load, so the value never goes stale.
 #[derive(Clone)]
 pub struct Auth {
     pub user: Result<Option<CurrentUser>, AppError>,

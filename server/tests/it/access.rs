@@ -231,7 +231,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
 
     // Every page but the public ones sends an anonymous visitor to sign in.
     let anon = new_client();
-    for route in leptos_axum::generate_route_list(app::App) {
+    for route in server::route_list() {
         let path = route.path().replace(":id", &theirs.character);
         if PUBLIC_PAGES.contains(&route.path()) {
             continue;

@@ -19,6 +19,7 @@ on_both_backends!(
     a_reply_is_flushed_while_the_model_is_silent,
     two_sends_in_one_chat_at_once_give_one_reply,
     concurrent_opens_make_one_chat,
+    pages_render_while_another_server_starts_in_the_process,
 );
 
 pub(crate) fn gemini_env(mock: &MockLlm) -> Vec<(&'static str, String)> {
@@ -401,4 +402,54 @@ async fn concurrent_opens_make_one_chat(backend: Backend) {
         count(&app, "SELECT COUNT(*) FROM chat_messages").await,
         ROUNDS
     );
+}
+
+/// Every page rendered while another server starts in the same process finishes. Listing a
+/// router's routes switches leptos' resource loading off process-wide for a moment; a page that
+/// created its resource then never finished (issue 9 point 11: about one test run in ten hung on a
+/// page). The routes are now listed once per process.
+async fn pages_render_while_another_server_starts_in_the_process(backend: Backend) {
+    use futures::StreamExt;
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    save_character(&app, "Mira").await;
+    // Another server starting here lists the routes; so does this loop, many times over.
+    let starting = tokio::spawn(async move {
+        drop(spawn_app(backend).await);
+        tokio::task::spawn_blocking(|| {
+            for _ in 0..300 {
+                server::route_list();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+        .await
+        .unwrap();
+    });
+    let mut rendered = 0;
+    while !starting.is_finished() {
+        let results: Vec<_> = futures::stream::iter(0..16)
+            .map(|_| {
+                let req = app.client.get(app.url("/dashboard")).send();
+                async move {
+                    let res = tokio::time::timeout(Duration::from_secs(10), req)
+                        .await
+                        .expect("a page render never finished")
+                        .unwrap();
+                    assert_eq!(res.status(), 200);
+                    tokio::time::timeout(Duration::from_secs(10), res.text())
+                        .await
+                        .expect("a page body never finished")
+                        .unwrap()
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for html in results {
+            assert!(html.contains("Mira"), "{html}");
+            rendered += 1;
+        }
+    }
+    starting.await.unwrap();
+    assert!(rendered >= 16);
 }
