@@ -89,6 +89,68 @@ pub struct AvatarArt {
     pub shapes: Vec<Shape>,
 }
 
+impl AvatarArt {
+    /// The picture's SVG content (inside `<svg viewBox="0 0 64 64">`), written in one string.
+    /// Everything in it is a number, a palette colour or the hash-made gradient id — no text of
+    /// the user's — so a page can place it as markup. One string per avatar instead of an element
+    /// and an attribute string per shape, and no float formatting: a dashboard of avatars was a
+    /// measurable share of a server render.
+    pub fn svg_content(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(160 + 110 * self.shapes.len());
+        let id = &self.gradient_id;
+        let _ = write!(
+            out,
+            r#"<defs><linearGradient id="{id}" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="{}"/><stop offset="1" stop-color="{}"/></linearGradient></defs><rect width="64" height="64" fill="url(#{id})"/>"#,
+            self.top, self.bottom
+        );
+        for shape in &self.shapes {
+            let _ = match shape {
+                Shape::Circle {
+                    cx,
+                    cy,
+                    r,
+                    fill,
+                    opacity,
+                } => write!(
+                    out,
+                    r#"<circle cx="{}" cy="{}" r="{}" fill="{fill}" opacity="{}"/>"#,
+                    Fixed::<1>(*cx),
+                    Fixed::<1>(*cy),
+                    Fixed::<1>(*r),
+                    Fixed::<2>(*opacity)
+                ),
+                Shape::Path { d, fill, opacity } => write!(
+                    out,
+                    r#"<path d="{d}" fill="{fill}" opacity="{}"/>"#,
+                    Fixed::<2>(*opacity)
+                ),
+            };
+        }
+        out
+    }
+}
+
+/// A number written with `DIGITS` decimals through integer formatting (the float formatter was a
+/// hot spot of server rendering).
+struct Fixed<const DIGITS: u32>(f32);
+
+impl<const DIGITS: u32> std::fmt::Display for Fixed<DIGITS> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scale = 10i64.pow(DIGITS);
+        let n = (f64::from(self.0) * scale as f64).round() as i64;
+        let sign = if n < 0 { "-" } else { "" };
+        let n = n.abs();
+        write!(
+            f,
+            "{sign}{}.{:0width$}",
+            n / scale,
+            n % scale,
+            width = DIGITS as usize
+        )
+    }
+}
+
 /// FNV-1a: a stable hash that is the same in the browser and on the server.
 fn hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -156,13 +218,13 @@ pub fn avatar_art(preset: &str, name: &str) -> AvatarArt {
             d.between(-6.0, 6.0),
         );
         let path = format!(
-            "M0 {:.1} C16 {:.1} 32 {:.1} 48 {:.1} S64 {:.1} 64 {:.1} L64 64 L0 64 Z",
-            base + a,
-            base + b,
-            base - b,
-            base + c,
-            base - c,
-            base + a / 2.0
+            "M0 {} C16 {} 32 {} 48 {} S64 {} 64 {} L64 64 L0 64 Z",
+            Fixed::<1>(base + a),
+            Fixed::<1>(base + b),
+            Fixed::<1>(base - b),
+            Fixed::<1>(base + c),
+            Fixed::<1>(base - c),
+            Fixed::<1>(base + a / 2.0)
         );
         shapes.push(Shape::Path {
             d: path,
@@ -171,7 +233,8 @@ pub fn avatar_art(preset: &str, name: &str) -> AvatarArt {
         });
     }
     AvatarArt {
-        gradient_id: format!("av-{preset}-{:x}", seed & 0xff_ffff),
+        // Hashes only: the id goes into markup, and the preset is whatever was stored.
+        gradient_id: format!("av-{:x}-{:x}", hash(preset) & 0xffff, seed & 0xff_ffff),
         top: p.top,
         bottom: p.bottom,
         shapes,
@@ -193,6 +256,39 @@ mod tests {
             avatar_art("tide", "Mira").top,
             avatar_art("ember", "Mira").top
         );
+    }
+
+    #[test]
+    fn fixed_point_numbers_are_the_value_to_their_last_digit() {
+        for v in [0.0f32, 0.04, 0.05, 1.25, 9.99, 12.345, -3.21, -0.04, 63.96] {
+            for (text, unit) in [
+                (Fixed::<1>(v).to_string(), 0.1),
+                (Fixed::<2>(v).to_string(), 0.01),
+            ] {
+                let digits = text.split('.').nth(1).unwrap().len();
+                assert_eq!(digits, if unit == 0.1 { 1 } else { 2 }, "{text}");
+                let back: f64 = text.parse().unwrap();
+                assert!(
+                    (back - f64::from(v)).abs() <= unit / 2.0 + 1e-6,
+                    "{v} → {text}"
+                );
+            }
+        }
+        assert_eq!(Fixed::<1>(40.0).to_string(), "40.0");
+        assert_eq!(Fixed::<2>(0.45).to_string(), "0.45");
+        assert_eq!(Fixed::<1>(-5.96).to_string(), "-6.0");
+    }
+
+    #[test]
+    fn the_svg_is_numbers_colours_and_the_hashed_id_only() {
+        let art = avatar_art("\"><script>", "<b>Mira</b>");
+        let svg = art.svg_content();
+        assert!(!svg.contains("script") && !svg.contains("<b>"), "{svg}");
+        assert_eq!(
+            svg.matches("<circle").count() + svg.matches("<path").count(),
+            art.shapes.len()
+        );
+        assert!(svg.contains(&format!("url(#{})", art.gradient_id)));
     }
 
     #[test]

@@ -74,30 +74,13 @@ pub fn error_view(err: AppError) -> AnyView {
 }
 
 /// A character's avatar: a picture drawn from its preset and its name
-/// ([`crate::domain::avatar_art`]), decorative (the name is always written beside it).
+/// ([`crate::domain::avatar_art`]), decorative (the name is always written beside it). Its content
+/// is one string of numbers and palette colours ([`AvatarArt::svg_content`](crate::domain::avatar_art::AvatarArt::svg_content)).
 #[component]
 pub fn AvatarBadge(#[prop(into)] avatar: String, #[prop(into)] name: String) -> impl IntoView {
-    use crate::domain::avatar_art::{avatar_art, Shape};
-    let art = avatar_art(&avatar, &name);
-    let fill = format!("url(#{})", art.gradient_id);
+    let content = crate::domain::avatar_art::avatar_art(&avatar, &name).svg_content();
     view! {
-        <svg class=format!("avatar avatar-{avatar}") viewBox="0 0 64 64" aria-hidden="true" focusable="false">
-            <defs>
-                <linearGradient id=art.gradient_id.clone() x1="0" y1="0" x2="0" y2="1">
-                    <stop offset="0" stop-color=art.top />
-                    <stop offset="1" stop-color=art.bottom />
-                </linearGradient>
-            </defs>
-            <rect width="64" height="64" fill=fill />
-            {art.shapes.into_iter().map(|s| match s {
-                Shape::Circle { cx, cy, r, fill, opacity } => view! {
-                    <circle cx=format!("{cx:.1}") cy=format!("{cy:.1}") r=format!("{r:.1}") fill=fill opacity=format!("{opacity:.2}") />
-                }.into_any(),
-                Shape::Path { d, fill, opacity } => view! {
-                    <path d=d fill=fill opacity=format!("{opacity:.2}") />
-                }.into_any(),
-            }).collect_view()}
-        </svg>
+        <svg class=format!("avatar avatar-{avatar}") viewBox="0 0 64 64" aria-hidden="true" focusable="false" inner_html=content></svg>
     }
 }
 
