@@ -21,7 +21,8 @@ if ! command -v chromium >/dev/null; then
   step "installing Debian's chromium"
   apt_install chromium
 fi
-if [ ! -x end2end/node_modules/.bin/playwright ]; then
+# Installed when missing, or when the lock file changed since (a package was added).
+if [ ! -x end2end/node_modules/.bin/playwright ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
   step "installing the end2end npm packages"
   (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
 fi

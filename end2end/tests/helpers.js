@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { test as base, expect } from "@playwright/test";
 
 /**
@@ -29,4 +30,30 @@ export async function signIn(page) {
 
 export function uniqueName(base) {
   return `${base} ${Math.random().toString(36).slice(2, 7)}`;
+}
+
+const axeSource = createRequire(import.meta.url)("axe-core").source;
+const WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+
+/**
+ * Runs axe-core (WCAG 2.1 A and AA rules) on the page as it is now, in the light and the dark
+ * colour scheme, and fails on any serious or critical violation, naming the rule and the elements.
+ * The page's CSP does not apply: Playwright evaluates through the DevTools protocol.
+ */
+export async function accessible(page, label) {
+  for (const colorScheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme });
+    if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(axeSource);
+    const found = await page.evaluate(
+      async (tags) => {
+        const results = await window.axe.run(document, { runOnly: { type: "tag", values: tags } });
+        return results.violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+      },
+      WCAG_AA,
+    );
+    expect(found, `axe-core on ${label} (${colorScheme})`).toEqual([]);
+  }
+  await page.emulateMedia({ colorScheme: null });
 }

@@ -1,6 +1,6 @@
 // With Gemini as the provider (the mock Gemini server on loopback): generation and chat work, and
 // faults reach the user as clear messages while nothing they wrote is lost.
-import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, accessible, hydrated, signIn, uniqueName } from "../helpers.js";
 
 test("generation, streaming, a cut-off reply, a failing provider and stop", async ({ page }) => {
   await signIn(page);
@@ -40,6 +40,7 @@ test("generation, streaming, a cut-off reply, a failing provider and stop", asyn
   await page.getByRole("button", { name: "Send" }).click();
   await expect(page.getByRole("alert")).toContainText("The character model is unavailable right now. Your message is saved");
   await expect(messages.nth(5)).toContainText("are you there?");
+  await accessible(page, "the chat with a cut-off reply and a provider error");
 
   // Stop a long reply: what was written stays, marked stopped.
   await page.getByLabel("Your message").fill("[[mock:long]] go on");
@@ -49,6 +50,7 @@ test("generation, streaming, a cut-off reply, a failing provider and stop", asyn
   await expect(messages.nth(8)).toHaveAttribute("data-status", "stopped");
   const kept = await messages.nth(8).locator(".text").textContent();
   expect(kept).not.toContain("word79");
+  await accessible(page, "the chat with a stopped reply");
 
   // After a reload everything is still there, marked as it was.
   await page.reload();

@@ -1,7 +1,7 @@
 // A character's life after the wizard, in the hydrated app: the wizard's draft survives a reload,
 // the dashboard opens the character's page, Edit (with one section written again) saves over it, Duplicate copies it, Delete moves
 // it to the trash with an Undo, and the trash restores it.
-import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, accessible, hydrated, signIn, uniqueName } from "../helpers.js";
 
 test("draft survives a reload; edit, duplicate, delete and undo, restore from the trash", async ({ page }) => {
   await signIn(page);
@@ -34,6 +34,7 @@ test("draft survives a reload; edit, duplicate, delete and undo, restore from th
   await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}$/);
   const own = page.url();
   await expect(page.getByRole("heading", { name, level: 1 })).toBeVisible();
+  await accessible(page, "a character's page");
 
   // Edit: the wizard's fields and checks, saved over the character.
   await page.getByRole("link", { name: "Edit" }).click();
@@ -42,6 +43,7 @@ test("draft survives a reload; edit, duplicate, delete and undo, restore from th
   await page.getByLabel("Opening line").fill("");
   await page.getByRole("button", { name: "Save changes" }).click();
   await expect(page.locator('[data-field="opening_line"]')).toHaveText("The opening line is required.");
+  await accessible(page, "the edit page, with an error");
   await page.getByLabel("Opening line").fill("The lamp is lit. Come in out of the storm.");
   // Write one section again: it changes, and the edit just made is kept.
   const backstory = page.getByLabel("Backstory");
@@ -65,6 +67,7 @@ test("draft survives a reload; edit, duplicate, delete and undo, restore from th
   await expect(page).toHaveURL(/\/dashboard\?deleted=/);
   await expect(page.getByTestId("deleted-notice")).toContainText("Moved to the trash");
   await expect(page.getByTestId("character-list")).not.toContainText(`${name} (copy)`);
+  await accessible(page, "the dashboard with the undo notice");
   await hydrated(page);
   await page.getByRole("button", { name: "Undo" }).click();
   await expect(page.getByRole("heading", { name: `${name} (copy)`, level: 1 })).toBeVisible();
@@ -76,6 +79,7 @@ test("draft survives a reload; edit, duplicate, delete and undo, restore from th
   await page.getByRole("link", { name: "Trash" }).click();
   await expect(page).toHaveURL(/\/trash$/);
   await hydrated(page);
+  await accessible(page, "the trash");
   await page.getByRole("button", { name: `Restore ${name} (copy)` }).click();
   await expect(page.getByRole("heading", { name: `${name} (copy)`, level: 1 })).toBeVisible();
 });

@@ -1,10 +1,13 @@
 // The thin path in the hydrated app: sign in, create a character in the wizard, see it on the
 // dashboard, chat with the reply streaming in, reload and find the chat still there.
-import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, accessible, hydrated, signIn, uniqueName } from "../helpers.js";
 
 test("sign in, create a character, chat with streaming, reload keeps the chat", async ({ page }) => {
+  await page.goto("/signin");
+  await accessible(page, "the sign-in page");
   await signIn(page);
   await hydrated(page);
+  await accessible(page, "the empty dashboard");
 
   await page.getByRole("link", { name: "New character" }).first().click();
   await expect(page).toHaveURL(/\/characters\/new$/);
@@ -15,6 +18,7 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
   await expect(page.locator('[data-field="name"]')).toHaveText("Name is required.");
   await expect(page.locator('[data-field="traits"]')).toHaveText("Add at least one trait.");
   await expect(page.locator('[data-field="age"]')).toHaveText("Age is required.");
+  await accessible(page, "the wizard's first step, with errors");
 
   const name = uniqueName("Mira");
   await page.getByLabel("Name", { exact: true }).fill(name);
@@ -34,6 +38,7 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
   await expect(backstory).toHaveValue(new RegExp(name));
   await expect(page.getByTestId("offline-label")).toBeVisible();
   const written = await backstory.inputValue();
+  await accessible(page, "the wizard's second step");
 
   // Back and forth keeps everything.
   await page.getByRole("button", { name: "Back", exact: true }).click();
@@ -74,6 +79,7 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
   const final = (await reply.locator(".text").textContent()) || "";
   expect(final.length).toBeGreaterThan(early.length);
   expect(final.split(/\s+/).length).toBeGreaterThan(8);
+  await accessible(page, "the chat after a reply");
   await expect(log.getByTestId("message").nth(1)).toContainText("What happened to you?");
   await expect(page.getByLabel("Your message")).toHaveValue("");
 
@@ -86,4 +92,5 @@ test("sign in, create a character, chat with streaming, reload keeps the chat", 
   // The dashboard lists it first (newest first).
   await page.goto("/dashboard");
   await expect(page.getByTestId("character-list").locator("li").first()).toContainText(name);
+  await accessible(page, "the dashboard with a character");
 });
