@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod limits;
 pub mod pages;
+pub mod theme;
 pub mod twins;
 pub mod usage;
 
@@ -35,7 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     infra::csp::provide_request_nonce();
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-theme=theme::current().key()>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/trash") ssr=SsrMode::Async view=pages::trash::TrashPage />
                 </Routes>
             </main>
+            <theme::ThemeChooser />
         </Router>
     }
 }

@@ -70,6 +70,10 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Public, |_| GetSignInOptions {}),
         Entry::new(Public, |_| LocalSignIn {}),
         Entry::new(Public, |_| SignOut {}),
+        // A preference of the browser, not of an account.
+        Entry::new(Public, |_| app::theme::SetTheme {
+            theme: "dark".into(),
+        }),
         Entry::new(SignedIn, |_| ListCharacters {}),
         // The cursor names a character: another user's is not found.
         Entry::new(Owner, |ids| ListCharacterPage {

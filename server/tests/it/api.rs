@@ -25,6 +25,7 @@ on_both_backends!(
     a_reply_survives_the_browser_disconnecting,
     an_invalid_message_is_refused_and_not_saved,
     pages_render_without_javascript,
+    the_theme_chosen_is_kept_and_rendered_by_the_server,
 );
 
 async fn health_reports_the_database(backend: Backend) {
@@ -535,4 +536,95 @@ async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
         !signed_in_with(&app, &cookie).await,
         "session outlived its lifetime"
     );
+}
+
+/// The theme chooser is a plain form: the choice comes back as a cookie, the next page is
+/// rendered in it (no flash, no JavaScript), "Auto" forgets it, and anything else is refused.
+async fn the_theme_chosen_is_kept_and_rendered_by_the_server(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let path = <app::theme::SetTheme as leptos::server_fn::ServerFn>::PATH;
+    let html = app
+        .client
+        .get(app.url("/signin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-theme="system""#), "{html}");
+    assert!(html.contains(path), "every page offers the chooser");
+
+    let choose = |theme: &str| {
+        app.client
+            .post(app.url(path))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("referer", app.url("/signin"))
+            .body(format!("theme={theme}"))
+            .send()
+    };
+    let res = choose("dark").await.unwrap();
+    assert_eq!(res.status(), 302);
+    // (The framework leaves an empty query on the way back.)
+    assert_eq!(
+        location(&res).trim_end_matches('?'),
+        app.url("/signin"),
+        "back to the page it came from"
+    );
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("pf_theme=dark;") && cookie.contains("Max-Age=31536000"),
+        "{cookie}"
+    );
+    let html = app
+        .client
+        .get(app.url("/signin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-theme="dark""#), "{html}");
+    assert!(
+        html.contains(r#"value="dark" aria-pressed="true""#),
+        "{html}"
+    );
+
+    let res = choose("system").await.unwrap();
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    let html = app
+        .client
+        .get(app.url("/signin"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-theme="system""#), "{html}");
+
+    let res = app
+        .request(
+            &app.client,
+            app::theme::SetTheme {
+                theme: "\"><script>".into(),
+            },
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let res = app
+        .client
+        .get(app.url("/signin"))
+        .header("cookie", "pf_theme=\"><b>")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains(r#"data-theme="system""#));
 }
