@@ -4,12 +4,6 @@
 use app::infra::config::{Config, ProcessEnv};
 use server::{telemetry, Application};
 
-/// mimalloc instead of glibc's malloc: server rendering allocates many small strings on every
-/// thread, and glibc's allocator took about a quarter of the CPU time of a page view
-/// (`scripts/load.sh`, perf).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let _ = dotenvy::dotenv();
