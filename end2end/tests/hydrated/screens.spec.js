@@ -1,0 +1,46 @@
+// Visual smoke test: the main pages in the light and the dark theme at desktop width, and at a
+// phone's 360 px. Each page must render its heading and fit the width with no sideways scroll;
+// the screenshots are kept as test artefacts (test-results/screenshots), not compared.
+import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
+
+const widths = [
+  ["desktop", { width: 1280, height: 900 }],
+  ["phone", { width: 360, height: 780 }],
+];
+
+test("the main pages, light and dark, desktop and phone: no sideways scroll", async ({ page }, info) => {
+  await signIn(page);
+  await page.goto("/characters/new");
+  await hydrated(page);
+  const name = uniqueName("Ada");
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel("Age", { exact: true }).fill("31");
+  await page.getByRole("button", { name: "curious" }).click();
+  await page.getByRole("button", { name: "Next: write their story" }).click();
+  await expect(page.getByLabel("Backstory")).toHaveValue(new RegExp(name));
+  await page.getByRole("button", { name: "Save character" }).click();
+  await expect(page).toHaveURL(/\/chat$/);
+  const chat = new URL(page.url()).pathname;
+  const sheet = chat.replace(/\/chat$/, "");
+
+  const pages = [
+    ["dashboard", "/dashboard", "Your characters"],
+    ["character", sheet, name],
+    ["chat", chat, name],
+    ["wizard", "/characters/new", "New character"],
+    ["trash", "/trash", "Trash"],
+  ];
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const [label, size] of widths) {
+      await page.setViewportSize(size);
+      for (const [key, path, heading] of pages) {
+        await page.goto(path);
+        await expect(page.getByRole("heading", { name: heading, level: 1 }).first()).toBeVisible();
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        expect(overflow, `${key} at ${label} width scrolls sideways by ${overflow}px`).toBeLessThanOrEqual(0);
+        await page.screenshot({ path: info.outputPath(`screenshots/${key}-${scheme}-${label}.png`), fullPage: true });
+      }
+    }
+  }
+});
