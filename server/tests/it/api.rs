@@ -543,15 +543,7 @@ async fn sessions_end_when_idle_and_after_their_lifetime(backend: Backend) {
 async fn the_theme_chosen_is_kept_and_rendered_by_the_server(backend: Backend) {
     let app = spawn_app(backend).await;
     let path = <app::theme::SetTheme as leptos::server_fn::ServerFn>::PATH;
-    let html = app
-        .client
-        .get(app.url("/signin"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.html("/signin").await;
     assert!(html.contains(r#"data-theme="system""#), "{html}");
     assert!(html.contains(path), "every page offers the chooser");
 
@@ -577,15 +569,7 @@ async fn the_theme_chosen_is_kept_and_rendered_by_the_server(backend: Backend) {
         cookie.starts_with("pf_theme=dark;") && cookie.contains("Max-Age=31536000"),
         "{cookie}"
     );
-    let html = app
-        .client
-        .get(app.url("/signin"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.html("/signin").await;
     assert!(html.contains(r#"data-theme="dark""#), "{html}");
     assert!(
         html.contains(r#"value="dark" aria-pressed="true""#),
@@ -597,15 +581,7 @@ async fn the_theme_chosen_is_kept_and_rendered_by_the_server(backend: Backend) {
         .to_str()
         .unwrap()
         .contains("Max-Age=0"));
-    let html = app
-        .client
-        .get(app.url("/signin"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.html("/signin").await;
     assert!(html.contains(r#"data-theme="system""#), "{html}");
 
     let res = app

@@ -128,15 +128,7 @@ async fn local_sign_in_refuses_forwarded_requests(backend: Backend) {
         assert_eq!(location(&res), "/signin?error=local", "{name}");
         assert_eq!(me(&app).await, None, "{name}");
     }
-    let page = app
-        .client
-        .get(app.url("/signin?error=local"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.html("/signin?error=local").await;
     assert!(
         page.contains(app::auth::flow_error_message("local")),
         "{page}"

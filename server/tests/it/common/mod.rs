@@ -299,6 +299,19 @@ pub fn new_client() -> reqwest::Client {
 }
 
 impl TestApp {
+    /// The HTML of the page at `path`, as this app's browser gets it.
+    pub async fn html(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// The same server seen from another browser (its own cookies). The original keeps the server
     /// and its database alive.
     pub fn another_browser(&self) -> TestApp {
