@@ -64,6 +64,9 @@ impl Db {
             create_private_file(file).map_err(sqlx::Error::Io)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                // A file on this machine cannot drop a connection the way a network peer can, so the
+                // ping before every acquire only costs a worker-thread round trip per query.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(opts)
                 .await?;
