@@ -78,7 +78,7 @@ pub fn error_view(err: AppError) -> AnyView {
 /// is one string of numbers and palette colours ([`AvatarArt::svg_content`](crate::domain::avatar_art::AvatarArt::svg_content)).
 #[component]
 pub fn AvatarBadge(#[prop(into)] avatar: String, #[prop(into)] name: String) -> impl IntoView {
-    let content = crate::domain::avatar_art::avatar_art(&avatar, &name).svg_content();
+    let content = crate::domain::avatar_art::avatar_markup(&avatar, &name);
     view! {
         <svg class=format!("avatar avatar-{avatar}") viewBox="0 0 64 64" aria-hidden="true" focusable="false" inner_html=content></svg>
     }
