@@ -57,3 +57,34 @@ export async function accessible(page, label) {
   }
   await page.emulateMedia({ colorScheme: null });
 }
+
+/** Fills the wizard's first step (already open and hydrated): name, age and one suggested trait. */
+export async function fillBasics(page, { name, age, trait }) {
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  await page.getByLabel("Age", { exact: true }).fill(String(age));
+  await page.getByRole("button", { name: trait }).click();
+}
+
+/**
+ * Has the model write the story, checks the backstory matches `backstory` (a RegExp), saves, and
+ * waits for the new character's chat. Returns the chat's path.
+ */
+export async function writeAndSave(page, backstory) {
+  await page.getByRole("button", { name: "Next: write their story" }).click();
+  await expect(page.getByLabel("Backstory")).toHaveValue(backstory);
+  await page.getByRole("button", { name: "Save character" }).click();
+  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
+  return new URL(page.url()).pathname;
+}
+
+/**
+ * Creates a character through the wizard as a user would: opens it, fills name, age and a trait,
+ * generates, saves. `backstory` defaults to "the backstory names the character". Returns the
+ * chat's path.
+ */
+export async function createCharacter(page, { name, age, trait, backstory }) {
+  await page.goto("/characters/new");
+  await hydrated(page);
+  await fillBasics(page, { name, age, trait });
+  return writeAndSave(page, backstory ?? new RegExp(name));
+}

@@ -1,15 +1,13 @@
 // With Gemini as the provider (the mock Gemini server on loopback): generation and chat work, and
 // faults reach the user as clear messages while nothing they wrote is lost.
-import { test, expect, accessible, hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, accessible, hydrated, signIn, uniqueName, fillBasics, createCharacter } from "../helpers.js";
 
 test("generation, streaming, a cut-off reply, a failing provider and stop", async ({ page }) => {
   await signIn(page);
   await page.goto("/characters/new");
   await hydrated(page);
   const name = uniqueName("Orrin");
-  await page.getByLabel("Name", { exact: true }).fill(name);
-  await page.getByLabel("Age", { exact: true }).fill("52");
-  await page.getByRole("button", { name: "wise" }).click();
+  await fillBasics(page, { name, age: 52, trait: "wise" });
   await page.getByRole("button", { name: "Next: write their story" }).click();
   await expect(page.getByLabel("Backstory")).toHaveValue(new RegExp(`${name} was raised by the mock model`));
   await expect(page.getByTestId("offline-label")).toHaveCount(0);
@@ -64,15 +62,7 @@ test("generation, streaming, a cut-off reply, a failing provider and stop", asyn
 
 test("two tabs on one chat: one reply at a time, and the reply can be stopped from the other tab", async ({ page }) => {
   await signIn(page);
-  await page.goto("/characters/new");
-  await hydrated(page);
-  await page.getByLabel("Name", { exact: true }).fill(uniqueName("Vela"));
-  await page.getByLabel("Age", { exact: true }).fill("30");
-  await page.getByRole("button", { name: "wise" }).click();
-  await page.getByRole("button", { name: "Next: write their story" }).click();
-  await expect(page.getByLabel("Backstory")).toHaveValue(/was raised by the mock model/);
-  await page.getByRole("button", { name: "Save character" }).click();
-  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
+  await createCharacter(page, { name: uniqueName("Vela"), age: 30, trait: "wise", backstory: /was raised by the mock model/ });
   await hydrated(page);
   const messages = page.getByTestId("chat-log").getByTestId("message");
 

@@ -1,7 +1,7 @@
 // Visual smoke test: the main pages in the light and the dark theme at desktop width, and at a
 // phone's 360 px. Each page must render its heading and fit the width with no sideways scroll;
 // the screenshots are kept as test artefacts (test-results/screenshots), not compared.
-import { test, expect, hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, hydrated, signIn, uniqueName, createCharacter } from "../helpers.js";
 
 const widths = [
   ["desktop", { width: 1280, height: 900 }],
@@ -10,17 +10,8 @@ const widths = [
 
 test("the main pages, light and dark, desktop and phone: no sideways scroll", async ({ page }, info) => {
   await signIn(page);
-  await page.goto("/characters/new");
-  await hydrated(page);
   const name = uniqueName("Ada");
-  await page.getByLabel("Name", { exact: true }).fill(name);
-  await page.getByLabel("Age", { exact: true }).fill("31");
-  await page.getByRole("button", { name: "curious" }).click();
-  await page.getByRole("button", { name: "Next: write their story" }).click();
-  await expect(page.getByLabel("Backstory")).toHaveValue(new RegExp(name));
-  await page.getByRole("button", { name: "Save character" }).click();
-  await expect(page).toHaveURL(/\/chat$/);
-  const chat = new URL(page.url()).pathname;
+  const chat = await createCharacter(page, { name, age: 31, trait: "curious" });
   const sheet = chat.replace(/\/chat$/, "");
 
   const pages = [

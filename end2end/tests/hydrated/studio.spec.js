@@ -1,7 +1,7 @@
 // A character's life after the wizard, in the hydrated app: the wizard's draft survives a reload,
 // the dashboard opens the character's page, Edit (with one section written again) saves over it, Duplicate copies it, Delete moves
 // it to the trash with an Undo, and the trash restores it.
-import { test, expect, accessible, hydrated, signIn, uniqueName } from "../helpers.js";
+import { test, expect, accessible, hydrated, signIn, uniqueName, writeAndSave } from "../helpers.js";
 
 test("draft survives a reload; edit, duplicate, delete and undo, restore from the trash", async ({ page }) => {
   await signIn(page);
@@ -18,10 +18,7 @@ test("draft survives a reload; edit, duplicate, delete and undo, restore from th
   await expect(page.getByLabel("Age", { exact: true })).toHaveValue("52");
 
   await page.getByRole("button", { name: "curious" }).click();
-  await page.getByRole("button", { name: "Next: write their story" }).click();
-  await expect(page.getByLabel("Backstory")).toHaveValue(new RegExp(name));
-  await page.getByRole("button", { name: "Save character" }).click();
-  await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
+  await writeAndSave(page, new RegExp(name));
   // Saving cleared the kept draft.
   await page.goto("/characters/new");
   await hydrated(page);

@@ -1,7 +1,7 @@
 // Sign in through a real OpenID Connect provider (oidc-provider on loopback): click the provider's
 // button, complete its login, land on the dashboard; sign out; a second user cannot open the first
 // user's character by URL.
-import { test, expect, hydrated, uniqueName } from "../helpers.js";
+import { test, expect, hydrated, uniqueName, fillBasics, writeAndSave } from "../helpers.js";
 
 async function signInAs(page, username) {
   await page.goto("/signin");
@@ -23,13 +23,8 @@ test("sign in with the provider, sign out, and stay out of someone else's charac
   await alice.getByRole("link", { name: "New character" }).first().click();
   await hydrated(alice);
   const name = uniqueName("Sable");
-  await alice.getByLabel("Name", { exact: true }).fill(name);
-  await alice.getByLabel("Age", { exact: true }).fill("40");
-  await alice.getByRole("button", { name: "kind" }).click();
-  await alice.getByRole("button", { name: "Next: write their story" }).click();
-  await expect(alice.getByLabel("Backstory")).toHaveValue(new RegExp(name));
-  await alice.getByRole("button", { name: "Save character" }).click();
-  await expect(alice).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
+  await fillBasics(alice, { name, age: 40, trait: "kind" });
+  await writeAndSave(alice, new RegExp(name));
   const url = alice.url();
 
   // Sign out ends the session.
