@@ -75,6 +75,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signin") ssr=SsrMode::Async view=pages::signin::SignInPage />
                     <Route path=path!("/dashboard") ssr=SsrMode::Async view=pages::dashboard::DashboardPage />
                     <Route path=path!("/characters/new") ssr=SsrMode::Async view=pages::wizard::WizardPage />
+                    <Route path=path!("/characters/import") ssr=SsrMode::Async view=pages::import::ImportPage />
                     <Route path=path!("/characters/:id") ssr=SsrMode::Async view=pages::character::CharacterPage />
                     <Route path=path!("/characters/:id/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/characters/:id/edit") ssr=SsrMode::Async view=pages::wizard::EditCharacterPage />

@@ -40,6 +40,9 @@ pub fn body_limit_for(path: &str) -> usize {
         || path == app::characters::SaveCharacter::PATH
     {
         draft
+    } else if path == app::characters::ImportCard::PATH {
+        // The card file, and the multipart framing around it.
+        app::domain::card::MAX_CARD_BYTES + 16 * 1024
     } else if path == app::chat::SendMessage::PATH {
         2 * (MessageText::MAX * FORM_BYTES_PER_CHAR + 1024)
     } else {
@@ -47,10 +50,23 @@ pub fn body_limit_for(path: &str) -> usize {
     }
 }
 
+/// Whether `req` says it is `multipart/form-data` with a boundary.
+fn has_multipart_boundary(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| multer::parse_boundary(ct).is_ok())
+}
+
 /// Refuses a body over its route's limit with 413. A body that states its length is judged by
 /// it (the server reads no more than that); one that does not is read up to the limit first.
 pub async fn body_limit(req: Request, next: Next) -> Response {
     let limit = body_limit_for(req.uri().path());
+    if req.uri().path() == app::characters::ImportCard::PATH && !has_multipart_boundary(&req) {
+        // The framework's multipart decoder panics without a boundary: refuse it here.
+        let err = AppError::Transport("send the card file as multipart/form-data".into());
+        return error_response(&err, req.uri().path(), wants_html(&req));
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -11,6 +11,8 @@ use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
+pub mod cards;
+#[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
@@ -79,10 +81,40 @@ pub async fn generate_character(
     service::generate(draft, variation).await
 }
 
-/// Saves a new character; returns its id.
+/// Saves a new character; returns its id. `import`: the card import the draft was made from,
+/// whose card (whole, with its extensions) is kept with the character.
 #[server(endpoint = "characters/save", input = Json)]
-pub async fn save_character(draft: CharacterDraft) -> Result<String, AppError> {
-    service::save(draft).await
+pub async fn save_character(
+    draft: CharacterDraft,
+    #[server(default)] import: Option<String>,
+) -> Result<String, AppError> {
+    service::save(draft, import).await
+}
+
+/// A Character Card read for import: the wizard draft made from it, and what the import cut or
+/// could not fill (cards have no age, start options or endings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardImport {
+    pub id: String,
+    /// "Character Card V2", …
+    pub format: String,
+    pub draft: CharacterDraft,
+    pub notes: Vec<String>,
+}
+
+/// Imports a Character Card file (V1, V2 or V3 JSON, or a PNG carrying one), sent as the form
+/// field `card`. Returns the draft for the wizard; a plain form post is redirected to it.
+#[server(endpoint = "characters/import", input = leptos::server_fn::codec::MultipartFormData)]
+pub async fn import_card(
+    data: leptos::server_fn::codec::MultipartData,
+) -> Result<CardImport, AppError> {
+    cards::import(data).await
+}
+
+/// A pending card import of the signed-in user, for the wizard.
+#[server(endpoint = "characters/import/get")]
+pub async fn get_card_import(id: String) -> Result<CardImport, AppError> {
+    cards::get(id).await
 }
 
 /// The signed-in user's characters, newest first: the first [`MAX_PAGE`] of them (see

@@ -158,13 +158,27 @@ pub fn parse_generated(raw: &str) -> Result<GeneratedCharacter, LlmError> {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn save(draft: CharacterDraft) -> Result<String, AppError> {
+pub async fn save(draft: CharacterDraft, import: Option<String>) -> Result<String, AppError> {
     let user = require_user().await?;
     let spec = draft.parse_spec()?;
+    if let Some(import) = &import {
+        check_id(import)?;
+    }
     let db = AppState::get()?.db;
-    store::insert(&db, &user, &spec)
+    let id = store::insert(&db, &user, &spec)
         .await
-        .or_internal("save character")
+        .or_internal("save character")?;
+    if let Some(import) = import {
+        // The character is saved either way; a card import that is gone (used, expired) only
+        // means its original card is not kept, which the user cannot act on.
+        if !super::cards::attach(&db, &user, &import, &id)
+            .await
+            .or_internal("keep imported card")?
+        {
+            tracing::info!("card import gone before the save");
+        }
+    }
+    Ok(id)
 }
 
 /// The first page of the user's characters at the largest page size.

@@ -428,6 +428,23 @@ pub struct CharacterDraft {
     pub endings: Vec<DraftEnding>,
 }
 
+impl CharacterDraft {
+    /// The draft with the wizard's defaults in every choice left empty: gender unspecified, the
+    /// default number of scenes, English, the default avatar.
+    pub fn with_defaults(mut self) -> Self {
+        let fill = |v: &mut String, default: &str| {
+            if v.trim().is_empty() {
+                *v = default.to_string();
+            }
+        };
+        fill(&mut self.gender, Gender::Unspecified.as_str());
+        fill(&mut self.scenes, &SceneCount::default().get().to_string());
+        fill(&mut self.language, "English");
+        fill(&mut self.avatar, Avatar::default().as_str());
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DraftEnding {
     pub kind: String,
@@ -463,6 +480,17 @@ pub enum Section {
 }
 
 impl Section {
+    /// Whether this section of `draft` has nothing in it yet (every entry blank).
+    pub fn is_empty_in(self, draft: &CharacterDraft) -> bool {
+        match self {
+            Section::Backstory => draft.backstory.trim().is_empty(),
+            Section::StoryContext => draft.story_context.trim().is_empty(),
+            Section::OpeningLine => draft.opening_line.trim().is_empty(),
+            Section::StartOptions => draft.start_options.iter().all(|o| o.trim().is_empty()),
+            Section::Endings => draft.endings.iter().all(|e| e.text.trim().is_empty()),
+        }
+    }
+
     pub const ALL: [Section; 5] = [
         Section::Backstory,
         Section::StoryContext,

@@ -5,6 +5,7 @@
 //! and a `parse` constructor; code downstream takes the parsed type and never re-checks.
 
 pub mod avatar_art;
+pub mod card;
 mod character;
 #[cfg(test)]
 mod fuzz;

@@ -20,6 +20,7 @@ pub fn DashboardPage() -> impl IntoView {
         <div class="page-head">
             <h1>"Your characters"</h1>
             <a class="button" href="/trash">"Trash"</a>
+            <a class="button" href="/characters/import">"Import"</a>
             <a class="button primary" href="/characters/new">"New character"</a>
         </div>
         {move || deleted().map(|id| view! {

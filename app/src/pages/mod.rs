@@ -5,6 +5,7 @@ pub mod chat;
 pub mod dashboard;
 pub mod form;
 pub mod home;
+pub mod import;
 pub mod layout;
 pub mod platform;
 pub mod signin;

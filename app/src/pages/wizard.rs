@@ -7,8 +7,8 @@
 //! server functions use.
 
 use crate::characters::{
-    generate_character, get_character, regenerate_section, save_character, update_character,
-    Generated, Rewritten,
+    generate_character, get_card_import, get_character, regenerate_section, save_character,
+    update_character, CardImport, Generated, Rewritten,
 };
 use crate::domain::{
     field, Avatar, CharacterDraft, DraftEnding, FieldErrors, Gender, SceneCount, Section, Traits,
@@ -19,7 +19,7 @@ use crate::pages::layout::{error_view, param, AvatarBadge, RequireSignIn};
 use crate::pages::platform::{forget, store, stored};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 /// Where the browser keeps the draft of a new character.
 const DRAFT_KEY: &str = "personaflux.wizard.draft";
@@ -31,13 +31,7 @@ enum Step {
 }
 
 fn initial_draft() -> CharacterDraft {
-    CharacterDraft {
-        gender: Gender::Unspecified.as_str().to_string(),
-        scenes: SceneCount::default().get().to_string(),
-        language: "English".into(),
-        avatar: Avatar::default().as_str().to_string(),
-        ..Default::default()
-    }
+    CharacterDraft::default().with_defaults()
 }
 
 /// What the wizard asks of the server.
@@ -54,6 +48,11 @@ enum Request {
         section: Section,
         variation: u64,
     },
+    /// Write what an imported card lacks (start options, endings), keeping what it has.
+    Fill {
+        draft: CharacterDraft,
+        variation: u64,
+    },
     /// Save the draft: as a new character, or over the one being edited.
     Save(CharacterDraft),
 }
@@ -63,16 +62,36 @@ enum Request {
 enum Done {
     Generated(Generated),
     Rewritten(Rewritten),
+    /// An imported draft with its missing sections written: on to the story step.
+    Filled(Rewritten),
     Saved(String),
 }
 
-/// `/characters/new`.
+/// `/characters/new`; `?import=ID` opens the draft made from an imported Character Card.
 #[component]
 pub fn WizardPage() -> impl IntoView {
+    let query = use_query_map();
+    let import_id = move || param(query, "import").filter(|i| !i.is_empty());
+    let import = Resource::new(import_id, |id| async move {
+        match id {
+            Some(id) => get_card_import(id).await.map(Some),
+            None => Ok(None),
+        }
+    });
     view! {
         <RequireSignIn>
             <Title text="New character" />
-            <Wizard initial=initial_draft() editing=None />
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match import.await {
+                        Ok(Some(card)) => view! {
+                            <Wizard initial=card.draft.clone() editing=None import=card />
+                        }.into_any(),
+                        Ok(None) => view! { <Wizard initial=initial_draft() editing=None /> }.into_any(),
+                        Err(e) => error_view(e),
+                    }
+                })}
+            </Suspense>
         </RequireSignIn>
     }
 }
@@ -101,9 +120,16 @@ pub fn EditCharacterPage() -> impl IntoView {
 }
 
 /// The form. `editing`: the id of the saved character it edits (none for a new one).
+/// `import`: the Character Card the draft was made from (a new character only).
 #[component]
-fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
+fn Wizard(
+    initial: CharacterDraft,
+    editing: Option<String>,
+    #[prop(optional)] import: Option<CardImport>,
+) -> AnyView {
     let is_new = editing.is_none();
+    let import_id = import.as_ref().map(|c| c.id.clone());
+    let imported = import.is_some();
     let draft = RwSignal::new(initial);
     let step = RwSignal::new(if is_new { Step::Identity } else { Step::Story });
     // Field messages are shown once the user has tried to go on (or the server refused).
@@ -116,7 +142,7 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
     // latest) says what to show.
     let editing_id = editing.clone();
     let request = Action::new(move |r: &Request| {
-        let (r, editing) = (r.clone(), editing_id.clone());
+        let (r, editing, import_id) = (r.clone(), editing_id.clone(), import_id.clone());
         async move {
             match r {
                 Request::Generate { draft, variation } => generate_character(draft, variation)
@@ -129,9 +155,25 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
                 } => regenerate_section(draft, section, variation)
                     .await
                     .map(Done::Rewritten),
+                Request::Fill { draft, variation } => {
+                    let mut out = Rewritten {
+                        draft,
+                        offline: false,
+                    };
+                    for section in [Section::StartOptions, Section::Endings] {
+                        if section.is_empty_in(&out.draft) {
+                            let r = regenerate_section(out.draft, section, variation).await?;
+                            out = Rewritten {
+                                draft: r.draft,
+                                offline: out.offline || r.offline,
+                            };
+                        }
+                    }
+                    Ok(Done::Filled(out))
+                }
                 Request::Save(draft) => match editing {
                     Some(id) => update_character(id, draft).await.map(Done::Saved),
-                    None => save_character(draft).await.map(Done::Saved),
+                    None => save_character(draft, import_id).await.map(Done::Saved),
                 },
             }
         }
@@ -140,7 +182,8 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
         // In the browser only (effects do not run on the server): first bring back a draft kept
         // from before a reload, then keep every change.
         Effect::new(move |restored: Option<()>| {
-            if restored.is_none() {
+            // An imported card replaces whatever draft was kept.
+            if restored.is_none() && !imported {
                 if let Some(kept) =
                     stored(DRAFT_KEY).and_then(|s| serde_json::from_str::<CharacterDraft>(&s).ok())
                 {
@@ -172,6 +215,11 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
         Some(Ok(Done::Rewritten(r))) => {
             offline.set(r.offline);
             draft.set(r.draft);
+        }
+        Some(Ok(Done::Filled(r))) => {
+            offline.set(r.offline);
+            draft.set(r.draft);
+            step.set(Step::Story);
         }
         Some(Ok(Done::Saved(id))) => {
             if is_new {
@@ -216,6 +264,14 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
             show_errors.set(false);
             if draft.with(|d| d.backstory.is_empty()) {
                 generate();
+            } else if draft
+                .with(|d| Section::StartOptions.is_empty_in(d) || Section::Endings.is_empty_in(d))
+            {
+                // A draft from a card: its texts kept, what cards lack written for it.
+                request.dispatch(Request::Fill {
+                    draft: draft.get_untracked(),
+                    variation: variation.get_untracked(),
+                });
             } else {
                 step.set(Step::Story);
             }
@@ -272,6 +328,12 @@ fn Wizard(initial: CharacterDraft, editing: Option<String>) -> AnyView {
             <li class:current=move || step.get() == Step::Identity>"1. Who they are"</li>
             <li class:current=move || step.get() == Step::Story>"2. Their story"</li>
         </ol>
+        {import.map(|card| view! {
+            <div class="notice" role="status" data-testid="import-notice">
+                <p>{format!("Imported from a {} file. Check each field before saving.", card.format)}</p>
+                <ul>{card.notes.into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
+            </div>
+        })}
         {move || banner().map(|b| view! { <p class="alert" role="alert">{b.to_string()}</p> })}
         <form class="wizard" on:submit=|ev| ev.prevent_default() novalidate>
             <Show when=move || step.get() == Step::Identity>

@@ -24,3 +24,21 @@ test("the trash renders without JavaScript", async ({ page }) => {
   await expect(page.getByRole("heading", { name: "Trash" })).toBeVisible();
   await expect(page.getByText("for 30 days")).toBeVisible();
 });
+
+test("a card file is imported without JavaScript, and a bad one is refused with a sentence", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  await page.goto("/characters/import");
+  await expect(page.getByRole("heading", { name: "Import a character" })).toBeVisible();
+
+  await page.getByLabel("Card file").setInputFiles({ name: "bad.json", mimeType: "application/json", buffer: Buffer.from("[1, 2]") });
+  await page.getByRole("button", { name: "Import" }).click();
+  await expect(page).toHaveURL(/\/characters\/import\?/);
+  await expect(page.getByTestId("import-error")).toContainText("This is not a Character Card");
+
+  const card = { name: "Nojs Vela", description: "A cartographer.", personality: "", scenario: "", first_mes: "Hello." };
+  await page.getByLabel("Card file").setInputFiles({ name: "vela.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(card)) });
+  await page.getByRole("button", { name: "Import" }).click();
+  await expect(page).toHaveURL(/\/characters\/new\?import=/);
+  await expect(page.getByTestId("import-notice")).toContainText("Imported from a Character Card V1 file.");
+});

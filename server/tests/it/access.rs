@@ -7,8 +7,9 @@
 use crate::common::*;
 use app::auth::{GetCurrentUser, GetSignInOptions, LocalSignIn, SignOut};
 use app::characters::{
-    DeleteCharacter, DuplicateCharacter, GenerateCharacter, GetCharacter, ListCharacterPage,
-    ListCharacters, ListTrash, RegenerateSection, RestoreCharacter, SaveCharacter, UpdateCharacter,
+    DeleteCharacter, DuplicateCharacter, GenerateCharacter, GetCardImport, GetCharacter,
+    ImportCard, ListCharacterPage, ListCharacters, ListTrash, RegenerateSection, RestoreCharacter,
+    SaveCharacter, UpdateCharacter,
 };
 use app::chat::{EarlierMessages, OpenChat, SendMessage, StopReply};
 use app::error::AppError;
@@ -50,6 +51,19 @@ impl Entry {
         }
     }
 
+    /// A server function whose input is not a serialised value (a file upload).
+    fn raw(
+        path: &'static str,
+        access: Access,
+        request: impl Fn(&TestApp, &reqwest::Client, &Foreign) -> reqwest::RequestBuilder + 'static,
+    ) -> Self {
+        Self {
+            path,
+            access,
+            request: Box::new(request),
+        }
+    }
+
     async fn call(
         &self,
         app: &TestApp,
@@ -87,7 +101,10 @@ fn matrix() -> Vec<Entry> {
             draft: draft("A"),
             variation: 0,
         }),
-        Entry::new(SignedIn, |_| SaveCharacter { draft: draft("A") }),
+        Entry::new(SignedIn, |_| SaveCharacter {
+            draft: draft("A"),
+            import: None,
+        }),
         Entry::new(SignedIn, |_| RegenerateSection {
             draft: full_draft("A"),
             section: app::domain::Section::Endings,
@@ -108,6 +125,16 @@ fn matrix() -> Vec<Entry> {
             id: ids.character.clone(),
         }),
         Entry::new(SignedIn, |_| ListTrash {}),
+        Entry::raw(ImportCard::PATH, SignedIn, |app, client, _| {
+            app.upload_request(
+                client,
+                "card.json",
+                br#"{"name":"A","first_mes":"Hi."}"#.to_vec(),
+            )
+        }),
+        Entry::new(Owner, |ids| GetCardImport {
+            id: ids.import.clone(),
+        }),
         Entry::new(Owner, |ids| OpenChat {
             character_id: ids.character.clone(),
         }),
@@ -144,21 +171,12 @@ on_both_backends!(
     cross_site_writes_are_refused
 );
 
-/// Another user's character, chat session and reply.
+/// Another user's character, chat session, reply and pending card import.
 struct Foreign {
     character: String,
     session: String,
     reply: String,
-}
-
-/// A draft with its story written (by the offline writer): one that saves.
-fn full_draft(name: &str) -> app::domain::CharacterDraft {
-    let draft = draft(name);
-    let story: app::domain::GeneratedCharacter = serde_json::from_value(
-        app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),
-    )
-    .unwrap();
-    draft.with_story(&story)
+    import: String,
 }
 
 /// Someone else's data, made through the store.
@@ -180,10 +198,15 @@ async fn someone_elses(app: &TestApp) -> Foreign {
         .unwrap()[0]
         .id
         .clone();
+    let card = app::domain::card::parse_json(br#"{"name":"Theirs","first_mes":"Hi."}"#).unwrap();
+    let import = app::characters::cards::insert(&app.db, &owner, &card)
+        .await
+        .unwrap();
     Foreign {
         character,
         session,
         reply,
+        import,
     }
 }
 
@@ -206,6 +229,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
                 character: "x".into(),
                 session: "x".into(),
                 reply: "x".into(),
+                import: "x".into(),
             },
         ] {
             let res = e.call(&app, &app.client, ids).await;
@@ -257,7 +281,10 @@ const PUBLIC_PAGES: &[&str] = &["/", "/signin"];
 async fn cross_site_writes_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
-    let save = || SaveCharacter { draft: draft("A") };
+    let save = || SaveCharacter {
+        draft: draft("A"),
+        import: None,
+    };
     for (name, value) in [
         ("origin", "http://evil.example"),
         ("origin", "null"),

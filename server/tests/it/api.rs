@@ -86,7 +86,11 @@ async fn anonymous_callers_are_refused(backend: Backend) {
         Err(AppError::Unauthorized)
     );
     assert_eq!(
-        app.call(SaveCharacter { draft: draft("A") }).await,
+        app.call(SaveCharacter {
+            draft: draft("A"),
+            import: None
+        })
+        .await,
         Err(AppError::Unauthorized)
     );
     assert_eq!(
@@ -206,6 +210,7 @@ async fn generate_save_and_list_newest_first(backend: Backend) {
     let first = app
         .call(SaveCharacter {
             draft: draft.clone(),
+            import: None,
         })
         .await
         .unwrap();
@@ -215,6 +220,7 @@ async fn generate_save_and_list_newest_first(backend: Backend) {
     let second = app
         .call(SaveCharacter {
             draft: second_draft,
+            import: None,
         })
         .await
         .unwrap();
@@ -263,6 +269,7 @@ async fn invalid_drafts_get_a_message_per_field(backend: Backend) {
     let err = app
         .call(SaveCharacter {
             draft: draft("Mira"),
+            import: None,
         })
         .await
         .unwrap_err();

@@ -158,7 +158,12 @@ async fn bodies_over_their_routes_limit_get_413(backend: Backend) {
             text: "𝔄".repeat(app::domain::EndingText::MAX),
         })
         .collect();
-    let saved = app.call(SaveCharacter { draft: d }).await;
+    let saved = app
+        .call(SaveCharacter {
+            draft: d,
+            import: None,
+        })
+        .await;
     assert!(saved.is_ok(), "{saved:?}");
 }
 
@@ -205,7 +210,12 @@ async fn every_refusal_has_its_status(backend: Backend) {
     // 422: a draft that decodes but fails validation.
     let mut bad = draft("");
     bad.age = "old".into();
-    let res = app.send(SaveCharacter { draft: bad }).await;
+    let res = app
+        .send(SaveCharacter {
+            draft: bad,
+            import: None,
+        })
+        .await;
     assert_eq!(res.status(), 422);
     assert!(matches!(error_of(res).await, AppError::Invalid(_)));
     let res = app

@@ -433,6 +433,7 @@ async fn a_model_that_fills_the_schema_literally_is_understood(backend: Backend)
             // The saved draft parses: what the model wrote can be saved as it is.
             app.call(app::characters::SaveCharacter {
                 draft: draft("Mira").with_story(s),
+                import: None,
             })
             .await
             .unwrap();

@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod api;
+mod cards;
 mod dbdown;
 mod deploy;
 mod github;

@@ -226,6 +226,7 @@ async fn a_second_user_cannot_reach_the_first_users_data(backend: Backend) {
     let id = alice
         .call(SaveCharacter {
             draft: draft("Mira").with_story(&generated.story),
+            import: None,
         })
         .await
         .unwrap();

@@ -76,6 +76,20 @@ impl TestApp {
         }
     }
 
+    /// A card file sent to the import, as the hydrated page sends it: multipart, field `card`.
+    pub fn upload_request(
+        &self,
+        client: &reqwest::Client,
+        file_name: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_string());
+        client
+            .post(self.url(<app::characters::ImportCard as ServerFn>::PATH))
+            .header("accept", "application/json")
+            .multipart(reqwest::multipart::Form::new().part("card", part))
+    }
+
     /// Sends server function `S` expecting it to be refused; returns the server's error. For
     /// streaming server functions (a chat message), whose success is a stream, not a value.
     pub async fn refusal<S>(&self, args: S) -> AppError

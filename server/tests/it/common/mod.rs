@@ -400,6 +400,16 @@ pub fn draft(name: &str) -> app::domain::CharacterDraft {
     serde_json::from_value(valid_draft(name)).expect("a valid draft decodes")
 }
 
+/// A draft with its story written (by the offline writer): one that saves.
+pub fn full_draft(name: &str) -> app::domain::CharacterDraft {
+    let draft = draft(name);
+    let story: app::domain::GeneratedCharacter = serde_json::from_value(
+        app::infra::llm::offline::write_character(&draft.parse_seed().unwrap(), 0),
+    )
+    .unwrap();
+    draft.with_story(&story)
+}
+
 /// Generates a character through the app and saves it; returns its id.
 pub async fn save_character(app: &TestApp, name: &str) -> String {
     let draft = draft(name);
@@ -412,6 +422,7 @@ pub async fn save_character(app: &TestApp, name: &str) -> String {
         .unwrap();
     app.call(app::characters::SaveCharacter {
         draft: draft.with_story(&generated.story),
+        import: None,
     })
     .await
     .unwrap()

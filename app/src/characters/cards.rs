@@ -1,0 +1,208 @@
+//! Character Card import, on the server: read the uploaded file, keep the card whole in
+//! `card_imports` until the wizard saves the character made from it, then move it onto that
+//! character (`characters.card`, with the card's alternate greetings and extensions in their own
+//! columns). Every query on `card_imports` is here, scoped to its owner.
+
+use super::CardImport;
+use crate::auth::{require_user, UserId};
+use crate::domain::card::{self, CardError, ImportedCard, MAX_CARD_BYTES};
+use crate::error::{AppError, OrInternal};
+use crate::infra::{db::Db, new_id, now_ms, AppState};
+use crate::with_pool;
+use serde_json::Value;
+
+/// Pending imports a user may have; an import beyond it replaces their oldest.
+const MAX_PENDING: i64 = 20;
+/// A pending import older than this is gone (the wizard's draft outlives it in the browser).
+const PENDING_MS: i64 = 24 * 3_600_000;
+
+/// Reads the card file in the upload (the first file field), keeps it, and returns the wizard
+/// draft made from it. Signed in first; the file is read within [`MAX_CARD_BYTES`].
+#[tracing::instrument(skip_all)]
+pub async fn import(data: leptos::server_fn::codec::MultipartData) -> Result<CardImport, AppError> {
+    let user = require_user().await?;
+    let mut form = data
+        .into_inner()
+        .ok_or_else(|| AppError::BadRequest("The upload could not be read.".into()))?;
+    let mut bytes: Option<Vec<u8>> = None;
+    while let Some(mut field) = form
+        .next_field()
+        .await
+        .map_err(|_| AppError::BadRequest("The upload could not be read.".into()))?
+    {
+        if field.file_name().is_none() && field.name() != Some("card") {
+            continue;
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|_| AppError::BadRequest("The upload could not be read.".into()))?
+        {
+            if buf.len() + chunk.len() > MAX_CARD_BYTES {
+                return Err(AppError::TooLarge(CardError::TooLarge.to_string()));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        bytes = Some(buf);
+        break;
+    }
+    let bytes =
+        bytes.ok_or_else(|| AppError::BadRequest("Choose a card file to import.".into()))?;
+    let card = card::read_file(&bytes).map_err(|e| match e {
+        CardError::TooLarge => AppError::TooLarge(e.to_string()),
+        e => AppError::BadRequest(e.to_string()),
+    })?;
+    let db = AppState::get()?.db;
+    let id = insert(&db, &user, &card)
+        .await
+        .or_internal("keep card import")?;
+    tracing::info!(spec = ?card.spec, "card imported");
+    let view = view_of(id, &card);
+    // A plain form post (no JavaScript) goes on to the wizard with the draft.
+    leptos_axum::redirect(&format!("/characters/new?import={}", view.id));
+    Ok(view)
+}
+
+/// A pending import of the signed-in user, as the wizard opens it.
+pub async fn get(id: String) -> Result<CardImport, AppError> {
+    let user = require_user().await?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let db = AppState::get()?.db;
+    let raw = find(&db, &user, &id)
+        .await
+        .or_internal("load card import")?
+        .ok_or(AppError::NotFound)?;
+    let card = card::parse_json(raw.as_bytes()).or_internal("stored card")?;
+    Ok(view_of(id, &card))
+}
+
+fn view_of(id: String, card: &ImportedCard) -> CardImport {
+    let (draft, notes) = card.to_draft();
+    CardImport {
+        id,
+        format: card.spec.label().to_string(),
+        draft: draft.with_defaults(),
+        notes: notes.into_iter().map(|n| n.0).collect(),
+    }
+}
+
+/// Keeps `card` as a pending import of `owner`; returns its id. Expired imports of theirs, and
+/// their oldest beyond [`MAX_PENDING`], go.
+pub async fn insert(db: &Db, owner: &UserId, card: &ImportedCard) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    let now = now_ms();
+    let text = card.raw.to_string();
+    let spec = format!("{:?}", card.spec);
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query("DELETE FROM card_imports WHERE owner_id = $1 AND created_at < $2")
+            .bind(&owner.0)
+            .bind(now - PENDING_MS)
+            .execute(&mut *tx)
+            .await?;
+        // Room for this one: the owner's oldest beyond the limit go.
+        sqlx::query(
+            "DELETE FROM card_imports WHERE owner_id = $1 AND id NOT IN (SELECT id FROM card_imports \
+             WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)",
+        )
+        .bind(&owner.0)
+        .bind(MAX_PENDING - 1)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO card_imports (id, owner_id, spec, card, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(&owner.0)
+        .bind(&spec)
+        .bind(&text)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    });
+    Ok(id)
+}
+
+/// The card JSON of `owner`'s pending import `id`, if it is theirs and not expired.
+async fn find(db: &Db, owner: &UserId, id: &str) -> Result<Option<String>, sqlx::Error> {
+    let since = now_ms() - PENDING_MS;
+    with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT card FROM card_imports WHERE id = $1 AND owner_id = $2 AND created_at >= $3",
+        )
+        .bind(id)
+        .bind(&owner.0)
+        .bind(since)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// Moves `owner`'s pending import `import` onto their character `character`: the card as it
+/// came, its alternate greetings and its extensions. `false` if there is no such import (someone
+/// else's, expired, or already used), and then nothing changes.
+pub async fn attach(
+    db: &Db,
+    owner: &UserId,
+    import: &str,
+    character: &str,
+) -> Result<bool, sqlx::Error> {
+    let Some(text) = find(db, owner, import).await? else {
+        return Ok(false);
+    };
+    let raw: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let data = raw.get("data").filter(|d| d.is_object()).unwrap_or(&raw);
+    let greetings = data
+        .get("alternate_greetings")
+        .filter(|g| g.is_array())
+        .cloned()
+        .unwrap_or_else(|| Value::Array(Vec::new()));
+    let extensions = data
+        .get("extensions")
+        .filter(|e| e.is_object())
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let taken = sqlx::query("DELETE FROM card_imports WHERE id = $1 AND owner_id = $2")
+            .bind(import)
+            .bind(&owner.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if taken == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE characters SET card = $1, alternate_greetings = $2, extensions = $3 \
+             WHERE id = $4 AND owner_id = $5",
+        )
+        .bind(&text)
+        .bind(sqlx::types::Json(&greetings))
+        .bind(sqlx::types::Json(&extensions))
+        .bind(character)
+        .bind(&owner.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    });
+    Ok(true)
+}
+
+/// The card `owner`'s character `id` was imported from, as it came; `None` if it was not.
+pub async fn card_of(db: &Db, owner: &UserId, id: &str) -> Result<Option<String>, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT card FROM characters WHERE id = $1 AND owner_id = $2",
+        )
+        .bind(id)
+        .bind(&owner.0)
+        .fetch_optional(pool)
+        .await
+        .map(Option::flatten)
+    })
+}
