@@ -18,6 +18,70 @@ pub fn api(state: AppState) -> Router<AppState> {
         .route("/api/health", get(health))
         .route("/auth/{provider}/start", get(auth_start))
         .route("/auth/{provider}/callback", get(auth_callback))
+        .route("/characters/{id}/card.json", get(export_json))
+        .route("/characters/{id}/card.png", get(export_png))
+}
+
+async fn export_json(state: State<AppState>, session: Session, id: Path<String>) -> Response {
+    export(
+        state,
+        session,
+        id,
+        app::characters::cards::ExportFormat::Json,
+    )
+    .await
+}
+
+async fn export_png(state: State<AppState>, session: Session, id: Path<String>) -> Response {
+    export(
+        state,
+        session,
+        id,
+        app::characters::cards::ExportFormat::Png,
+    )
+    .await
+}
+
+/// A character as a Character Card file to download: signed in (401), the owner's (404 for
+/// anyone else's or a missing one, alike).
+async fn export(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    format: app::characters::cards::ExportFormat,
+) -> Response {
+    use app::error::{AppError, OrInternal};
+    let path = "/characters/card";
+    let user = match app::auth::service::user_of_session(&session, &state).await {
+        Ok(Some(user)) => app::auth::UserId(user.id),
+        Ok(None) => return crate::status::error_response(&AppError::Unauthorized, path, false),
+        Err(e) => return crate::status::error_response(&e, path, false),
+    };
+    let exported = app::characters::cards::export(&state.db, &user, &id, format)
+        .await
+        .or_internal("export character");
+    match exported {
+        Ok(Some((bytes, file_name))) => {
+            let content_type = match format {
+                app::characters::cards::ExportFormat::Json => "application/json",
+                app::characters::cards::ExportFormat::Png => "image/png",
+            };
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{file_name}\""),
+                    ),
+                    (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Ok(None) => crate::status::error_response(&AppError::NotFound, path, false),
+        Err(e) => crate::status::error_response(&e, path, false),
+    }
 }
 
 /// Looks up the signed-in user once for a page request, before the page renders

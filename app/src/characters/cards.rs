@@ -206,3 +206,66 @@ pub async fn card_of(db: &Db, owner: &UserId, id: &str) -> Result<Option<String>
         .map(Option::flatten)
     })
 }
+
+/// The file formats a character is exported in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Character Card V3 JSON.
+    Json,
+    /// A PNG portrait carrying the V3 card (`ccv3`) and its V2 backfill (`chara`).
+    Png,
+}
+
+/// `owner`'s character `id` as a card file: its bytes and a file name. `None` if it is not
+/// theirs (or is in the trash). A character imported from a card carries that card's every other
+/// field (extensions, lorebook, unknown keys) through.
+pub async fn export(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    format: ExportFormat,
+) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
+    if id.is_empty() || id.len() > 64 {
+        return Ok(None);
+    }
+    let Some(character) = super::store::find(db, owner, id).await? else {
+        return Ok(None);
+    };
+    let original: Option<Value> = card_of(db, owner, id)
+        .await?
+        .and_then(|c| serde_json::from_str(&c).ok());
+    let (v3, v2) = card::export(&character.draft, original.as_ref());
+    let stem = file_stem(&character.draft.name);
+    Ok(Some(match format {
+        ExportFormat::Json => (
+            serde_json::to_vec_pretty(&v3).unwrap_or_default(),
+            format!("{stem}.json"),
+        ),
+        ExportFormat::Png => (
+            card::export_png(&character.draft, &v3, &v2),
+            format!("{stem}.png"),
+        ),
+    }))
+}
+
+/// A file name from a character's name: letters, digits, `-` and `_` (others become `-`), at
+/// most 60 characters, never empty.
+fn file_stem(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect();
+    let stem = stem.trim_matches('-').to_string();
+    if stem.is_empty() {
+        "character".into()
+    } else {
+        stem
+    }
+}

@@ -19,7 +19,7 @@
 //! name and "you".
 
 use super::schema::cut_to;
-use super::{CharacterDraft, CharacterName, LongText, OpeningLine, TraitName, Traits};
+use super::{CharacterDraft, CharacterName, DraftEnding, LongText, OpeningLine, TraitName, Traits};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -209,6 +209,182 @@ fn png_card_text(bytes: &[u8]) -> Result<Vec<u8>, CardError> {
         .map_err(|_| CardError::BadJson)
 }
 
+/// The key of PersonaFlux's own fields in a card's `extensions` (namespaced, as the spec asks).
+pub const EXTENSION_KEY: &str = "personaflux";
+
+/// Fields only V3 has; the V2 backfill leaves them out.
+const V3_ONLY: [&str; 7] = [
+    "group_only_greetings",
+    "assets",
+    "nickname",
+    "creator_notes_multilingual",
+    "source",
+    "creation_date",
+    "modification_date",
+];
+
+/// A character as a Character Card V3 and its V2 backfill. `original`: the card it was imported
+/// from, whose every other field (extensions, lorebook, unknown keys) is carried over; PersonaFlux's
+/// fields overwrite the ones they map to, and the fields cards lack go under
+/// `extensions.personaflux`.
+pub fn export(draft: &CharacterDraft, original: Option<&Value>) -> (Value, Value) {
+    let mut data = original
+        .and_then(|o| match o.get("data") {
+            Some(d) if d.is_object() => Some(d.clone()),
+            _ if o.get("spec").is_none() => Some(o.clone()),
+            _ => None,
+        })
+        .and_then(|d| match d {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let set = |data: &mut serde_json::Map<String, Value>, k: &str, v: Value| {
+        data.insert(k.to_string(), v);
+    };
+    set(&mut data, "name", Value::from(draft.name.clone()));
+    set(
+        &mut data,
+        "description",
+        Value::from(draft.backstory.clone()),
+    );
+    set(
+        &mut data,
+        "personality",
+        Value::from(draft.traits.join(", ")),
+    );
+    set(
+        &mut data,
+        "scenario",
+        Value::from(draft.story_context.clone()),
+    );
+    set(
+        &mut data,
+        "first_mes",
+        Value::from(draft.opening_line.clone()),
+    );
+    if !data.get("tags").is_some_and(Value::is_array) {
+        set(&mut data, "tags", Value::from(draft.traits.clone()));
+    }
+    for k in [
+        "mes_example",
+        "creator_notes",
+        "system_prompt",
+        "post_history_instructions",
+        "creator",
+        "character_version",
+    ] {
+        if !data.get(k).is_some_and(Value::is_string) {
+            set(&mut data, k, Value::from(""));
+        }
+    }
+    for k in ["alternate_greetings", "group_only_greetings"] {
+        if !data.get(k).is_some_and(Value::is_array) {
+            set(&mut data, k, Value::Array(Vec::new()));
+        }
+    }
+    let mut extensions = match data.remove("extensions") {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let number_or_text = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::from(s))
+    };
+    extensions.insert(
+        EXTENSION_KEY.to_string(),
+        serde_json::json!({
+            "age": number_or_text(&draft.age),
+            "gender": draft.gender,
+            "voice": draft.voice,
+            "scenes": number_or_text(&draft.scenes),
+            "language": draft.language,
+            "avatar": draft.avatar,
+            "traits": draft.traits,
+            "start_options": draft.start_options,
+            "endings": draft.endings,
+        }),
+    );
+    set(&mut data, "extensions", Value::Object(extensions));
+    let v3 = serde_json::json!({"spec": "chara_card_v3", "spec_version": "3.0", "data": Value::Object(data.clone())});
+    for k in V3_ONLY {
+        data.remove(k);
+    }
+    let v2 = serde_json::json!({"spec": "chara_card_v2", "spec_version": "2.0", "data": Value::Object(data)});
+    (v3, v2)
+}
+
+/// A PNG portrait for an exported card, 400×600: the avatar's sky gradient with its light,
+/// carrying the card as card tools expect it — V3 in a `ccv3` text chunk and the V2 backfill in
+/// `chara`, each base64 JSON, after the image data.
+#[cfg(feature = "ssr")]
+pub fn export_png(draft: &CharacterDraft, v3: &Value, v2: &Value) -> Vec<u8> {
+    use base64::Engine;
+    const W: u32 = 400;
+    const H: u32 = 600;
+    let art = super::avatar_art::avatar_art(&draft.avatar, &draft.name);
+    let rgb = |hex: &str| -> [f32; 3] {
+        let h = hex.trim_start_matches('#');
+        let c = |i: usize| {
+            f32::from(u8::from_str_radix(h.get(i..i + 2).unwrap_or("80"), 16).unwrap_or(128))
+        };
+        [c(0), c(2), c(4)]
+    };
+    let (top, bottom) = (rgb(art.top), rgb(art.bottom));
+    // The light: the picture's bright disc (its second circle; the first is its halo), scaled
+    // from the 64-unit box to the width.
+    let light = art
+        .shapes
+        .iter()
+        .filter_map(|s| match s {
+            super::avatar_art::Shape::Circle {
+                cx, cy, r, fill, ..
+            } => Some((*cx, *cy, *r, rgb(fill))),
+            _ => None,
+        })
+        .nth(1);
+    let scale = W as f32 / 64.0;
+    let mut pixels = Vec::with_capacity((W * H * 3) as usize);
+    for y in 0..H {
+        let t = y as f32 / (H - 1) as f32;
+        for x in 0..W {
+            let mut px = [0f32; 3];
+            for i in 0..3 {
+                px[i] = top[i] + (bottom[i] - top[i]) * t;
+            }
+            if let Some((cx, cy, r, colour)) = light {
+                let (dx, dy) = (x as f32 / scale - cx, y as f32 / scale - cy);
+                let d = (dx * dx + dy * dy).sqrt();
+                // A disc with a soft edge one unit wide.
+                let a = (1.0 - (d - r).max(0.0)).clamp(0.0, 1.0) * 0.9;
+                for i in 0..3 {
+                    px[i] += (colour[i] - px[i]) * a;
+                }
+            }
+            pixels.extend(px.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
+        }
+    }
+    let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, W, H);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let written = enc.write_header().is_ok_and(|mut w| {
+            w.write_image_data(&pixels).is_ok()
+                && w.write_text_chunk(&png::text_metadata::TEXtChunk::new("chara", b64(v2)))
+                    .is_ok()
+                && w.write_text_chunk(&png::text_metadata::TEXtChunk::new("ccv3", b64(v3)))
+                    .is_ok()
+                && w.finish().is_ok()
+        });
+        debug_assert!(written, "writing a PNG to memory does not fail");
+    }
+    out
+}
+
 /// What a draft made from a card left out or changed, for the person importing it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportNote(pub String);
@@ -262,7 +438,7 @@ impl ImportedCard {
             "Cards have no age, start options or endings: add the age, then write the start options and endings (or have them written)."
                 .into(),
         ));
-        let draft = CharacterDraft {
+        let mut draft = CharacterDraft {
             name,
             traits,
             backstory,
@@ -270,7 +446,58 @@ impl ImportedCard {
             opening_line,
             ..CharacterDraft::default()
         };
+        // A card PersonaFlux exported carries the fields cards lack under its own extension.
+        if let Some(ours) = self.ours() {
+            notes.retain(|n| !n.0.starts_with("Cards have no age"));
+            let text = |k: &str| match ours.get(k) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            draft.age = text("age");
+            draft.gender = text("gender");
+            draft.voice = text("voice");
+            draft.scenes = text("scenes");
+            draft.language = text("language");
+            draft.avatar = text("avatar");
+            if let Some(traits) = ours.get("traits").and_then(Value::as_array) {
+                draft.traits = traits
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .take(Traits::MAX_ITEMS)
+                    .map(str::to_string)
+                    .collect();
+            }
+            draft.start_options = ours
+                .get("start_options")
+                .and_then(Value::as_array)
+                .map(|o| {
+                    o.iter()
+                        .take(3)
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            draft.endings = ours
+                .get("endings")
+                .and_then(|e| serde_json::from_value::<Vec<DraftEnding>>(e.clone()).ok())
+                .map(|mut e| {
+                    e.truncate(3);
+                    e
+                })
+                .unwrap_or_default();
+        }
         (draft, notes)
+    }
+
+    /// The fields PersonaFlux keeps under its own extension key, when the card has them.
+    fn ours(&self) -> Option<&serde_json::Map<String, Value>> {
+        let data = match self.spec {
+            CardSpec::V1 => &self.raw,
+            _ => self.raw.get("data")?,
+        };
+        data.get("extensions")?.get(EXTENSION_KEY)?.as_object()
     }
 
     /// Traits: the card's tags, or else its personality when that is a short list of words
@@ -473,6 +700,100 @@ mod tests {
         }
         assert!(out.len() < 200, "{} bytes", out.len());
         assert_eq!(read_file(&out), Err(CardError::PictureTooLarge));
+    }
+
+    #[test]
+    fn an_export_reimports_to_the_same_draft_and_keeps_what_it_did_not_map() {
+        let original = json!({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+            "name": "Ilse", "description": "d", "personality": "quiet", "scenario": "s", "first_mes": "Hi.",
+            "mes_example": "<START>", "system_prompt": "Be Ilse.", "tags": ["lighthouse"],
+            "alternate_greetings": ["Hello again."],
+            "extensions": {"depth_prompt": {"depth": 4}},
+            "character_book": {"entries": [{"keys": ["lamp"], "content": "Old."}]},
+            "future": 1
+        }});
+        let draft = CharacterDraft {
+            name: "Ilse Marr".into(),
+            traits: vec!["quiet".into(), "watchful".into()],
+            age: "52".into(),
+            gender: "female".into(),
+            voice: "".into(),
+            scenes: "10".into(),
+            language: "English".into(),
+            avatar: "tide".into(),
+            backstory: "She keeps the light.".into(),
+            story_context: "A cape.".into(),
+            opening_line: "You came.".into(),
+            start_options: vec!["a".into(), "b".into(), "c".into()],
+            endings: ["happy", "tragic", "ambiguous"]
+                .map(|k| DraftEnding {
+                    kind: k.into(),
+                    text: format!("{k} end"),
+                })
+                .to_vec(),
+        };
+        let (v3, v2) = export(&draft, Some(&original));
+        assert_eq!(v3["spec"], "chara_card_v3");
+        assert_eq!(v2["spec"], "chara_card_v2");
+        for card in [&v3, &v2] {
+            let d = &card["data"];
+            assert_eq!(d["name"], "Ilse Marr");
+            assert_eq!(d["system_prompt"], "Be Ilse.");
+            assert_eq!(d["character_book"]["entries"][0]["keys"][0], "lamp");
+            assert_eq!(d["future"], 1);
+            assert_eq!(d["extensions"]["depth_prompt"]["depth"], 4);
+            assert_eq!(d["alternate_greetings"][0], "Hello again.");
+            let back = parse_json(card.to_string().as_bytes()).unwrap();
+            let (again, notes) = back.to_draft();
+            assert_eq!(again, draft);
+            assert!(!notes.iter().any(|n| n.0.contains("no age")));
+        }
+        assert!(v3["data"]["group_only_greetings"].is_array());
+        assert!(v2["data"].get("group_only_greetings").is_none());
+        // Without an original, every field a V3 reader expects is there.
+        let (fresh, _) = export(&draft, None);
+        for k in [
+            "mes_example",
+            "creator_notes",
+            "system_prompt",
+            "post_history_instructions",
+            "alternate_greetings",
+            "tags",
+            "creator",
+            "character_version",
+            "extensions",
+        ] {
+            assert!(fresh["data"].get(k).is_some(), "{k}");
+        }
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn an_exported_png_is_a_picture_carrying_both_cards() {
+        let draft = CharacterDraft {
+            name: "Vela".into(),
+            avatar: "dusk".into(),
+            ..Default::default()
+        };
+        let (v3, v2) = export(&draft, None);
+        let png = export_png(&draft, &v3, &v2);
+        // V3 is read first; the V2 backfill is there for tools that only know V2.
+        let card = read_file(&png).unwrap();
+        assert_eq!((card.spec, card.name.as_str()), (CardSpec::V3, "Vela"));
+        let mut reader = png::Decoder::new(&png[..]).read_info().unwrap();
+        assert_eq!((reader.info().width, reader.info().height), (400, 600));
+        let mut picture = vec![0; reader.output_buffer_size()];
+        reader.next_frame(&mut picture).unwrap();
+        reader.finish().unwrap();
+        let keys: Vec<&str> = reader
+            .info()
+            .uncompressed_latin1_text
+            .iter()
+            .map(|c| c.keyword.as_str())
+            .collect();
+        assert_eq!(keys, ["chara", "ccv3"]);
+        // Not a flat swatch: the top and the bottom rows differ.
+        assert_ne!(picture[..3], picture[picture.len() - 3..]);
     }
 
     proptest::proptest! {

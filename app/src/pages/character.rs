@@ -37,6 +37,11 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
         format!("/characters/{id}/chat"),
         format!("/characters/{id}/edit"),
     );
+    // Downloads, not pages: `rel="external"` keeps the router from handling them.
+    let (png_href, json_href) = (
+        format!("/characters/{id}/card.png"),
+        format!("/characters/{id}/card.json"),
+    );
     let (dup_id, del_id) = (id.clone(), id);
     let failure = move || {
         let dup = duplicate.value().get().and_then(|r| r.err());
@@ -70,6 +75,9 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
                 <nav class="actions" aria-label="Character actions">
                     <a class="button primary" href=chat_href>"Chat"</a>
                     <a class="button" href=edit_href>"Edit"</a>
+                    <a class="button" href=png_href download="" rel="external"
+                        title="A Character Card V3 (with a V2 copy) inside a PNG, for SillyTavern and other tools">"Export card"</a>
+                    <a class="button" href=json_href download="" rel="external">"Export JSON"</a>
                     <ActionForm action=duplicate attr:class="inline">
                         <input type="hidden" name="id" value=dup_id />
                         <button type="submit">"Duplicate"</button>

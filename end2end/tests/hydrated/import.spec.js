@@ -56,4 +56,19 @@ test("import a card, complete it in the wizard, chat with it", async ({ page }) 
   await page.getByRole("button", { name: "Save character" }).click();
   await expect(page).toHaveURL(/\/characters\/[0-9a-f-]{36}\/chat$/);
   await expect(page.getByTestId("chat-log").getByTestId("message").first()).toContainText("You came in this weather, you?");
+
+  // Export: the character's page offers the card as a PNG download, which imports back.
+  await page.goto(page.url().replace(/\/chat$/, ""));
+  await hydrated(page);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export card" }).click()]);
+  expect(download.suggestedFilename()).toMatch(/^Ilse-[a-z0-9]+\.png$/);
+  const file = await download.path();
+  await page.goto("/characters/import");
+  await hydrated(page);
+  await page.getByLabel("Card file").setInputFiles(file);
+  await page.getByRole("button", { name: "Import" }).click();
+  await expect(page).toHaveURL(/\/characters\/new\?import=/);
+  await expect(page.getByTestId("import-notice")).toContainText("Character Card V3");
+  await hydrated(page);
+  await expect(page.getByLabel("Age", { exact: true })).toHaveValue("52");
 });

@@ -17,7 +17,38 @@ on_both_backends!(
     bad_files_are_refused_with_a_sentence,
     the_import_works_without_javascript,
     imports_are_their_owners_only,
+    a_character_exports_as_a_card_and_comes_back_the_same,
 );
+
+/// What the wizard does with an imported draft: the age typed, then the missing sections written
+/// with the card's texts as context (kept as they are), then saved with the import. Returns the
+/// character's id and the draft saved.
+async fn complete_and_save(
+    app: &TestApp,
+    import: &CardImport,
+) -> (String, app::domain::CharacterDraft) {
+    let mut draft = import.draft.clone();
+    draft.age = "52".into();
+    for section in [Section::StartOptions, Section::Endings] {
+        draft = app
+            .call(RegenerateSection {
+                draft,
+                section,
+                variation: 1,
+            })
+            .await
+            .unwrap()
+            .draft;
+    }
+    let id = app
+        .call(SaveCharacter {
+            draft: draft.clone(),
+            import: Some(import.id.clone()),
+        })
+        .await
+        .unwrap();
+    (id, draft)
+}
 
 fn v2_card(name: &str) -> Value {
     json!({
@@ -39,6 +70,10 @@ fn v2_card(name: &str) -> Value {
             "some_future_field": {"kept": true}
         }
     })
+}
+
+async fn fetch(client: &reqwest::Client, url: String) -> reqwest::Response {
+    client.get(url).send().await.unwrap()
 }
 
 async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
@@ -83,30 +118,9 @@ async fn a_card_becomes_a_draft_and_its_character_keeps_the_card(backend: Backen
         .unwrap();
     assert_eq!(again, import);
 
-    // What the wizard does: the age, then the missing sections written with the card's texts as
-    // context (kept as they are), then save.
-    let mut draft = import.draft.clone();
-    draft.age = "52".into();
-    for section in [Section::StartOptions, Section::Endings] {
-        draft = app
-            .call(RegenerateSection {
-                draft,
-                section,
-                variation: 1,
-            })
-            .await
-            .unwrap()
-            .draft;
-    }
+    let (id, draft) = complete_and_save(&app, &import).await;
     assert_eq!(draft.backstory, import.draft.backstory);
     assert_eq!(draft.start_options.len(), 3);
-    let id = app
-        .call(SaveCharacter {
-            draft,
-            import: Some(import.id.clone()),
-        })
-        .await
-        .unwrap();
 
     // The card as it came, every field kept: extensions, the lorebook, unknown fields.
     let owner = app::auth::UserId(one_string(&app, "SELECT id FROM users").await);
@@ -348,4 +362,75 @@ async fn imports_are_their_owners_only(backend: Backend) {
         assert_eq!(res.status(), 200);
     }
     assert_eq!(count(&app, "SELECT COUNT(*) FROM card_imports").await, 21);
+}
+
+async fn a_character_exports_as_a_card_and_comes_back_the_same(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let card = v2_card("Ilse");
+    let res = upload(&app, "ilse.json", serde_json::to_vec(&card).unwrap()).await;
+    let import: CardImport = result(res).await.unwrap();
+    let (id, _) = complete_and_save(&app, &import).await;
+    let saved = app
+        .call(app::characters::GetCharacter { id: id.clone() })
+        .await
+        .unwrap()
+        .draft;
+
+    // The PNG: a picture carrying V3 (read first) and a V2 backfill, named after the character.
+    let res = fetch(&app.client, app.url(&format!("/characters/{id}/card.png"))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(
+        res.headers()["content-disposition"],
+        "attachment; filename=\"Ilse.png\""
+    );
+    let png = res.bytes().await.unwrap().to_vec();
+    let read = app::domain::card::read_file(&png).unwrap();
+    assert_eq!(read.spec, app::domain::card::CardSpec::V3);
+    // What PersonaFlux did not map came through: extensions, the lorebook, unknown fields.
+    let data = &read.raw["data"];
+    assert_eq!(
+        data["extensions"]["depth_prompt"],
+        card["data"]["extensions"]["depth_prompt"]
+    );
+    assert_eq!(data["character_book"], card["data"]["character_book"]);
+    assert_eq!(data["some_future_field"], card["data"]["some_future_field"]);
+    assert_eq!(data["mes_example"], card["data"]["mes_example"]);
+
+    // Imported again, the card is the same character, every field.
+    let again: CardImport = result(upload(&app, "Ilse.png", png).await).await.unwrap();
+    assert_eq!(again.draft, saved);
+
+    // The JSON file is the V3 card.
+    let res = fetch(&app.client, app.url(&format!("/characters/{id}/card.json"))).await;
+    assert_eq!(res.status(), 200);
+    let v3: Value = res.json().await.unwrap();
+    assert_eq!(v3["spec"], "chara_card_v3");
+    assert_eq!(v3["data"]["extensions"]["personaflux"]["age"], 52);
+
+    // Signed out: 401; someone else's or a missing character: 404.
+    let anon = new_client();
+    let res = fetch(&anon, app.url(&format!("/characters/{id}/card.png"))).await;
+    assert_eq!(res.status(), 401);
+    let other = app::auth::store::upsert_identity(&app.db, "test", "other", "Other")
+        .await
+        .unwrap();
+    let theirs = app::characters::store::insert(
+        &app.db,
+        &app::auth::UserId(other.id),
+        &full_draft("Theirs").parse_spec().unwrap(),
+    )
+    .await
+    .unwrap();
+    for missing in [theirs.as_str(), "nope"] {
+        for file in ["card.png", "card.json"] {
+            let res = fetch(
+                &app.client,
+                app.url(&format!("/characters/{missing}/{file}")),
+            )
+            .await;
+            assert_eq!(res.status(), 404, "{missing}/{file}");
+        }
+    }
 }
