@@ -52,7 +52,7 @@ pub enum CardError {
     TooLarge,
     #[error("The file is empty.")]
     Empty,
-    #[error("This is not a Character Card: it is neither card JSON nor a PNG with a card in it.")]
+    #[error("This is not a Character Card: it is neither card JSON, a PNG with a card in it, nor a CHARX file.")]
     NotACard,
     #[error("The PNG has no character card in it (no chara or ccv3 text chunk).")]
     NoCardInPng,
@@ -60,6 +60,10 @@ pub enum CardError {
     BadPng,
     #[error("The PNG's picture is too large to read (over 64 MB once decoded).")]
     PictureTooLarge,
+    #[error("The CHARX file could not be read: it is damaged or not a zip.")]
+    BadZip,
+    #[error("The CHARX file has no card.json in it.")]
+    NoCardInZip,
     #[error("The card's data is not valid JSON.")]
     BadJson,
     #[error("The card is a {0} card, which PersonaFlux cannot read.")]
@@ -157,11 +161,41 @@ pub fn read_file(bytes: &[u8]) -> Result<ImportedCard, CardError> {
     if bytes.is_empty() {
         return Err(CardError::Empty);
     }
+    if bytes.starts_with(b"PK\x03\x04") {
+        return parse_json(&charx_card_json(bytes)?);
+    }
     if !bytes.starts_with(PNG_SIGNATURE) {
         return parse_json(bytes);
     }
     let json = png_card_text(bytes)?;
     parse_json(&json)
+}
+
+/// The `card.json` of a CHARX file (a zip: the V3 card at its root, assets beside it), read
+/// within [`MAX_CARD_BYTES`] whatever its header claims.
+#[cfg(feature = "ssr")]
+fn charx_card_json(bytes: &[u8]) -> Result<Vec<u8>, CardError> {
+    use std::io::Read;
+    /// More entries than any card has: a zip of thousands of tiny files is refused unread.
+    const MAX_ENTRIES: usize = 10_000;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| CardError::BadZip)?;
+    if zip.len() > MAX_ENTRIES {
+        return Err(CardError::BadZip);
+    }
+    let entry = zip.by_name("card.json").map_err(|e| match e {
+        zip::result::ZipError::FileNotFound => CardError::NoCardInZip,
+        _ => CardError::BadZip,
+    })?;
+    let mut json = Vec::new();
+    entry
+        .take(MAX_CARD_BYTES as u64 + 1)
+        .read_to_end(&mut json)
+        .map_err(|_| CardError::BadZip)?;
+    if json.len() > MAX_CARD_BYTES {
+        return Err(CardError::TooLarge);
+    }
+    Ok(json)
 }
 
 /// The card JSON in a PNG's text chunks (base64, as every card tool writes it).
@@ -679,6 +713,49 @@ mod tests {
             read_file(br#"{"name":"J","first_mes":"x"}"#).unwrap().spec,
             CardSpec::V1
         );
+    }
+
+    #[cfg(feature = "ssr")]
+    fn zip_with(files: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = std::io::Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut out);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            for (name, bytes) in files {
+                zip.start_file(*name, opts).unwrap();
+                zip.write_all(bytes).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        out.into_inner()
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn reads_the_card_in_a_charx_file() {
+        let card =
+            bytes(json!({"spec": "chara_card_v3", "data": {"name": "Zip", "first_mes": "hi"}}));
+        let charx = zip_with(&[
+            ("assets/icon/main.png", b"not really a png"),
+            ("card.json", &card),
+        ]);
+        let read = read_file(&charx).unwrap();
+        assert_eq!((read.spec, read.name.as_str()), (CardSpec::V3, "Zip"));
+        assert_eq!(
+            read_file(&zip_with(&[("other.json", &card)])),
+            Err(CardError::NoCardInZip)
+        );
+        assert_eq!(
+            read_file(&charx[..charx.len() - 30]),
+            Err(CardError::BadZip)
+        );
+        // A card.json that inflates past the limit is refused after the limit, not read whole.
+        let huge = vec![b' '; MAX_CARD_BYTES + 10];
+        let bomb = zip_with(&[("card.json", &huge)]);
+        assert!(bomb.len() < 100_000, "{} bytes", bomb.len());
+        assert_eq!(read_file(&bomb), Err(CardError::TooLarge));
     }
 
     #[cfg(feature = "ssr")]

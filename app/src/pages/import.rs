@@ -58,8 +58,8 @@ pub fn ImportPage() -> impl IntoView {
             </div>
             <p>
                 "Bring a character from SillyTavern, Agnai, RisuAI or a card site: a Character Card "
-                "(V1, V2 or V3) as a " <code>".json"</code> " file, or a " <code>".png"</code>
-                " with the card inside. Everything in the card is kept with the character; the wizard "
+                "(V1, V2 or V3) as a " <code>".json"</code> " file, a " <code>".png"</code>
+                " with the card inside, or a " <code>".charx"</code> " file. Everything in the card is kept with the character; the wizard "
                 "opens with its name, description, world and greeting, and asks for what cards do not "
                 "have: the age, three start options and three endings."
             </p>
@@ -69,7 +69,7 @@ pub fn ImportPage() -> impl IntoView {
                 <div class="field">
                     <label for="card-file">"Card file"</label>
                     <input id="card-file" type="file" name="card" required
-                        accept=".json,.png,application/json,image/png" />
+                        accept=".json,.png,.charx,application/json,image/png" />
                 </div>
                 <div class="actions">
                     <button type="submit" class="primary" disabled=move || busy.get()>

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 on_both_backends!(
     a_card_becomes_a_draft_and_its_character_keeps_the_card,
     a_png_card_is_read_from_its_text_chunk,
+    a_charx_card_is_read_from_its_card_json,
     bad_files_are_refused_with_a_sentence,
     the_import_works_without_javascript,
     imports_are_their_owners_only,
@@ -180,6 +181,30 @@ async fn a_png_card_is_read_from_its_text_chunk(backend: Backend) {
     assert_eq!(
         (import.format.as_str(), import.draft.name.as_str()),
         ("Character Card V2", "Orrin")
+    );
+}
+
+async fn a_charx_card_is_read_from_its_card_json(backend: Backend) {
+    use std::io::Write;
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let mut v3 = v2_card("Zed");
+    v3["spec"] = "chara_card_v3".into();
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file("card.json", opts).unwrap();
+        zip.write_all(v3.to_string().as_bytes()).unwrap();
+        zip.start_file("assets/icon/main.png", opts).unwrap();
+        zip.write_all(&png_with(&[])).unwrap();
+        zip.finish().unwrap();
+    }
+    let res = upload(&app, "zed.charx", out.into_inner()).await;
+    let import: CardImport = result(res).await.unwrap();
+    assert_eq!(
+        (import.format.as_str(), import.draft.name.as_str()),
+        ("Character Card V3", "Zed")
     );
 }
 
