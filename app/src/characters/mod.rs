@@ -49,6 +49,9 @@ pub struct CharacterView {
     pub draft: CharacterDraft,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The lorebook of the card it was imported from (empty for others).
+    #[serde(default)]
+    pub lorebook: Vec<crate::domain::card::LoreEntry>,
 }
 
 /// How long a deleted character stays in the trash, restorable, before it is removed for good.

@@ -26,6 +26,8 @@ struct CharacterRow {
     endings: SqlJson<Vec<DraftEnding>>,
     created_at: i64,
     updated_at: i64,
+    /// The card it was imported from, if it was.
+    card: Option<String>,
 }
 
 impl CharacterRow {
@@ -49,6 +51,11 @@ impl CharacterRow {
             },
             created_at: self.created_at,
             updated_at: self.updated_at,
+            lorebook: self
+                .card
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .map(|card| crate::domain::card::lorebook(&card))
+                .unwrap_or_default(),
         }
     }
 }
@@ -78,7 +85,7 @@ macro_rules! bind_character {
 }
 
 const COLUMNS: &str = "id, name, traits, age, gender, voice, scenes, language, avatar, backstory, \
-                       story_context, opening_line, start_options, endings, created_at, updated_at";
+                       story_context, opening_line, start_options, endings, created_at, updated_at, card";
 
 pub async fn insert(db: &Db, owner: &UserId, spec: &CharacterSpec) -> Result<String, sqlx::Error> {
     let id = new_id();

@@ -419,6 +419,52 @@ pub fn export_png(draft: &CharacterDraft, v3: &Value, v2: &Value) -> Vec<u8> {
     out
 }
 
+/// One entry of a card's lorebook (`character_book`): what the model is told when a key comes up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoreEntry {
+    pub keys: Vec<String>,
+    pub content: String,
+    pub enabled: bool,
+}
+
+/// The most lorebook entries shown; a card with more keeps them all, unshown.
+pub const MAX_LORE_ENTRIES: usize = 500;
+
+/// The lorebook entries of `card` (V1 top level, or V2/V3 `data`), in their order.
+pub fn lorebook(card: &Value) -> Vec<LoreEntry> {
+    let data = card.get("data").filter(|d| d.is_object()).unwrap_or(card);
+    let Some(entries) = data
+        .get("character_book")
+        .and_then(|b| b.get("entries"))
+        .and_then(Value::as_array)
+    else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .take(MAX_LORE_ENTRIES)
+        .filter_map(|e| {
+            let keys = e
+                .get("keys")
+                .and_then(Value::as_array)
+                .map(|k| {
+                    k.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let content = e.get("content").and_then(Value::as_str)?.to_string();
+            let enabled = e.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+            Some(LoreEntry {
+                keys,
+                content,
+                enabled,
+            })
+        })
+        .collect()
+}
+
 /// What a draft made from a card left out or changed, for the person importing it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportNote(pub String);
@@ -871,6 +917,20 @@ mod tests {
         assert_eq!(keys, ["chara", "ccv3"]);
         // Not a flat swatch: the top and the bottom rows differ.
         assert_ne!(picture[..3], picture[picture.len() - 3..]);
+    }
+
+    #[test]
+    fn the_lorebook_is_listed_in_order() {
+        let card = json!({"spec": "chara_card_v2", "data": {"name": "L", "character_book": {"entries": [
+            {"keys": ["lamp", "light"], "content": "The lamp is old.", "enabled": true},
+            {"keys": [], "content": "Always: the sea is cold.", "enabled": false},
+            {"keys": ["broken"]}
+        ]}}});
+        let book = lorebook(&card);
+        assert_eq!(book.len(), 2, "an entry without content is skipped");
+        assert_eq!(book[0].keys, vec!["lamp", "light"]);
+        assert!(!book[1].enabled);
+        assert!(lorebook(&json!({"name": "V1"})).is_empty());
     }
 
     proptest::proptest! {

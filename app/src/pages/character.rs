@@ -33,6 +33,7 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
     let delete = ServerAction::<DeleteCharacter>::new();
     let d = c.draft;
     let id = c.id;
+    let lorebook = c.lorebook;
     let (chat_href, edit_href) = (
         format!("/characters/{id}/chat"),
         format!("/characters/{id}/edit"),
@@ -114,6 +115,21 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
                     }).collect_view()}
                 </dl>
             </section>
+            {(!lorebook.is_empty()).then(|| view! {
+                <section data-testid="lorebook">
+                    <h2>"Lorebook"</h2>
+                    <p class="muted">"From the imported card: what the model is told when a key comes up in the chat."</p>
+                    <dl class="lorebook">
+                        {lorebook.into_iter().map(|e| {
+                            let keys = if e.keys.is_empty() { "always".to_string() } else { e.keys.join(", ") };
+                            view! {
+                                <dt>{keys}{(!e.enabled).then_some(" (off)")}</dt>
+                                <dd>{e.content}</dd>
+                            }
+                        }).collect_view()}
+                    </dl>
+                </section>
+            })}
         </article>
     }
 }

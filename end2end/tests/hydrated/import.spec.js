@@ -15,6 +15,7 @@ function card(name) {
       first_mes: "You came in this weather, {{user}}?",
       tags: [],
       extensions: { "x-kept": true },
+      character_book: { entries: [{ keys: ["lamp"], content: "The lamp is older than the cape.", enabled: true }] },
     },
   };
 }
@@ -60,6 +61,8 @@ test("import a card, complete it in the wizard, chat with it", async ({ page }) 
   // Export: the character's page offers the card as a PNG download, which imports back.
   await page.goto(page.url().replace(/\/chat$/, ""));
   await hydrated(page);
+  await expect(page.getByTestId("lorebook")).toContainText("The lamp is older than the cape.");
+  await accessible(page, "a character with a lorebook");
   const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export card" }).click()]);
   expect(download.suggestedFilename()).toMatch(/^Ilse-[a-z0-9]+\.png$/);
   const file = await download.path();

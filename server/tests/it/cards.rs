@@ -396,11 +396,16 @@ async fn a_character_exports_as_a_card_and_comes_back_the_same(backend: Backend)
     let res = upload(&app, "ilse.json", serde_json::to_vec(&card).unwrap()).await;
     let import: CardImport = result(res).await.unwrap();
     let (id, _) = complete_and_save(&app, &import).await;
-    let saved = app
+    let view = app
         .call(app::characters::GetCharacter { id: id.clone() })
         .await
-        .unwrap()
-        .draft;
+        .unwrap();
+    let saved = view.draft;
+    // The card's lorebook is listed with the character, and on its page.
+    assert_eq!(view.lorebook.len(), 1);
+    assert_eq!(view.lorebook[0].keys, vec!["lamp"]);
+    let html = app.html(&format!("/characters/{id}")).await;
+    assert!(html.contains("data-testid=\"lorebook\"") && html.contains("The lamp is old."));
 
     // The PNG: a picture carrying V3 (read first) and a V2 backfill, named after the character.
     let res = fetch(&app.client, app.url(&format!("/characters/{id}/card.png"))).await;
