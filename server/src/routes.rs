@@ -20,6 +20,7 @@ pub fn api(state: AppState) -> Router<AppState> {
         .route("/auth/{provider}/callback", get(auth_callback))
         .route("/characters/{id}/card.json", get(export_json))
         .route("/characters/{id}/card.png", get(export_png))
+        .route("/characters/cards.zip", get(export_all))
 }
 
 async fn export_json(state: State<AppState>, session: Session, id: Path<String>) -> Response {
@@ -40,6 +41,44 @@ async fn export_png(state: State<AppState>, session: Session, id: Path<String>) 
         app::characters::cards::ExportFormat::Png,
     )
     .await
+}
+
+/// Every character of the signed-in user as Character Card PNGs in a zip (401 signed out; 422
+/// with a sentence over the bulk limit).
+async fn export_all(State(state): State<AppState>, session: Session) -> Response {
+    use app::error::{AppError, OrInternal};
+    let path = "/characters/cards.zip";
+    let user = match app::auth::service::user_of_session(&session, &state).await {
+        Ok(Some(user)) => app::auth::UserId(user.id),
+        Ok(None) => return crate::status::error_response(&AppError::Unauthorized, path, false),
+        Err(e) => return crate::status::error_response(&e, path, false),
+    };
+    match app::characters::cards::export_all(&state.db, &user)
+        .await
+        .or_internal("export all characters")
+    {
+        Ok(Some(bytes)) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "application/zip"),
+                (
+                    axum::http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"personaflux-characters.zip\"",
+                ),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => crate::status::error_response(
+            &AppError::BadRequest(format!(
+                "You have more than {} characters; the bulk export holds at most that many.",
+                app::characters::cards::MAX_BULK_EXPORT
+            )),
+            path,
+            false,
+        ),
+        Err(e) => crate::status::error_response(&e, path, false),
+    }
 }
 
 /// A character as a Character Card file to download: signed in (401), the owner's (404 for

@@ -248,6 +248,52 @@ pub async fn export(
     }))
 }
 
+/// The most characters one bulk export holds; a user with more is told so before any is drawn.
+pub const MAX_BULK_EXPORT: i64 = 1000;
+
+/// Every one of `owner`'s characters (not in the trash) as a Character Card PNG, in one zip:
+/// `Ok(None)` when they have more than [`MAX_BULK_EXPORT`]. The pictures are drawn on a blocking
+/// thread, not the request's.
+pub async fn export_all(db: &Db, owner: &UserId) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    if super::store::count_for(db, owner).await? > MAX_BULK_EXPORT {
+        return Ok(None);
+    }
+    let characters = super::store::all_with_cards(db, owner, MAX_BULK_EXPORT).await?;
+    let zipped = tokio::task::spawn_blocking(move || zip_cards(&characters))
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
+    Ok(Some(zipped))
+}
+
+/// The characters' card PNGs in a zip (stored, not deflated: PNGs are compressed already), one
+/// file per character named after it, `-2`, `-3`, … where names repeat.
+fn zip_cards(
+    characters: &[(super::CharacterView, Option<String>)],
+) -> Result<Vec<u8>, zip::result::ZipError> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut used = std::collections::HashSet::new();
+    for (c, card) in characters {
+        let original: Option<Value> = card.as_deref().and_then(|c| serde_json::from_str(c).ok());
+        let (v3, v2) = card::export(&c.draft, original.as_ref());
+        let stem = file_stem(&c.draft.name);
+        let mut name = format!("{stem}.png");
+        let mut n = 1;
+        while !used.insert(name.clone()) {
+            n += 1;
+            name = format!("{stem}-{n}.png");
+        }
+        zip.start_file(name, opts)?;
+        zip.write_all(&card::export_png(&c.draft, &v3, &v2))?;
+    }
+    zip.finish()?;
+    Ok(out.into_inner())
+}
+
 /// A file name from a character's name: letters, digits, `-` and `_` (others become `-`), at
 /// most 60 characters, never empty.
 fn file_stem(name: &str) -> String {

@@ -330,3 +330,39 @@ pub async fn find(db: &Db, owner: &UserId, id: &str) -> Result<Option<CharacterV
     });
     Ok(row.map(CharacterRow::into_view))
 }
+
+/// Up to `limit` of `owner`'s characters not in the trash, oldest first, whole, each with the
+/// card it was imported from (if any, as stored). For the bulk export.
+pub async fn all_with_cards(
+    db: &Db,
+    owner: &UserId,
+    limit: i64,
+) -> Result<Vec<(CharacterView, Option<String>)>, sqlx::Error> {
+    let rows: Vec<CharacterRow> = with_pool!(db, pool => {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM characters WHERE owner_id = $1 AND deleted_at IS NULL \
+             ORDER BY created_at, id LIMIT $2"
+        ))
+        .bind(&owner.0)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let card = r.card.clone();
+            (r.into_view(), card)
+        })
+        .collect())
+}
+
+/// How many characters `owner` has outside the trash.
+pub async fn count_for(db: &Db, owner: &UserId) -> Result<i64, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM characters WHERE owner_id = $1 AND deleted_at IS NULL")
+            .bind(&owner.0)
+            .fetch_one(pool)
+            .await
+    })
+}

@@ -21,6 +21,8 @@ pub fn DashboardPage() -> impl IntoView {
             <h1>"Your characters"</h1>
             <a class="button" href="/trash">"Trash"</a>
             <a class="button" href="/characters/import">"Import"</a>
+            <a class="button" href="/characters/cards.zip" download="" rel="external"
+                title="Every character as a Character Card PNG, in one zip">"Export all"</a>
             <a class="button primary" href="/characters/new">"New character"</a>
         </div>
         {move || deleted().map(|id| view! {

@@ -74,4 +74,10 @@ test("import a card, complete it in the wizard, chat with it", async ({ page }) 
   await expect(page.getByTestId("import-notice")).toContainText("Character Card V3");
   await hydrated(page);
   await expect(page.getByLabel("Age", { exact: true })).toHaveValue("52");
+
+  // Every character at once, from the dashboard.
+  await page.goto("/dashboard");
+  await hydrated(page);
+  const [all] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export all" }).click()]);
+  expect(all.suggestedFilename()).toBe("personaflux-characters.zip");
 });

@@ -19,6 +19,7 @@ on_both_backends!(
     the_import_works_without_javascript,
     imports_are_their_owners_only,
     a_character_exports_as_a_card_and_comes_back_the_same,
+    every_character_exports_in_one_zip,
 );
 
 /// What the wizard does with an imported draft: the age typed, then the missing sections written
@@ -463,4 +464,56 @@ async fn a_character_exports_as_a_card_and_comes_back_the_same(backend: Backend)
             assert_eq!(res.status(), 404, "{missing}/{file}");
         }
     }
+}
+
+async fn every_character_exports_in_one_zip(backend: Backend) {
+    use std::io::Read;
+    let app = spawn_app(backend).await;
+    let res = fetch(&new_client(), app.url("/characters/cards.zip")).await;
+    assert_eq!(res.status(), 401);
+    app.sign_in_local().await;
+    // Two with the same name, and one in the trash (not exported).
+    let first = save_character(&app, "Mira").await;
+    save_character(&app, "Mira").await;
+    let gone = save_character(&app, "Orrin").await;
+    app.call(app::characters::DeleteCharacter { id: gone })
+        .await
+        .unwrap();
+    let res = fetch(&app.client, app.url("/characters/cards.zip")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    let bytes = res.bytes().await.unwrap().to_vec();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    names.sort();
+    assert_eq!(names, ["Mira-2.png", "Mira.png"]);
+    // Each file is a card that imports as its character.
+    let mut png = Vec::new();
+    zip.by_name("Mira.png")
+        .unwrap()
+        .read_to_end(&mut png)
+        .unwrap();
+    let again: CardImport = result(upload(&app, "Mira.png", png).await).await.unwrap();
+    let saved = app
+        .call(app::characters::GetCharacter { id: first })
+        .await
+        .unwrap()
+        .draft;
+    assert_eq!(again.draft, saved);
+
+    // Over the bulk limit: a sentence, before a single card is drawn.
+    let owner = app::auth::UserId(one_string(&app, "SELECT id FROM users").await);
+    let spec = full_draft("Many").parse_spec().unwrap();
+    for _ in 0..app::characters::cards::MAX_BULK_EXPORT {
+        app::characters::store::insert(&app.db, &owner, &spec)
+            .await
+            .unwrap();
+    }
+    let res = fetch(&app.client, app.url("/characters/cards.zip")).await;
+    assert_eq!(res.status(), 422);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("more than 1000 characters"));
 }
