@@ -23,6 +23,9 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 /// Where the browser keeps the draft of a new character.
 const DRAFT_KEY: &str = "personaflux.wizard.draft";
+/// The card import the kept draft was made from, if it was: kept beside the draft so a draft
+/// brought back after a reload still saves with its card.
+const IMPORT_KEY: &str = "personaflux.wizard.import";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -128,8 +131,8 @@ fn Wizard(
     #[prop(optional)] import: Option<CardImport>,
 ) -> AnyView {
     let is_new = editing.is_none();
-    let import_id = import.as_ref().map(|c| c.id.clone());
     let imported = import.is_some();
+    let import_id = RwSignal::new(import.as_ref().map(|c| c.id.clone()));
     let draft = RwSignal::new(initial);
     let step = RwSignal::new(if is_new { Step::Identity } else { Step::Story });
     // Field messages are shown once the user has tried to go on (or the server refused).
@@ -142,7 +145,7 @@ fn Wizard(
     // latest) says what to show.
     let editing_id = editing.clone();
     let request = Action::new(move |r: &Request| {
-        let (r, editing, import_id) = (r.clone(), editing_id.clone(), import_id.clone());
+        let (r, editing, import_id) = (r.clone(), editing_id.clone(), import_id.get_untracked());
         async move {
             match r {
                 Request::Generate { draft, variation } => generate_character(draft, variation)
@@ -183,11 +186,17 @@ fn Wizard(
         // from before a reload, then keep every change.
         Effect::new(move |restored: Option<()>| {
             // An imported card replaces whatever draft was kept.
-            if restored.is_none() && !imported {
-                if let Some(kept) =
+            if restored.is_none() {
+                if imported {
+                    match import_id.get_untracked() {
+                        Some(id) => store(IMPORT_KEY, &id),
+                        None => forget(IMPORT_KEY),
+                    }
+                } else if let Some(kept) =
                     stored(DRAFT_KEY).and_then(|s| serde_json::from_str::<CharacterDraft>(&s).ok())
                 {
                     draft.set(kept);
+                    import_id.set(stored(IMPORT_KEY));
                 }
             }
             if let Ok(json) = serde_json::to_string(&draft.get()) {
@@ -224,6 +233,7 @@ fn Wizard(
         Some(Ok(Done::Saved(id))) => {
             if is_new {
                 forget(DRAFT_KEY);
+                forget(IMPORT_KEY);
                 // A new character: straight into a chat with them.
                 navigate(&format!("/characters/{id}/chat"), Default::default())
             } else {
@@ -318,6 +328,8 @@ fn Wizard(
 
     let start_over = move |_| {
         forget(DRAFT_KEY);
+        forget(IMPORT_KEY);
+        import_id.set(None);
         draft.set(initial_draft());
         show_errors.set(false);
         step.set(Step::Identity);

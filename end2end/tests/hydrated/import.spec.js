@@ -47,6 +47,12 @@ test("import a card, complete it in the wizard, chat with it", async ({ page }) 
   await expect(page.getByTestId("traits")).toContainText("watchful");
   await accessible(page, "the wizard with an imported card");
 
+  // The wizard opened again without the import link (a closed tab): the kept draft comes back,
+  // still tied to its card (the lorebook shows after saving).
+  await page.goto("/characters/new");
+  await hydrated(page);
+  await expect(page.getByLabel("Name", { exact: true })).toHaveValue(name);
+
   // Cards have no age, start options or endings: the age typed, the rest written.
   await page.getByLabel("Age", { exact: true }).fill("52");
   await page.getByRole("button", { name: "Next: write their story" }).click();
