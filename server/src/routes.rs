@@ -1,10 +1,14 @@
 //! Routes that are not server functions.
 
+use crate::status::error_response;
 use app::auth::providers::{CallbackQuery, ProviderError};
+use app::auth::UserId;
+use app::characters::cards::{self, ExportFormat};
+use app::error::{AppError, OrInternal};
 use app::infra::AppState;
 use axum::{
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{header, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::get,
     Json, Router,
@@ -18,108 +22,93 @@ pub fn api(state: AppState) -> Router<AppState> {
         .route("/api/health", get(health))
         .route("/auth/{provider}/start", get(auth_start))
         .route("/auth/{provider}/callback", get(auth_callback))
-        .route("/characters/{id}/card.json", get(export_json))
-        .route("/characters/{id}/card.png", get(export_png))
+        .route(
+            "/characters/{id}/card.json",
+            get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
+                export(&state, &session, &id, ExportFormat::Json).await
+            }),
+        )
+        .route(
+            "/characters/{id}/card.png",
+            get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
+                export(&state, &session, &id, ExportFormat::Png).await
+            }),
+        )
         .route("/characters/cards.zip", get(export_all))
 }
 
-async fn export_json(state: State<AppState>, session: Session, id: Path<String>) -> Response {
-    export(
-        state,
-        session,
-        id,
-        app::characters::cards::ExportFormat::Json,
-    )
-    .await
+/// The signed-in user of a plain (non-server-function) route, or the response to send instead:
+/// 401 signed out, the fault's status if the lookup failed.
+async fn signed_in(session: &Session, state: &AppState, path: &str) -> Result<UserId, Response> {
+    match app::auth::service::user_of_session(session, state).await {
+        Ok(Some(user)) => Ok(UserId(user.id)),
+        Ok(None) => Err(error_response(&AppError::Unauthorized, path, false)),
+        Err(e) => Err(error_response(&e, path, false)),
+    }
 }
 
-async fn export_png(state: State<AppState>, session: Session, id: Path<String>) -> Response {
-    export(
-        state,
-        session,
-        id,
-        app::characters::cards::ExportFormat::Png,
+/// A file to download, never cached.
+fn download(content_type: &'static str, file_name: &str, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        bytes,
     )
-    .await
+        .into_response()
 }
 
 /// Every character of the signed-in user as Character Card PNGs in a zip (401 signed out; 422
 /// with a sentence over the bulk limit).
 async fn export_all(State(state): State<AppState>, session: Session) -> Response {
-    use app::error::{AppError, OrInternal};
     let path = "/characters/cards.zip";
-    let user = match app::auth::service::user_of_session(&session, &state).await {
-        Ok(Some(user)) => app::auth::UserId(user.id),
-        Ok(None) => return crate::status::error_response(&AppError::Unauthorized, path, false),
-        Err(e) => return crate::status::error_response(&e, path, false),
+    let user = match signed_in(&session, &state, path).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
-    match app::characters::cards::export_all(&state.db, &user)
+    match cards::export_all(&state.db, &user)
         .await
         .or_internal("export all characters")
     {
-        Ok(Some(bytes)) => (
-            [
-                (axum::http::header::CONTENT_TYPE, "application/zip"),
-                (
-                    axum::http::header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"personaflux-characters.zip\"",
-                ),
-                (axum::http::header::CACHE_CONTROL, "no-store"),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Ok(None) => crate::status::error_response(
+        Ok(Some(bytes)) => download("application/zip", "personaflux-characters.zip", bytes),
+        Ok(None) => error_response(
             &AppError::BadRequest(format!(
                 "You have more than {} characters; the bulk export holds at most that many.",
-                app::characters::cards::MAX_BULK_EXPORT
+                cards::MAX_BULK_EXPORT
             )),
             path,
             false,
         ),
-        Err(e) => crate::status::error_response(&e, path, false),
+        Err(e) => error_response(&e, path, false),
     }
 }
 
 /// A character as a Character Card file to download: signed in (401), the owner's (404 for
 /// anyone else's or a missing one, alike).
-async fn export(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    format: app::characters::cards::ExportFormat,
-) -> Response {
-    use app::error::{AppError, OrInternal};
+async fn export(state: &AppState, session: &Session, id: &str, format: ExportFormat) -> Response {
     let path = "/characters/card";
-    let user = match app::auth::service::user_of_session(&session, &state).await {
-        Ok(Some(user)) => app::auth::UserId(user.id),
-        Ok(None) => return crate::status::error_response(&AppError::Unauthorized, path, false),
-        Err(e) => return crate::status::error_response(&e, path, false),
+    let user = match signed_in(session, state, path).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
-    let exported = app::characters::cards::export(&state.db, &user, &id, format)
+    match cards::export(&state.db, &user, id, format)
         .await
-        .or_internal("export character");
-    match exported {
+        .or_internal("export character")
+    {
         Ok(Some((bytes, file_name))) => {
             let content_type = match format {
-                app::characters::cards::ExportFormat::Json => "application/json",
-                app::characters::cards::ExportFormat::Png => "image/png",
+                ExportFormat::Json => "application/json",
+                ExportFormat::Png => "image/png",
             };
-            (
-                [
-                    (axum::http::header::CONTENT_TYPE, content_type.to_string()),
-                    (
-                        axum::http::header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{file_name}\""),
-                    ),
-                    (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
-                ],
-                bytes,
-            )
-                .into_response()
+            download(content_type, &file_name, bytes)
         }
-        Ok(None) => crate::status::error_response(&AppError::NotFound, path, false),
-        Err(e) => crate::status::error_response(&e, path, false),
+        Ok(None) => error_response(&AppError::NotFound, path, false),
+        Err(e) => error_response(&e, path, false),
     }
 }
 

@@ -67,9 +67,7 @@ pub async fn import(data: leptos::server_fn::codec::MultipartData) -> Result<Car
 /// A pending import of the signed-in user, as the wizard opens it.
 pub async fn get(id: String) -> Result<CardImport, AppError> {
     let user = require_user().await?;
-    if id.is_empty() || id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
+    super::service::check_id(&id)?;
     let db = AppState::get()?.db;
     let raw = find(&db, &user, &id)
         .await
@@ -225,7 +223,7 @@ pub async fn export(
     id: &str,
     format: ExportFormat,
 ) -> Result<Option<(Vec<u8>, String)>, sqlx::Error> {
-    if id.is_empty() || id.len() > 64 {
+    if super::service::check_id(id).is_err() {
         return Ok(None);
     }
     let Some(character) = super::store::find(db, owner, id).await? else {

@@ -220,7 +220,8 @@ pub async fn get(id: String) -> Result<CharacterView, AppError> {
 }
 
 /// Ids are UUIDs; anything much longer is not one of ours and is refused before a query.
-fn check_id(id: &str) -> Result<(), AppError> {
+/// A character id as the store could hold it; anything else is simply not found.
+pub(super) fn check_id(id: &str) -> Result<(), AppError> {
     if id.is_empty() || id.len() > 64 {
         return Err(AppError::NotFound);
     }

@@ -128,6 +128,7 @@ fn matrix() -> Vec<Entry> {
         Entry::raw(ImportCard::PATH, SignedIn, |app, client, _| {
             app.upload_request(
                 client,
+                "application/json",
                 "card.json",
                 br#"{"name":"A","first_mes":"Hi."}"#.to_vec(),
             )

@@ -78,8 +78,10 @@ async fn fetch(client: &reqwest::Client, url: String) -> reqwest::Response {
     client.get(url).send().await.unwrap()
 }
 
+const JSON: &str = "application/json";
+
 async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>) -> reqwest::Response {
-    app.upload_request(&app.client, name, bytes)
+    app.upload_request(&app.client, JSON, name, bytes)
         .send()
         .await
         .unwrap()
@@ -296,12 +298,8 @@ async fn the_import_works_without_javascript(backend: Backend) {
     assert!(html.contains(r#"enctype="multipart/form-data""#), "{html}");
     assert!(html.contains(ImportCard::PATH));
     let post = |bytes: Vec<u8>| {
-        let part = reqwest::multipart::Part::bytes(bytes).file_name("card.json");
-        app.client
-            .post(app.url(ImportCard::PATH))
-            .header("accept", "text/html")
+        app.upload_request(&app.client, "text/html", "card.json", bytes)
             .header("referer", app.url("/characters/import"))
-            .multipart(reqwest::multipart::Form::new().part("card", part))
             .send()
     };
     let res = post(serde_json::to_vec(&v2_card("Vela")).unwrap())
@@ -339,6 +337,7 @@ async fn imports_are_their_owners_only(backend: Backend) {
     let res = app
         .upload_request(
             &new_client(),
+            JSON,
             "a.json",
             serde_json::to_vec(&v2_card("A")).unwrap(),
         )

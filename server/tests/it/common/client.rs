@@ -76,17 +76,19 @@ impl TestApp {
         }
     }
 
-    /// A card file sent to the import, as the hydrated page sends it: multipart, field `card`.
+    /// A card file sent to the import: multipart, field `card`. `accept` is `application/json`
+    /// as the hydrated page sends it, `text/html` as a plain form post does.
     pub fn upload_request(
         &self,
         client: &reqwest::Client,
+        accept: &str,
         file_name: &str,
         bytes: Vec<u8>,
     ) -> reqwest::RequestBuilder {
         let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_string());
         client
             .post(self.url(<app::characters::ImportCard as ServerFn>::PATH))
-            .header("accept", "application/json")
+            .header("accept", accept)
             .multipart(reqwest::multipart::Form::new().part("card", part))
     }
 
