@@ -80,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/characters/:id/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/characters/:id/edit") ssr=SsrMode::Async view=pages::wizard::EditCharacterPage />
                     <Route path=path!("/trash") ssr=SsrMode::Async view=pages::trash::TrashPage />
+                    <Route path=path!("/twin") ssr=SsrMode::Async view=pages::twin::TwinPage />
                 </Routes>
             </main>
             <theme::ThemeChooser />

@@ -2,7 +2,7 @@
 //! `models/{model}:streamGenerateContent?alt=sse`, `x-goog-api-key`, `GenerateContentResponse`
 //! JSON, SSE events without a `[DONE]`, errors as `{"error": {code, message, status, details}}`.
 
-use crate::script::{now_micros, sample_character, stop, with_marker, Reply};
+use crate::script::{now_micros, sample_for, stop, with_marker, Reply};
 use crate::{Inner, Recorded};
 use axum::{
     body::{Body, Bytes},
@@ -107,7 +107,10 @@ fn default_reply(body: &Value) -> Reply {
     let ok = if wants_json {
         // The whole conversation, so a repair request still finds the character's name.
         Reply::Json {
-            value: sample_character(&body["contents"].to_string().replace("\\n", "\n")),
+            value: sample_for(
+                &body["generationConfig"]["responseJsonSchema"],
+                &body["contents"].to_string().replace("\\n", "\n"),
+            ),
         }
     } else {
         let topic: String = text.chars().take(60).collect();

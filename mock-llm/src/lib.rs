@@ -13,7 +13,7 @@ mod gemini;
 mod openai;
 mod script;
 
-pub use script::{fill_schema, sample_character, Reply};
+pub use script::{fill_schema, sample_character, sample_for, Reply};
 
 use axum::{
     extract::State,

@@ -2,7 +2,7 @@
 //! llama.cpp server and vLLM expose): SSE chunks with `choices[0].delta.content`, a finish chunk,
 //! a usage chunk with empty `choices`, then `data: [DONE]`.
 
-use crate::script::{sample_character, Reply};
+use crate::script::{sample_for, Reply};
 use crate::{Inner, Recorded};
 use axum::{
     body::Body,
@@ -38,7 +38,10 @@ pub async fn chat_completions(
     let reply = scripted.unwrap_or_else(|| {
         if body["response_format"].is_object() {
             Reply::Json {
-                value: sample_character(&last_user),
+                value: sample_for(
+                    &body["response_format"]["json_schema"]["schema"],
+                    &last_user,
+                ),
             }
         } else {
             Reply::text(&["Hello ", "from ", "the ", "compatible ", "mock."])

@@ -242,6 +242,33 @@ pub(crate) fn with_marker(text: &str, ok: Reply) -> Reply {
     ok
 }
 
+/// The default answer to a structured request: Shades when the schema asks for Shades, otherwise
+/// a character ([`sample_character`]).
+pub fn sample_for(schema: &Value, prompt: &str) -> Value {
+    let shade = &schema["properties"]["shades"]["items"];
+    if shade.is_object() {
+        let icons: Vec<Value> = shade["properties"]["icon"]["enum"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let icon = |i: usize| icons.get(i).cloned().unwrap_or(json!("✨"));
+        // The answers' first word of note, so a test can see the prompt was read.
+        let topic = if prompt.contains("moss") {
+            "moss"
+        } else {
+            "loopback"
+        };
+        return json!({
+            "shades": [
+                {"name": "Patient listener", "icon": icon(3), "description": "You hear people out before you answer.", "confidence": 0.8, "topics": [topic]},
+                {"name": "Loopback explorer", "icon": icon(1), "description": "You try every path once, just to see where it goes.", "confidence": 0.6, "topics": ["paths"]},
+                {"name": "Night owl", "icon": icon(12), "description": "Your best ideas arrive after midnight.", "confidence": 0.3, "topics": []}
+            ]
+        });
+    }
+    sample_character(prompt)
+}
+
 /// A valid character, echoing the name from the prompt when it can find one.
 pub fn sample_character(prompt: &str) -> Value {
     let name = prompt

@@ -43,6 +43,10 @@ pub fn body_limit_for(path: &str) -> usize {
     } else if path == app::characters::ImportCard::PATH {
         // The card file, and the multipart framing around it.
         app::domain::card::MAX_CARD_BYTES + 16 * 1024
+    } else if path == app::twins::SaveTwin::PATH {
+        2 * (app::domain::TwinDraft::MAX_CHARS * JSON_BYTES_PER_CHAR + 4096)
+    } else if path == app::twins::SuggestShades::PATH {
+        2 * (app::domain::ShadeQuestionnaire::MAX_CHARS * JSON_BYTES_PER_CHAR + 4096)
     } else if path == app::chat::SendMessage::PATH {
         2 * (MessageText::MAX * FORM_BYTES_PER_CHAR + 1024)
     } else {
@@ -203,6 +207,11 @@ mod tests {
         assert!(save < 1 << 20, "{save}");
         let send = body_limit_for(app::chat::SendMessage::PATH);
         assert!(send >= MessageText::MAX * 12 && send < save);
+        let twin = body_limit_for(app::twins::SaveTwin::PATH);
+        assert!(
+            (app::domain::TwinDraft::MAX_CHARS * 6..1 << 20).contains(&twin),
+            "{twin}"
+        );
         assert_eq!(body_limit_for("/api/chat/stop"), DEFAULT_BODY_LIMIT);
         assert_eq!(body_limit_for("/dashboard"), DEFAULT_BODY_LIMIT);
     }

@@ -9,11 +9,11 @@ use crate::auth::{require_user, UserId};
 use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter, Section};
 use crate::error::{AppError, OrInternal};
 use crate::infra::{
-    llm::{prompts, LlmError, Repair},
+    llm::{prompts, LlmError},
     AppState,
 };
-use crate::{limits, usage};
-use std::time::Instant;
+use crate::limits;
+use crate::usage::calls::structured;
 
 #[tracing::instrument(skip_all, fields(variation))]
 pub async fn generate(draft: CharacterDraft, variation: u64) -> Result<Generated, AppError> {
@@ -43,53 +43,15 @@ pub async fn write_story(
 ) -> Result<GeneratedCharacter, LlmError> {
     let request = prompts::character(seed, variation);
     let kinds = ("character", "character_repair");
-    structured(state, user, request, kinds, seed, parse_generated).await
-}
-
-/// One structured model call with its one repair: `parse` reads the answer (an invalid one,
-/// [`LlmError::InvalidReply`], is sent back once with what was wrong). Each attempt's usage is
-/// recorded under `kinds`: (first attempt, repair).
-async fn structured<T>(
-    state: &AppState,
-    user: &UserId,
-    mut request: crate::infra::llm::StructuredRequest,
-    (kind, repair_kind): (&'static str, &'static str),
-    seed: &CharacterSeed,
-    parse: impl Fn(&str) -> Result<T, LlmError>,
-) -> Result<T, LlmError> {
-    for attempt in 1..=2 {
-        let started = Instant::now();
-        let result = state.llm.generate_json(request.clone()).await;
-        let parsed = result
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|r| parse(&r.raw));
-        usage::store::record(
-            &state.db,
-            usage::Record {
-                owner_id: &user.0,
-                kind: if attempt == 1 { kind } else { repair_kind },
-                provider: state.llm.name(),
-                language: Some(seed.language.as_str()),
-                outcome: usage::outcome(&parsed),
-                duration_ms: started.elapsed().as_millis() as i64,
-                usage: result.as_ref().map(|r| r.usage).unwrap_or_default(),
-            },
-        )
-        .await;
-        match (result, parsed) {
-            (_, Ok(value)) => return Ok(value),
-            (Ok(reply), Err(LlmError::InvalidReply(problem))) if attempt == 1 => {
-                tracing::warn!(%problem, "invalid structured reply; asking for one repair");
-                request.repair = Some(Repair {
-                    previous: reply.raw,
-                    problem,
-                });
-            }
-            (_, Err(e)) => return Err(e),
-        }
-    }
-    unreachable!("the loop returns on its second attempt")
+    structured(
+        state,
+        user,
+        request,
+        kinds,
+        Some(seed.language.as_str()),
+        parse_generated,
+    )
+    .await
 }
 
 /// Writes one section of `draft` again (see [`super::regenerate_section`]).
@@ -117,7 +79,8 @@ pub async fn regenerate_section(
     let request = prompts::section(&seed, &draft, section, variation);
     let schema = section.schema();
     let kinds = ("section", "section_repair");
-    let rewritten = structured(&state, &user, request, kinds, &seed, |raw| {
+    let language = Some(seed.language.as_str());
+    let rewritten = structured(&state, &user, request, kinds, language, |raw| {
         let mut value: serde_json::Value = serde_json::from_str(raw.trim())
             .map_err(|e| LlmError::InvalidReply(format!("the reply is not valid JSON ({e})")))?;
         crate::domain::schema::recover(&mut value, &schema);

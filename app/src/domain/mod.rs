@@ -11,9 +11,11 @@ mod character;
 mod fuzz;
 pub mod schema;
 mod text;
+mod twin;
 
 pub use character::*;
 pub use text::*;
+pub use twin::*;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -60,6 +60,27 @@ pub fn exactly(n: usize, items: Value, description: &str) -> Value {
     })
 }
 
+/// An array of `min` to `max` items.
+pub fn between(min: usize, max: usize, items: Value, description: &str) -> Value {
+    json!({
+        "type": "array",
+        "minItems": min,
+        "maxItems": max,
+        "items": items,
+        "description": format!("{description} From {min} to {max} items."),
+    })
+}
+
+/// A number from `min` to `max`, inclusive.
+pub fn number(min: f64, max: f64, description: &str) -> Value {
+    json!({
+        "type": "number",
+        "minimum": min,
+        "maximum": max,
+        "description": format!("{description} From {min} to {max}."),
+    })
+}
+
 /// An object with these properties, all required, and no others.
 pub fn object(properties: &[(&str, Value)], description: &str) -> Value {
     let mut props = Map::new();
@@ -121,6 +142,22 @@ fn walk(value: &mut Value, schema: &Value, path: &str, mended: &mut Vec<String>)
             }
             for (i, item) in items.iter_mut().enumerate() {
                 walk(item, &schema["items"], &format!("{path}[{i}]"), mended);
+            }
+        }
+        Value::Number(n) => {
+            let (Some(x), min, max) = (
+                n.as_f64(),
+                schema["minimum"].as_f64(),
+                schema["maximum"].as_f64(),
+            ) else {
+                return;
+            };
+            let clamped = x.clamp(min.unwrap_or(f64::MIN), max.unwrap_or(f64::MAX));
+            if clamped != x {
+                if let Some(c) = serde_json::Number::from_f64(clamped) {
+                    mended.push(format!("{path}: clamped to {clamped}"));
+                    *n = c;
+                }
             }
         }
         Value::String(s) => {

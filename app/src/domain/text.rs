@@ -147,6 +147,34 @@ bounded_text!(
     /// The description of an ending scene.
     EndingText, "Each ending", 1, 2000, multiline = true
 );
+bounded_text!(
+    /// The name a twin goes by.
+    TwinName, "Display name", 1, 60, multiline = false
+);
+bounded_text!(
+    /// A twin's short bio; may be empty.
+    Bio, "The bio", 0, 1000, multiline = true
+);
+bounded_text!(
+    /// A Shade's name ("Night owl", "Patient teacher").
+    ShadeName, "Each Shade's name", 1, 40, multiline = false
+);
+bounded_text!(
+    /// What a Shade says about the person.
+    ShadeDescription, "Each Shade's description", 1, 400, multiline = true
+);
+bounded_text!(
+    /// A topic a Shade came from.
+    Topic, "Each topic", 1, 40, multiline = false
+);
+bounded_text!(
+    /// One answer of the Shades questionnaire; may be left blank.
+    Answer, "Each answer", 0, 1000, multiline = true
+);
+bounded_text!(
+    /// A pasted bio that Shades are suggested from; may be empty.
+    PastedBio, "The pasted text", 0, 4000, multiline = true
+);
 
 #[cfg(test)]
 mod tests {

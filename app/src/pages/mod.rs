@@ -10,4 +10,5 @@ pub mod layout;
 pub mod platform;
 pub mod signin;
 pub mod trash;
+pub mod twin;
 pub mod wizard;

@@ -1,12 +1,148 @@
-//! Importing a user's SecondMe Shades into their twin: read from SecondMe (through the sign-in
-//! provider, which holds the tokens), turned into the twin's Shades, and stored in place of the
-//! old ones. Runs after a SecondMe sign-in that granted the Shades scope, and again on demand.
+//! What the twin server functions do — open, save, suggest Shades (one model call, validated,
+//! with one repair), sync from SecondMe — and the import of SecondMe Shades at sign-in.
+//! Queries are in [`super::store`].
 
 use super::store::{self, NewShade};
-use crate::auth::providers::{secondme::Shade, ProviderError, Providers};
-use crate::auth::UserId;
+use super::{Suggestions, TwinView};
+use crate::auth::providers::{secondme::Shade, ProviderError, ProviderId, Providers};
+use crate::auth::{require_user, UserId};
+use crate::domain::{ShadeQuestionnaire, ShadeSource, SuggestedShades, TwinDraft};
+use crate::error::{AppError, OrInternal};
 use crate::infra::db::Db;
+use crate::infra::llm::{prompts, LlmError};
+use crate::infra::AppState;
+use crate::limits;
+use crate::usage::calls::structured;
 use serde_json::Value;
+
+#[tracing::instrument(skip_all)]
+pub async fn get() -> Result<TwinView, AppError> {
+    let user = require_user().await?;
+    let state = AppState::get()?;
+    view(&state, &user).await
+}
+
+async fn view(state: &AppState, user: &UserId) -> Result<TwinView, AppError> {
+    let secondme = crate::auth::store::tokens(&state.db, ProviderId::SecondMe, &user.0)
+        .await
+        .or_internal("look up SecondMe identity")?
+        .is_some();
+    let row = store::find(&state.db, user)
+        .await
+        .or_internal("load twin")?;
+    Ok(match row {
+        Some(t) => {
+            let name = if t.name.is_empty() {
+                own_name(&state.db, user).await?
+            } else {
+                t.name
+            };
+            TwinView {
+                exists: true,
+                draft: TwinDraft {
+                    name,
+                    bio: t.bio,
+                    matchable: t.matchable,
+                    shades: t.shades,
+                },
+                secondme,
+                updated_at: t.updated_at,
+            }
+        }
+        None => TwinView {
+            exists: false,
+            draft: TwinDraft {
+                name: own_name(&state.db, user).await?,
+                ..TwinDraft::default()
+            },
+            secondme,
+            updated_at: 0,
+        },
+    })
+}
+
+/// The user's own display name, which a new twin starts from (cut to a twin name's length).
+async fn own_name(db: &Db, user: &UserId) -> Result<String, AppError> {
+    let found = crate::auth::store::find_user(db, &user.0)
+        .await
+        .or_internal("load user")?;
+    Ok(found
+        .map(|u| {
+            u.display_name
+                .chars()
+                .take(crate::domain::TwinName::MAX)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn save(draft: TwinDraft) -> Result<TwinView, AppError> {
+    let user = require_user().await?;
+    let twin = draft.parse()?;
+    let state = AppState::get()?;
+    store::save(&state.db, &user, &twin)
+        .await
+        .or_internal("save twin")?;
+    tracing::info!(shades = twin.shades.len(), "twin saved");
+    view(&state, &user).await
+}
+
+#[tracing::instrument(skip_all, fields(variation))]
+pub async fn suggest(
+    questionnaire: ShadeQuestionnaire,
+    variation: u64,
+) -> Result<Suggestions, AppError> {
+    let user = require_user().await?;
+    let q = questionnaire.parse()?;
+    let state = AppState::get()?;
+    let mut slot = limits::service::begin_model_call(&state, &user).await?;
+    let request = prompts::shades(&q, variation);
+    let schema = request.schema.clone();
+    let kinds = ("shades", "shades_repair");
+    let suggested = structured(&state, &user, request, kinds, None, |raw| {
+        parse_suggestions(raw, &schema)
+    })
+    .await;
+    slot.release().await;
+    let suggested = suggested.map_err(|e| {
+        tracing::warn!(error = %e, "Shade suggestion failed");
+        AppError::Provider(e.user_message().to_string())
+    })?;
+    Ok(Suggestions {
+        shades: suggested.into_drafts(),
+        offline: state.llm.is_offline(),
+    })
+}
+
+/// Reads a model's Shades: mends what needs no model ([`crate::domain::schema::recover`]), then
+/// parses and checks; what is still wrong is an invalid reply (for the one repair).
+fn parse_suggestions(raw: &str, schema: &Value) -> Result<SuggestedShades, LlmError> {
+    let mut value: Value = serde_json::from_str(raw.trim())
+        .map_err(|e| LlmError::InvalidReply(format!("the reply is not valid JSON ({e})")))?;
+    crate::domain::schema::recover(&mut value, schema);
+    let parsed: SuggestedShades = serde_json::from_value(value)
+        .map_err(|e| LlmError::InvalidReply(format!("the reply does not fit the schema ({e})")))?;
+    parsed.check().map_err(|e| LlmError::InvalidReply(e.0))?;
+    Ok(parsed)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn sync_secondme() -> Result<TwinView, AppError> {
+    let user = require_user().await?;
+    let state = AppState::get()?;
+    match import_secondme_shades(&state.providers, &state.db, &user).await {
+        Ok(_) => view(&state, &user).await,
+        Err(ImportError::SecondMe(e)) => {
+            tracing::warn!(error = %e, "SecondMe Shades sync failed");
+            Err(AppError::Provider(
+                "SecondMe could not be reached with your sign-in. Sign in with SecondMe again, then sync."
+                    .into(),
+            ))
+        }
+        Err(ImportError::Store(e)) => Err(e).or_internal("store SecondMe Shades"),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -16,8 +152,9 @@ pub enum ImportError {
     Store(#[from] sqlx::Error),
 }
 
-/// Imports (again) `owner`'s SecondMe Shades into their twin, replacing what was there, refreshing
-/// the access token first if it has expired. Returns how many.
+/// Imports (again) `owner`'s SecondMe Shades into their twin, replacing those that came from
+/// SecondMe before and keeping the rest, refreshing the access token first if it has expired.
+/// Returns how many.
 pub async fn import_secondme_shades(
     providers: &Providers,
     db: &Db,
@@ -29,7 +166,7 @@ pub async fn import_secondme_shades(
         .into_iter()
         .map(from_secondme)
         .collect();
-    store::replace_shades(db, owner, &shades).await?;
+    store::replace_secondme_shades(db, owner, &shades).await?;
     tracing::info!(user_id = %owner.0, count = shades.len(), "SecondMe Shades imported");
     Ok(shades.len())
 }
@@ -41,6 +178,8 @@ fn from_secondme(s: Shade) -> NewShade {
         description: s.description.unwrap_or_default(),
         confidence: confidence(s.confidence.as_ref()),
         topics: s.topics.unwrap_or_default(),
+        source: ShadeSource::Secondme,
+        public: false,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Every query on `twins` and `shades`. No other module writes these tables.
 
 use crate::auth::UserId;
+use crate::domain::{ShadeDraft, ShadeSource, Twin};
 use crate::infra::{db::Db, new_id, now_ms};
 use crate::with_pool;
 
-/// A Shade as the twin keeps it.
+/// A Shade as stored: plain values (Shades imported from SecondMe were not written through the
+/// twin form's validation, so they are read back as drafts, not as parsed Shades).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewShade {
     pub name: String,
@@ -13,11 +15,141 @@ pub struct NewShade {
     /// 0..1.
     pub confidence: f64,
     pub topics: Vec<String>,
+    pub source: ShadeSource,
+    pub public: bool,
 }
 
-/// Replaces the Shades of `owner`'s twin (created if they have none yet), in order, in one
-/// transaction.
-pub async fn replace_shades(
+impl From<&crate::domain::Shade> for NewShade {
+    fn from(s: &crate::domain::Shade) -> Self {
+        NewShade {
+            name: s.name.to_string(),
+            icon: s.icon.as_str().to_string(),
+            description: s.description.to_string(),
+            confidence: f64::from(s.confidence.get()),
+            topics: s.topics.iter().map(|t| t.to_string()).collect(),
+            source: s.source,
+            public: s.public,
+        }
+    }
+}
+
+/// A twin as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwinRow {
+    pub id: String,
+    pub name: String,
+    pub bio: String,
+    pub matchable: bool,
+    pub updated_at: i64,
+    pub shades: Vec<ShadeDraft>,
+}
+
+type ShadeRow = (
+    String,
+    String,
+    String,
+    f64,
+    sqlx::types::Json<Vec<String>>,
+    String,
+    i32,
+);
+
+/// `owner`'s twin with its Shades in order, if they have one.
+pub async fn find(db: &Db, owner: &UserId) -> Result<Option<TwinRow>, sqlx::Error> {
+    with_pool!(db, pool => {
+        async {
+            let twin: Option<(String, String, String, i32, i64)> = sqlx::query_as(
+                "SELECT id, display_name, bio, matchable, updated_at FROM twins WHERE owner_id = $1",
+            )
+            .bind(&owner.0)
+            .fetch_optional(pool)
+            .await?;
+            let Some((id, name, bio, matchable, updated_at)) = twin else {
+                return Ok(None);
+            };
+            let rows: Vec<ShadeRow> = sqlx::query_as(
+                "SELECT name, icon, description, confidence, topics, source, is_public FROM shades \
+                 WHERE twin_id = $1 ORDER BY position, created_at",
+            )
+            .bind(&id)
+            .fetch_all(pool)
+            .await?;
+            let shades = rows
+                .into_iter()
+                .map(|(name, icon, description, confidence, topics, source, public)| ShadeDraft {
+                    name,
+                    icon,
+                    description,
+                    confidence: confidence as f32,
+                    topics: topics.0.join(", "),
+                    source: ShadeSource::parse(&source),
+                    public: public != 0,
+                })
+                .collect();
+            Ok(Some(TwinRow { id, name, bio, matchable: matchable != 0, updated_at, shades }))
+        }
+        .await
+    })
+}
+
+/// Saves `owner`'s twin (created if they have none yet) with exactly these Shades, in this
+/// order, in one transaction. Returns when it was saved (epoch ms).
+pub async fn save(db: &Db, owner: &UserId, twin: &Twin) -> Result<i64, sqlx::Error> {
+    let now = now_ms();
+    let shades: Vec<NewShade> = twin.shades.iter().map(NewShade::from).collect();
+    with_pool!(db, pool => {
+        async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO twins (id, owner_id, display_name, bio, matchable, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (owner_id) DO UPDATE SET \
+                 display_name = excluded.display_name, bio = excluded.bio, \
+                 matchable = excluded.matchable, updated_at = excluded.updated_at",
+            )
+            .bind(new_id())
+            .bind(&owner.0)
+            .bind(twin.name.as_str())
+            .bind(twin.bio.as_str())
+            .bind(i32::from(twin.matchable))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let (twin_id,): (String,) = sqlx::query_as("SELECT id FROM twins WHERE owner_id = $1")
+                .bind(&owner.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM shades WHERE twin_id = $1").bind(&twin_id).execute(&mut *tx).await?;
+            for (i, s) in shades.iter().enumerate() {
+                sqlx::query(INSERT_SHADE)
+                    .bind(new_id())
+                    .bind(&twin_id)
+                    .bind(&s.name)
+                    .bind(&s.icon)
+                    .bind(&s.description)
+                    .bind(s.confidence)
+                    .bind(sqlx::types::Json(&s.topics))
+                    .bind(i as i32)
+                    .bind(now)
+                    .bind(s.source.as_str())
+                    .bind(i32::from(s.public))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(now)
+        }
+        .await
+    })
+}
+
+const INSERT_SHADE: &str = "INSERT INTO shades (id, twin_id, name, icon, description, confidence, \
+    topics, position, created_at, updated_at, source, is_public) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)";
+
+/// Replaces the Shades of `owner`'s twin that came from SecondMe with `shades` (placed after the
+/// others), keeping every Shade the user wrote or accepted; creates the twin (without a display
+/// name yet) if they have none. One transaction.
+pub async fn replace_secondme_shades(
     db: &Db,
     owner: &UserId,
     shades: &[NewShade],
@@ -27,8 +159,8 @@ pub async fn replace_shades(
         async {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO twins (id, owner_id, bio, created_at, updated_at) VALUES ($1, $2, '', $3, $3) \
-                 ON CONFLICT (owner_id) DO NOTHING",
+                "INSERT INTO twins (id, owner_id, display_name, bio, created_at, updated_at) \
+                 VALUES ($1, $2, '', '', $3, $3) ON CONFLICT (owner_id) DO UPDATE SET updated_at = excluded.updated_at",
             )
             .bind(new_id())
             .bind(&owner.0)
@@ -39,23 +171,29 @@ pub async fn replace_shades(
                 .bind(&owner.0)
                 .fetch_one(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM shades WHERE twin_id = $1").bind(&twin_id).execute(&mut *tx).await?;
-            for (i, s) in shades.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO shades (id, twin_id, name, icon, description, confidence, topics, position, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-                )
-                .bind(new_id())
+            sqlx::query("DELETE FROM shades WHERE twin_id = $1 AND source = 'secondme'")
                 .bind(&twin_id)
-                .bind(&s.name)
-                .bind(&s.icon)
-                .bind(&s.description)
-                .bind(s.confidence)
-                .bind(sqlx::types::Json(&s.topics))
-                .bind(i as i32)
-                .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            let (kept,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM shades WHERE twin_id = $1")
+                .bind(&twin_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            for (i, s) in shades.iter().enumerate() {
+                sqlx::query(INSERT_SHADE)
+                    .bind(new_id())
+                    .bind(&twin_id)
+                    .bind(&s.name)
+                    .bind(&s.icon)
+                    .bind(&s.description)
+                    .bind(s.confidence)
+                    .bind(sqlx::types::Json(&s.topics))
+                    .bind((kept as usize + i) as i32)
+                    .bind(now)
+                    .bind(ShadeSource::Secondme.as_str())
+                    .bind(0_i32)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await
         }

@@ -5,6 +5,8 @@
 //! share one vocabulary of outcomes. Server-only.
 
 #[cfg(feature = "ssr")]
+pub mod calls;
+#[cfg(feature = "ssr")]
 pub mod store;
 
 #[cfg(feature = "ssr")]

@@ -13,6 +13,7 @@ use app::characters::{
 };
 use app::chat::{EarlierMessages, OpenChat, SendMessage, StopReply};
 use app::error::AppError;
+use app::twins::{GetTwin, SaveTwin, SuggestShades, SyncSecondmeShades};
 use leptos::server_fn::ServerFn;
 use serde::Serialize;
 
@@ -150,6 +151,22 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Owner, |ids| StopReply {
             reply_id: ids.reply.clone(),
         }),
+        // A twin is the caller's own: no call names anyone else's.
+        Entry::new(SignedIn, |_| GetTwin {}),
+        Entry::new(SignedIn, |_| SaveTwin {
+            twin: app::domain::TwinDraft {
+                name: "A".into(),
+                ..Default::default()
+            },
+        }),
+        Entry::new(SignedIn, |_| SuggestShades {
+            questionnaire: app::domain::ShadeQuestionnaire {
+                answers: vec!["I read.".into()],
+                bio: String::new(),
+            },
+            variation: 0,
+        }),
+        Entry::new(SignedIn, |_| SyncSecondmeShades {}),
     ]
 }
 

@@ -25,3 +25,4 @@ mod secondme;
 mod security;
 mod store;
 mod studio;
+mod twins;

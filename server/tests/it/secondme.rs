@@ -25,7 +25,68 @@ on_both_backends!(
     a_wrapped_error_signs_nobody_in,
     a_user_without_an_id_is_refused,
     tokens_copied_to_another_identity_do_not_decrypt,
+    a_sync_replaces_secondme_shades_and_keeps_the_users_own,
 );
+
+/// The twin page's "Sync from SecondMe": Shades from SecondMe are marked so and replaced by a
+/// sync; a Shade the user wrote, and their edits to the twin, are kept.
+async fn a_sync_replaces_secondme_shades_and_keeps_the_users_own(backend: Backend) {
+    use app::domain::{ShadeDraft, ShadeSource};
+    use app::twins::{GetTwin, SaveTwin, SyncSecondmeShades};
+    let (app, sm) = app_with_secondme(backend, secondme::CLIENT_SECRET).await;
+    assert_eq!(sign_in_via(&app, "secondme").await, "/dashboard");
+    let view = app.call(GetTwin {}).await.unwrap();
+    assert!(view.exists && view.secondme);
+    assert_eq!(view.draft.name, "Lin Wei");
+    assert_eq!(view.draft.shades.len(), 2);
+    assert!(view
+        .draft
+        .shades
+        .iter()
+        .all(|s| s.source == ShadeSource::Secondme));
+
+    let mut draft = view.draft.clone();
+    draft.bio = "Runs at dawn, codes at night.".into();
+    draft.shades.insert(
+        0,
+        ShadeDraft {
+            name: "Tea person".into(),
+            icon: "🍵".into(),
+            description: "You make tea for everyone.".into(),
+            ..ShadeDraft::default()
+        },
+    );
+    app.call(SaveTwin { twin: draft }).await.unwrap();
+
+    // SecondMe now has three Shades (its stand-in adds one after a refresh).
+    app::with_pool!(&app.db, pool => {
+        sqlx::query("UPDATE oauth_identities SET token_expires_at = 0 WHERE provider = 'secondme'")
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap()
+    });
+    let synced = app.call(SyncSecondmeShades {}).await.unwrap();
+    assert_eq!(sm.refreshes(), 1);
+    let shades = &synced.draft.shades;
+    assert_eq!(shades.len(), 4, "{shades:?}");
+    assert_eq!(shades[0].name, "Tea person");
+    assert_eq!(shades[0].source, ShadeSource::User);
+    assert!(shades[1..]
+        .iter()
+        .all(|s| s.source == ShadeSource::Secondme));
+    assert_eq!(synced.draft.bio, "Runs at dawn, codes at night.");
+
+    // A user who did not sign in with SecondMe gets a sentence, not a fault.
+    let other = app.another_browser();
+    other.sign_in_local().await;
+    assert!(!other.call(GetTwin {}).await.unwrap().secondme);
+    let err = other.call(SyncSecondmeShades {}).await.unwrap_err();
+    assert!(
+        matches!(&err, app::error::AppError::Provider(m) if m.contains("SecondMe")),
+        "{err:?}"
+    );
+}
 
 async fn signing_in_imports_shades_and_tokens_are_refreshed_when_expired(backend: Backend) {
     let (app, sm) = app_with_secondme(backend, secondme::CLIENT_SECRET).await;

@@ -197,6 +197,11 @@ pub enum StructuredTask {
         section: crate::domain::Section,
         variation: u64,
     },
+    /// Shades suggested for a twin from `text` (the questionnaire's answers and the pasted bio).
+    Shades {
+        text: String,
+        variation: u64,
+    },
 }
 
 #[derive(Debug, Clone)]

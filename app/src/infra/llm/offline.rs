@@ -241,6 +241,156 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// The facets the offline writer can suggest: (name, icon, description, words that point to it).
+/// Icons are from [`crate::domain::ShadeIcon::SUGGESTED`].
+const FACETS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "Explorer",
+        "🧭",
+        "You go looking for what is around the next corner, in places and in ideas.",
+        &[
+            "travel", "explore", "hike", "new", "curious", "wander", "map", "trip",
+        ],
+    ),
+    (
+        "Maker",
+        "🛠️",
+        "You understand things best by building them with your own hands.",
+        &[
+            "build", "make", "code", "fix", "craft", "wood", "garden", "program",
+        ],
+    ),
+    (
+        "Confidant",
+        "🤝",
+        "People bring you their troubles because you listen without judging.",
+        &[
+            "friend", "listen", "help", "advice", "support", "care", "people", "trust",
+        ],
+    ),
+    (
+        "Reader",
+        "📚",
+        "Books and long articles are where you go to think and to rest.",
+        &[
+            "read", "book", "novel", "library", "poetry", "write", "story", "history",
+        ],
+    ),
+    (
+        "Mover",
+        "🏃",
+        "You feel most like yourself when your body is busy.",
+        &[
+            "run", "sport", "gym", "swim", "climb", "bike", "dance", "yoga",
+        ],
+    ),
+    (
+        "Artist",
+        "🎨",
+        "You notice colour, shape and sound, and you like to make something of them.",
+        &[
+            "art", "paint", "draw", "photo", "design", "film", "music", "sing",
+        ],
+    ),
+    (
+        "Thinker",
+        "🧠",
+        "You turn questions over for a long time before you settle on an answer.",
+        &[
+            "think",
+            "idea",
+            "science",
+            "philosophy",
+            "question",
+            "learn",
+            "why",
+            "research",
+        ],
+    ),
+    (
+        "Planner",
+        "📋",
+        "You like a plan, a list, and the quiet satisfaction of ticking it off.",
+        &[
+            "plan", "organise", "organize", "list", "schedule", "order", "goal", "budget",
+        ],
+    ),
+    (
+        "Homebody",
+        "☕",
+        "A quiet evening at home recharges you more than any party could.",
+        &[
+            "home", "quiet", "cook", "tea", "coffee", "sleep", "alone", "cozy",
+        ],
+    ),
+    (
+        "Joker",
+        "😂",
+        "You reach for a joke first, and it usually lands.",
+        &[
+            "joke", "funny", "laugh", "pun", "humor", "humour", "silly", "comedy",
+        ],
+    ),
+    (
+        "Player",
+        "🎮",
+        "Games, of every kind, are how you play with rules and people.",
+        &[
+            "game", "play", "chess", "puzzle", "board", "video", "win", "team",
+        ],
+    ),
+    (
+        "Night owl",
+        "🌙",
+        "Your best hours start when everyone else has gone to bed.",
+        &[
+            "night", "late", "moon", "stars", "dark", "insomnia", "evening", "midnight",
+        ],
+    ),
+];
+
+/// Suggests Shades from what a person wrote: the facets whose words appear most, best first
+/// (at least three, however little was written), each as sure as its evidence.
+pub fn write_shades(text: &str, variation: u64) -> serde_json::Value {
+    use crate::domain::SuggestedShades;
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut scored: Vec<(usize, u64, usize, Vec<&str>)> = FACETS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _, _, cues))| {
+            let hits: Vec<&str> = cues
+                .iter()
+                .copied()
+                .filter(|cue| words.iter().any(|w| w.starts_with(cue)))
+                .collect();
+            let tie = stable_hash(&[name, text, &variation.to_string()]);
+            (hits.len(), tie, i, hits)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let found = scored.iter().filter(|s| s.0 > 0).count();
+    let n = found.clamp(SuggestedShades::MIN, SuggestedShades::MAX - 1);
+    let shades: Vec<serde_json::Value> = scored
+        .into_iter()
+        .take(n)
+        .map(|(hits, _, i, cues)| {
+            let (name, icon, description, _) = FACETS[i];
+            serde_json::json!({
+                "name": name,
+                "icon": icon,
+                "description": description,
+                "confidence": (0.3 + 0.2 * hits as f64).min(0.9),
+                "topics": cues.into_iter().take(SuggestedShades::TOPICS).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "shades": shades })
+}
+
 #[async_trait::async_trait]
 impl LlmProvider for OfflineProvider {
     fn name(&self) -> &'static str {
@@ -263,6 +413,7 @@ impl LlmProvider for OfflineProvider {
                 let whole = write_character(seed, *variation);
                 serde_json::json!({ section.key(): whole[section.key()] })
             }
+            StructuredTask::Shades { text, variation } => write_shades(text, *variation),
         };
         let output_tokens = value.to_string().split_whitespace().count() as u32;
         Ok(StructuredReply {
@@ -337,6 +488,27 @@ mod tests {
         assert_eq!(g.endings.len(), 3);
         assert!(g.backstory.as_str().contains("Mira"));
         assert!(g.backstory.as_str().contains("brave and witty"));
+    }
+
+    #[test]
+    fn written_shades_are_valid_and_follow_the_words() {
+        let text =
+            "Q: free afternoon?\nA: I read novels and hike to new places, then cook at home.";
+        let value = write_shades(text, 0);
+        let parsed: crate::domain::SuggestedShades = serde_json::from_value(value.clone()).unwrap();
+        parsed.check().unwrap();
+        let names: Vec<&str> = parsed.shades.iter().map(|s| s.name.as_str()).collect();
+        assert!(
+            names.contains(&"Reader") && names.contains(&"Explorer"),
+            "{names:?}"
+        );
+        assert_eq!(write_shades(text, 0), value, "deterministic");
+        // Nothing to go on still gives the fewest Shades a suggestion has, all tentative.
+        let parsed: crate::domain::SuggestedShades =
+            serde_json::from_value(write_shades("zzz", 1)).unwrap();
+        parsed.check().unwrap();
+        assert_eq!(parsed.shades.len(), crate::domain::SuggestedShades::MIN);
+        assert!(parsed.shades.iter().all(|s| s.confidence.get() < 0.4));
     }
 
     #[test]

@@ -10,6 +10,8 @@ const CHARACTER: &str = include_str!("templates/character.txt");
 const CHAT_SYSTEM: &str = include_str!("templates/chat_system.txt");
 const REPAIR: &str = include_str!("templates/repair.txt");
 const SECTION: &str = include_str!("templates/section.txt");
+const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
+const SHADES: &str = include_str!("templates/shades.txt");
 
 /// Fills `{key}` fields. Values are inserted as they are; a value's own braces are not expanded.
 fn fill(template: &str, fields: &[(&str, &str)]) -> String {
@@ -112,6 +114,28 @@ pub fn section(
         task: StructuredTask::Section {
             seed: seed.clone(),
             section,
+            variation,
+        },
+        repair: None,
+    }
+}
+
+/// The request that suggests Shades for a twin from a questionnaire (each answered question with
+/// its answer) and a pasted bio.
+pub fn shades(q: &crate::domain::Questionnaire, variation: u64) -> StructuredRequest {
+    let mut material = String::new();
+    for (question, answer) in &q.answers {
+        material.push_str(&format!("Q: {question}\nA: {answer}\n\n"));
+    }
+    if !q.bio.as_str().is_empty() {
+        material.push_str(&format!("In their own words:\n{}\n", q.bio));
+    }
+    StructuredRequest {
+        system: SHADES_SYSTEM.trim_end().to_string(),
+        prompt: fill(SHADES, &[("material", material.trim_end())]),
+        schema: crate::domain::SuggestedShades::schema(),
+        task: StructuredTask::Shades {
+            text: material,
             variation,
         },
         repair: None,
@@ -223,6 +247,28 @@ mod tests {
     #[test]
     fn gemini_character_request() {
         let r = character(&seed(), 0);
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.turns(),
+            Some(&r.schema)
+        ));
+    }
+
+    /// Shades from two answers and a bio.
+    #[test]
+    fn gemini_shades_request() {
+        let q = crate::domain::ShadeQuestionnaire {
+            answers: vec![
+                "I hike and take photos of moss.".into(),
+                String::new(),
+                "Old maps and how cities grew.".into(),
+            ],
+            bio: "Librarian in Porto. I make terrible puns.".into(),
+        }
+        .parse()
+        .unwrap();
+        let r = shades(&q, 0);
         insta::assert_json_snapshot!(gemini::GeminiProvider::body(
             &gemini_cfg(),
             &r.system,
