@@ -71,8 +71,10 @@ fn TwinEditor(initial: TwinView) -> impl IntoView {
         bio: String::new(),
     });
 
+    let last_was_suggest = RwSignal::new(false);
     let request = Action::new(move |r: &Request| {
         let r = r.clone();
+        last_was_suggest.set(matches!(r, Request::Suggest(..)));
         async move {
             match r {
                 Request::Save(d) => save_twin(d).await.map(Done::Saved),
@@ -110,22 +112,17 @@ fn TwinEditor(initial: TwinView) -> impl IntoView {
         Some(AppError::Invalid(errs)) => errs,
         _ => FieldErrors::default(),
     };
+    // The twin as the server now has it, after a save or a sync.
+    let show_saved = move |v: TwinView, message: &str| {
+        exists.set(v.exists);
+        saved.set(v.draft.clone());
+        draft.set(v.draft);
+        show_errors.set(false);
+        status.set(message.to_string());
+    };
     Effect::new(move |_| match request.value().get() {
-        Some(Ok(Done::Saved(v))) | Some(Ok(Done::Synced(v))) => {
-            let synced = request
-                .input()
-                .get_untracked()
-                .is_some_and(|r| matches!(r, Request::Sync));
-            exists.set(v.exists);
-            saved.set(v.draft.clone());
-            draft.set(v.draft);
-            show_errors.set(false);
-            status.set(if synced {
-                "Your Shades from SecondMe are up to date.".into()
-            } else {
-                "Your twin is saved.".into()
-            });
-        }
+        Some(Ok(Done::Saved(v))) => show_saved(v, "Your twin is saved."),
+        Some(Ok(Done::Synced(v))) => show_saved(v, "Your Shades from SecondMe are up to date."),
         Some(Ok(Done::Suggested(s))) => {
             offline.set(s.offline);
             let n = s.shades.len();
@@ -165,11 +162,13 @@ fn TwinEditor(initial: TwinView) -> impl IntoView {
     };
     let add = move |_| draft.update(|d| d.shades.push(ShadeDraft::default()));
     let count = move || draft.with(|d| d.shades.len());
+    // Field errors of the questionnaire, from the last suggestion request (the action's input
+    // is cleared once it is done, so which request it was is kept here).
     let q_error = move |name: &str| {
         server_errors()
             .get(name)
             .map(str::to_string)
-            .filter(|_| matches!(request.input().get(), Some(Request::Suggest(..))))
+            .filter(|_| last_was_suggest.get())
     };
 
     view! {
@@ -181,7 +180,9 @@ fn TwinEditor(initial: TwinView) -> impl IntoView {
             "Chats and matches read them."
         </p>
         <Profile twin=saved exists />
-        <noscript><p class="notice">"Editing your twin needs JavaScript. What is saved is shown above."</p></noscript>
+        // Shown until the page hydrates (a `<noscript>` is not shown where scripts are merely
+        // blocked, and browsers differ on it).
+        <p class="notice until-hydrated">"Editing your twin needs JavaScript. What is saved is shown above."</p>
 
         <p class="status" role="status" aria-live="polite" data-testid="twin-status">{move || status.get()}</p>
         {move || banner().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
@@ -260,7 +261,7 @@ fn TwinEditor(initial: TwinView) -> impl IntoView {
             <FieldError name="questionnaire" error=move || q_error("questionnaire") />
             <div class="actions">
                 <button type="button" on:click=suggest disabled=move || busy.get() data-testid="suggest">
-                    {move || if busy.get() && matches!(request.input().get(), Some(Request::Suggest(..))) {
+                    {move || if busy.get() && last_was_suggest.get() {
                         "Suggesting…"
                     } else {
                         "Suggest Shades"

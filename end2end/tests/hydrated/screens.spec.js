@@ -20,6 +20,7 @@ test("the main pages, light and dark, desktop and phone: no sideways scroll", as
     ["chat", chat, name],
     ["wizard", "/characters/new", "New character"],
     ["trash", "/trash", "Trash"],
+    ["twin", "/twin", "Your twin"],
   ];
   for (const scheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme: scheme });

@@ -42,3 +42,14 @@ test("a card file is imported without JavaScript, and a bad one is refused with 
   await expect(page).toHaveURL(/\/characters\/new\?import=/);
   await expect(page.getByTestId("import-notice")).toContainText("Imported from a Character Card V1 file.");
 });
+
+test("the twin page renders without JavaScript", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  await page.getByRole("link", { name: "Your twin" }).click();
+  await expect(page).toHaveURL(/\/twin$/);
+  await expect(page.getByRole("heading", { name: "Your twin", level: 1 })).toBeVisible();
+  await expect(page.getByTestId("twin-profile")).toBeVisible();
+  await expect(page.getByText("Editing your twin needs JavaScript.")).toBeVisible();
+  await expect(page.getByLabel("What do you do on a free afternoon?")).toBeVisible();
+});

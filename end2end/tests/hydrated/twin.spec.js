@@ -1,0 +1,86 @@
+// The twin page, with the keyboard alone: Shades suggested from the questionnaire (offline
+// writer, labelled), two accepted, one reordered, the twin named and saved; a Shade left blank is
+// refused beside its fields; the answers survive a reload; axe-core in both themes.
+import { test, expect, hydrated, signIn, accessible } from "../helpers.js";
+
+/** Moves the focus with Tab (at most `limit` presses) until `locator` has it. */
+async function tabTo(page, locator, limit = 120) {
+  for (let i = 0; i < limit; i++) {
+    if (await locator.evaluate((el) => el === document.activeElement)) return;
+    await page.keyboard.press("Tab");
+  }
+  throw new Error(`Tab never reached ${locator}`);
+}
+
+test("a twin is made from the questionnaire with the keyboard alone", async ({ page }) => {
+  await signIn(page);
+  await page.goto("/twin");
+  await hydrated(page);
+  await expect(page.getByRole("heading", { name: "Your twin", level: 1 })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "No twin yet" })).toBeVisible();
+  await accessible(page, "the twin page, empty");
+
+  // Suggest with nothing written: a sentence, no suggestions.
+  const suggest = page.getByRole("button", { name: "Suggest Shades" });
+  await tabTo(page, suggest);
+  await page.keyboard.press("Enter");
+  await expect(page.getByText("Answer at least one question, or paste a bio.")).toBeVisible();
+
+  const first = page.getByLabel("What do you do on a free afternoon?");
+  await tabTo(page, first);
+  await page.keyboard.type("I hike and explore new trails, then read novels late at night.");
+  await tabTo(page, suggest);
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { name: /Suggested Shades/ })).toBeVisible();
+  await expect(page.getByText("Offline writer")).toBeVisible();
+  await expect(page.getByTestId("twin-status")).toContainText("Shades suggested below");
+  await accessible(page, "the twin page with suggestions");
+
+  for (const name of ["Explorer", "Reader"]) {
+    await tabTo(page, page.getByRole("button", { name: `Accept ${name}` }));
+    await page.keyboard.press("Enter");
+    await expect(page.getByTestId("twin-status")).toContainText(`"${name}" added`);
+  }
+  await expect(page.getByRole("button", { name: "Accept Explorer" })).toHaveCount(0);
+  await expect(page.getByRole("group", { name: /Explorer/ })).toBeVisible();
+  await expect(page.getByRole("group", { name: /Reader/ })).toBeVisible();
+
+  // Reader first.
+  await tabTo(page, page.getByRole("button", { name: "Move Reader up" }));
+  await page.keyboard.press("Enter");
+  await expect(page.locator(".shade-edit legend").first()).toContainText("Reader");
+
+  const name = page.getByLabel("Display name");
+  await tabTo(page, name);
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type("Ada's twin");
+
+  await tabTo(page, page.getByRole("button", { name: "Create your twin" }));
+  await page.keyboard.press("Enter");
+  await expect(page.getByTestId("twin-status")).toHaveText("Your twin is saved.");
+  const profile = page.getByTestId("twin-profile");
+  await expect(profile.getByRole("heading", { name: "Ada's twin" })).toBeVisible();
+  await expect(profile.locator(".shade-card strong")).toHaveText(["Reader", "Explorer"]);
+  await expect(profile.getByRole("meter").first()).toBeVisible();
+  await accessible(page, "the twin page, saved");
+
+  // A blank Shade: refused beside its fields, nothing sent.
+  await tabTo(page, page.getByRole("button", { name: "Add a Shade" }));
+  await page.keyboard.press("Enter");
+  await tabTo(page, page.getByRole("button", { name: "Save your twin" }));
+  await page.keyboard.press("Enter");
+  const blankName = page.locator('[id="shades.2.name"]');
+  await expect(blankName).toHaveAttribute("aria-invalid", "true");
+  await expect(page.locator('[id="shades.2.name-error"]')).toHaveText("Each Shade's name is required.");
+  await accessible(page, "the twin page with a field error");
+  await tabTo(page, page.getByRole("button", { name: "Delete Shade 3" }));
+  await page.keyboard.press("Enter");
+  await expect(page.locator(".shade-edit")).toHaveCount(2);
+
+  // After a reload: the saved twin, and the answers as typed.
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByTestId("twin-profile").getByRole("heading", { name: "Ada's twin" })).toBeVisible();
+  await expect(page.getByLabel("What do you do on a free afternoon?")).toHaveValue(/hike and explore/);
+  await expect(page.getByRole("button", { name: "Save your twin" })).toBeVisible();
+});
