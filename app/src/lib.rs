@@ -81,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/characters/:id/edit") ssr=SsrMode::Async view=pages::wizard::EditCharacterPage />
                     <Route path=path!("/trash") ssr=SsrMode::Async view=pages::trash::TrashPage />
                     <Route path=path!("/twin") ssr=SsrMode::Async view=pages::twin::TwinPage />
+                    <Route path=path!("/twin/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
                 </Routes>
             </main>
             <theme::ThemeChooser />

@@ -67,8 +67,12 @@ fn has_multipart_boundary(req: &Request) -> bool {
 pub async fn body_limit(req: Request, next: Next) -> Response {
     let limit = body_limit_for(req.uri().path());
     if req.uri().path() == app::characters::ImportCard::PATH && !has_multipart_boundary(&req) {
-        // The framework's multipart decoder panics without a boundary: refuse it here.
+        // The framework's multipart decoder panics without a boundary: refuse it here, reading
+        // what is left of the body first so the client sees the answer, not a reset connection.
         let err = AppError::Transport("send the card file as multipart/form-data".into());
+        let (parts, body) = req.into_parts();
+        drain(body).await;
+        let req = Request::from_parts(parts, Body::empty());
         return error_response(&err, req.uri().path(), wants_html(&req));
     }
     let declared = req

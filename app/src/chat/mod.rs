@@ -112,6 +112,9 @@ pub struct ChatView {
     pub earlier: Option<i64>,
     /// Replies are written by the offline provider (labelled in the UI).
     pub offline: bool,
+    /// A chat with the user's own twin (`character_id` is then empty).
+    #[serde(default)]
+    pub twin: bool,
 }
 
 /// A page of earlier messages, in the order written.
@@ -179,6 +182,13 @@ pub async fn open_chat(character_id: String) -> Result<ChatView, AppError> {
 
 /// The page of messages written before message number `before` (a `seq`, as in
 /// [`ChatView::earlier`]) in the session `session_id`; the page size is the server's.
+/// The chat with the signed-in user's own twin: the same engine as a character's chat, the
+/// twin speaking from its bio and Shades.
+#[server(endpoint = "chat/open_twin")]
+pub async fn open_twin_chat() -> Result<ChatView, AppError> {
+    service::open_twin().await
+}
+
 #[server(endpoint = "chat/earlier")]
 pub async fn earlier_messages(session_id: String, before: i64) -> Result<MessagePage, AppError> {
     service::earlier(session_id, before).await

@@ -52,7 +52,33 @@ pub async fn open(character_id: String) -> Result<ChatView, AppError> {
         .await
         .or_internal("open chat")?
         .ok_or(AppError::NotFound)?;
-    let session = store::find_session(&state.db, &user, &session_id)
+    view_of(&state, &user, session_id).await
+}
+
+/// The chat with the signed-in user's own twin (404 with a sentence before they have one).
+#[tracing::instrument(skip_all)]
+pub async fn open_twin() -> Result<ChatView, AppError> {
+    let user = require_user().await?;
+    let state = AppState::get()?;
+    let Some(session_id) = store::open_twin_session(&state.db, &user)
+        .await
+        .or_internal("open twin chat")?
+    else {
+        return Err(AppError::BadRequest(
+            "Create your twin first: give it a name and save it on the twin page.".into(),
+        ));
+    };
+    view_of(&state, &user, session_id).await
+}
+
+/// A session as the chat page opens it: its latest page of messages, replies whose server died
+/// marked interrupted first.
+async fn view_of(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    session_id: String,
+) -> Result<ChatView, AppError> {
+    let session = store::find_session(&state.db, user, &session_id)
         .await
         .or_internal("open chat")?
         .ok_or(AppError::NotFound)?;
@@ -66,14 +92,20 @@ pub async fn open(character_id: String) -> Result<ChatView, AppError> {
     let (messages, earlier) = store::messages_page(&state.db, &session_id, None, PAGE)
         .await
         .or_internal("load messages")?;
+    let twin = session.twin_id.is_some();
     Ok(ChatView {
         session_id,
         character_id: session.character_id,
-        character_name: session.name,
+        character_name: if twin && session.name.is_empty() {
+            "Your twin".into()
+        } else {
+            session.name
+        },
         avatar: session.avatar,
         messages,
         earlier,
         offline: state.llm.is_offline(),
+        twin,
     })
 }
 
@@ -141,12 +173,22 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
             text: m.content,
         })
         .collect();
-    let persona = Persona {
-        name: session.name.clone(),
-        traits: session.traits.clone(),
-        story_context: session.story_context.clone(),
+    let request = if session.twin_id.is_some() {
+        // The twin speaks from its Shades as they are now.
+        let shades = crate::twins::store::find(&state.db, &user)
+            .await
+            .or_internal("load twin")?
+            .map(|t| t.shades)
+            .unwrap_or_default();
+        prompts::twin_chat(&session.name, &session.backstory, &shades, history)
+    } else {
+        let persona = Persona {
+            name: session.name.clone(),
+            traits: session.traits.clone(),
+            story_context: session.story_context.clone(),
+        };
+        prompts::chat(persona, &session.backstory, history)
     };
-    let request = prompts::chat(persona, &session.backstory, history);
 
     let (tx, rx) = futures::channel::mpsc::unbounded::<Result<String, AppError>>();
     let _ = tx.unbounded_send(Ok(ChatEvent::Accepted {

@@ -20,10 +20,12 @@ use crate::auth::UserId;
 use crate::infra::{db::Db, llm::Usage, new_id, now_ms};
 use crate::with_pool;
 
-/// A chat session with what it needs of its character.
+/// A chat session with what it needs of its counterpart: a character, or the owner's twin (then
+/// `character_id` is empty, `twin_id` set, `name` and `backstory` the twin's name and bio).
 pub struct Session {
     pub id: String,
     pub character_id: String,
+    pub twin_id: Option<String>,
     pub name: String,
     pub avatar: String,
     pub traits: Vec<String>,
@@ -35,6 +37,7 @@ pub struct Session {
 struct SessionRow {
     id: String,
     character_id: String,
+    twin_id: Option<String>,
     name: String,
     avatar: String,
     traits: sqlx::types::Json<Vec<String>>,
@@ -47,6 +50,7 @@ impl From<SessionRow> for Session {
         Session {
             id: r.id,
             character_id: r.character_id,
+            twin_id: r.twin_id,
             name: r.name,
             avatar: r.avatar,
             traits: r.traits.0,
@@ -169,7 +173,58 @@ async fn session_of(
     Ok(found.map(|(id,)| id))
 }
 
-/// The session `session_id` if `owner` owns it, with its character's persona.
+/// The chat of `owner` with their own twin, created with a greeting if there is none; `None` if
+/// they have no twin yet. Race-free like [`open_session`]: a unique index allows one session per
+/// (owner, twin).
+pub async fn open_twin_session(db: &Db, owner: &UserId) -> Result<Option<String>, sqlx::Error> {
+    let Some(twin) = crate::twins::store::find(db, owner).await? else {
+        return Ok(None);
+    };
+    let now = now_ms();
+    let greeting = ChatMessage {
+        id: new_id(),
+        role: MessageRole::Assistant,
+        content: "Hello — it's me, or the part of you that lives in your Shades. Ask me anything about us.".into(),
+        status: MessageStatus::Complete,
+        created_at: now,
+    };
+    let id = new_id();
+    let kept: String = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let created = sqlx::query(
+            "INSERT INTO chat_sessions (id, owner_id, twin_id, title, last_message_preview, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'Chat with your twin', $4, $5, $5) ON CONFLICT (owner_id, twin_id) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&owner.0)
+        .bind(&twin.id)
+        .bind(preview(&greeting.content))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let kept = if created {
+            insert_row(&id, &greeting).execute(&mut *tx).await?;
+            id
+        } else {
+            let (id,): (String,) = sqlx::query_as(
+                "SELECT id FROM chat_sessions WHERE owner_id = $1 AND twin_id = $2",
+            )
+            .bind(&owner.0)
+            .bind(&twin.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            id
+        };
+        tx.commit().await?;
+        kept
+    });
+    Ok(Some(kept))
+}
+
+/// The session `session_id` if `owner` owns it, with its counterpart's persona (a character
+/// outside the trash, or the owner's twin).
 pub async fn find_session(
     db: &Db,
     owner: &UserId,
@@ -177,9 +232,14 @@ pub async fn find_session(
 ) -> Result<Option<Session>, sqlx::Error> {
     let row: Option<SessionRow> = with_pool!(db, pool => {
         sqlx::query_as(
-            "SELECT s.id, s.character_id, c.name, c.avatar, c.traits, c.backstory, c.story_context \
-             FROM chat_sessions s JOIN characters c ON c.id = s.character_id \
-             WHERE s.id = $1 AND s.owner_id = $2 AND c.deleted_at IS NULL",
+            "SELECT s.id, COALESCE(s.character_id, '') AS character_id, s.twin_id, \
+             COALESCE(c.name, t.display_name) AS name, COALESCE(c.avatar, '') AS avatar, \
+             COALESCE(c.traits, '[]') AS traits, COALESCE(c.backstory, t.bio) AS backstory, \
+             COALESCE(c.story_context, '') AS story_context \
+             FROM chat_sessions s LEFT JOIN characters c ON c.id = s.character_id \
+             LEFT JOIN twins t ON t.id = s.twin_id AND t.owner_id = s.owner_id \
+             WHERE s.id = $1 AND s.owner_id = $2 \
+             AND (t.id IS NOT NULL OR (c.id IS NOT NULL AND c.deleted_at IS NULL))",
         )
         .bind(session_id)
         .bind(&owner.0)

@@ -4,8 +4,8 @@
 //! answered again.
 
 use crate::chat::{
-    earlier_messages, open_chat, send_message, stop_reply, ChatEvent, ChatMessage, ChatView,
-    EventLines, MessageRole, MessageStatus,
+    earlier_messages, open_chat, open_twin_chat, send_message, stop_reply, ChatEvent, ChatMessage,
+    ChatView, EventLines, MessageRole, MessageStatus,
 };
 use crate::pages::layout::{error_view, param, AvatarBadge};
 use crate::pages::platform::spawn_browser_task;
@@ -16,16 +16,20 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 /// The chat opens with its latest page of messages; `?before=SEQ` shows instead the page written
 /// before message `SEQ` (the "Load earlier messages" link, which works without JavaScript too).
+/// `/characters/:id/chat` is the chat with a character, `/twin/chat` the chat with one's twin.
 #[component]
 pub fn ChatPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
-    let character_id = move || param(params, "id").unwrap_or_default();
+    let character_id = move || param(params, "id");
     let before = move || param(query, "before").and_then(|b| b.parse::<i64>().ok());
     let chat = Resource::new(
         move || (character_id(), before()),
         |(character_id, before)| async move {
-            let mut view = open_chat(character_id).await?;
+            let mut view = match character_id {
+                Some(id) => open_chat(id).await?,
+                None => open_twin_chat().await?,
+            };
             if let Some(before) = before {
                 let page = earlier_messages(view.session_id.clone(), before).await?;
                 view.messages = page.messages;
@@ -57,7 +61,18 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         messages: initial,
         earlier,
         offline,
+        twin,
     } = view;
+    let here = if twin {
+        "/twin/chat".to_string()
+    } else {
+        format!("/characters/{character_id}/chat")
+    };
+    let avatar = if avatar.is_empty() {
+        crate::domain::Avatar::default().as_str().to_string()
+    } else {
+        avatar
+    };
     let messages = RwSignal::new(initial);
     // The reply being written, shown below the history until it is saved.
     let live = RwSignal::new(None::<ChatMessage>);
@@ -179,7 +194,7 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                 })}
             </div>
             {earlier.map(|seq| view! {
-                <a class="earlier" href=format!("/characters/{character_id}/chat?before={seq}")
+                <a class="earlier" href=format!("{here}?before={seq}")
                     data-testid="load-earlier">"Load earlier messages"</a>
             })}
             <ol class="log" aria-live="polite" data-testid="chat-log">
@@ -188,7 +203,7 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                 {move || live.get().map(|m| bubble(m, true))}
             </ol>
             {older.then(|| view! {
-                <a class="latest" href=format!("/characters/{character_id}/chat")
+                <a class="latest" href=here.clone()
                     data-testid="load-latest">"Back to the latest messages"</a>
             })}
             {move || error.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}

@@ -174,6 +174,11 @@ fn TwinEditor(initial: TwinView) -> impl IntoView {
     view! {
         <div class="page-head">
             <h1>"Your twin"</h1>
+            <div class="actions">
+                <Show when=move || exists.get()>
+                    <a href="/twin/chat" class="button">"Chat with your twin"</a>
+                </Show>
+            </div>
         </div>
         <p class="muted">
             "Your digital twin is the self you bring into PersonaFlux: a name, a short bio, and Shades — the facets of your personality. "

@@ -131,6 +131,17 @@ fn parse_suggestions(raw: &str, schema: &Value) -> Result<SuggestedShades, LlmEr
 pub async fn sync_secondme() -> Result<TwinView, AppError> {
     let user = require_user().await?;
     let state = AppState::get()?;
+    // Only for someone who signed in with SecondMe: anyone else is told, not a fault.
+    let linked = crate::auth::store::tokens(&state.db, ProviderId::SecondMe, &user.0)
+        .await
+        .or_internal("look up SecondMe identity")?
+        .is_some();
+    if !linked || state.providers.find(ProviderId::SecondMe.as_str()).is_err() {
+        return Err(AppError::BadRequest(
+            "Sign in with SecondMe first: your Shades are synced from your SecondMe account."
+                .into(),
+        ));
+    }
     match import_secondme_shades(&state.providers, &state.db, &user).await {
         Ok(_) => view(&state, &user).await,
         Err(ImportError::SecondMe(e)) => {

@@ -1,6 +1,7 @@
 // The twin page, with the keyboard alone: Shades suggested from the questionnaire (offline
 // writer, labelled), two accepted, one reordered, the twin named and saved; a Shade left blank is
-// refused beside its fields; the answers survive a reload; axe-core in both themes.
+// refused beside its fields; the answers survive a reload; a chat with the twin streams and is
+// kept; axe-core in both themes.
 import { test, expect, hydrated, signIn, accessible } from "../helpers.js";
 
 /** Moves the focus with Tab (at most `limit` presses) until `locator` has it. */
@@ -83,4 +84,23 @@ test("a twin is made from the questionnaire with the keyboard alone", async ({ p
   await expect(page.getByTestId("twin-profile").getByRole("heading", { name: "Ada's twin" })).toBeVisible();
   await expect(page.getByLabel("What do you do on a free afternoon?")).toHaveValue(/hike and explore/);
   await expect(page.getByRole("button", { name: "Save your twin" })).toBeVisible();
+
+  // Chat with the twin: the same chat page and engine, the reply streamed and kept.
+  await tabTo(page, page.getByRole("link", { name: "Chat with your twin" }));
+  await page.keyboard.press("Enter");
+  await expect(page).toHaveURL(/\/twin\/chat$/);
+  await expect(page.getByRole("heading", { name: "Ada's twin", level: 1 })).toBeVisible();
+  await hydrated(page);
+  const log = page.getByTestId("chat-log");
+  await expect(log.getByTestId("message")).toHaveCount(1);
+  const message = page.getByLabel("Your message");
+  await tabTo(page, message);
+  await page.keyboard.type("What do we do on Sundays?");
+  await tabTo(page, page.getByRole("button", { name: "Send" }));
+  await page.keyboard.press("Enter");
+  const reply = log.getByTestId("message").nth(2);
+  await expect(reply).toHaveAttribute("data-status", "complete", { timeout: 20_000 });
+  await accessible(page, "the chat with one's twin");
+  await page.reload();
+  await expect(page.getByTestId("chat-log").getByTestId("message")).toHaveCount(3);
 });

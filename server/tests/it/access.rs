@@ -167,6 +167,7 @@ fn matrix() -> Vec<Entry> {
             variation: 0,
         }),
         Entry::new(SignedIn, |_| SyncSecondmeShades {}),
+        Entry::new(SignedIn, |_| app::chat::OpenTwinChat {}),
     ]
 }
 

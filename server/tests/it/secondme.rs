@@ -77,13 +77,13 @@ async fn a_sync_replaces_secondme_shades_and_keeps_the_users_own(backend: Backen
         .all(|s| s.source == ShadeSource::Secondme));
     assert_eq!(synced.draft.bio, "Runs at dawn, codes at night.");
 
-    // A user who did not sign in with SecondMe gets a sentence, not a fault.
+    // A user who did not sign in with SecondMe gets a sentence and a 4xx, not a fault.
     let other = app.another_browser();
     other.sign_in_local().await;
     assert!(!other.call(GetTwin {}).await.unwrap().secondme);
     let err = other.call(SyncSecondmeShades {}).await.unwrap_err();
     assert!(
-        matches!(&err, app::error::AppError::Provider(m) if m.contains("SecondMe")),
+        matches!(&err, app::error::AppError::BadRequest(m) if m.contains("Sign in with SecondMe first")),
         "{err:?}"
     );
 }

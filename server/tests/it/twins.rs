@@ -16,7 +16,95 @@ on_both_backends!(
     shades_are_suggested_through_gemini_with_repair_and_faults,
     each_user_has_their_own_twin,
     the_twin_page_renders_without_javascript,
+    chatting_with_your_twin_uses_the_chat_engine,
+    the_twin_speaks_from_its_shades_through_gemini,
 );
+
+async fn chatting_with_your_twin_uses_the_chat_engine(backend: Backend) {
+    use app::chat::{ChatEvent, MessageStatus, OpenTwinChat};
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    // No twin yet: a sentence, and nothing written.
+    let err = app.call(OpenTwinChat {}).await.unwrap_err();
+    assert!(
+        matches!(&err, AppError::BadRequest(m) if m.contains("Create your twin first")),
+        "{err:?}"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM chat_sessions").await, 0);
+
+    save(&app, twin(vec![shade("Night owl", "🌙")]))
+        .await
+        .unwrap();
+    // Opened from two tabs at once: one chat, one greeting.
+    let (a, b) = tokio::join!(app.call(OpenTwinChat {}), app.call(OpenTwinChat {}));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.session_id, b.session_id);
+    assert!(a.twin && a.character_id.is_empty());
+    assert_eq!(a.character_name, "Ada");
+    assert_eq!(a.messages.len(), 1, "the greeting");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM chat_sessions").await, 1);
+
+    let (events, _) = send_message(&app, &a.session_id, "What do we do at night?").await;
+    assert!(!deltas(&events).is_empty());
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ChatEvent::Finished {
+            status: MessageStatus::Complete
+        }
+    )));
+    let again = app.call(OpenTwinChat {}).await.unwrap();
+    assert_eq!(again.messages.len(), 3, "every turn kept");
+    assert_eq!(again.messages[1].content, "What do we do at night?");
+
+    // Someone else cannot send in it or read it.
+    let other = app.another_browser();
+    other.sign_in_local().await;
+    let html = app.html("/twin/chat").await;
+    assert!(
+        html.contains("What do we do at night?"),
+        "the page renders the chat"
+    );
+    let res = app
+        .request(
+            &new_client(),
+            app::chat::EarlierMessages {
+                session_id: a.session_id.clone(),
+                before: 3,
+            },
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+async fn the_twin_speaks_from_its_shades_through_gemini(backend: Backend) {
+    use app::chat::OpenTwinChat;
+    let (app, mock) = app_with_gemini(backend).await;
+    let mut draft = twin(vec![shade("Night owl", "🌙"), shade("Cook", "🍳")]);
+    draft.shades[0].confidence = 0.9;
+    save(&app, draft).await.unwrap();
+    let chat = app.call(OpenTwinChat {}).await.unwrap();
+    assert!(!chat.offline);
+    mock.push(Reply::text(&["We ", "stay ", "up."]));
+    let (events, _) = send_message(&app, &chat.session_id, "Sundays?").await;
+    assert_eq!(deltas(&events), "We stay up.");
+    let body = &mock.requests()[0].body;
+    let system = body["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(system.contains("digital twin of Ada"), "{system}");
+    assert!(system.contains("Maps and moss."), "the bio");
+    assert!(
+        system.contains("🌙 Night owl (sure): You are Night owl. [from: walks, tea]"),
+        "{system}"
+    );
+    assert!(system.contains("🍳 Cook (likely)"));
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM chat_messages WHERE role = 'assistant' AND content = 'We stay up.'").await,
+        1
+    );
+}
 
 fn shade(name: &str, icon: &str) -> ShadeDraft {
     ShadeDraft {

@@ -10,6 +10,7 @@ const CHARACTER: &str = include_str!("templates/character.txt");
 const CHAT_SYSTEM: &str = include_str!("templates/chat_system.txt");
 const REPAIR: &str = include_str!("templates/repair.txt");
 const SECTION: &str = include_str!("templates/section.txt");
+const TWIN_CHAT_SYSTEM: &str = include_str!("templates/twin_chat_system.txt");
 const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
 const SHADES: &str = include_str!("templates/shades.txt");
 
@@ -142,6 +143,55 @@ pub fn shades(q: &crate::domain::Questionnaire, variation: u64) -> StructuredReq
     }
 }
 
+/// The request for a reply from the user's own twin: the system prompt built from its name, bio
+/// and Shades (each with its icon, confidence in words, description and topics).
+pub fn twin_chat(
+    name: &str,
+    bio: &str,
+    shades: &[crate::domain::ShadeDraft],
+    history: Vec<Turn>,
+) -> ChatRequest {
+    let listed: Vec<String> = shades
+        .iter()
+        .map(|s| {
+            let mut line = format!(
+                "- {} {} ({}): {}",
+                s.icon,
+                s.name,
+                crate::domain::Confidence::words(s.confidence),
+                s.description
+            );
+            if !s.topics.is_empty() {
+                line.push_str(&format!(" [from: {}]", s.topics));
+            }
+            line
+        })
+        .collect();
+    let shades_text = if listed.is_empty() {
+        "(none yet)".to_string()
+    } else {
+        listed.join("\n")
+    };
+    let bio = if bio.trim().is_empty() {
+        "(no bio yet)"
+    } else {
+        bio
+    };
+    let system = fill(
+        TWIN_CHAT_SYSTEM,
+        &[("name", name), ("bio", bio), ("shades", &shades_text)],
+    );
+    ChatRequest {
+        system,
+        history,
+        persona: Persona {
+            name: name.to_string(),
+            traits: shades.iter().map(|s| s.name.to_lowercase()).collect(),
+            story_context: bio.to_string(),
+        },
+    }
+}
+
 /// The correction request of the one repair attempt.
 pub fn repair(problem: &str) -> String {
     fill(REPAIR, &[("problem", problem)])
@@ -252,6 +302,43 @@ mod tests {
             &r.system,
             &r.turns(),
             Some(&r.schema)
+        ));
+    }
+
+    /// A chat with one's twin: the system prompt from its bio and Shades.
+    #[test]
+    fn gemini_twin_chat_request() {
+        let shades = vec![
+            crate::domain::ShadeDraft {
+                name: "Night owl".into(),
+                icon: "🌙".into(),
+                description: "Your best ideas arrive after midnight.".into(),
+                confidence: 0.9,
+                topics: "late nights, jazz".into(),
+                ..Default::default()
+            },
+            crate::domain::ShadeDraft {
+                name: "Patient teacher".into(),
+                icon: "📚".into(),
+                description: "You explain things twice without sighing.".into(),
+                confidence: 0.5,
+                ..Default::default()
+            },
+        ];
+        let r = twin_chat(
+            "Ada",
+            "Librarian in Porto.",
+            &shades,
+            vec![Turn {
+                role: Role::User,
+                text: "What do we do on Sundays?".into(),
+            }],
+        );
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.history,
+            None
         ));
     }
 
