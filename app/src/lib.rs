@@ -14,6 +14,7 @@ pub mod chat;
 pub mod domain;
 pub mod error;
 pub mod limits;
+pub mod matches;
 pub mod pages;
 pub mod theme;
 pub mod twins;
@@ -82,6 +83,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/trash") ssr=SsrMode::Async view=pages::trash::TrashPage />
                     <Route path=path!("/twin") ssr=SsrMode::Async view=pages::twin::TwinPage />
                     <Route path=path!("/twin/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
+                    <Route path=path!("/matches") ssr=SsrMode::Async view=pages::matches::MatchesPage />
+                    <Route path=path!("/matches/:id") ssr=SsrMode::Async view=pages::matches::MatchPage />
                 </Routes>
             </main>
             <theme::ThemeChooser />

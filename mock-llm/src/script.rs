@@ -266,6 +266,14 @@ pub fn sample_for(schema: &Value, prompt: &str) -> Value {
             ]
         });
     }
+    if schema["properties"]["score"].is_object() {
+        return json!({
+            "score": 72,
+            "reasoning": "The mock model finds them well matched. They share a taste for loopback.",
+            "strengths": ["They listen.", "They laugh at the same things.", "They keep promises."],
+            "challenges": ["Different hours.", "Different paces.", "Both stubborn."]
+        });
+    }
     sample_character(prompt)
 }
 

@@ -9,11 +9,13 @@ pub mod card;
 mod character;
 #[cfg(test)]
 mod fuzz;
+mod matching;
 pub mod schema;
 mod text;
 mod twin;
 
 pub use character::*;
+pub use matching::*;
 pub use text::*;
 pub use twin::*;
 

@@ -81,6 +81,16 @@ pub fn number(min: f64, max: f64, description: &str) -> Value {
     })
 }
 
+/// A whole number from `min` to `max`, inclusive.
+pub fn integer(min: i64, max: i64, description: &str) -> Value {
+    json!({
+        "type": "integer",
+        "minimum": min,
+        "maximum": max,
+        "description": format!("{description} A whole number from {min} to {max}."),
+    })
+}
+
 /// An object with these properties, all required, and no others.
 pub fn object(properties: &[(&str, Value)], description: &str) -> Value {
     let mut props = Map::new();
@@ -153,7 +163,12 @@ fn walk(value: &mut Value, schema: &Value, path: &str, mended: &mut Vec<String>)
                 return;
             };
             let clamped = x.clamp(min.unwrap_or(f64::MIN), max.unwrap_or(f64::MAX));
-            if clamped != x {
+            if schema["type"] == "integer" && (n.is_f64() || clamped != x) {
+                // A whole number written with a fraction (87.0, 87.6): rounded.
+                let whole = clamped.round() as i64;
+                mended.push(format!("{path}: made the whole number {whole}"));
+                *n = serde_json::Number::from(whole);
+            } else if clamped != x {
                 if let Some(c) = serde_json::Number::from_f64(clamped) {
                     mended.push(format!("{path}: clamped to {clamped}"));
                     *n = c;

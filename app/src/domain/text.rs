@@ -175,6 +175,14 @@ bounded_text!(
     /// A pasted bio that Shades are suggested from; may be empty.
     PastedBio, "The pasted text", 0, 4000, multiline = true
 );
+bounded_text!(
+    /// Why two personas match as they do: a paragraph.
+    Reasoning, "The reasoning", 1, 1200, multiline = true
+);
+bounded_text!(
+    /// One strength or challenge of a match: a sentence.
+    MatchPoint, "Each strength and challenge", 1, 200, multiline = false
+);
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ pub fn Header() -> impl IntoView {
                         <a href="/dashboard">"Dashboard"</a>
                         <a href="/characters/new">"New character"</a>
                         <a href="/twin">"Your twin"</a>
+                        <a href="/matches">"Matches"</a>
                         <span class="who" data-testid="user-name">{user.display_name}</span>
                         // A plain form: signing out ends in a full page load.
                         <form method="post" action=SignOut::url() class="inline">

@@ -7,6 +7,7 @@ pub mod form;
 pub mod home;
 pub mod import;
 pub mod layout;
+pub mod matches;
 pub mod platform;
 pub mod signin;
 pub mod trash;

@@ -56,12 +56,64 @@ type ShadeRow = (
 
 /// `owner`'s twin with its Shades in order, if they have one.
 pub async fn find(db: &Db, owner: &UserId) -> Result<Option<TwinRow>, sqlx::Error> {
+    find_where(db, "owner_id", &owner.0).await
+}
+
+/// The twin `id` with its Shades in order, and its owner, whoever that is. For matching, which
+/// decides what of it may be used.
+pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<(UserId, TwinRow)>, sqlx::Error> {
+    let owner: Option<(String,)> = with_pool!(db, pool => {
+        sqlx::query_as("SELECT owner_id FROM twins WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+    });
+    let Some((owner,)) = owner else {
+        return Ok(None);
+    };
+    let owner = UserId(owner);
+    Ok(find(db, &owner).await?.map(|t| (owner, t)))
+}
+
+/// Other people's matchable twins that share the most weighted words with `terms`, best first:
+/// (twin id, owner, display name, overlap), at most `limit`. One indexed query, whatever the
+/// number of twins.
+pub async fn candidates(
+    db: &Db,
+    not_owner: &UserId,
+    terms: &[String],
+    limit: i64,
+) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
+    if terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..terms.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "SELECT t.id, t.owner_id, t.display_name, SUM(x.weight) AS overlap \
+         FROM twin_terms x JOIN twins t ON t.id = x.twin_id \
+         WHERE x.term IN ({}) AND t.matchable = 1 AND t.owner_id <> $1 \
+         GROUP BY t.id, t.owner_id, t.display_name ORDER BY overlap DESC, t.id LIMIT $2",
+        placeholders.join(", ")
+    );
+    with_pool!(db, pool => {
+        let mut q = sqlx::query_as::<_, (String, String, String, i64)>(&sql)
+            .bind(&not_owner.0)
+            .bind(limit);
+        for t in terms {
+            q = q.bind(t);
+        }
+        q.fetch_all(pool).await
+    })
+}
+
+async fn find_where(db: &Db, column: &str, value: &str) -> Result<Option<TwinRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id, display_name, bio, matchable, updated_at FROM twins WHERE {column} = $1"
+    );
     with_pool!(db, pool => {
         async {
-            let twin: Option<(String, String, String, i32, i64)> = sqlx::query_as(
-                "SELECT id, display_name, bio, matchable, updated_at FROM twins WHERE owner_id = $1",
-            )
-            .bind(&owner.0)
+            let twin: Option<(String, String, String, i32, i64)> = sqlx::query_as(&sql)
+            .bind(value)
             .fetch_optional(pool)
             .await?;
             let Some((id, name, bio, matchable, updated_at)) = twin else {
@@ -135,11 +187,48 @@ pub async fn save(db: &Db, owner: &UserId, twin: &Twin) -> Result<i64, sqlx::Err
                     .execute(&mut *tx)
                     .await?;
             }
+            // The matching words of the public Shades, for candidate ranking.
+            sqlx::query("DELETE FROM twin_terms WHERE twin_id = $1").bind(&twin_id).execute(&mut *tx).await?;
+            for (term, weight) in public_terms(twin) {
+                sqlx::query("INSERT INTO twin_terms (twin_id, term, weight) VALUES ($1, $2, $3)")
+                    .bind(&twin_id)
+                    .bind(term)
+                    .bind(weight)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(now)
         }
         .await
     })
+}
+
+/// The most words a twin is indexed by.
+pub const MAX_TERMS: usize = 200;
+
+/// The words of `twin`'s public Shades with their weights: a word in a name or a topic counts
+/// three, in a description one; summed over the Shades.
+pub fn public_terms(twin: &Twin) -> Vec<(String, i32)> {
+    use crate::domain::terms;
+    let mut out: Vec<(String, i32)> = Vec::new();
+    let mut add = |text: &str, weight: i32| {
+        for t in terms(text, MAX_TERMS) {
+            if let Some(i) = out.iter().position(|(x, _)| *x == t) {
+                out[i].1 += weight;
+            } else if out.len() < MAX_TERMS {
+                out.push((t, weight));
+            }
+        }
+    };
+    for s in twin.shades.iter().filter(|s| s.public) {
+        add(s.name.as_str(), 3);
+        for t in &s.topics {
+            add(t.as_str(), 3);
+        }
+        add(s.description.as_str(), 1);
+    }
+    out
 }
 
 const INSERT_SHADE: &str = "INSERT INTO shades (id, twin_id, name, icon, description, confidence, \

@@ -21,6 +21,7 @@ test("the main pages, light and dark, desktop and phone: no sideways scroll", as
     ["wizard", "/characters/new", "New character"],
     ["trash", "/trash", "Trash"],
     ["twin", "/twin", "Your twin"],
+    ["matches", "/matches", "Matches"],
   ];
   for (const scheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme: scheme });

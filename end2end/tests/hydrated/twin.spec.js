@@ -2,7 +2,7 @@
 // writer, labelled), two accepted, one reordered, the twin named and saved; a Shade left blank is
 // refused beside its fields; the answers survive a reload; a chat with the twin streams and is
 // kept; axe-core in both themes.
-import { test, expect, hydrated, signIn, accessible } from "../helpers.js";
+import { test, expect, hydrated, signIn, accessible, createCharacter, uniqueName } from "../helpers.js";
 
 /** Moves the focus with Tab (at most `limit` presses) until `locator` has it. */
 async function tabTo(page, locator, limit = 120) {
@@ -103,4 +103,39 @@ test("a twin is made from the questionnaire with the keyboard alone", async ({ p
   await accessible(page, "the chat with one's twin");
   await page.reload();
   await expect(page.getByTestId("chat-log").getByTestId("message")).toHaveCount(3);
+});
+
+// Runs after the test above (same file, in order): the twin exists.
+test("the twin is matched with a character: score, reasoning, strengths and challenges", async ({ page }) => {
+  await signIn(page);
+  const name = uniqueName("Vela");
+  await createCharacter(page, { name, age: 40, trait: "curious" });
+
+  await page.getByRole("link", { name: "Matches" }).click();
+  await expect(page).toHaveURL(/\/matches$/);
+  await hydrated(page);
+  await expect(page.getByRole("heading", { name: "Matches", level: 1 })).toBeVisible();
+  await expect(page.getByText("No matches yet")).toBeVisible();
+  await expect(page.getByText("Open your twin to matches")).toBeVisible();
+  await accessible(page, "the matches page, empty");
+
+  await page.getByRole("button", { name: `Work out the match with ${name}` }).click();
+  await expect(page).toHaveURL(/\/matches\/[0-9a-f-]{36}$/);
+  await expect(page.getByRole("heading", { name: `Ada's twin and ${name}`, level: 1 })).toBeVisible();
+  await expect(page.getByTestId("score")).toContainText("/ 100");
+  await expect(page.getByText("Offline writer")).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Strengths" })).toBeVisible();
+  await expect(page.locator("section").filter({ hasText: "Challenges" }).getByRole("listitem")).toHaveCount(3);
+  await accessible(page, "a match");
+
+  await page.getByRole("link", { name: "All matches" }).click();
+  const card = page.getByTestId("match").filter({ hasText: name });
+  await expect(card).toHaveAttribute("data-state", "fresh");
+  await expect(card.getByTestId("score")).toContainText("/ 100");
+  await page.getByRole("link", { name: "Twins only" }).click();
+  await expect(page).toHaveURL(/kind=twin/);
+  await expect(page.getByTestId("match")).toHaveCount(0);
+  await page.getByRole("link", { name: "Characters only" }).click();
+  await expect(page.getByTestId("match")).toHaveCount(1);
+  await accessible(page, "the matches page with a match");
 });

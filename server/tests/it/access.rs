@@ -168,6 +168,22 @@ fn matrix() -> Vec<Entry> {
         }),
         Entry::new(SignedIn, |_| SyncSecondmeShades {}),
         Entry::new(SignedIn, |_| app::chat::OpenTwinChat {}),
+        Entry::new(SignedIn, |_| app::matches::MatchCandidates {}),
+        Entry::new(SignedIn, |_| app::matches::ListMatches {}),
+        // Another user's characters cannot be matched, nor their match opened.
+        Entry::new(Owner, |ids| app::matches::ScoreMatch {
+            a: app::domain::PersonaRef {
+                kind: app::domain::PersonaKind::Character,
+                id: ids.character.clone(),
+            },
+            b: app::domain::PersonaRef {
+                kind: app::domain::PersonaKind::Character,
+                id: "other".into(),
+            },
+        }),
+        Entry::new(Owner, |ids| app::matches::GetMatch {
+            id: ids.character.clone(),
+        }),
     ]
 }
 

@@ -14,6 +14,7 @@ mod github;
 mod headers;
 mod limits;
 mod llm_app;
+mod matches;
 mod oidc;
 mod oidc_faults;
 mod paging;

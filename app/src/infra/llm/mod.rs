@@ -202,6 +202,11 @@ pub enum StructuredTask {
         text: String,
         variation: u64,
     },
+    /// Two personas scored, from their profiles as shown to the model.
+    Match {
+        a: String,
+        b: String,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -391,6 +391,68 @@ pub fn write_shades(text: &str, variation: u64) -> serde_json::Value {
     serde_json::json!({ "shades": shades })
 }
 
+/// Scores two personas from their profiles: the more words of note they share, the higher
+/// (deterministic: the same profiles always score the same), with reasoning that names them.
+pub fn write_match(a: &str, b: &str) -> serde_json::Value {
+    use crate::domain::terms;
+    let name = |p: &str| -> String {
+        let first = p.lines().next().unwrap_or_default();
+        first.split(" (").next().unwrap_or(first).trim().to_string()
+    };
+    let (na, nb) = (name(a), name(b));
+    let (ta, tb) = (terms(a, 300), terms(b, 300));
+    let shared: Vec<&String> = ta
+        .iter()
+        .filter(|t| {
+            tb.contains(t)
+                && ![
+                    "twin",
+                    "digital",
+                    "person",
+                    "shades",
+                    "character",
+                    "traits",
+                    "backstory",
+                    "world",
+                    "years",
+                    "bio",
+                    "from",
+                    "sure",
+                    "likely",
+                    "tentative",
+                ]
+                .contains(&t.as_str())
+        })
+        .collect();
+    let score = (30 + 9 * shared.len() as i64).min(95);
+    let common = if shared.is_empty() {
+        "little on the surface".to_string()
+    } else {
+        shared
+            .iter()
+            .take(4)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    serde_json::json!({
+        "score": score,
+        "reasoning": format!(
+            "{na} and {nb} share {common}. Where they overlap they would understand each other quickly; where they differ, each has something the other lacks, and whether that becomes friction or fascination depends on patience on both sides."
+        ),
+        "strengths": [
+            format!("Common ground: {common}."),
+            format!("{na} brings a steadiness {nb} can lean on."),
+            format!("{nb} offers {na} a view from somewhere new."),
+        ],
+        "challenges": [
+            format!("{na} and {nb} may read the same moment differently."),
+            "Their habits pull at different hours and paces.".to_string(),
+            "Each may wait for the other to speak first.".to_string(),
+        ],
+    })
+}
+
 #[async_trait::async_trait]
 impl LlmProvider for OfflineProvider {
     fn name(&self) -> &'static str {
@@ -414,6 +476,7 @@ impl LlmProvider for OfflineProvider {
                 serde_json::json!({ section.key(): whole[section.key()] })
             }
             StructuredTask::Shades { text, variation } => write_shades(text, *variation),
+            StructuredTask::Match { a, b } => write_match(a, b),
         };
         let output_tokens = value.to_string().split_whitespace().count() as u32;
         Ok(StructuredReply {
@@ -509,6 +572,21 @@ mod tests {
         parsed.check().unwrap();
         assert_eq!(parsed.shades.len(), crate::domain::SuggestedShades::MIN);
         assert!(parsed.shades.iter().all(|s| s.confidence.get() < 0.4));
+    }
+
+    #[test]
+    fn written_matches_are_valid_and_reward_shared_words() {
+        let a = "Ada (a person's digital twin)\nShades:\n- 🌙 Night owl (sure): jazz and novels at night\n";
+        let b = "Ben (a person's digital twin)\nShades:\n- 📚 Reader (likely): novels and jazz\n";
+        let c =
+            "Cy (a person's digital twin)\nShades:\n- 🏃 Runner (sure): mornings on the track\n";
+        let ab: crate::domain::MatchResult = serde_json::from_value(write_match(a, b)).unwrap();
+        let ac: crate::domain::MatchResult = serde_json::from_value(write_match(a, c)).unwrap();
+        ab.check().unwrap();
+        ac.check().unwrap();
+        assert!(ab.score > ac.score, "{:?} vs {:?}", ab.score, ac.score);
+        assert!(ab.reasoning.as_str().starts_with("Ada and Ben share"));
+        assert_eq!(write_match(a, b), write_match(a, b), "deterministic");
     }
 
     #[test]

@@ -11,6 +11,8 @@ const CHAT_SYSTEM: &str = include_str!("templates/chat_system.txt");
 const REPAIR: &str = include_str!("templates/repair.txt");
 const SECTION: &str = include_str!("templates/section.txt");
 const TWIN_CHAT_SYSTEM: &str = include_str!("templates/twin_chat_system.txt");
+const MATCH_SYSTEM: &str = include_str!("templates/match_system.txt");
+const MATCH: &str = include_str!("templates/match.txt");
 const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
 const SHADES: &str = include_str!("templates/shades.txt");
 
@@ -192,6 +194,21 @@ pub fn twin_chat(
     }
 }
 
+/// The request that scores two personas, from the profiles the matching service built (which
+/// hold only what may be used for this pair).
+pub fn match_pair(a: &str, b: &str) -> StructuredRequest {
+    StructuredRequest {
+        system: MATCH_SYSTEM.trim_end().to_string(),
+        prompt: fill(MATCH, &[("a", a.trim_end()), ("b", b.trim_end())]),
+        schema: crate::domain::MatchResult::schema(),
+        task: StructuredTask::Match {
+            a: a.to_string(),
+            b: b.to_string(),
+        },
+        repair: None,
+    }
+}
+
 /// The correction request of the one repair attempt.
 pub fn repair(problem: &str) -> String {
     fill(REPAIR, &[("problem", problem)])
@@ -339,6 +356,34 @@ mod tests {
             &r.system,
             &r.history,
             None
+        ));
+    }
+
+    /// A twin and a character scored: both profiles as the matching service writes them.
+    #[test]
+    fn gemini_match_request() {
+        let twin = crate::matches::service::twin_profile(
+            "Ada",
+            "Librarian in Porto.",
+            &[crate::domain::ShadeDraft {
+                name: "Night owl".into(),
+                icon: "🌙".into(),
+                description: "Your best ideas arrive after midnight.".into(),
+                confidence: 0.9,
+                topics: "late nights".into(),
+                ..Default::default()
+            }],
+            false,
+        );
+        let r = match_pair(
+            &twin,
+            "Mira Voss (a character: 31 years, female)\nTraits: brave, sarcastic\nBackstory: Born at sea.\nWorld: A drowned city.\n",
+        );
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.turns(),
+            Some(&r.schema)
         ));
     }
 

@@ -1,0 +1,479 @@
+//! What the match server functions do. Who may be matched with whom, and what of each side the
+//! model is shown, is decided once, in [`sides`]:
+//!
+//! - twin↔twin: the viewer's twin and another person's, both open to matches; only Shades their
+//!   owners marked public are used (no bio), for both sides, so the one stored record says
+//!   nothing about a private Shade to either owner;
+//! - twin↔character and character↔character: the viewer's own, everything.
+//!
+//! Anything else is "not found", like a missing persona.
+
+use super::{
+    store::{self, MatchRow},
+    Candidate, Candidates, MatchState, MatchSummary, MatchView, PersonaInfo, CANDIDATES,
+};
+use crate::auth::{require_user, UserId};
+use crate::domain::{terms, Confidence, MatchResult, PersonaKind, PersonaRef, ShadeDraft};
+use crate::error::{AppError, OrInternal};
+use crate::infra::llm::{prompts, LlmError};
+use crate::infra::AppState;
+use crate::limits;
+use crate::usage::calls::structured;
+
+/// How long a claim to compute a pair holds before another server may take it over.
+const CLAIM_MS: i64 = 60_000;
+
+/// One side of a pair, as the model is shown it.
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub persona: PersonaRef,
+    pub owner: UserId,
+    pub name: String,
+    pub profile: String,
+}
+
+/// The text a model is shown of a twin: its name, bio (unless `public_only`) and Shades (only
+/// public ones if `public_only`).
+pub fn twin_profile(name: &str, bio: &str, shades: &[ShadeDraft], public_only: bool) -> String {
+    let mut out = format!("{name} (a person's digital twin)\n");
+    if !public_only && !bio.trim().is_empty() {
+        out.push_str(&format!("Bio: {}\n", bio.trim()));
+    }
+    out.push_str("Shades:\n");
+    let mut any = false;
+    for s in shades.iter().filter(|s| s.public || !public_only) {
+        any = true;
+        out.push_str(&format!(
+            "- {} {} ({}): {}",
+            s.icon,
+            s.name,
+            Confidence::words(s.confidence),
+            s.description
+        ));
+        if !s.topics.is_empty() {
+            out.push_str(&format!(" [from: {}]", s.topics));
+        }
+        out.push('\n');
+    }
+    if !any {
+        out.push_str("(none)\n");
+    }
+    out
+}
+
+fn character_profile(c: &crate::characters::CharacterView) -> String {
+    let d = &c.draft;
+    let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    format!(
+        "{} (a character: {} years, {})\nTraits: {}\nBackstory: {}\nWorld: {}\n",
+        d.name,
+        d.age,
+        d.gender,
+        d.traits.join(", "),
+        cut(&d.backstory, 800),
+        cut(&d.story_context, 400)
+    )
+}
+
+/// FNV-1a over both sides' profiles: what the model was shown, so any change to it is seen.
+pub fn fingerprint(a: &Side, b: &Side) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for byte in a.profile.bytes().chain([0xff]).chain(b.profile.bytes()) {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// One side as `viewer` may use it in a pair, or `None` (not found, not theirs, not open to
+/// matches).
+async fn side(
+    state: &AppState,
+    viewer: &UserId,
+    r: &PersonaRef,
+    public_only: bool,
+) -> Result<Option<Side>, AppError> {
+    match r.kind {
+        PersonaKind::Twin => {
+            let Some((owner, twin)) = crate::twins::store::find_by_id(&state.db, &r.id)
+                .await
+                .or_internal("load twin")?
+            else {
+                return Ok(None);
+            };
+            if owner != *viewer && !twin.matchable {
+                return Ok(None);
+            }
+            let name = if twin.name.is_empty() {
+                "A twin".to_string()
+            } else {
+                twin.name
+            };
+            let profile = twin_profile(&name, &twin.bio, &twin.shades, public_only);
+            Ok(Some(Side {
+                persona: r.clone(),
+                owner,
+                name,
+                profile,
+            }))
+        }
+        PersonaKind::Character => {
+            let Some(c) = crate::characters::store::find(&state.db, viewer, &r.id)
+                .await
+                .or_internal("load character")?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(Side {
+                persona: r.clone(),
+                owner: viewer.clone(),
+                name: c.draft.name.clone(),
+                profile: character_profile(&c),
+            }))
+        }
+    }
+}
+
+/// The two sides of a pair `viewer` may have matched, in stored order, by the rules above.
+async fn sides(
+    state: &AppState,
+    viewer: &UserId,
+    x: &PersonaRef,
+    y: &PersonaRef,
+) -> Result<(Side, Side), AppError> {
+    if x == y {
+        return Err(AppError::BadRequest(
+            "A match needs two different personas.".into(),
+        ));
+    }
+    if x.id.is_empty() || x.id.len() > 64 || y.id.is_empty() || y.id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let (a, b) = store::ordered(x.clone(), y.clone());
+    let both_twins = a.kind == PersonaKind::Twin && b.kind == PersonaKind::Twin;
+    let sa = side(state, viewer, &a, both_twins).await?;
+    let sb = side(state, viewer, &b, both_twins).await?;
+    let (Some(sa), Some(sb)) = (sa, sb) else {
+        return Err(AppError::NotFound);
+    };
+    let mine = |s: &Side| s.owner == *viewer;
+    if both_twins {
+        // One is the viewer's, and it must be open to matches too.
+        let own = if mine(&sa) { &sa } else { &sb };
+        if !mine(own) || mine(&sa) == mine(&sb) {
+            return Err(AppError::NotFound);
+        }
+        let open = crate::twins::store::find(&state.db, viewer)
+            .await
+            .or_internal("load twin")?
+            .is_some_and(|t| t.matchable);
+        if !open {
+            return Err(AppError::BadRequest(
+                "Open your twin to matches first (on the twin page) to be matched with other people's twins.".into(),
+            ));
+        }
+    } else if !(mine(&sa) && mine(&sb)) {
+        // Someone else's twin is matched with the viewer's twin only.
+        return Err(AppError::NotFound);
+    }
+    Ok((sa, sb))
+}
+
+fn info(s: &Side, viewer: &UserId) -> PersonaInfo {
+    PersonaInfo {
+        persona: s.persona.clone(),
+        name: s.name.clone(),
+        yours: s.owner == *viewer,
+    }
+}
+
+fn state_of(row: &MatchRow) -> MatchState {
+    match row.state.as_str() {
+        "fresh" => MatchState::Fresh,
+        "failed" => MatchState::Failed,
+        _ => MatchState::Updating,
+    }
+}
+
+fn view(row: MatchRow, a: &Side, b: &Side, viewer: &UserId, state: MatchState) -> MatchView {
+    MatchView {
+        id: row.id,
+        a: info(a, viewer),
+        b: info(b, viewer),
+        state,
+        score: row
+            .score
+            .filter(|_| state == MatchState::Fresh)
+            .map(|s| s as u8),
+        reasoning: row.reasoning,
+        strengths: row.strengths,
+        challenges: row.challenges,
+        provider: row.provider,
+        computed_at: row.computed_at,
+    }
+}
+
+/// Asks the model about a claimed pair and stores the answer (or marks it failed).
+async fn compute(
+    state: &AppState,
+    user: &UserId,
+    id: &str,
+    a: &Side,
+    b: &Side,
+) -> Result<(), AppError> {
+    let slot = limits::service::begin_model_call(state, user).await;
+    let mut slot = match slot {
+        Ok(slot) => slot,
+        Err(e) => {
+            store::fail(&state.db, id).await.or_internal("mark match")?;
+            return Err(e);
+        }
+    };
+    let request = prompts::match_pair(&a.profile, &b.profile);
+    let schema = request.schema.clone();
+    let result = structured(
+        state,
+        user,
+        request,
+        ("match", "match_repair"),
+        None,
+        |raw| {
+            let mut value: serde_json::Value = serde_json::from_str(raw.trim()).map_err(|e| {
+                LlmError::InvalidReply(format!("the reply is not valid JSON ({e})"))
+            })?;
+            crate::domain::schema::recover(&mut value, &schema);
+            let parsed: MatchResult = serde_json::from_value(value).map_err(|e| {
+                LlmError::InvalidReply(format!("the reply does not fit the schema ({e})"))
+            })?;
+            parsed.check().map_err(|e| LlmError::InvalidReply(e.0))?;
+            Ok(parsed)
+        },
+    )
+    .await;
+    slot.release().await;
+    match result {
+        Ok(r) => {
+            store::complete(&state.db, id, &r, state.llm.name(), &fingerprint(a, b))
+                .await
+                .or_internal("store match")?;
+            tracing::info!(score = r.score.get(), "match computed");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "match failed");
+            store::fail(&state.db, id).await.or_internal("mark match")?;
+            Err(AppError::Provider(e.user_message().to_string()))
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn score(x: PersonaRef, y: PersonaRef) -> Result<MatchView, AppError> {
+    let user = require_user().await?;
+    let state = AppState::get()?;
+    let (a, b) = sides(&state, &user, &x, &y).await?;
+    let (id, claimed) = store::claim(
+        &state.db,
+        (&a.persona, &a.owner.0),
+        (&b.persona, &b.owner.0),
+        CLAIM_MS,
+        None,
+    )
+    .await
+    .or_internal("claim match")?;
+    if !claimed {
+        return Err(AppError::Conflict(
+            "This match is being worked out right now; it will appear in a moment.".into(),
+        ));
+    }
+    compute(&state, &user, &id, &a, &b).await?;
+    let row = store::find(&state.db, &user, &id)
+        .await
+        .or_internal("load match")?
+        .ok_or(AppError::NotFound)?;
+    Ok(view(row, &a, &b, &user, MatchState::Fresh))
+}
+
+/// A stored match as it stands for `viewer`: its sides as they are now (`None` if either is no
+/// longer theirs to see — deleted, or a twin closed to matches), and whether it is current. A
+/// stale or abandoned one is claimed and recomputed in the background.
+async fn current(
+    state: &AppState,
+    viewer: &UserId,
+    row: MatchRow,
+) -> Result<Option<(MatchRow, Side, Side, MatchState)>, AppError> {
+    let (a, b) = match sides(state, viewer, &row.a, &row.b).await {
+        Ok(s) => s,
+        Err(AppError::NotFound | AppError::BadRequest(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut st = state_of(&row);
+    let now = fingerprint(&a, &b);
+    let stale = st == MatchState::Fresh && row.fingerprint != now;
+    if stale || st == MatchState::Updating {
+        let (id, claimed) = store::claim(
+            &state.db,
+            (&a.persona, &a.owner.0),
+            (&b.persona, &b.owner.0),
+            CLAIM_MS,
+            Some(&now),
+        )
+        .await
+        .or_internal("claim match")?;
+        if claimed {
+            let (state2, user, a2, b2) = (state.clone(), viewer.clone(), a.clone(), b.clone());
+            tokio::spawn(async move {
+                let _ = compute(&state2, &user, &id, &a2, &b2).await;
+            });
+        }
+        st = MatchState::Updating;
+    }
+    Ok(Some((row, a, b, st)))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list() -> Result<Vec<MatchSummary>, AppError> {
+    let user = require_user().await?;
+    let state = AppState::get()?;
+    let rows = store::list_for(&state.db, &user, 50)
+        .await
+        .or_internal("list matches")?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some((row, a, b, st)) = current(&state, &user, row).await? else {
+            continue;
+        };
+        // "Mine" is the viewer's side (for twin↔twin, their twin; otherwise the first).
+        let (mine, other) = if b.owner == user && a.owner != user {
+            (&b, &a)
+        } else {
+            (&a, &b)
+        };
+        let first_line = row
+            .reasoning
+            .split_inclusive(['.', '!', '?'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        out.push(MatchSummary {
+            id: row.id.clone(),
+            mine: info(mine, &user),
+            other: info(other, &user),
+            state: st,
+            score: row
+                .score
+                .filter(|_| st == MatchState::Fresh)
+                .map(|s| s as u8),
+            first_line,
+            updated_at: row.updated_at,
+        });
+    }
+    Ok(out)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn get(id: String) -> Result<MatchView, AppError> {
+    let user = require_user().await?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let state = AppState::get()?;
+    let row = store::find(&state.db, &user, &id)
+        .await
+        .or_internal("load match")?
+        .ok_or(AppError::NotFound)?;
+    let (row, a, b, st) = current(&state, &user, row)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(view(row, &a, &b, &user, st))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn candidates() -> Result<Candidates, AppError> {
+    let user = require_user().await?;
+    let state = AppState::get()?;
+    let Some(twin) = crate::twins::store::find(&state.db, &user)
+        .await
+        .or_internal("load twin")?
+    else {
+        return Ok(Candidates {
+            twin: None,
+            matchable: false,
+            twins: Vec::new(),
+            characters: Vec::new(),
+        });
+    };
+    let me = PersonaRef {
+        kind: PersonaKind::Twin,
+        id: twin.id.clone(),
+    };
+    // Other people see only public Shades; ranking them uses only the viewer's public ones too.
+    let public: Vec<String> = twin
+        .shades
+        .iter()
+        .filter(|s| s.public)
+        .flat_map(|s| terms(&format!("{} {} {}", s.name, s.topics, s.description), 64))
+        .collect();
+    let mut public_terms: Vec<String> = Vec::new();
+    for t in public {
+        if !public_terms.contains(&t) && public_terms.len() < 64 {
+            public_terms.push(t);
+        }
+    }
+    let twins = if twin.matchable {
+        crate::twins::store::candidates(&state.db, &user, &public_terms, CANDIDATES)
+            .await
+            .or_internal("rank twins")?
+            .into_iter()
+            .map(|(id, _owner, name, overlap)| Candidate {
+                persona: PersonaRef {
+                    kind: PersonaKind::Twin,
+                    id,
+                },
+                name: if name.is_empty() {
+                    "A twin".into()
+                } else {
+                    name
+                },
+                overlap,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // The viewer's own characters, ranked against all their Shades.
+    let all: Vec<String> = twin
+        .shades
+        .iter()
+        .flat_map(|s| terms(&format!("{} {} {}", s.name, s.topics, s.description), 64))
+        .collect();
+    let mut characters: Vec<Candidate> = crate::characters::store::list_for(&state.db, &user)
+        .await
+        .or_internal("list characters")?
+        .into_iter()
+        .map(|c| {
+            let words = terms(
+                &format!("{} {} {}", c.name, c.traits.join(" "), c.opening_line),
+                64,
+            );
+            let overlap = words.iter().filter(|w| all.contains(w)).count() as i64;
+            Candidate {
+                persona: PersonaRef {
+                    kind: PersonaKind::Character,
+                    id: c.id,
+                },
+                name: c.name,
+                overlap,
+            }
+        })
+        .collect();
+    characters.sort_by_key(|c| std::cmp::Reverse(c.overlap));
+    characters.truncate(CANDIDATES as usize);
+    Ok(Candidates {
+        twin: Some(me),
+        matchable: twin.matchable,
+        twins,
+        characters,
+    })
+}
