@@ -27,12 +27,14 @@ CREATE TABLE matches (
 CREATE INDEX matches_a_owner ON matches (a_owner, updated_at);
 CREATE INDEX matches_b_owner ON matches (b_owner, updated_at);
 
--- The words of each twin's public Shades, weighted (names and topics count more than
--- descriptions), so candidates are ranked by one indexed query, without a model call per pair.
+-- The words of the public Shades of each twin open to matches (none for a closed twin),
+-- weighted (names and topics count more than descriptions), so candidates are ranked by one
+-- indexed query, without a model call per pair. The index reads each word's heaviest entries
+-- first.
 CREATE TABLE twin_terms (
     twin_id TEXT NOT NULL REFERENCES twins(id) ON DELETE CASCADE,
     term    TEXT NOT NULL,
     weight  INTEGER NOT NULL,
     PRIMARY KEY (twin_id, term)
 );
-CREATE INDEX twin_terms_term ON twin_terms (term, twin_id);
+CREATE INDEX twin_terms_term ON twin_terms (term, weight DESC, twin_id);

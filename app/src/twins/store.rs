@@ -75,25 +75,45 @@ pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<(UserId, TwinRow)>, 
     Ok(find(db, &owner).await?.map(|t| (owner, t)))
 }
 
-/// Other people's matchable twins that share the most weighted words with `terms`, best first:
-/// (twin id, owner, display name, overlap), at most `limit`. One indexed query, whatever the
-/// number of twins.
+/// How many entries of each word are read, heaviest first: a word most twins share says
+/// little, and reading all its entries would make ranking cost grow with the number of twins.
+pub const POSTINGS_PER_TERM: i64 = 400;
+/// How many of the best-ranked twins are looked up to drop the asker's own and closed ones.
+const SHORTLIST: i64 = 200;
+/// The most words one ranking reads.
+pub const MAX_QUERY_TERMS: usize = 32;
+
+/// Other people's twins open to matches that share the most weighted words with `terms`, best
+/// first: (twin id, owner, display name, overlap), at most `limit`. Each word's heaviest
+/// [`POSTINGS_PER_TERM`] entries are summed per twin (an index range scan per word), the best
+/// [`SHORTLIST`] looked up: bounded work whatever the number of twins.
 pub async fn candidates(
     db: &Db,
     not_owner: &UserId,
     terms: &[String],
     limit: i64,
 ) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
+    let terms = &terms[..terms.len().min(MAX_QUERY_TERMS)];
     if terms.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (0..terms.len()).map(|i| format!("${}", i + 3)).collect();
+    let postings: Vec<String> = (0..terms.len())
+        .map(|i| {
+            format!(
+                "SELECT * FROM (SELECT twin_id, weight FROM twin_terms WHERE term = ${} \
+                 ORDER BY weight DESC, twin_id LIMIT {POSTINGS_PER_TERM}) AS p{i}",
+                i + 3
+            )
+        })
+        .collect();
     let sql = format!(
-        "SELECT t.id, t.owner_id, t.display_name, SUM(x.weight) AS overlap \
-         FROM twin_terms x JOIN twins t ON t.id = x.twin_id \
-         WHERE x.term IN ({}) AND t.matchable = 1 AND t.owner_id <> $1 \
-         GROUP BY t.id, t.owner_id, t.display_name ORDER BY overlap DESC, t.id LIMIT $2",
-        placeholders.join(", ")
+        "SELECT s.twin_id, t.owner_id, t.display_name, s.overlap FROM ( \
+           SELECT u.twin_id, CAST(SUM(u.weight) AS BIGINT) AS overlap FROM ({}) AS u \
+           GROUP BY u.twin_id ORDER BY overlap DESC, u.twin_id LIMIT {SHORTLIST} \
+         ) AS s JOIN twins t ON t.id = s.twin_id \
+         WHERE t.matchable = 1 AND t.owner_id <> $1 \
+         ORDER BY s.overlap DESC, s.twin_id LIMIT $2",
+        postings.join(" UNION ALL ")
     );
     with_pool!(db, pool => {
         let mut q = sqlx::query_as::<_, (String, String, String, i64)>(&sql)
@@ -187,9 +207,11 @@ pub async fn save(db: &Db, owner: &UserId, twin: &Twin) -> Result<i64, sqlx::Err
                     .execute(&mut *tx)
                     .await?;
             }
-            // The matching words of the public Shades, for candidate ranking.
+            // The matching words of the public Shades, for candidate ranking: none for a twin
+            // closed to matches.
             sqlx::query("DELETE FROM twin_terms WHERE twin_id = $1").bind(&twin_id).execute(&mut *tx).await?;
-            for (term, weight) in public_terms(twin) {
+            let words = if twin.matchable { public_terms(twin) } else { Vec::new() };
+            for (term, weight) in words {
                 sqlx::query("INSERT INTO twin_terms (twin_id, term, weight) VALUES ($1, $2, $3)")
                     .bind(&twin_id)
                     .bind(term)
