@@ -417,9 +417,7 @@ pub async fn candidates() -> Result<Candidates, AppError> {
         .collect();
     let mut public_terms: Vec<String> = Vec::new();
     for t in public {
-        if !public_terms.contains(&t)
-            && public_terms.len() < crate::twins::store::MAX_QUERY_TERMS
-        {
+        if !public_terms.contains(&t) && public_terms.len() < crate::twins::store::MAX_QUERY_TERMS {
             public_terms.push(t);
         }
     }

@@ -2,7 +2,9 @@
 //! page after the character `ID` (the "More" link, which works without JavaScript too).
 
 use crate::characters::{list_character_page, RestoreCharacter};
+use crate::matches::list_matches;
 use crate::pages::layout::{error_view, param, AvatarBadge};
+use crate::twins::twin_summary;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -73,5 +75,66 @@ pub fn DashboardPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <TwinAndMatches />
+    }
+}
+
+/// The user's twin (or a prompt to create one) and their best matches.
+#[component]
+fn TwinAndMatches() -> impl IntoView {
+    let data = Resource::new(
+        || (),
+        |_| async move {
+            let twin = twin_summary().await?;
+            let mut matches = match twin {
+                Some(_) => list_matches().await?,
+                None => Vec::new(),
+            };
+            matches.sort_by_key(|m| std::cmp::Reverse(m.score));
+            matches.truncate(5);
+            Ok::<_, crate::error::AppError>((twin, matches))
+        },
+    );
+    view! {
+        <section class="twin-and-matches" aria-labelledby="twin-heading" data-testid="dashboard-twin">
+            <h2 id="twin-heading">"Your twin and matches"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Ok((None, _)) => view! {
+                            <p class="empty">"You have no twin yet: the self you bring into PersonaFlux, described by Shades. "
+                                <a href="/twin">"Create your twin"</a> "."</p>
+                        }.into_any(),
+                        Ok((Some(t), matches)) => view! {
+                            <p>
+                                <a href="/twin"><strong>{t.name.clone()}</strong></a>
+                                {format!(" · {} Shades · {}", t.shades, if t.matchable { "open to matches" } else { "private" })}
+                                " · " <a href="/twin/chat">"Chat with your twin"</a>
+                                " · " <a href="/matches">"All matches"</a>
+                            </p>
+                            {if matches.is_empty() {
+                                view! { <p class="muted">"No matches yet. " <a href="/matches">"Find some"</a> "."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <ol class="top-matches">
+                                        {matches.into_iter().map(|m| view! {
+                                            <li data-state=m.state.label()>
+                                                <a href=format!("/matches/{}", m.id)>{m.other.name.clone()}</a>
+                                                {match m.score {
+                                                    Some(s) => format!(" · {s} / 100"),
+                                                    None => format!(" · {}", m.state.label()),
+                                                }}
+                                                <span class="muted">{format!(" · {}", m.first_line)}</span>
+                                            </li>
+                                        }).collect_view()}
+                                    </ol>
+                                }.into_any()
+                            }}
+                        }.into_any(),
+                        Err(e) => error_view(e),
+                    }
+                })}
+            </Suspense>
+        </section>
     }
 }

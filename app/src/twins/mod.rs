@@ -37,6 +37,20 @@ pub struct Suggestions {
     pub offline: bool,
 }
 
+/// The signed-in user's twin in brief, for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwinBrief {
+    pub name: String,
+    pub matchable: bool,
+    pub shades: i64,
+}
+
+/// The signed-in user's twin in brief (`None` before they have one). One query.
+#[server(endpoint = "twins/summary")]
+pub async fn twin_summary() -> Result<Option<TwinBrief>, AppError> {
+    service::summary().await
+}
+
 #[server(endpoint = "twins/get")]
 pub async fn get_twin() -> Result<TwinView, AppError> {
     service::get().await

@@ -77,6 +77,24 @@ async fn own_name(db: &Db, user: &UserId) -> Result<String, AppError> {
 }
 
 #[tracing::instrument(skip_all)]
+pub async fn summary() -> Result<Option<super::TwinBrief>, AppError> {
+    let user = require_user().await?;
+    let db = AppState::get()?.db;
+    Ok(store::summary(&db, &user)
+        .await
+        .or_internal("load twin")?
+        .map(|(name, matchable, shades)| super::TwinBrief {
+            name: if name.is_empty() {
+                "Your twin".into()
+            } else {
+                name
+            },
+            matchable,
+            shades,
+        }))
+}
+
+#[tracing::instrument(skip_all)]
 pub async fn save(draft: TwinDraft) -> Result<TwinView, AppError> {
     let user = require_user().await?;
     let twin = draft.parse()?;

@@ -59,6 +59,20 @@ pub async fn find(db: &Db, owner: &UserId) -> Result<Option<TwinRow>, sqlx::Erro
     find_where(db, "owner_id", &owner.0).await
 }
 
+/// `owner`'s twin in brief, for the dashboard: (display name, open to matches, number of Shades).
+pub async fn summary(db: &Db, owner: &UserId) -> Result<Option<(String, bool, i64)>, sqlx::Error> {
+    let row: Option<(String, i32, i64)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT t.display_name, t.matchable, (SELECT COUNT(*) FROM shades s WHERE s.twin_id = t.id) \
+             FROM twins t WHERE t.owner_id = $1",
+        )
+        .bind(&owner.0)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|(name, matchable, shades)| (name, matchable != 0, shades)))
+}
+
 /// The twin `id` with its Shades in order, and its owner, whoever that is. For matching, which
 /// decides what of it may be used.
 pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<(UserId, TwinRow)>, sqlx::Error> {

@@ -46,7 +46,7 @@ test("a card file is imported without JavaScript, and a bad one is refused with 
 test("the twin page renders without JavaScript", async ({ page }) => {
   await page.goto("/signin");
   await page.getByRole("button", { name: "Continue as local user" }).click();
-  await page.getByRole("link", { name: "Your twin" }).click();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Your twin", exact: true }).click();
   await expect(page).toHaveURL(/\/twin$/);
   await expect(page.getByRole("heading", { name: "Your twin", level: 1 })).toBeVisible();
   await expect(page.getByTestId("twin-profile")).toBeVisible();

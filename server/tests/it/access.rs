@@ -153,6 +153,7 @@ fn matrix() -> Vec<Entry> {
         }),
         // A twin is the caller's own: no call names anyone else's.
         Entry::new(SignedIn, |_| GetTwin {}),
+        Entry::new(SignedIn, |_| app::twins::TwinSummary {}),
         Entry::new(SignedIn, |_| SaveTwin {
             twin: app::domain::TwinDraft {
                 name: "A".into(),

@@ -367,6 +367,14 @@ async fn own_twin_and_characters_are_matched_and_failures_are_marked(backend: Ba
         1
     );
 
+    // The dashboard shows the twin and the best matches, with their scores.
+    let html = alice.html("/dashboard").await;
+    assert!(
+        html.contains("Your twin and matches") && html.contains("Ada"),
+        "{html}"
+    );
+    assert!(html.contains("Mira") && html.contains("72 / 100"), "{html}");
+
     // The pages render without JavaScript.
     let html = alice.html("/matches").await;
     assert!(

@@ -147,11 +147,15 @@ async fn a_twin_is_created_edited_reordered_and_saved(backend: Backend) {
         0,
         "a GET writes nothing"
     );
+    let dashboard = app.html("/dashboard").await;
+    assert!(dashboard.contains("You have no twin yet"), "{dashboard}");
 
     let mut draft = twin(vec![shade("Night owl", "🌙"), shade("Cook", "👩🏽‍🍳")]);
     draft.shades[1].public = true;
     let saved = save(&app, draft.clone()).await.unwrap();
     assert!(saved.exists);
+    let dashboard = app.html("/dashboard").await;
+    assert!(dashboard.contains("2 Shades · private"), "{dashboard}");
     assert_eq!(saved.draft, draft);
     assert_eq!(app.call(GetTwin {}).await.unwrap().draft, draft);
 
