@@ -77,6 +77,54 @@ pub struct MatchView {
     /// Which provider wrote it ("offline" is labelled so).
     pub provider: String,
     pub computed_at: Option<i64>,
+    /// The pair's conversation, if one was started (twin↔twin and twin↔character only).
+    #[serde(default)]
+    pub icebreaker: Option<Icebreaker>,
+    /// Whether this pair can have an icebreaker.
+    #[serde(default)]
+    pub can_talk: bool,
+}
+
+/// How many lines an icebreaker has: each side speaks twice.
+pub const ICEBREAKER_LINES: usize = 4;
+
+/// One line of an icebreaker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IcebreakerLine {
+    /// `a` or `b`: which side of the match speaks.
+    pub speaker: String,
+    pub text: String,
+}
+
+/// A match's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Icebreaker {
+    /// `writing`, `complete` or `failed` (the lines said before the failure are kept).
+    pub status: String,
+    pub lines: Vec<IcebreakerLine>,
+}
+
+/// One line of the icebreaker stream (newline-delimited JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IcebreakerEvent {
+    /// A piece of the line `speaker` is saying.
+    Delta { speaker: String, text: String },
+    /// That line is finished and saved.
+    LineDone,
+    /// All lines are said.
+    Done,
+    /// The conversation stopped; what was said is kept.
+    Failed { message: String },
+}
+
+/// Starts (again) the conversation of match `id`: the two sides speak in turn, each line
+/// streamed and saved as it is finished. Both owners of a twin↔twin match can read it.
+#[server(endpoint = "matches/icebreaker", output = leptos::server_fn::codec::StreamingText)]
+pub async fn start_icebreaker(
+    id: String,
+) -> Result<leptos::server_fn::codec::TextStream<AppError>, AppError> {
+    service::icebreaker(id).await
 }
 
 /// Someone or something the viewer's twin could be matched with.

@@ -10,7 +10,8 @@
 
 use super::{
     store::{self, MatchRow},
-    Candidate, Candidates, MatchState, MatchSummary, MatchView, PersonaInfo, CANDIDATES,
+    Candidate, Candidates, Icebreaker, IcebreakerEvent, IcebreakerLine, MatchState, MatchSummary,
+    MatchView, PersonaInfo, CANDIDATES, ICEBREAKER_LINES,
 };
 use crate::auth::{require_user, UserId};
 use crate::domain::{terms, Confidence, MatchResult, PersonaKind, PersonaRef, ShadeDraft};
@@ -19,6 +20,7 @@ use crate::infra::llm::{prompts, LlmError};
 use crate::infra::AppState;
 use crate::limits;
 use crate::usage::calls::structured;
+use leptos::server_fn::codec::TextStream;
 
 /// How long a claim to compute a pair holds before another server may take it over.
 const CLAIM_MS: i64 = 60_000;
@@ -210,7 +212,14 @@ fn view(row: MatchRow, a: &Side, b: &Side, viewer: &UserId, state: MatchState) -
         challenges: row.challenges,
         provider: row.provider,
         computed_at: row.computed_at,
+        icebreaker: None,
+        can_talk: can_talk(a, b),
     }
+}
+
+/// Icebreakers are for a twin and someone else (twin↔twin, twin↔character).
+fn can_talk(a: &Side, b: &Side) -> bool {
+    a.persona.kind == PersonaKind::Twin || b.persona.kind == PersonaKind::Twin
 }
 
 /// Asks the model about a claimed pair and stores the answer (or marks it failed).
@@ -386,7 +395,162 @@ pub async fn get(id: String) -> Result<MatchView, AppError> {
     let (row, a, b, st) = current(&state, &user, row)
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok(view(row, &a, &b, &user, st))
+    let mut v = view(row, &a, &b, &user, st);
+    v.icebreaker = store::icebreaker(&state.db, &v.id)
+        .await
+        .or_internal("load icebreaker")?
+        .filter(|(_, _, updated)| *updated > 0)
+        .map(|(status, lines, _)| Icebreaker {
+            status,
+            lines: lines
+                .into_iter()
+                .map(|(speaker, text)| IcebreakerLine { speaker, text })
+                .collect(),
+        });
+    Ok(v)
+}
+
+/// Starts match `id`'s conversation: checked like opening the match, then written by a task
+/// that runs to its end whether or not the browser stays, each line saved as it is finished.
+#[tracing::instrument(skip_all)]
+pub async fn icebreaker(id: String) -> Result<TextStream<AppError>, AppError> {
+    let user = require_user().await?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let state = AppState::get()?;
+    let row = store::find(&state.db, &user, &id)
+        .await
+        .or_internal("load match")?
+        .ok_or(AppError::NotFound)?;
+    let (a, b) = match sides(&state, &user, &row.a, &row.b).await {
+        Ok(s) => s,
+        Err(AppError::BadRequest(_)) => return Err(AppError::NotFound),
+        Err(e) => return Err(e),
+    };
+    if !can_talk(&a, &b) {
+        return Err(AppError::BadRequest(
+            "Conversations are for your twin and someone else.".into(),
+        ));
+    }
+    let slot = limits::service::begin_model_call(&state, &user).await?;
+    if !store::begin_icebreaker(&state.db, &id, &user, CLAIM_MS)
+        .await
+        .or_internal("start icebreaker")?
+    {
+        return Err(AppError::Conflict(
+            "This conversation is being written right now; it will appear in a moment.".into(),
+        ));
+    }
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<String, AppError>>();
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(
+        talk(state.clone(), user, id, (a, b), tx, slot),
+        span,
+    ));
+    Ok(TextStream::new(rx))
+}
+
+/// Writes the conversation: each side in turn, each line streamed, saved when finished; a fault
+/// keeps the lines said (the cut line too, marked with "…") and marks it failed.
+async fn talk(
+    state: AppState,
+    user: UserId,
+    id: String,
+    (a, b): (Side, Side),
+    tx: futures::channel::mpsc::UnboundedSender<Result<String, AppError>>,
+    mut slot: limits::service::Slot,
+) {
+    use crate::infra::llm::ChatChunk;
+    use futures::StreamExt;
+    let send = |ev: IcebreakerEvent| {
+        let mut line = serde_json::to_string(&ev).unwrap_or_default();
+        line.push('\n');
+        // A closed channel: the browser went away; the conversation is written regardless.
+        let _ = tx.unbounded_send(Ok(line));
+    };
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for i in 0..ICEBREAKER_LINES {
+        let (me, other, tag) = if i % 2 == 0 {
+            (&a, &b, "a")
+        } else {
+            (&b, &a, "b")
+        };
+        let said: Vec<(bool, String)> = lines.iter().map(|(s, t)| (s == tag, t.clone())).collect();
+        let request = prompts::icebreaker_line(
+            (&me.name, &me.profile),
+            (&other.name, &other.profile),
+            &said,
+        );
+        let started = std::time::Instant::now();
+        let mut upstream = state.llm.stream_chat(request);
+        let mut text = String::new();
+        let mut usage = crate::infra::llm::Usage::default();
+        let mut failure = None;
+        loop {
+            match upstream.next().await {
+                Some(Ok(ChatChunk::Delta(d))) => {
+                    text.push_str(&d);
+                    send(IcebreakerEvent::Delta {
+                        speaker: tag.into(),
+                        text: d,
+                    });
+                }
+                Some(Ok(ChatChunk::Done { usage: u })) => {
+                    usage = u;
+                    break;
+                }
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => {
+                    failure = Some(LlmError::CutOff("the stream ended early".into()));
+                    break;
+                }
+            }
+        }
+        let result: Result<(), LlmError> = failure.clone().map_or(Ok(()), Err);
+        crate::usage::store::record(
+            &state.db,
+            crate::usage::Record {
+                owner_id: &user.0,
+                kind: "icebreaker",
+                provider: state.llm.name(),
+                language: None,
+                outcome: crate::usage::outcome(&result),
+                duration_ms: started.elapsed().as_millis() as i64,
+                usage,
+            },
+        )
+        .await;
+        if let Some(e) = failure {
+            tracing::warn!(error = %e, line = i, "icebreaker failed");
+            if !text.trim().is_empty() {
+                lines.push((tag.into(), format!("{} …", text.trim())));
+            }
+            if let Err(e) = store::save_icebreaker(&state.db, &id, "failed", &lines).await {
+                tracing::error!(error = %e, "saving a failed icebreaker");
+            }
+            slot.release().await;
+            send(IcebreakerEvent::Failed {
+                message: e.user_message().to_string(),
+            });
+            return;
+        }
+        lines.push((tag.into(), text.trim().to_string()));
+        let status = if i + 1 == ICEBREAKER_LINES {
+            "complete"
+        } else {
+            "writing"
+        };
+        if let Err(e) = store::save_icebreaker(&state.db, &id, status, &lines).await {
+            tracing::error!(error = %e, "saving an icebreaker line");
+        }
+        send(IcebreakerEvent::LineDone);
+    }
+    slot.release().await;
+    send(IcebreakerEvent::Done);
 }
 
 #[tracing::instrument(skip_all)]

@@ -230,3 +230,75 @@ pub async fn fail(db: &Db, id: &str) -> Result<(), sqlx::Error> {
             .map(|_| ())
     })
 }
+
+/// An icebreaker's lines: (speaker `a` or `b`, text).
+pub type Lines = Vec<(String, String)>;
+
+/// The icebreaker of match `id`: (status, lines, when last written).
+pub async fn icebreaker(db: &Db, id: &str) -> Result<Option<(String, Lines, i64)>, sqlx::Error> {
+    let row: Option<(String, sqlx::types::Json<Lines>, i64)> = with_pool!(db, pool => {
+        sqlx::query_as("SELECT status, lines, updated_at FROM icebreakers WHERE match_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(|(s, l, u)| (s, l.0, u)))
+}
+
+/// Starts match `id`'s icebreaker afresh (its lines cleared) unless one is being written (a
+/// heartbeat newer than `stale_ms`). True if started.
+pub async fn begin_icebreaker(
+    db: &Db,
+    id: &str,
+    by: &UserId,
+    stale_ms: i64,
+) -> Result<bool, sqlx::Error> {
+    let now = now_ms();
+    with_pool!(db, pool => {
+        async {
+            sqlx::query(
+                "INSERT INTO icebreakers (match_id, started_by, status, lines, created_at, updated_at) \
+                 VALUES ($1, $2, 'complete', '[]', $3, 0) ON CONFLICT (match_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(&by.0)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            let started = sqlx::query(
+                "UPDATE icebreakers SET status = 'writing', started_by = $1, lines = '[]', created_at = $2, updated_at = $2 \
+                 WHERE match_id = $3 AND (status <> 'writing' OR updated_at < $4)",
+            )
+            .bind(&by.0)
+            .bind(now)
+            .bind(id)
+            .bind(now - stale_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1;
+            Ok(started)
+        }
+        .await
+    })
+}
+
+/// Saves the icebreaker's lines so far and its status.
+pub async fn save_icebreaker(
+    db: &Db,
+    id: &str,
+    status: &str,
+    lines: &[(String, String)],
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    with_pool!(db, pool => {
+        sqlx::query("UPDATE icebreakers SET status = $1, lines = $2, updated_at = $3 WHERE match_id = $4")
+            .bind(status)
+            .bind(sqlx::types::Json(lines))
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}

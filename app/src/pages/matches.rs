@@ -7,10 +7,11 @@
 
 use crate::domain::{PersonaKind, PersonaRef};
 use crate::matches::{
-    get_match, kind_label, list_matches, match_candidates, Candidate, MatchState, MatchSummary,
-    MatchView, ScoreMatch,
+    get_match, kind_label, list_matches, match_candidates, start_icebreaker, Candidate, Icebreaker,
+    IcebreakerEvent, IcebreakerLine, MatchState, MatchSummary, MatchView, ScoreMatch,
 };
 use crate::pages::layout::{error_view, param, RequireSignIn};
+use crate::pages::platform::spawn_browser_task;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
@@ -261,6 +262,9 @@ fn MatchSheet(m: MatchView, again: ServerAction<ScoreMatch>) -> impl IntoView {
                 <ul>{m.challenges.iter().map(|s| view! { <li>{s.clone()}</li> }).collect_view()}</ul>
             </section>
         })}
+        {m.can_talk.then(|| view! {
+            <Conversation id=m.id.clone() a=m.a.name.clone() b=m.b.name.clone() initial=m.icebreaker.clone() />
+        })}
         <ActionForm action=again attr:class="inline">
             <input type="hidden" name="a[kind]" value=a.kind.as_str() />
             <input type="hidden" name="a[id]" value=a.id.clone() />
@@ -268,5 +272,96 @@ fn MatchSheet(m: MatchView, again: ServerAction<ScoreMatch>) -> impl IntoView {
             <input type="hidden" name="b[id]" value=b.id.clone() />
             <button type="submit" disabled=move || again.pending().get()>"Work it out again"</button>
         </ActionForm>
+    }
+}
+
+/// The pair's conversation: the saved lines, and (with JavaScript) "Start a conversation",
+/// whose lines stream in as each side speaks.
+#[component]
+fn Conversation(id: String, a: String, b: String, initial: Option<Icebreaker>) -> impl IntoView {
+    let status = RwSignal::new(
+        initial
+            .as_ref()
+            .map(|i| i.status.clone())
+            .unwrap_or_default(),
+    );
+    let lines = RwSignal::new(initial.map(|i| i.lines).unwrap_or_default());
+    let error = RwSignal::new(None::<String>);
+    let talking = RwSignal::new(false);
+    let id = StoredValue::new(id);
+    let (name_a, name_b) = (StoredValue::new(a), StoredValue::new(b));
+    let name_of = move |speaker: &str| {
+        if speaker == "a" {
+            name_a.get_value()
+        } else {
+            name_b.get_value()
+        }
+    };
+    let start = move |_| {
+        talking.set(true);
+        error.set(None);
+        lines.set(Vec::new());
+        status.set("writing".into());
+        spawn_browser_task(async move {
+            use futures::StreamExt;
+            match start_icebreaker(id.get_value()).await {
+                Err(e) => error.set(Some(e.to_string())),
+                Ok(stream) => {
+                    let mut stream = stream.into_inner();
+                    let (mut buf, mut open) = (String::new(), false);
+                    while let Some(chunk) = stream.next().await {
+                        let Ok(chunk) = chunk else {
+                            error.set(Some(
+                                "The connection was lost; what was said is saved.".into(),
+                            ));
+                            break;
+                        };
+                        buf.push_str(&chunk);
+                        while let Some(at) = buf.find('\n') {
+                            let line: String = buf.drain(..=at).collect();
+                            match serde_json::from_str::<IcebreakerEvent>(line.trim()) {
+                                Ok(IcebreakerEvent::Delta { speaker, text }) => lines.update(|l| {
+                                    match l.last_mut() {
+                                        Some(last) if open && last.speaker == speaker => {
+                                            last.text.push_str(&text)
+                                        }
+                                        _ => l.push(IcebreakerLine { speaker, text }),
+                                    }
+                                    open = true;
+                                }),
+                                Ok(IcebreakerEvent::LineDone) => open = false,
+                                Ok(IcebreakerEvent::Done) => status.set("complete".into()),
+                                Ok(IcebreakerEvent::Failed { message }) => {
+                                    status.set("failed".into());
+                                    error.set(Some(message));
+                                }
+                                Err(_) => {}
+                            }
+                        }
+                    }
+                }
+            }
+            talking.set(false);
+        });
+    };
+    view! {
+        <section class="card conversation" aria-labelledby="talk-title">
+            <h2 id="talk-title">"Conversation"</h2>
+            <ol class="talk" aria-live="polite" data-testid="icebreaker">
+                <For each=move || lines.get().into_iter().enumerate() key=|(i, l)| (*i, l.text.len()) let:item>
+                    <li><strong>{name_of(&item.1.speaker)}": "</strong>{item.1.text.clone()}</li>
+                </For>
+            </ol>
+            {move || (lines.with(|l| l.is_empty()) && !talking.get()).then(|| view! {
+                <p class="muted">"They have not talked yet."</p>
+            })}
+            {move || (status.get() == "failed").then(|| view! {
+                <p class="muted" data-testid="icebreaker-failed">"The conversation stopped early; what was said is kept."</p>
+            })}
+            {move || error.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
+            <button type="button" class="needs-js" on:click=start disabled=move || talking.get()>
+                {move || if talking.get() { "Talking…" } else if lines.with(|l| l.is_empty()) { "Start a conversation" } else { "Start again" }}
+            </button>
+        </section>
     }
 }

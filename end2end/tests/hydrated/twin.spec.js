@@ -128,6 +128,18 @@ test("the twin is matched with a character: score, reasoning, strengths and chal
   await expect(page.locator("section").filter({ hasText: "Challenges" }).getByRole("listitem")).toHaveCount(3);
   await accessible(page, "a match");
 
+  // An icebreaker: the two speak in turn, streamed, then saved.
+  await hydrated(page);
+  await page.getByRole("button", { name: "Start a conversation" }).click();
+  const talk = page.getByTestId("icebreaker").getByRole("listitem");
+  await expect(talk).toHaveCount(4, { timeout: 20_000 });
+  await expect(page.getByRole("button", { name: "Start again" })).toBeEnabled({ timeout: 20_000 });
+  await expect(talk.first()).toContainText("Ada's twin:");
+  await expect(talk.nth(1)).toContainText(`${name}:`);
+  await accessible(page, "a match with its conversation");
+  await page.reload();
+  await expect(page.getByTestId("icebreaker").getByRole("listitem")).toHaveCount(4);
+
   await page.getByRole("link", { name: "All matches" }).click();
   const card = page.getByTestId("match").filter({ hasText: name });
   await expect(card).toHaveAttribute("data-state", "fresh");

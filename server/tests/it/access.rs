@@ -185,6 +185,9 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Owner, |ids| app::matches::GetMatch {
             id: ids.character.clone(),
         }),
+        Entry::new(Owner, |ids| app::matches::StartIcebreaker {
+            id: ids.character.clone(),
+        }),
     ]
 }
 

@@ -7,7 +7,10 @@ use crate::common::standins::{secondme, SecondMe};
 use crate::common::*;
 use app::domain::{PersonaKind, PersonaRef, ShadeDraft, TwinDraft};
 use app::error::AppError;
-use app::matches::{GetMatch, ListMatches, MatchCandidates, MatchState, ScoreMatch};
+use app::matches::{
+    GetMatch, IcebreakerEvent, ListMatches, MatchCandidates, MatchState, ScoreMatch,
+    StartIcebreaker, ICEBREAKER_LINES,
+};
 use app::twins::{GetTwin, SaveTwin};
 use mock_llm::{MockLlm, Reply};
 use serde_json::json;
@@ -16,7 +19,156 @@ use std::time::Duration;
 on_both_backends!(
     twins_are_matched_only_when_both_opt_in_and_only_on_public_shades,
     own_twin_and_characters_are_matched_and_failures_are_marked,
+    an_icebreaker_is_streamed_saved_and_read_by_both_owners,
 );
+
+/// Starts match `id`'s icebreaker and reads its whole stream.
+async fn talk(app: &TestApp, id: &str) -> Result<Vec<IcebreakerEvent>, AppError> {
+    let res = app.send(StartIcebreaker { id: id.into() }).await;
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    if !status.is_success() {
+        return Err(serde_json::from_str(&body).unwrap());
+    }
+    Ok(body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect())
+}
+
+async fn an_icebreaker_is_streamed_saved_and_read_by_both_owners(backend: Backend) {
+    let (alice, bob, mock) = two_users(backend).await;
+    let ada = save_twin(
+        &alice,
+        "Ada",
+        true,
+        vec![
+            shade(
+                "Night owl",
+                "jazz, night",
+                "Your best ideas come late.",
+                true,
+            ),
+            shade(
+                "Secret hobby",
+                "xylophone",
+                "You practise the xylophone.",
+                false,
+            ),
+        ],
+    )
+    .await;
+    let ben = save_twin(
+        &bob,
+        "Ben",
+        true,
+        vec![shade("Jazz lover", "jazz", "Records.", true)],
+    )
+    .await;
+    let m = alice
+        .call(ScoreMatch {
+            a: ada.clone(),
+            b: ben.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(m.can_talk && m.icebreaker.is_none());
+    let before = mock.requests().len();
+
+    let events = talk(&alice, &m.id).await.unwrap();
+    let done = events
+        .iter()
+        .filter(|e| matches!(e, IcebreakerEvent::LineDone))
+        .count();
+    assert_eq!(done, ICEBREAKER_LINES);
+    assert_eq!(events.last(), Some(&IcebreakerEvent::Done));
+    let speakers: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            IcebreakerEvent::Delta { speaker, .. } => Some(speaker.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(speakers.first(), Some(&"a"));
+    assert!(speakers.contains(&"b"));
+    // Each line from its speaker's profile: public Shades only, between people.
+    let reqs = &mock.requests()[before..];
+    assert_eq!(reqs.len(), ICEBREAKER_LINES);
+    let system = reqs[0].body["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        system.contains("You are Ada, meeting Ben") && system.contains("Jazz lover"),
+        "{system}"
+    );
+    for r in reqs {
+        let all = r.body.to_string();
+        assert!(
+            !all.contains("xylophone") && !all.contains("private bio"),
+            "{all}"
+        );
+    }
+    // The other owner reads it, saved, in order.
+    let seen = bob.call(GetMatch { id: m.id.clone() }).await.unwrap();
+    let ice = seen.icebreaker.unwrap();
+    assert_eq!(ice.status, "complete");
+    let order: Vec<&str> = ice.lines.iter().map(|l| l.speaker.as_str()).collect();
+    assert_eq!(order, ["a", "b", "a", "b"]);
+    assert!(ice.lines.iter().all(|l| !l.text.is_empty()));
+    assert_eq!(
+        count(
+            &alice,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'icebreaker' AND outcome = 'ok'"
+        )
+        .await,
+        ICEBREAKER_LINES as i64
+    );
+
+    // The model fails on the second line: the first is kept, the conversation marked failed.
+    mock.push(Reply::text(&["Hello ", "Ben."]));
+    for _ in 0..2 {
+        mock.push(Reply::error(503, "UNAVAILABLE"));
+    }
+    let events = talk(&bob, &m.id).await.unwrap();
+    assert!(
+        matches!(events.last(), Some(IcebreakerEvent::Failed { message }) if message.contains("unavailable")),
+        "{events:?}"
+    );
+    let ice = alice
+        .call(GetMatch { id: m.id.clone() })
+        .await
+        .unwrap()
+        .icebreaker
+        .unwrap();
+    assert_eq!(ice.status, "failed");
+    assert_eq!(ice.lines.len(), 1);
+    assert_eq!(ice.lines[0].text, "Hello Ben.");
+
+    // Two characters do not talk; someone who owns no side cannot start one.
+    let mira = PersonaRef {
+        kind: PersonaKind::Character,
+        id: save_character(&alice, "Mira").await,
+    };
+    let kai = PersonaRef {
+        kind: PersonaKind::Character,
+        id: save_character(&alice, "Kai").await,
+    };
+    let cc = alice.call(ScoreMatch { a: mira, b: kai }).await.unwrap();
+    assert!(!cc.can_talk);
+    assert!(matches!(
+        talk(&alice, &cc.id).await.unwrap_err(),
+        AppError::BadRequest(_)
+    ));
+    assert_eq!(talk(&bob, &cc.id).await.unwrap_err(), AppError::NotFound);
+
+    // The match page renders the conversation without JavaScript.
+    let html = bob.html(&format!("/matches/{}", m.id)).await;
+    assert!(
+        html.contains("Conversation") && html.contains("Hello Ben."),
+        "{html}"
+    );
+}
 
 /// An app on Gemini (the mock) with SecondMe sign-in, and two signed-in users.
 async fn two_users(backend: Backend) -> (TestApp, TestApp, MockLlm) {

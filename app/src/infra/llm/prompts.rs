@@ -11,6 +11,7 @@ const CHAT_SYSTEM: &str = include_str!("templates/chat_system.txt");
 const REPAIR: &str = include_str!("templates/repair.txt");
 const SECTION: &str = include_str!("templates/section.txt");
 const TWIN_CHAT_SYSTEM: &str = include_str!("templates/twin_chat_system.txt");
+const ICEBREAKER_SYSTEM: &str = include_str!("templates/icebreaker_system.txt");
 const MATCH_SYSTEM: &str = include_str!("templates/match_system.txt");
 const MATCH: &str = include_str!("templates/match.txt");
 const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
@@ -209,6 +210,47 @@ pub fn match_pair(a: &str, b: &str) -> StructuredRequest {
     }
 }
 
+/// The request for the next line of an icebreaker, spoken by `name` (with `profile`) to
+/// `other`: `said` is the conversation so far as (spoken by `name`, text).
+pub fn icebreaker_line(
+    (name, profile): (&str, &str),
+    (other, other_profile): (&str, &str),
+    said: &[(bool, String)],
+) -> ChatRequest {
+    let system = fill(
+        ICEBREAKER_SYSTEM,
+        &[
+            ("name", name),
+            ("other", other),
+            ("profile", profile.trim_end()),
+            ("other_profile", other_profile.trim_end()),
+        ],
+    );
+    // The conversation opens on a user turn: a stage direction when `name` speaks first.
+    let mut history = Vec::with_capacity(said.len() + 1);
+    if said.first().is_none_or(|(mine, _)| *mine) {
+        history.push(Turn {
+            role: Role::User,
+            text: format!("({name} and {other} meet. Say hello to {other}.)"),
+        });
+    }
+    for (mine, text) in said {
+        history.push(Turn {
+            role: if *mine { Role::Model } else { Role::User },
+            text: text.clone(),
+        });
+    }
+    ChatRequest {
+        system,
+        history,
+        persona: Persona {
+            name: name.to_string(),
+            traits: Vec::new(),
+            story_context: other_profile.to_string(),
+        },
+    }
+}
+
 /// The correction request of the one repair attempt.
 pub fn repair(problem: &str) -> String {
     fill(REPAIR, &[("problem", problem)])
@@ -384,6 +426,31 @@ mod tests {
             &r.system,
             &r.turns(),
             Some(&r.schema)
+        ));
+    }
+
+    /// The third line of an icebreaker, spoken by the side that opened it.
+    #[test]
+    fn gemini_icebreaker_request() {
+        let r = icebreaker_line(
+            (
+                "Ada",
+                "Ada (a person's digital twin)\nShades:\n- 🌙 Night owl (sure): Late ideas.\n",
+            ),
+            (
+                "Mira Voss",
+                "Mira Voss (a character: 31 years, female)\nTraits: brave\n",
+            ),
+            &[
+                (true, "Hello, Mira.".into()),
+                (false, "Hello, stranger.".into()),
+            ],
+        );
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.history,
+            None
         ));
     }
 
