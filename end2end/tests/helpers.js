@@ -88,3 +88,20 @@ export async function createCharacter(page, { name, age, trait, backstory }) {
   await fillBasics(page, { name, age, trait });
   return writeAndSave(page, backstory ?? new RegExp(name));
 }
+
+/**
+ * Signs in through the test OpenID Connect provider (oidc-provider on loopback) as `username`;
+ * any name is a user of its own. With `js: false` (a context without JavaScript) the page is not
+ * waited on to hydrate.
+ */
+export async function signInWithIdp(page, username, { js = true } = {}) {
+  await page.goto("/signin");
+  // Hydrated first: the client-side router must leave the provider's server route alone.
+  if (js) await hydrated(page);
+  await page.getByRole("link", { name: "Continue with Test IdP" }).click();
+  await expect(page.getByRole("heading", { name: "Test identity provider" })).toBeVisible();
+  await page.getByLabel("Username").fill(username);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/dashboard$/);
+  await expect(page.getByTestId("user-name")).toHaveText(username[0].toUpperCase() + username.slice(1));
+}

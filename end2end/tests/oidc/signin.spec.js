@@ -1,23 +1,11 @@
 // Sign in through a real OpenID Connect provider (oidc-provider on loopback): click the provider's
 // button, complete its login, land on the dashboard; sign out; a second user cannot open the first
 // user's character by URL.
-import { test, expect, hydrated, uniqueName, fillBasics, writeAndSave } from "../helpers.js";
-
-async function signInAs(page, username) {
-  await page.goto("/signin");
-  // Hydrated first: the client-side router must leave the provider's server route alone.
-  await hydrated(page);
-  await page.getByRole("link", { name: "Continue with Test IdP" }).click();
-  await expect(page.getByRole("heading", { name: "Test identity provider" })).toBeVisible();
-  await page.getByLabel("Username").fill(username);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page).toHaveURL(/\/dashboard$/);
-  await expect(page.getByTestId("user-name")).toHaveText(username[0].toUpperCase() + username.slice(1));
-}
+import { test, expect, hydrated, uniqueName, fillBasics, writeAndSave, signInWithIdp } from "../helpers.js";
 
 test("sign in with the provider, sign out, and stay out of someone else's character", async ({ browser }) => {
   const alice = await browser.newPage();
-  await signInAs(alice, "alice");
+  await signInWithIdp(alice, "alice");
 
   // Alice makes a character.
   await alice.getByRole("link", { name: "New character" }).first().click();
@@ -36,7 +24,7 @@ test("sign in with the provider, sign out, and stay out of someone else's charac
   // Bob, in another browser context, cannot open Alice's character by its URL.
   const context = await browser.newContext();
   const bob = await context.newPage();
-  await signInAs(bob, "bob");
+  await signInWithIdp(bob, "bob");
   await expect(bob.getByText(name)).toHaveCount(0);
   const res = await bob.goto(url);
   expect(res.status()).toBe(404);
