@@ -75,6 +75,9 @@ export default defineConfig({
         OIDC_CLIENT_ID: "personaflux",
         OIDC_CLIENT_SECRET: "e2e-client-secret",
         OIDC_LABEL: "Test IdP",
+        // Every spec signs in from the one loopback address, several times a minute; the limit
+        // on sign-in starts itself is tested in server/tests/it/limits.rs.
+        LIMIT_SIGN_INS_PER_MINUTE: "100",
         RUST_LOG: "info",
       },
     },
