@@ -14,7 +14,6 @@ mod support;
 
 use app::auth::UserId;
 use app::infra::db::Db;
-use sqlx::Connection;
 use std::time::Instant;
 use support::report;
 
@@ -26,30 +25,10 @@ const BATCH: usize = 500;
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    run(
-        "SQLite",
-        &format!("sqlite://{}/bench.db", dir.path().display()),
-        &dir,
-    )
+    support::on_each_database("matching", |label, url, data| async move {
+        run(label, &url, &data).await
+    })
     .await;
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(admin_url) => {
-            let name = format!("pf_bench_matching_{}", std::process::id());
-            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let (base, _) = admin_url.rsplit_once('/').unwrap();
-            run("Postgres", &format!("{base}/{name}"), &dir).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
-        Err(_) => println!("Postgres: skipped (TEST_POSTGRES_URL is not set)"),
-    }
 }
 
 /// Word `i` of the vocabulary.
@@ -77,11 +56,11 @@ async fn exec(db: &Db, sql: &str) {
     app::with_pool!(db, pool => { sqlx::query(sql).execute(pool).await.unwrap(); });
 }
 
-async fn run(label: &str, url: &str, dir: &tempfile::TempDir) {
+async fn run(label: &str, url: &str, data: &std::path::Path) {
     println!(
         "{label}: {TWINS} twins open to matches, {WORDS_PER_TWIN} words each, {RUNS} timed calls"
     );
-    let env = support::base_env(url, &dir.path().join(format!("data-{label}")));
+    let env = support::base_env(url, data);
     let base = support::start_in_process(&env).await;
     let db = Db::connect(url).await.unwrap();
     let (client, _) = support::signed_in(&base).await;

@@ -15,7 +15,6 @@ use app::auth::UserId;
 use app::chat::{ChatView, MessageRole, MessageStatus};
 use app::infra::db::Db;
 use futures::{stream, StreamExt};
-use sqlx::Connection;
 use std::time::Instant;
 use support::report;
 
@@ -25,35 +24,15 @@ const RUNS: usize = 300;
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    run(
-        "SQLite",
-        &format!("sqlite://{}/bench.db", dir.path().display()),
-        &dir,
-    )
+    support::on_each_database("reads", |label, url, data| async move {
+        run(label, &url, &data).await
+    })
     .await;
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(admin_url) => {
-            let name = format!("pf_bench_reads_{}", std::process::id());
-            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let (base, _) = admin_url.rsplit_once('/').unwrap();
-            run("Postgres", &format!("{base}/{name}"), &dir).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
-        Err(_) => println!("Postgres: skipped (TEST_POSTGRES_URL is not set)"),
-    }
 }
 
-async fn run(label: &str, url: &str, dir: &tempfile::TempDir) {
+async fn run(label: &str, url: &str, data: &std::path::Path) {
     println!("{label}: {MESSAGES} messages in one chat, {CHARACTERS} characters, {RUNS} timed calls each");
-    let env = support::base_env(url, &dir.path().join(format!("data-{label}")));
+    let env = support::base_env(url, data);
     let base = support::start_in_process(&env).await;
     let db = Db::connect(url).await.unwrap();
     let (client, _) = support::signed_in(&base).await;

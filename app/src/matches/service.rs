@@ -381,17 +381,23 @@ pub async fn list() -> Result<Vec<MatchSummary>, AppError> {
     Ok(out)
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn get(id: String) -> Result<MatchView, AppError> {
+/// The signed-in user and match `id` if they own one of its sides (else not found).
+async fn visible(id: &str) -> Result<(AppState, UserId, MatchRow), AppError> {
     let user = require_user().await?;
     if id.is_empty() || id.len() > 64 {
         return Err(AppError::NotFound);
     }
     let state = AppState::get()?;
-    let row = store::find(&state.db, &user, &id)
+    let row = store::find(&state.db, &user, id)
         .await
         .or_internal("load match")?
         .ok_or(AppError::NotFound)?;
+    Ok((state, user, row))
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn get(id: String) -> Result<MatchView, AppError> {
+    let (state, user, row) = visible(&id).await?;
     let (row, a, b, st) = current(&state, &user, row)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -414,15 +420,7 @@ pub async fn get(id: String) -> Result<MatchView, AppError> {
 /// that runs to its end whether or not the browser stays, each line saved as it is finished.
 #[tracing::instrument(skip_all)]
 pub async fn icebreaker(id: String) -> Result<TextStream<AppError>, AppError> {
-    let user = require_user().await?;
-    if id.is_empty() || id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
-    let state = AppState::get()?;
-    let row = store::find(&state.db, &user, &id)
-        .await
-        .or_internal("load match")?
-        .ok_or(AppError::NotFound)?;
+    let (state, user, row) = visible(&id).await?;
     let (a, b) = match sides(&state, &user, &row.a, &row.b).await {
         Ok(s) => s,
         Err(AppError::BadRequest(_)) => return Err(AppError::NotFound),
@@ -553,6 +551,23 @@ async fn talk(
     send(IcebreakerEvent::Done);
 }
 
+/// The words of `shades` (only public ones if `public_only`) that ranking reads, each once, at
+/// most [`crate::twins::store::MAX_QUERY_TERMS`].
+fn shade_terms(shades: &[ShadeDraft], public_only: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in shades.iter().filter(|s| s.public || !public_only) {
+        for t in terms(&format!("{} {} {}", s.name, s.topics, s.description), 64) {
+            if out.len() >= crate::twins::store::MAX_QUERY_TERMS {
+                return out;
+            }
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn candidates() -> Result<Candidates, AppError> {
     let user = require_user().await?;
@@ -573,18 +588,7 @@ pub async fn candidates() -> Result<Candidates, AppError> {
         id: twin.id.clone(),
     };
     // Other people see only public Shades; ranking them uses only the viewer's public ones too.
-    let public: Vec<String> = twin
-        .shades
-        .iter()
-        .filter(|s| s.public)
-        .flat_map(|s| terms(&format!("{} {} {}", s.name, s.topics, s.description), 64))
-        .collect();
-    let mut public_terms: Vec<String> = Vec::new();
-    for t in public {
-        if !public_terms.contains(&t) && public_terms.len() < crate::twins::store::MAX_QUERY_TERMS {
-            public_terms.push(t);
-        }
-    }
+    let public_terms = shade_terms(&twin.shades, true);
     let twins = if twin.matchable {
         crate::twins::store::candidates(&state.db, &user, &public_terms, CANDIDATES)
             .await
@@ -607,11 +611,7 @@ pub async fn candidates() -> Result<Candidates, AppError> {
         Vec::new()
     };
     // The viewer's own characters, ranked against all their Shades.
-    let all: Vec<String> = twin
-        .shades
-        .iter()
-        .flat_map(|s| terms(&format!("{} {} {}", s.name, s.topics, s.description), 64))
-        .collect();
+    let all = shade_terms(&twin.shades, false);
     let mut characters: Vec<Candidate> = crate::characters::store::list_for(&state.db, &user)
         .await
         .or_internal("list characters")?

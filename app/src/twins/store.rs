@@ -206,20 +206,7 @@ pub async fn save(db: &Db, owner: &UserId, twin: &Twin) -> Result<i64, sqlx::Err
                 .await?;
             sqlx::query("DELETE FROM shades WHERE twin_id = $1").bind(&twin_id).execute(&mut *tx).await?;
             for (i, s) in shades.iter().enumerate() {
-                sqlx::query(INSERT_SHADE)
-                    .bind(new_id())
-                    .bind(&twin_id)
-                    .bind(&s.name)
-                    .bind(&s.icon)
-                    .bind(&s.description)
-                    .bind(s.confidence)
-                    .bind(sqlx::types::Json(&s.topics))
-                    .bind(i as i32)
-                    .bind(now)
-                    .bind(s.source.as_str())
-                    .bind(i32::from(s.public))
-                    .execute(&mut *tx)
-                    .await?;
+                insert_shade(&twin_id, i, s, now).execute(&mut *tx).await?;
             }
             // The matching words of the public Shades, for candidate ranking: none for a twin
             // closed to matches.
@@ -267,9 +254,38 @@ pub fn public_terms(twin: &Twin) -> Vec<(String, i32)> {
     out
 }
 
-const INSERT_SHADE: &str = "INSERT INTO shades (id, twin_id, name, icon, description, confidence, \
-    topics, position, created_at, updated_at, source, is_public) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)";
+/// The one INSERT into `shades`: Shade `s` at `position` of twin `twin_id`.
+fn insert_shade<'q, DB: sqlx::Database>(
+    twin_id: &'q str,
+    position: usize,
+    s: &'q NewShade,
+    now: i64,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i32: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    sqlx::types::Json<&'q Vec<String>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO shades (id, twin_id, name, icon, description, confidence, topics, position, \
+         created_at, updated_at, source, is_public) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)",
+    )
+    .bind(new_id())
+    .bind(twin_id)
+    .bind(s.name.as_str())
+    .bind(s.icon.as_str())
+    .bind(s.description.as_str())
+    .bind(s.confidence)
+    .bind(sqlx::types::Json(&s.topics))
+    .bind(position as i32)
+    .bind(now)
+    .bind(s.source.as_str())
+    .bind(i32::from(s.public))
+}
 
 /// Replaces the Shades of `owner`'s twin that came from SecondMe with `shades` (placed after the
 /// others), keeping every Shade the user wrote or accepted; creates the twin (without a display
@@ -305,20 +321,7 @@ pub async fn replace_secondme_shades(
                 .fetch_one(&mut *tx)
                 .await?;
             for (i, s) in shades.iter().enumerate() {
-                sqlx::query(INSERT_SHADE)
-                    .bind(new_id())
-                    .bind(&twin_id)
-                    .bind(&s.name)
-                    .bind(&s.icon)
-                    .bind(&s.description)
-                    .bind(s.confidence)
-                    .bind(sqlx::types::Json(&s.topics))
-                    .bind((kept as usize + i) as i32)
-                    .bind(now)
-                    .bind(ShadeSource::Secondme.as_str())
-                    .bind(0_i32)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_shade(&twin_id, kept as usize + i, s, now).execute(&mut *tx).await?;
             }
             tx.commit().await
         }

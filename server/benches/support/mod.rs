@@ -29,6 +29,41 @@ pub fn gemini_env(env: &mut HashMap<String, String>, mock: &mock_llm::MockLlm) {
     env.insert("GEMINI_BASE_URL".into(), mock.base_url());
 }
 
+/// Runs `run(label, database URL, data folder)` on SQLite in a temporary folder, then on Postgres
+/// when `TEST_POSTGRES_URL` is set: on a fresh database named after `name`, dropped afterwards.
+pub async fn on_each_database<F, Fut>(name: &str, run: F)
+where
+    F: Fn(&'static str, String, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
+    run("SQLite", sqlite, dir.path().join("data-SQLite")).await;
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(admin_url) => {
+            let db = format!("pf_bench_{name}_{}", std::process::id());
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {db}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let (base, _) = admin_url.rsplit_once('/').unwrap();
+            run(
+                "Postgres",
+                format!("{base}/{db}"),
+                dir.path().join("data-Postgres"),
+            )
+            .await;
+            sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        Err(_) => println!("Postgres: skipped (TEST_POSTGRES_URL is not set)"),
+    }
+}
+
 /// Starts the server in this process on a free loopback port; returns its base URL.
 pub async fn start_in_process(env: &HashMap<String, String>) -> String {
     let mut config = app::infra::config::Config::from_env(env).unwrap();

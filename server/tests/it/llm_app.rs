@@ -19,23 +19,7 @@ on_both_backends!(
 );
 
 async fn app_with_mock(backend: Backend) -> (TestApp, MockLlm) {
-    let mock = MockLlm::start().await;
-    let base = mock.base_url();
-    let app = spawn_app_with(
-        backend,
-        &[
-            ("LLM_PROVIDER", "gemini"),
-            ("GEMINI_API_KEY", "test-key"),
-            ("GEMINI_BASE_URL", base.as_str()),
-            ("LLM_RETRY_BASE_MS", "10"),
-            ("LLM_MAX_ATTEMPTS", "3"),
-            ("LLM_TIMEOUT_SECS", "3"),
-        ],
-        |_| {},
-    )
-    .await;
-    app.sign_in_local().await;
-    (app, mock)
+    app_with_gemini(backend, 3).await
 }
 
 async fn new_character(app: &TestApp) -> (String, ChatView) {

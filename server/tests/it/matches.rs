@@ -175,14 +175,7 @@ async fn two_users(backend: Backend) -> (TestApp, TestApp, MockLlm) {
     let mock = MockLlm::start().await;
     let sm = SecondMe::start().await;
     let mut env = sm.env(secondme::CLIENT_SECRET);
-    env.extend([
-        ("LLM_PROVIDER", "gemini".to_string()),
-        ("GEMINI_API_KEY", "test-key".to_string()),
-        ("GEMINI_BASE_URL", mock.base_url()),
-        ("LLM_RETRY_BASE_MS", "10".to_string()),
-        ("LLM_MAX_ATTEMPTS", "2".to_string()),
-        ("LLM_TIMEOUT_SECS", "3".to_string()),
-    ]);
+    env.extend(gemini_env(&mock, 2));
     let alice = spawn_app_env(backend, &env).await;
     sm.set_user_id(Some(json!(1)));
     assert_eq!(sign_in_via(&alice, "secondme").await, "/dashboard");

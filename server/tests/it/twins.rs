@@ -7,7 +7,7 @@ use app::auth::GetCurrentUser;
 use app::domain::{ShadeDraft, ShadeQuestionnaire, ShadeSource, SuggestedShades, TwinDraft};
 use app::error::AppError;
 use app::twins::{GetTwin, SaveTwin, SuggestShades, TwinView};
-use mock_llm::{MockLlm, Reply};
+use mock_llm::Reply;
 
 on_both_backends!(
     a_twin_is_created_edited_reordered_and_saved,
@@ -80,7 +80,7 @@ async fn chatting_with_your_twin_uses_the_chat_engine(backend: Backend) {
 
 async fn the_twin_speaks_from_its_shades_through_gemini(backend: Backend) {
     use app::chat::OpenTwinChat;
-    let (app, mock) = app_with_gemini(backend).await;
+    let (app, mock) = app_with_gemini(backend, 2).await;
     let mut draft = twin(vec![shade("Night owl", "🌙"), shade("Cook", "🍳")]);
     draft.shades[0].confidence = 0.9;
     save(&app, draft).await.unwrap();
@@ -294,28 +294,8 @@ async fn shades_are_suggested_offline_and_nothing_is_saved(backend: Backend) {
     assert_eq!(count(&app, "SELECT COUNT(*) FROM generations").await, 1);
 }
 
-async fn app_with_gemini(backend: Backend) -> (TestApp, MockLlm) {
-    let mock = MockLlm::start().await;
-    let base = mock.base_url();
-    let app = spawn_app_with(
-        backend,
-        &[
-            ("LLM_PROVIDER", "gemini"),
-            ("GEMINI_API_KEY", "test-key"),
-            ("GEMINI_BASE_URL", base.as_str()),
-            ("LLM_RETRY_BASE_MS", "10"),
-            ("LLM_MAX_ATTEMPTS", "2"),
-            ("LLM_TIMEOUT_SECS", "3"),
-        ],
-        |_| {},
-    )
-    .await;
-    app.sign_in_local().await;
-    (app, mock)
-}
-
 async fn shades_are_suggested_through_gemini_with_repair_and_faults(backend: Backend) {
-    let (app, mock) = app_with_gemini(backend).await;
+    let (app, mock) = app_with_gemini(backend, 2).await;
     let suggest = || {
         app.call(SuggestShades {
             questionnaire: answers("Photos of moss."),

@@ -288,6 +288,27 @@ pub async fn spawn_app_env(backend: Backend, env: &[(&str, String)]) -> TestApp 
     spawn_app_with(backend, &env, |_| {}).await
 }
 
+/// The configuration that points the app at `mock`, speaking Gemini, with quick retries
+/// (`max_attempts` calls in all) and a short timeout.
+pub fn gemini_env(mock: &mock_llm::MockLlm, max_attempts: u32) -> Vec<(&'static str, String)> {
+    vec![
+        ("LLM_PROVIDER", "gemini".into()),
+        ("GEMINI_API_KEY", "test-key".into()),
+        ("GEMINI_BASE_URL", mock.base_url()),
+        ("LLM_RETRY_BASE_MS", "10".into()),
+        ("LLM_MAX_ATTEMPTS", max_attempts.to_string()),
+        ("LLM_TIMEOUT_SECS", "3".into()),
+    ]
+}
+
+/// The app on Gemini (the mock model on loopback, see [`gemini_env`]), signed in locally.
+pub async fn app_with_gemini(backend: Backend, max_attempts: u32) -> (TestApp, mock_llm::MockLlm) {
+    let mock = mock_llm::MockLlm::start().await;
+    let app = spawn_app_env(backend, &gemini_env(&mock, max_attempts)).await;
+    app.sign_in_local().await;
+    (app, mock)
+}
+
 pub fn new_client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
