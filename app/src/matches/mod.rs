@@ -74,7 +74,7 @@ pub struct MatchView {
     pub reasoning: String,
     pub strengths: Vec<String>,
     pub challenges: Vec<String>,
-    /// Which provider wrote it ("offline" is labelled so).
+    /// Which model wrote it ("gemini-2.5-flash"; "offline" for the offline writer, labelled so).
     pub provider: String,
     pub computed_at: Option<i64>,
     /// The pair's conversation, if one was started (twin↔twin and twin↔character only).

@@ -262,7 +262,7 @@ async fn compute(
     slot.release().await;
     match result {
         Ok(r) => {
-            store::complete(&state.db, id, &r, state.llm.name(), &fingerprint(a, b))
+            store::complete(&state.db, id, &r, &state.llm.model(), &fingerprint(a, b))
                 .await
                 .or_internal("store match")?;
             tracing::info!(score = r.score.get(), "match computed");

@@ -111,6 +111,9 @@ fn TwinAndMatches() -> impl IntoView {
                                 {format!(" · {} Shades · {}", t.shades, if t.matchable { "open to matches" } else { "private" })}
                                 " · " <a href="/twin/chat">"Chat with your twin"</a>
                                 " · " <a href="/matches">"All matches"</a>
+                                " (" <a href="/matches?kind=twin">"twins only"</a>
+                                ", " <a href="/matches?kind=character">"characters only"</a>
+                                ", " <a href="/matches?sort=date">"newest first"</a> ")"
                             </p>
                             {if matches.is_empty() {
                                 view! { <p class="muted">"No matches yet. " <a href="/matches">"Find some"</a> "."</p> }.into_any()

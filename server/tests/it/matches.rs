@@ -292,6 +292,11 @@ async fn twins_are_matched_only_when_both_opt_in_and_only_on_public_shades(backe
         .unwrap();
     assert_eq!(m.state, MatchState::Fresh);
     assert_eq!(m.score, Some(72));
+    assert_eq!(
+        m.provider, "gemini-2.5-flash",
+        "the model that wrote it is kept"
+    );
+    assert!(m.computed_at.is_some());
     assert_eq!(m.strengths.len(), 3);
     assert_eq!(m.challenges.len(), 3);
     let prompt = mock.requests()[0].body["contents"][0]["parts"][0]["text"]

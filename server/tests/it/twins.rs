@@ -156,6 +156,11 @@ async fn a_twin_is_created_edited_reordered_and_saved(backend: Backend) {
     assert!(saved.exists);
     let dashboard = app.html("/dashboard").await;
     assert!(dashboard.contains("2 Shades · private"), "{dashboard}");
+    let brief = app.call(app::twins::TwinSummary {}).await.unwrap().unwrap();
+    assert_eq!(
+        (brief.name.as_str(), brief.shades, brief.matchable),
+        ("Ada", 2, false)
+    );
     assert_eq!(saved.draft, draft);
     assert_eq!(app.call(GetTwin {}).await.unwrap().draft, draft);
 

@@ -269,6 +269,10 @@ impl LlmProvider for GeminiProvider {
         "gemini"
     }
 
+    fn model(&self) -> String {
+        self.inner.cfg.model.clone()
+    }
+
     fn is_offline(&self) -> bool {
         false
     }

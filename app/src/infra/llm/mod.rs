@@ -259,6 +259,12 @@ pub trait LlmProvider: Send + Sync + 'static {
     /// A short name for logs and the usage record ("offline", "gemini").
     fn name(&self) -> &'static str;
 
+    /// The model that writes ("gemini-2.5-flash"; the provider's name where there is none), as
+    /// stored with what it wrote.
+    fn model(&self) -> String {
+        self.name().to_string()
+    }
+
     /// Whether output is written without a model; the UI labels such output.
     fn is_offline(&self) -> bool;
 

@@ -190,6 +190,10 @@ impl LlmProvider for OpenAiProvider {
         "openai-compatible"
     }
 
+    fn model(&self) -> String {
+        self.inner.cfg.model.clone()
+    }
+
     fn is_offline(&self) -> bool {
         false
     }
