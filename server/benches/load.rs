@@ -7,7 +7,7 @@
 //! 1. **SSR throughput**: `wrk -c64` against the dashboard of a user with 50 characters, and against
 //!    a bare axum handler in this process that runs the same query (`characters::store::page_for`,
 //!    first page) on the same database and writes the same bytes (the dashboard fetched once);
-//!    req/s and p99 of each, and their ratio.
+//!    req/s and p99 of each, and their ratio. Both use mimalloc, as the server binary does.
 //! 2. **Concurrent streams**: `STREAMS` chats (2,000) each sending a message whose reply the mock
 //!    streams slowly (`STREAM_SECS`), all at once; how many are held open together, errors, and the
 //!    server's RSS and CPU while they are.
@@ -21,6 +21,11 @@
 //! file in a temporary folder), `PHASES` (`ssr,streams,soak`).
 
 mod support;
+
+/// The same allocator as the server binary, so that the bare handler's figure is not lowered by a
+/// slower malloc than the app's: the ratio compares the frameworks, not the allocators.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use app::auth::UserId;
 use app::chat::{ChatEvent, ChatView, EventLines, MessageStatus};

@@ -4,6 +4,10 @@
 use app::infra::config::{Config, ProcessEnv};
 use server::{telemetry, Application};
 
+/// mimalloc instead of the system allocator: see the note in `server/Cargo.toml`.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let _ = dotenvy::dotenv();
