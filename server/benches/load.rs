@@ -6,7 +6,8 @@
 //!
 //! 1. **SSR throughput**: `wrk -c64` against the dashboard of a user with 50 characters, and against
 //!    a bare axum handler in this process that runs the same query (`characters::store::page_for`,
-//!    first page) on the same database and writes the same bytes (the dashboard fetched once);
+//!    first page) on the same database and writes the same bytes (the dashboard fetched once), and
+//!    a second that makes the dashboard's four queries (session, user, characters, twin summary);
 //!    req/s and p99 of each, and their ratio. Both use mimalloc, as the server binary does.
 //! 2. **Concurrent streams**: `STREAMS` chats (2,000) each sending a message whose reply the mock
 //!    streams slowly (`STREAM_SECS`), all at once; how many are held open together, errors, and the
@@ -342,8 +343,68 @@ async fn ssr(server: &Server, client: &reqwest::Client, db: &Db, owner: &UserId,
                 ),
             )
             .with_state(state);
+    // The bare handler doing the dashboard's whole data work: the signed-in request's session
+    // row (loaded and decoded by the same session store), its user, the first page of
+    // characters and the twin summary — four queries, as the app makes — and the same bytes.
+    let session_id: (String,) = app::with_pool!(db, pool => {
+        sqlx::query_as(if matches!(db, Db::Sqlite(_)) {
+            "SELECT id FROM tower_sessions ORDER BY expiry_date DESC LIMIT 1"
+        } else {
+            "SELECT id FROM tower_sessions.session ORDER BY expiry_date DESC LIMIT 1"
+        })
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
+    let session_id: tower_sessions::session::Id = session_id.0.parse().unwrap();
+    let store = app::infra::session::DbSessionStore::new(db).await.unwrap();
+    let same = Arc::new((db.clone(), store, session_id, bytes.clone()));
+    let bare = bare.merge(
+        axum::Router::new()
+            .route(
+                "/dashboard-same-work",
+                axum::routing::get(
+                    |axum::extract::State(s): axum::extract::State<
+                        Arc<(
+                            Db,
+                            app::infra::session::DbSessionStore,
+                            tower_sessions::session::Id,
+                            bytes::Bytes,
+                        )>,
+                    >| async move {
+                        use tower_sessions::SessionStore;
+                        let record = s.1.load(&s.2).await.unwrap().expect("the session");
+                        let id: String =
+                            serde_json::from_value(record.data["user_id"].clone()).unwrap();
+                        let user = app::auth::store::find_user(&s.0, &id)
+                            .await
+                            .unwrap()
+                            .unwrap();
+                        let owner = UserId(user.id);
+                        let (list, _) = app::characters::store::page_for(
+                            &s.0,
+                            &owner,
+                            app::characters::store::After::Start,
+                            app::characters::PAGE,
+                        )
+                        .await
+                        .unwrap()
+                        .unwrap();
+                        assert_eq!(list.len() as i64, app::characters::PAGE);
+                        let twin = app::twins::store::summary(&s.0, &owner).await.unwrap();
+                        assert!(twin.is_none());
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                            s.3.clone(),
+                        )
+                    },
+                ),
+            )
+            .with_state(same),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let bare_url = format!("http://{}/dashboard", listener.local_addr().unwrap());
+    let same_url = format!("{bare_url}-same-work");
     tokio::spawn(async move { axum::serve(listener, bare).await });
 
     println!(
@@ -371,7 +432,20 @@ async fn ssr(server: &Server, client: &reqwest::Client, db: &Db, owner: &UserId,
         tokio::task::spawn_blocking(move || wrk(&u, &c, conns, secs))
             .await
             .unwrap();
-    for (label, out) in [("app", &app_out), ("bare", &bare_out)] {
+    let (u, c) = (same_url.clone(), cookie.to_string());
+    tokio::task::spawn_blocking(move || wrk(&u, &c, conns, 3))
+        .await
+        .unwrap();
+    let (u, c) = (same_url.clone(), cookie.to_string());
+    let (same_rps, same_p99, same_out) =
+        tokio::task::spawn_blocking(move || wrk(&u, &c, conns, secs))
+            .await
+            .unwrap();
+    for (label, out) in [
+        ("app", &app_out),
+        ("bare", &bare_out),
+        ("same work", &same_out),
+    ] {
         if let Some(l) = out
             .lines()
             .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
@@ -389,6 +463,14 @@ async fn ssr(server: &Server, client: &reqwest::Client, db: &Db, owner: &UserId,
         "  ratio app/bare: throughput {:.2} (target ≥ 0.5), p99 {:.2}x",
         app_rps / bare_rps,
         app_p99 / bare_p99
+    );
+    println!(
+        "  bare handler, the dashboard's four queries (session, user, characters, twin): {same_rps:>9.0} req/s  p99 {same_p99:>7.2} ms"
+    );
+    println!(
+        "  ratio app/same-work bare: throughput {:.2}, p99 {:.2}x",
+        app_rps / same_rps,
+        app_p99 / same_p99
     );
 }
 
