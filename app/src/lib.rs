@@ -1,7 +1,7 @@
 //! PersonaFlux: everything shared by the server (feature `ssr`) and the browser (feature `hydrate`).
 //!
 //! Domain types and their validation live in [`domain`] and are the same code on both sides.
-//! Each domain ([`auth`], [`characters`], [`chat`], [`twins`], [`usage`]) is a folder: `mod.rs`
+//! Each domain ([`auth`], [`characters`], [`chat`], [`play`], [`twins`], [`matches`], [`usage`]) is a folder: `mod.rs`
 //! with its wire types and server functions, and the server-only `service` (behaviour) and `store`
 //! (every query on its tables). Pages are in [`pages`]; server plumbing (configuration, database,
 //! sessions, LLM providers) is in [`infra`]. ARCHITECTURE.md follows a request through them.
@@ -16,6 +16,7 @@ pub mod error;
 pub mod limits;
 pub mod matches;
 pub mod pages;
+pub mod play;
 pub mod theme;
 pub mod twins;
 pub mod usage;
@@ -80,6 +81,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/characters/:id") ssr=SsrMode::Async view=pages::character::CharacterPage />
                     <Route path=path!("/characters/:id/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/characters/:id/edit") ssr=SsrMode::Async view=pages::wizard::EditCharacterPage />
+                    <Route path=path!("/characters/:id/play") ssr=SsrMode::Async view=pages::play::PlayPage />
+                    <Route path=path!("/play/:id") ssr=SsrMode::Async view=pages::play::RunPage />
                     <Route path=path!("/trash") ssr=SsrMode::Async view=pages::trash::TrashPage />
                     <Route path=path!("/twin") ssr=SsrMode::Async view=pages::twin::TwinPage />
                     <Route path=path!("/twin/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />

@@ -323,10 +323,18 @@ fn streamed(reply: Reply, inner: Arc<Inner>) -> Response {
                 pieces.push(Piece::Event(candidate_chunk("", Some(&finish), 0), 0));
             }
         }
-        Reply::Json { value } => pieces.push(Piece::Event(
-            candidate_chunk(&value.to_string(), Some("STOP"), 50),
-            0,
-        )),
+        // Streamed structured output (a play scene) arrives in pieces, as from a real model.
+        Reply::Json { value } => {
+            let parts = crate::script::pieces(&value.to_string(), 12);
+            let n = parts.len();
+            for (i, p) in parts.iter().enumerate() {
+                let last = i + 1 == n;
+                pieces.push(Piece::Event(
+                    candidate_chunk(p, last.then_some("STOP"), n),
+                    if i == 0 { 0 } else { 8 },
+                ));
+            }
+        }
         Reply::RawText { text } => {
             pieces.push(Piece::Event(candidate_chunk(&text, Some("STOP"), 10), 0))
         }

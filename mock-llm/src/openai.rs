@@ -82,6 +82,11 @@ pub async fn chat_completions(
             return res;
         }
         Reply::Text { chunks, finish, .. } => (chunks, finish_of(&finish).to_string(), false),
+        Reply::Json { value } if stream => (
+            crate::script::pieces(&value.to_string(), 12),
+            "stop".into(),
+            false,
+        ),
         Reply::Json { value } => (vec![value.to_string()], "stop".into(), false),
         Reply::RawText { text } => (vec![text], "stop".into(), false),
         Reply::CutOff { chunks } => (chunks, "stop".into(), true),

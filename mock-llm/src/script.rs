@@ -245,6 +245,9 @@ pub(crate) fn with_marker(text: &str, ok: Reply) -> Reply {
 /// The default answer to a structured request: Shades when the schema asks for Shades, otherwise
 /// a character ([`sample_character`]).
 pub fn sample_for(schema: &Value, prompt: &str) -> Value {
+    if schema["properties"]["dialogue"].is_object() {
+        return sample_scene(schema, prompt);
+    }
     let shade = &schema["properties"]["shades"]["items"];
     if shade.is_object() {
         let icons: Vec<Value> = shade["properties"]["icon"]["enum"]
@@ -275,6 +278,49 @@ pub fn sample_for(schema: &Value, prompt: &str) -> Value {
         });
     }
     sample_character(prompt)
+}
+
+/// A valid play scene: the dialogue echoes the player's choice (the prompt's last "The player:"
+/// line) and the scene number; three options, or at the last scene ending 2 (or the only one).
+pub fn sample_scene(schema: &Value, prompt: &str) -> Value {
+    let choice = prompt
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("The player: "))
+        .unwrap_or("nothing")
+        .trim_end_matches(['"', '}', ']', ','])
+        .to_string();
+    let scene = prompt
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Write scene "))
+        .unwrap_or("?")
+        .trim_end_matches(['.', '"', '}', ']', ','])
+        .to_string();
+    let dialogue = format!(
+        "The mock narrator saw you choose \"{choice}\". Scene {scene} unfolds on loopback, one token at a time. What now?"
+    );
+    if schema["properties"]["options"].is_object() {
+        json!({
+            "dialogue": dialogue,
+            "options": [
+                format!("Press on after scene {scene}."),
+                format!("Wait and listen in scene {scene}."),
+                format!("Ask the narrator about scene {scene}."),
+            ],
+        })
+    } else {
+        let max = schema["properties"]["ending"]["maximum"]
+            .as_u64()
+            .unwrap_or(1);
+        json!({"dialogue": dialogue, "ending": max.min(2)})
+    }
+}
+
+/// `text` in pieces of about `n` characters (at character boundaries), for streaming JSON.
+pub(crate) fn pieces(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(n.max(1)).map(|c| c.iter().collect()).collect()
 }
 
 /// A valid character, echoing the name from the prompt when it can find one.

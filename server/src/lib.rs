@@ -63,6 +63,9 @@ impl Application {
         app::chat::service::interrupt_stale_replies(&db, config.replies.stale_after, None)
             .await
             .map_err(|e| db_error(&e))?;
+        app::play::service::interrupt_stale_turns(&db, config.replies.stale_after, None)
+            .await
+            .map_err(|e| db_error(&e))?;
         app::characters::service::purge_expired(&db).await;
         spawn_trash_purge(db.clone());
 

@@ -151,15 +151,25 @@ impl ChatEvent {
     }
 }
 
-/// Reassembles [`ChatEvent`]s from text chunks whose boundaries fall anywhere.
-#[derive(Default)]
-pub struct EventLines {
+/// Reassembles events (one JSON line each: [`ChatEvent`]s, or play mode's events) from text
+/// chunks whose boundaries fall anywhere.
+pub struct EventLines<E = ChatEvent> {
     buf: String,
+    _event: std::marker::PhantomData<fn() -> E>,
 }
 
-impl EventLines {
+impl<E> Default for EventLines<E> {
+    fn default() -> Self {
+        Self {
+            buf: String::new(),
+            _event: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E: serde::de::DeserializeOwned> EventLines<E> {
     /// Adds a chunk; returns the events completed by it.
-    pub fn push(&mut self, chunk: &str) -> Vec<Result<ChatEvent, String>> {
+    pub fn push(&mut self, chunk: &str) -> Vec<Result<E, String>> {
         self.buf.push_str(chunk);
         let mut out = Vec::new();
         while let Some(i) = self.buf.find('\n') {
@@ -228,7 +238,7 @@ mod tests {
         ];
         let wire: String = events.iter().map(ChatEvent::to_line).collect();
         for size in 1..wire.len() {
-            let mut lines = EventLines::default();
+            let mut lines = EventLines::<ChatEvent>::default();
             let mut got = Vec::new();
             let chars: Vec<char> = wire.chars().collect();
             for chunk in chars.chunks(size) {

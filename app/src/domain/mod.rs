@@ -10,12 +10,14 @@ mod character;
 #[cfg(test)]
 mod fuzz;
 mod matching;
+mod play;
 pub mod schema;
 mod text;
 mod twin;
 
 pub use character::*;
 pub use matching::*;
+pub use play::*;
 pub use text::*;
 pub use twin::*;
 

@@ -136,6 +136,19 @@ bounded_text!(
     StartOption, "Each start option", 1, 300, multiline = true
 );
 bounded_text!(
+    /// Play mode: what the character says and does in one scene: about three sentences.
+    Dialogue, "The dialogue", 1, 1200, multiline = true
+);
+bounded_text!(
+    /// One of the three things the player may do next.
+    PlayOption, "Each option", 1, 160, multiline = false
+);
+bounded_text!(
+    /// An action the player types instead of picking an option.
+    PlayerAction, "Your action", 1, 300, multiline = false
+);
+
+bounded_text!(
     /// What the user says in a chat.
     MessageText, "Your message", 1, 4000, multiline = true
 );

@@ -1,5 +1,5 @@
 //! A character's page, what the dashboard opens: everything about them, and what can be done
-//! with them — chat, edit, duplicate, delete (to the trash). Every action is a link or a form
+//! with them — chat, play a story, edit, duplicate, delete (to the trash). Every action is a link or a form
 //! post, so the page works without JavaScript too.
 
 use crate::characters::{get_character, CharacterView, DeleteCharacter, DuplicateCharacter};
@@ -34,8 +34,9 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
     let d = c.draft;
     let id = c.id;
     let lorebook = c.lorebook;
-    let (chat_href, edit_href) = (
+    let (chat_href, play_href, edit_href) = (
         format!("/characters/{id}/chat"),
+        format!("/characters/{id}/play"),
         format!("/characters/{id}/edit"),
     );
     // Downloads, not pages: `rel="external"` keeps the router from handling them.
@@ -75,6 +76,7 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
                 </div>
                 <nav class="actions" aria-label="Character actions">
                     <a class="button primary" href=chat_href>"Chat"</a>
+                    <a class="button primary" href=play_href data-testid="play">"Play"</a>
                     <a class="button" href=edit_href>"Edit"</a>
                     <a class="button" href=png_href download="" rel="external"
                         title="A Character Card V3 (with a V2 copy) inside a PNG, for SillyTavern and other tools">"Export card"</a>

@@ -76,6 +76,28 @@ pub fn DashboardPage() -> impl IntoView {
             })}
         </Suspense>
         <TwinAndMatches />
+        <RecentRuns />
+    }
+}
+
+/// The user's latest play runs, in progress or ended.
+#[component]
+fn RecentRuns() -> impl IntoView {
+    let runs = Resource::new(|| (), |_| crate::play::list_runs(None, Some(5)));
+    view! {
+        <section class="recent-runs" aria-labelledby="runs-heading" data-testid="dashboard-runs">
+            <h2 id="runs-heading">"Recent stories"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match runs.await {
+                        Ok(runs) => {
+                            view! { <crate::pages::play::RunList runs empty="No stories played yet: open a character and press Play." /> }.into_any()
+                        }
+                        Err(e) => error_view(e),
+                    }
+                })}
+            </Suspense>
+        </section>
     }
 }
 

@@ -9,6 +9,7 @@ pub mod import;
 pub mod layout;
 pub mod matches;
 pub mod platform;
+pub mod play;
 pub mod signin;
 pub mod trash;
 pub mod twin;

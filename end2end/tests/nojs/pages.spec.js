@@ -1,5 +1,5 @@
 // Sign-in and the dashboard work with JavaScript disabled: server-rendered pages and plain forms.
-import { test, expect } from "../helpers.js";
+import { test, expect, signIn, uniqueName, createCharacter } from "../helpers.js";
 
 test("sign in, see the dashboard and sign out without JavaScript", async ({ page }) => {
   await page.goto("/dashboard");
@@ -52,4 +52,32 @@ test("the twin page renders without JavaScript", async ({ page }) => {
   await expect(page.getByTestId("twin-profile")).toBeVisible();
   await expect(page.getByText("Editing your twin needs JavaScript.")).toBeVisible();
   await expect(page.getByLabel("What do you do on a free afternoon?")).toBeVisible();
+});
+
+test("a story is played without JavaScript: the run page renders and a choice is a form post", async ({ page, browser }) => {
+  // The character is made in a context with JavaScript (the wizard); the local user is the same.
+  const withJs = await browser.newContext({ javaScriptEnabled: true, baseURL: test.info().project.use.baseURL });
+  const helper = await withJs.newPage();
+  await signIn(helper);
+  const name = uniqueName("Wren");
+  const chat = await createCharacter(helper, { name, age: 33, trait: "curious" });
+  await withJs.close();
+  const character = chat.replace(/\/chat$/, "");
+
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  await page.goto(`${character}/play`);
+  await page.getByRole("button", { name: "Start a new story" }).click();
+  await expect(page).toHaveURL(/\/play\/[0-9a-f-]{36}$/);
+  await expect(page.getByTestId("scene-counter")).toHaveText(/^Opening/);
+  await expect(page.getByTestId("option")).toHaveCount(3);
+  await page.getByLabel("Or do something else").fill("I step inside.");
+  await page.getByRole("button", { name: "Do it" }).click();
+  await expect(page).toHaveURL(/\/play\/[0-9a-f-]{36}$/);
+  await expect(page.getByTestId("scene")).toHaveCount(1);
+  await expect(page.getByTestId("scene")).toContainText("I step inside.");
+  await expect(page.getByTestId("option")).toHaveCount(3);
+  // And an option, as a plain form post.
+  await page.getByTestId("option").first().click();
+  await expect(page.getByTestId("scene")).toHaveCount(2);
 });

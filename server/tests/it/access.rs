@@ -188,6 +188,35 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Owner, |ids| app::matches::StartIcebreaker {
             id: ids.character.clone(),
         }),
+        Entry::new(Owner, |ids| app::play::StartRun {
+            character_id: ids.character.clone(),
+        }),
+        Entry::new(Owner, |ids| app::play::GetRun {
+            id: ids.run.clone(),
+        }),
+        // Another user's character has no runs to list: not found.
+        Entry::new(Owner, |ids| app::play::ListRuns {
+            character_id: Some(ids.character.clone()),
+            limit: None,
+        }),
+        Entry::new(Owner, |ids| app::play::TakeTurn {
+            run_id: ids.run.clone(),
+            after: String::new(),
+            choice: app::domain::PlayChoice {
+                option: Some(0),
+                action: String::new(),
+            },
+        }),
+        Entry::new(Owner, |ids| app::play::Choose {
+            run_id: ids.run.clone(),
+            after: String::new(),
+            option: Some(0),
+            action: None,
+        }),
+        Entry::new(Owner, |ids| app::play::RerollTurn {
+            run_id: ids.run.clone(),
+            turn_id: ids.reply.clone(),
+        }),
     ]
 }
 
@@ -210,12 +239,13 @@ on_both_backends!(
     cross_site_writes_are_refused
 );
 
-/// Another user's character, chat session, reply and pending card import.
+/// Another user's character, chat session, reply, pending card import and play run.
 struct Foreign {
     character: String,
     session: String,
     reply: String,
     import: String,
+    run: String,
 }
 
 /// Someone else's data, made through the store.
@@ -241,11 +271,16 @@ async fn someone_elses(app: &TestApp) -> Foreign {
     let import = app::characters::cards::insert(&app.db, &owner, &card)
         .await
         .unwrap();
+    let run = app::play::store::create_run(&app.db, &owner, &character)
+        .await
+        .unwrap()
+        .unwrap();
     Foreign {
         character,
         session,
         reply,
         import,
+        run,
     }
 }
 
@@ -269,6 +304,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
                 session: "x".into(),
                 reply: "x".into(),
                 import: "x".into(),
+                run: "x".into(),
             },
         ] {
             let res = e.call(&app, &app.client, ids).await;
@@ -288,6 +324,8 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
         1
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM characters").await, 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM play_runs").await, 1);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM play_turns").await, 0);
     assert_eq!(
         app::chat::store::messages(&app.db, &theirs.session, None)
             .await

@@ -18,6 +18,7 @@ mod matches;
 mod oidc;
 mod oidc_faults;
 mod paging;
+mod play;
 mod providers;
 mod reliability;
 mod replicas;

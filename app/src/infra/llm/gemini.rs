@@ -324,6 +324,30 @@ impl LlmProvider for GeminiProvider {
         };
         sse::chat(open, self.limits(), StreamEvents)
     }
+
+    fn stream_json(
+        &self,
+        req: StructuredRequest,
+    ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let this = self.clone();
+        let body = Self::body(
+            &self.inner.cfg,
+            &req.system,
+            &req.turns(),
+            Some(&req.schema),
+        );
+        let open = async move {
+            let url = this.url("streamGenerateContent");
+            http::open_stream(
+                "gemini.streamGenerateContent(json)",
+                this.limits(),
+                || this.request(&url, &body),
+                classify_error,
+            )
+            .await
+        };
+        sse::chat(open, self.limits(), StreamEvents)
+    }
 }
 
 fn snippet(s: &str) -> String {

@@ -207,6 +207,19 @@ pub enum StructuredTask {
         a: String,
         b: String,
     },
+    /// One scene of a play run ([`crate::domain::TurnOutput`]).
+    PlayTurn {
+        name: String,
+        scene: u8,
+        total: u8,
+        /// The option index of each choice the player made so far (`None` for a typed action),
+        /// the last being the one this scene answers.
+        choices: Vec<Option<usize>>,
+        /// What the player did, in words.
+        choice: String,
+        endings: usize,
+        variation: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +284,14 @@ pub trait LlmProvider: Send + Sync + 'static {
     async fn generate_json(&self, req: StructuredRequest) -> Result<StructuredReply, LlmError>;
 
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>>;
+
+    /// A structured answer streamed as it is written (a play scene, whose dialogue is shown while
+    /// the rest is still coming): the JSON text in deltas, then the usage. The caller parses and
+    /// validates the whole text at the end.
+    fn stream_json(
+        &self,
+        req: StructuredRequest,
+    ) -> BoxStream<'static, Result<ChatChunk, LlmError>>;
 }
 
 /// Builds the provider named by the configuration.

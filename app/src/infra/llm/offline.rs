@@ -16,6 +16,133 @@ impl OfflineProvider {
     pub fn new(token_delay: Duration) -> Self {
         Self { token_delay }
     }
+
+    /// `text` as a stream of word-sized deltas at the configured pace, then its usage.
+    fn stream_text(
+        &self,
+        text: String,
+        input_tokens: u32,
+    ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let toks = tokens(&text);
+        let output_tokens = toks.len() as u32;
+        let delay = self.token_delay;
+        let deltas = futures::stream::iter(toks).then(move |t| async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(ChatChunk::Delta(t))
+        });
+        let done = futures::stream::once(async move {
+            Ok(ChatChunk::Done {
+                usage: Usage {
+                    input_tokens,
+                    output_tokens,
+                },
+            })
+        });
+        deltas.chain(done).boxed()
+    }
+}
+
+const SCENE_OPENERS: &[&str] = &[
+    "So that is your answer.",
+    "Bold. I did not expect that.",
+    "Careful, then. Good.",
+    "You surprise me again.",
+    "Hm. Let us see where that leads.",
+    "I was hoping you would say that.",
+];
+const SCENE_TURNS: &[&str] = &[
+    "The path ahead splits where the old lanterns still burn",
+    "Someone has been following us since the last bend",
+    "The door we needed is open, and that worries me more than a lock would",
+    "A stranger waves from the far side, as if we were expected",
+    "The ground shakes once, and then everything goes very quiet",
+    "I found the mark I was looking for, scratched fresh into the stone",
+];
+const SCENE_OPTIONS: &[[&str; 3]] = &[
+    [
+        "Step forward and take the lead.",
+        "Wait and watch what happens next.",
+        "Ask what they are not telling you.",
+    ],
+    [
+        "Run toward the noise.",
+        "Find cover and listen.",
+        "Call out and see who answers.",
+    ],
+    [
+        "Take the risk while there is time.",
+        "Go back for what you left behind.",
+        "Look closer at the mark on the stone.",
+    ],
+];
+
+/// One scene of a play run, the same for the same run, scene, choices and variation. The last
+/// scene ends the story with the ending the player's choices point to: bold first options lean
+/// to the first ending, cautious second ones to the second, curious third ones and typed
+/// actions to the third.
+pub fn write_play_turn(task: &StructuredTask) -> serde_json::Value {
+    let StructuredTask::PlayTurn {
+        name,
+        scene,
+        total,
+        choices,
+        choice,
+        endings,
+        variation,
+    } = task
+    else {
+        return serde_json::Value::Null;
+    };
+    let key = choices
+        .iter()
+        .map(|c| c.map_or("a".to_string(), |i| i.to_string()))
+        .collect::<String>();
+    let mut rng = ChaCha8Rng::seed_from_u64(stable_hash(&[
+        name,
+        &key,
+        &scene.to_string(),
+        &variation.to_string(),
+    ]));
+    let opener = SCENE_OPENERS.choose(&mut rng).copied().unwrap_or("So.");
+    let turn = SCENE_TURNS.choose(&mut rng).copied().unwrap_or("We go on");
+    let did: String = choice
+        .split_whitespace()
+        .take(8)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if scene >= total {
+        let mut votes = vec![0usize; (*endings).max(1)];
+        for c in choices {
+            let i = c.unwrap_or(2).min(votes.len() - 1);
+            votes[i] += 1;
+        }
+        // The most chosen kind of move; ties go to the later ending.
+        let ending = votes
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, v)| (**v, *i))
+            .map_or(1, |(i, _)| i + 1);
+        return serde_json::json!({
+            "dialogue": format!(
+                "{opener} \"{did}\" — that was the last thing you chose, and it decided everything. \
+                 This is where our story ends, Scene {scene} of {total}. I, {name}, will remember it."
+            ),
+            "ending": ending,
+        });
+    }
+    let options = SCENE_OPTIONS
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or(SCENE_OPTIONS[0]);
+    serde_json::json!({
+        "dialogue": format!(
+            "{opener} You chose to {}. {turn}. What do we do now?",
+            did.trim_end_matches('.').to_lowercase()
+        ),
+        "options": options,
+    })
 }
 
 /// FNV-1a: a stable hash, so a seed means the same text on every build and machine.
@@ -477,6 +604,7 @@ impl LlmProvider for OfflineProvider {
             }
             StructuredTask::Shades { text, variation } => write_shades(text, *variation),
             StructuredTask::Match { a, b } => write_match(a, b),
+            StructuredTask::PlayTurn { .. } => write_play_turn(&req.task),
         };
         let output_tokens = value.to_string().split_whitespace().count() as u32;
         Ok(StructuredReply {
@@ -488,6 +616,19 @@ impl LlmProvider for OfflineProvider {
         })
     }
 
+    fn stream_json(
+        &self,
+        req: StructuredRequest,
+    ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let text = match &req.task {
+            StructuredTask::PlayTurn { .. } => write_play_turn(&req.task).to_string(),
+            // Other answers are not streamed; written whole, sent in pieces all the same.
+            _ => String::new(),
+        };
+        let input_tokens = req.prompt.split_whitespace().count() as u32;
+        self.stream_text(text, input_tokens)
+    }
+
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
         let reply = write_reply(&req);
         let input_tokens = req
@@ -496,24 +637,7 @@ impl LlmProvider for OfflineProvider {
             .map(|t| t.text.split_whitespace().count() as u32)
             .sum::<u32>()
             + req.system.split_whitespace().count() as u32;
-        let toks = tokens(&reply);
-        let output_tokens = toks.len() as u32;
-        let delay = self.token_delay;
-        let deltas = futures::stream::iter(toks).then(move |t| async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Ok(ChatChunk::Delta(t))
-        });
-        let done = futures::stream::once(async move {
-            Ok(ChatChunk::Done {
-                usage: Usage {
-                    input_tokens,
-                    output_tokens,
-                },
-            })
-        });
-        deltas.chain(done).boxed()
+        self.stream_text(reply, input_tokens)
     }
 }
 

@@ -245,6 +245,30 @@ impl LlmProvider for OpenAiProvider {
         };
         sse::chat(open, self.limits(), StreamEvents::default())
     }
+
+    fn stream_json(
+        &self,
+        req: StructuredRequest,
+    ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let this = self.clone();
+        let body = Self::body(
+            &self.inner.cfg,
+            &req.system,
+            &req.turns(),
+            Some(&req.schema),
+            true,
+        );
+        let open = async move {
+            http::open_stream(
+                "openai.chat.completions(stream, json)",
+                this.limits(),
+                || this.request(&body),
+                classify_error,
+            )
+            .await
+        };
+        sse::chat(open, self.limits(), StreamEvents::default())
+    }
 }
 
 /// A stream's events: deltas, a chunk with the finish reason, a usage chunk, then `[DONE]`. The

@@ -16,6 +16,121 @@ const MATCH_SYSTEM: &str = include_str!("templates/match_system.txt");
 const MATCH: &str = include_str!("templates/match.txt");
 const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
 const SHADES: &str = include_str!("templates/shades.txt");
+const PLAY_SYSTEM: &str = include_str!("templates/play_system.txt");
+const PLAY_TURN: &str = include_str!("templates/play_turn.txt");
+
+/// How much of a play run's story so far goes into a scene's prompt, in characters (about 3,000
+/// tokens): the latest scenes that fit, whole.
+pub const PLAY_STORY_BUDGET: usize = 12_000;
+
+/// Everything a play scene is written from.
+#[derive(Debug, Clone)]
+pub struct PlayScene<'a> {
+    pub name: &'a str,
+    pub traits: &'a [String],
+    pub backstory: &'a str,
+    pub story_context: &'a str,
+    pub language: &'a str,
+    pub opening_line: &'a str,
+    /// (kind, what happens), numbered from 1 in the prompt.
+    pub endings: &'a [(String, String)],
+    /// The scenes played so far: (what the player did, what the character said).
+    pub story: &'a [(String, String)],
+    /// The scene to write (1-based) and the run's number of scenes.
+    pub scene: u8,
+    pub total: u8,
+    /// What the player does now, and the option index of every choice so far (this one last).
+    pub choice: &'a str,
+    pub choices: Vec<Option<usize>>,
+    pub variation: u64,
+}
+
+/// The request that writes one scene of a play run: the character, the world, the endings, the
+/// story so far (the latest scenes within [`PLAY_STORY_BUDGET`]), the scene number and the total
+/// with what the pacing asks of this scene, and the player's choice.
+pub fn play_turn(p: &PlayScene<'_>) -> StructuredRequest {
+    use crate::domain::{Pacing, TurnOutput};
+    let pacing = Pacing::of(p.scene, p.total);
+    let endings = if p.endings.is_empty() {
+        "1. (any) The story comes to a close that fits what happened.".to_string()
+    } else {
+        p.endings
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, text))| format!("{}. ({kind}) {text}", i + 1))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // The latest scenes that fit, whole; a line says how many earlier ones are left out.
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for (i, (did, said)) in p.story.iter().enumerate().rev() {
+        let scene = format!("Scene {}. The player: {did}\n{}: {said}", i + 1, p.name);
+        if used + scene.len() > PLAY_STORY_BUDGET && !kept.is_empty() {
+            break;
+        }
+        used += scene.len();
+        kept.push(scene);
+    }
+    let left_out = p.story.len() - kept.len();
+    kept.reverse();
+    let mut story = String::new();
+    if left_out > 0 {
+        story.push_str(&format!("(Scenes 1 to {left_out} happened earlier.)\n\n"));
+    }
+    story.push_str(&kept.join("\n\n"));
+    if story.is_empty() {
+        story = "(Nothing yet: this is the first scene.)".into();
+    }
+    let pacing_text = match pacing {
+        Pacing::Unfolding => {
+            "The story is still unfolding: let the player's choice matter, raise a question or a \
+             complication, and offer three different ways forward."
+        }
+        Pacing::Building => {
+            "The story is past two thirds: build toward the ending the player's choices point \
+             to, and let the options lead there."
+        }
+        Pacing::Final => {
+            "This is the last scene: end the story now with one of the endings above — the one \
+             the player's choices earned — and give its number as \"ending\"."
+        }
+    };
+    let traits = p.traits.join(", ");
+    let (scene, total) = (p.scene.to_string(), p.total.to_string());
+    let prompt = fill(
+        PLAY_TURN,
+        &[
+            ("name", p.name),
+            ("traits", &traits),
+            ("backstory", p.backstory),
+            ("story_context", p.story_context),
+            ("opening_line", p.opening_line),
+            ("endings", &endings),
+            ("story", &story),
+            ("scene", &scene),
+            ("total", &total),
+            ("pacing", pacing_text),
+            ("choice", p.choice),
+        ],
+    );
+    let endings_n = p.endings.len().max(1);
+    StructuredRequest {
+        system: fill(PLAY_SYSTEM, &[("name", p.name), ("language", p.language)]),
+        prompt,
+        schema: TurnOutput::schema(pacing, endings_n),
+        task: StructuredTask::PlayTurn {
+            name: p.name.to_string(),
+            scene: p.scene,
+            total: p.total,
+            choices: p.choices.clone(),
+            choice: p.choice.to_string(),
+            endings: endings_n,
+            variation: p.variation,
+        },
+        repair: None,
+    }
+}
 
 /// Fills `{key}` fields. Values are inserted as they are; a value's own braces are not expanded.
 fn fill(template: &str, fields: &[(&str, &str)]) -> String {
@@ -524,6 +639,92 @@ mod tests {
             &r.history,
             None
         ));
+    }
+
+    /// A 5-scene run of Mira's story at `scene`, with the scenes before it played.
+    fn play_scene_request(scene: u8) -> StructuredRequest {
+        let traits = vec!["brave".to_string(), "sarcastic".to_string()];
+        let endings = vec![
+            (
+                "happy".to_string(),
+                "The light holds and the ships come home.".to_string(),
+            ),
+            (
+                "tragic".to_string(),
+                "The lamp goes dark for good.".to_string(),
+            ),
+            (
+                "ambiguous".to_string(),
+                "A ship appears, but no one is aboard.".to_string(),
+            ),
+        ];
+        let story: Vec<(String, String)> = (1..scene)
+            .map(|i| {
+                (
+                    format!("Choice {i}: climb the stairs."),
+                    format!("Scene {i}: the wind answers."),
+                )
+            })
+            .collect();
+        play_turn(&PlayScene {
+            name: "Mira Voss",
+            traits: &traits,
+            backstory: "She kept the lighthouse for nine winters.",
+            story_context: "A storm coast where ships still vanish.",
+            language: "English",
+            opening_line: "Come in out of the storm.",
+            endings: &endings,
+            story: &story,
+            scene,
+            total: 5,
+            choice: "Light the lamp.",
+            choices: (1..=scene).map(|i| Some(usize::from(i) % 3)).collect(),
+            variation: 0,
+        })
+    }
+
+    /// Play mode's first, a middle, the penultimate and the last scene of a 5-scene run: the
+    /// pacing line, the schema (options, or the ending at the last) and the story so far.
+    #[test]
+    fn gemini_play_scene_requests() {
+        for (scene, label) in [(1, "first"), (3, "middle"), (4, "penultimate"), (5, "last")] {
+            let r = play_scene_request(scene);
+            let body =
+                gemini::GeminiProvider::body(&gemini_cfg(), &r.system, &r.turns(), Some(&r.schema));
+            insta::assert_json_snapshot!(format!("gemini_play_scene_{label}"), body);
+        }
+    }
+
+    #[test]
+    fn a_long_story_keeps_its_latest_scenes_within_the_budget() {
+        let story: Vec<(String, String)> = (0..25)
+            .map(|i| (format!("choice {i}"), "x".repeat(1100)))
+            .collect();
+        let traits = Vec::new();
+        let r = play_turn(&PlayScene {
+            name: "M",
+            traits: &traits,
+            backstory: "",
+            story_context: "",
+            language: "English",
+            opening_line: "",
+            endings: &[],
+            story: &story,
+            scene: 25,
+            total: 25,
+            choice: "go",
+            choices: vec![None; 25],
+            variation: 0,
+        });
+        assert!(
+            r.prompt.contains("(Scenes 1 to 15 happened earlier.)"),
+            "{}",
+            &r.prompt[..400]
+        );
+        assert!(r.prompt.contains("Scene 25. The player: choice 24"));
+        assert!(!r.prompt.contains("The player: choice 14\n"));
+        // No endings of its own: one generic ending to reach.
+        assert_eq!(r.schema["properties"]["ending"]["maximum"], 1);
     }
 
     #[test]

@@ -1,0 +1,405 @@
+//! Play mode through the server, on SQLite and Postgres, against the mock model speaking Gemini:
+//! a 5-scene run played to an ending (options and a typed action), the prompt's pacing at each
+//! scene, the choice saved before the model is called, stale choices refused, faults (options
+//! malformed once and repaired, malformed twice, a cut-off scene, a 503 then success) kept and
+//! re-rolled, usage recorded; and the pages without JavaScript, including a choice posted as a
+//! plain form.
+
+use crate::common::*;
+use app::domain::PlayChoice;
+use app::error::AppError;
+use app::play::{
+    Choose, GetRun, ListRuns, PlayEvent, RerollTurn, RunStatus, RunView, StartRun, TakeTurn,
+    TurnStatus,
+};
+use leptos::server_fn::ServerFn;
+use mock_llm::Reply;
+use serde_json::json;
+
+on_both_backends!(
+    a_run_is_played_scene_by_scene_to_an_ending,
+    faults_keep_the_choice_and_the_scene_is_written_again,
+    run_pages_work_without_javascript,
+);
+
+/// A saved character of 5 scenes with the offline writer's story; returns its id.
+async fn five_scene_character(app: &TestApp, name: &str) -> String {
+    let mut d = full_draft(name);
+    d.scenes = "5".into();
+    app.call(app::characters::SaveCharacter {
+        draft: d,
+        import: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// Every event of a streamed scene (or the refusal).
+async fn events(res: reqwest::Response) -> Result<Vec<PlayEvent>, AppError> {
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    if !status.is_success() {
+        return Err(serde_json::from_str(&body).unwrap());
+    }
+    Ok(body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect())
+}
+
+async fn play(
+    app: &TestApp,
+    run: &str,
+    after: &str,
+    option: Option<u8>,
+    action: &str,
+) -> Result<Vec<PlayEvent>, AppError> {
+    events(
+        app.send(TakeTurn {
+            run_id: run.into(),
+            after: after.into(),
+            choice: PlayChoice {
+                option,
+                action: action.into(),
+            },
+        })
+        .await,
+    )
+    .await
+}
+
+async fn run(app: &TestApp, id: &str) -> RunView {
+    app.call(GetRun { id: id.into() }).await.unwrap()
+}
+
+fn dialogue_deltas(events: &[PlayEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            PlayEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn a_run_is_played_scene_by_scene_to_an_ending(backend: Backend) {
+    let (app, mock) = app_with_gemini(backend, 2).await;
+    let character = five_scene_character(&app, "Mira").await;
+    let id = app
+        .call(StartRun {
+            character_id: character.clone(),
+        })
+        .await
+        .unwrap();
+    let start = run(&app, &id).await;
+    assert_eq!(start.scenes, 5);
+    assert_eq!(start.status, RunStatus::Playing);
+    assert_eq!(start.start_options.len(), 3);
+    assert_eq!(start.offered(), start.start_options);
+    assert!(!start.opening_line.is_empty());
+
+    // Scene 1 from the first start option: the choice is saved first, the dialogue streams in
+    // several pieces and is the dialogue saved, the options come with the end.
+    let ev = play(&app, &id, "", Some(0), "").await.unwrap();
+    let PlayEvent::Accepted { turn } = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((turn.scene, turn.option), (1, Some(0)));
+    assert_eq!(turn.choice, start.start_options[0]);
+    let deltas = ev
+        .iter()
+        .filter(|e| matches!(e, PlayEvent::Delta { .. }))
+        .count();
+    assert!(deltas >= 3, "the dialogue streams: {deltas} pieces");
+    let PlayEvent::Finished {
+        turn: done,
+        run: status,
+    } = ev.last().unwrap()
+    else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*status, RunStatus::Playing);
+    assert_eq!(done.status, TurnStatus::Complete);
+    assert_eq!(done.dialogue, dialogue_deltas(&ev));
+    assert!(done.dialogue.contains("Scene 1"), "{}", done.dialogue);
+    assert_eq!(done.options.len(), 3);
+
+    // A stale page (no scene yet, as it saw it) is refused and saves nothing.
+    let stale = play(&app, &id, "", Some(1), "").await.unwrap_err();
+    assert!(matches!(stale, AppError::Conflict(_)), "{stale:?}");
+    // So are an option not on offer, and both an option and an action.
+    for (option, action) in [(Some(3), ""), (Some(0), "I sing.")] {
+        let bad = play(&app, &id, &done.id, option, action).await.unwrap_err();
+        assert!(matches!(bad, AppError::BadRequest(_)), "{bad:?}");
+    }
+    assert_eq!(run(&app, &id).await.turns.len(), 1);
+
+    // Scene 2 from a typed action, then options to the end.
+    let mut after = done.id.clone();
+    let ev = play(&app, &id, &after, None, "I light the lamp myself.")
+        .await
+        .unwrap();
+    let PlayEvent::Finished { turn, .. } = ev.last().unwrap() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((turn.scene, turn.option), (2, None));
+    assert!(turn.dialogue.contains("I light the lamp myself."));
+    after = turn.id.clone();
+    let mut last = None;
+    for scene in 3..=5u8 {
+        let ev = play(&app, &id, &after, Some(scene % 3), "").await.unwrap();
+        let PlayEvent::Finished { turn, run } = ev.last().unwrap().clone() else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(turn.scene, scene);
+        after = turn.id.clone();
+        last = Some((turn, run));
+    }
+    let (last, status) = last.unwrap();
+    assert_eq!(status, RunStatus::Ended);
+    assert!(last.options.is_empty());
+    assert_eq!(last.ending, Some(2), "the mock picks the second ending");
+
+    let ended = run(&app, &id).await;
+    assert_eq!(ended.status, RunStatus::Ended);
+    assert_eq!(ended.ending, Some(2));
+    assert_eq!(ended.turns.len(), 5);
+    assert_eq!(ended.reached().unwrap(), &ended.endings[1]);
+    // After the end nothing more is played.
+    let after_end = play(&app, &id, &after, None, "Once more.")
+        .await
+        .unwrap_err();
+    assert!(matches!(after_end, AppError::Conflict(_)), "{after_end:?}");
+
+    // What the model was told: the scene and the total, the pacing, the story so far, and the
+    // schema of each scene (options, then the ending at the last).
+    let sent: Vec<serde_json::Value> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "streamGenerateContent")
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(sent.len(), 5);
+    let prompt = |i: usize| {
+        sent[i]["contents"][0]["parts"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(prompt(0).contains("This is scene 1 of 5. The story is still unfolding"));
+    assert!(prompt(0).contains("(Nothing yet: this is the first scene.)"));
+    assert!(prompt(3).contains("This is scene 4 of 5. The story is past two thirds"));
+    assert!(prompt(3).contains("Scene 2. The player: I light the lamp myself."));
+    assert!(prompt(4).contains("This is scene 5 of 5. This is the last scene"));
+    let schema = |i: usize| sent[i]["generationConfig"]["responseJsonSchema"].clone();
+    assert_eq!(schema(0)["required"], json!(["dialogue", "options"]));
+    assert_eq!(schema(4)["required"], json!(["dialogue", "ending"]));
+    assert_eq!(schema(4)["properties"]["ending"]["maximum"], 3);
+
+    // Usage of every scene, and the runs list.
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'play_turn' AND outcome = 'ok'"
+        )
+        .await,
+        5
+    );
+    let runs = app
+        .call(ListRuns {
+            character_id: Some(character.clone()),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Ended);
+    assert_eq!(runs[0].played, 5);
+    assert_eq!(
+        runs[0].ending.as_deref(),
+        Some(ended.endings[1].kind.as_str())
+    );
+    // A second run starts from the opening again; both are listed, the newest first.
+    let second = app
+        .call(StartRun {
+            character_id: character.clone(),
+        })
+        .await
+        .unwrap();
+    let runs = app
+        .call(ListRuns {
+            character_id: None,
+            limit: Some(5),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [second.as_str(), id.as_str()]
+    );
+}
+
+async fn faults_keep_the_choice_and_the_scene_is_written_again(backend: Backend) {
+    let (app, mock) = app_with_gemini(backend, 2).await;
+    let character = five_scene_character(&app, "Mira").await;
+    let id = app
+        .call(StartRun {
+            character_id: character,
+        })
+        .await
+        .unwrap();
+
+    // Options repeated: one repair (a whole answer, not streamed), which succeeds.
+    mock.push(Reply::Json {
+        value: json!({"dialogue": "Twice told.", "options": ["Go.", "go.", "Stay."]}),
+    });
+    let ev = play(&app, &id, "", Some(1), "").await.unwrap();
+    let PlayEvent::Finished { turn, .. } = ev.last().unwrap().clone() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(turn.status, TurnStatus::Complete);
+    assert_eq!(turn.options.len(), 3);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'play_turn_repair' AND outcome = 'ok'"
+        )
+        .await,
+        1
+    );
+
+    // Malformed twice: the scene fails with a sentence, its dialogue kept and marked, the
+    // choice saved; a re-roll writes it again and the failed version is kept, superseded.
+    mock.push(Reply::Json {
+        value: json!({"dialogue": "Half a scene.", "options": ["Only one."]}),
+    });
+    mock.push(Reply::Json {
+        value: json!({"dialogue": "Still half.", "options": []}),
+    });
+    let ev = play(&app, &id, &turn.id, None, "I wait.").await.unwrap();
+    let PlayEvent::Failed {
+        message,
+        turn: failed,
+    } = ev.last().unwrap().clone()
+    else {
+        panic!("{ev:?}")
+    };
+    assert!(message.contains("Your choice is saved"), "{message}");
+    assert_eq!(failed.status, TurnStatus::Failed);
+    assert_eq!(failed.dialogue, "Half a scene.");
+    let shown = run(&app, &id).await;
+    assert_eq!(shown.turns.last().unwrap().status, TurnStatus::Failed);
+    assert_eq!(shown.turns.last().unwrap().choice, "I wait.");
+    // No new scene over a failed one: it is tried again instead.
+    let moved = play(&app, &id, &failed.id, None, "Skip it.")
+        .await
+        .unwrap_err();
+    assert!(matches!(moved, AppError::Conflict(_)), "{moved:?}");
+    let ev = events(
+        app.send(RerollTurn {
+            run_id: id.clone(),
+            turn_id: failed.id.clone(),
+        })
+        .await,
+    )
+    .await
+    .unwrap();
+    let PlayEvent::Finished { turn: again, .. } = ev.last().unwrap().clone() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((again.scene, again.status), (2, TurnStatus::Complete));
+    assert_eq!(again.choice, "I wait.");
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM play_turns WHERE superseded = 1").await,
+        1
+    );
+    assert_eq!(run(&app, &id).await.turns.len(), 2);
+
+    // Cut off mid-dialogue: what arrived is kept, marked failed.
+    mock.push(Reply::CutOff {
+        chunks: vec!["{\"dialogue\": \"The tide".into(), " turns".into()],
+    });
+    let ev = play(&app, &id, &again.id, Some(0), "").await.unwrap();
+    let PlayEvent::Failed { turn: cut, message } = ev.last().unwrap().clone() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(cut.dialogue, "The tide turns");
+    assert!(message.contains("cut off"), "{message}");
+    // A 503, then success on the retry inside the same call.
+    mock.push(Reply::error(503, "UNAVAILABLE"));
+    let ev = events(
+        app.send(RerollTurn {
+            run_id: id.clone(),
+            turn_id: cut.id.clone(),
+        })
+        .await,
+    )
+    .await
+    .unwrap();
+    let PlayEvent::Finished { turn: fine, .. } = ev.last().unwrap().clone() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((fine.scene, fine.status), (3, TurnStatus::Complete));
+    // Re-rolling a scene that is not the last is refused.
+    let old = events(
+        app.send(RerollTurn {
+            run_id: id.clone(),
+            turn_id: again.id.clone(),
+        })
+        .await,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(old, AppError::Conflict(_)), "{old:?}");
+}
+
+async fn run_pages_work_without_javascript(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let character = five_scene_character(&app, "Mira").await;
+    let id = app
+        .call(StartRun {
+            character_id: character.clone(),
+        })
+        .await
+        .unwrap();
+    let start = run(&app, &id).await;
+
+    let html = app.html(&format!("/play/{id}")).await;
+    assert!(html.contains("What do you do?"), "{html}");
+    assert!(html.contains(&start.opening_line));
+    assert!(html.contains("Opening · 5 scenes"));
+    let listed = app.html(&format!("/characters/{character}/play")).await;
+    assert!(listed.contains("Start a new story"));
+    assert!(listed.contains(&format!("/play/{id}")));
+    assert!(app
+        .html(&format!("/characters/{character}"))
+        .await
+        .contains(&format!("/characters/{character}/play")));
+
+    // A choice as a plain form post: the scene is written (offline), then back to the run.
+    let res = app
+        .client
+        .post(app.url(Choose::PATH))
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("run_id={id}&after=&option=2"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    assert_eq!(location(&res), format!("/play/{id}"));
+    let played = run(&app, &id).await;
+    assert_eq!(played.turns.len(), 1);
+    assert_eq!(played.turns[0].status, TurnStatus::Complete);
+    assert_eq!(played.turns[0].choice, start.start_options[2]);
+    let html = app.html(&format!("/play/{id}")).await;
+    assert!(html.contains("Scene 1 of 5"), "{html}");
+    assert!(html.contains(&played.turns[0].options[0]));
+    // The dashboard lists it.
+    assert!(app
+        .html("/dashboard")
+        .await
+        .contains(&format!("/play/{id}")));
+}
