@@ -6,6 +6,7 @@ use app::auth::UserId;
 use app::characters::cards::{self, ExportFormat};
 use app::error::{AppError, OrInternal};
 use app::infra::AppState;
+use app::play::service::RunExport;
 use axum::{
     extract::{Path, Query, State},
     http::{header, StatusCode},
@@ -35,6 +36,39 @@ pub fn api(state: AppState) -> Router<AppState> {
             }),
         )
         .route("/characters/cards.zip", get(export_all))
+        .route(
+            "/play/{id}/story.md",
+            get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
+                export_run(&state, &session, &id, RunExport::Markdown).await
+            }),
+        )
+        .route(
+            "/play/{id}/story.json",
+            get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
+                export_run(&state, &session, &id, RunExport::Json).await
+            }),
+        )
+}
+
+/// A play run as a file to download: signed in (401), the owner's (404 for anyone else's or a
+/// missing one, alike).
+async fn export_run(state: &AppState, session: &Session, id: &str, format: RunExport) -> Response {
+    let path = "/play/story";
+    let user = match signed_in(session, state, path).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    match app::play::service::export(state, &user, id, format).await {
+        Ok(Some((bytes, file_name))) => {
+            let content_type = match format {
+                RunExport::Json => "application/json",
+                RunExport::Markdown => "text/markdown; charset=utf-8",
+            };
+            download(content_type, &file_name, bytes)
+        }
+        Ok(None) => error_response(&AppError::NotFound, path, false),
+        Err(e) => error_response(&e, path, false),
+    }
 }
 
 /// The signed-in user of a plain (non-server-function) route, or the response to send instead:

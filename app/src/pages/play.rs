@@ -222,6 +222,11 @@ fn Story(run: RunView) -> impl IntoView {
                     <span class="badge offline" title="Scenes are written by the built-in offline writer; no AI model is configured.">"offline"</span>
                 })}
             </div>
+            <p class="downloads">
+                <a href=format!("/play/{}/story.md", run_id.get_value()) download="" rel="external">"Download as Markdown"</a>
+                " · "
+                <a href=format!("/play/{}/story.json", run_id.get_value()) download="" rel="external">"as JSON"</a>
+            </p>
             <ol class="story log" aria-live="polite" data-testid="story">
                 <li class="scene opening">
                     <p class="said"><span class="who">{character_name.clone()}": "</span>{opening_line}</p>

@@ -280,3 +280,86 @@ fn spawn(
         .spawn(tracing::Instrument::instrument(job.run(upstream), span));
     TextStream::new(rx)
 }
+
+/// How a run is downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunExport {
+    /// The story as Markdown: the opening, each scene (the player's choice, the character's
+    /// words), and the ending.
+    Markdown,
+    /// Everything the run page shows, as JSON ([`RunView`]).
+    Json,
+}
+
+/// `owner`'s run `id` as a file to download (bytes, file name); `None` if there is no such run
+/// of theirs.
+pub async fn export(
+    state: &AppState,
+    owner: &UserId,
+    id: &str,
+    format: RunExport,
+) -> Result<Option<(Vec<u8>, String)>, AppError> {
+    if check_id(id).is_err() {
+        return Ok(None);
+    }
+    let (run, turns) = match load(state, owner, id).await {
+        Ok(found) => found,
+        Err(AppError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let view = view_of(state, run, turns);
+    let stem: String = view
+        .character_name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    let stem = if stem.is_empty() {
+        "story".to_string()
+    } else {
+        format!("{stem}-story")
+    };
+    Ok(Some(match format {
+        RunExport::Json => (
+            serde_json::to_vec_pretty(&view).or_internal("encode run")?,
+            format!("{stem}.json"),
+        ),
+        RunExport::Markdown => (markdown(&view).into_bytes(), format!("{stem}.md")),
+    }))
+}
+
+/// The story as Markdown.
+pub fn markdown(run: &RunView) -> String {
+    let mut out = format!(
+        "# {}: a story in {} scenes\n\n> {}\n",
+        run.character_name, run.scenes, run.opening_line
+    );
+    for t in &run.turns {
+        out.push_str(&format!(
+            "\n## Scene {}\n\n**You:** {}\n\n",
+            t.scene, t.choice
+        ));
+        out.push_str(&t.dialogue);
+        out.push('\n');
+        match t.status {
+            TurnStatus::Complete | TurnStatus::Streaming => {}
+            TurnStatus::Failed => out.push_str("\n*(This scene was cut off.)*\n"),
+            TurnStatus::Interrupted => out.push_str("\n*(This scene was interrupted.)*\n"),
+        }
+    }
+    match run.reached() {
+        Some(e) => out.push_str(&format!("\n## The end — {}\n\n{}\n", e.kind, e.text)),
+        None if run.status == super::RunStatus::Ended => out.push_str("\n## The end\n"),
+        None => out.push_str("\n*(The story is still being played.)*\n"),
+    }
+    out
+}

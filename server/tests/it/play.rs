@@ -220,6 +220,67 @@ async fn a_run_is_played_scene_by_scene_to_an_ending(backend: Backend) {
         runs[0].ending.as_deref(),
         Some(ended.endings[1].kind.as_str())
     );
+    // The story downloads as Markdown and as JSON, for its owner only.
+    let md = app
+        .client
+        .get(app.url(&format!("/play/{id}/story.md")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(md.status(), 200);
+    assert!(md.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("mira-story.md"));
+    let md = md.text().await.unwrap();
+    assert!(md.starts_with("# Mira: a story in 5 scenes"), "{md}");
+    assert!(
+        md.contains("## Scene 2\n\n**You:** I light the lamp myself."),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("## The end — {}", ended.endings[1].kind)),
+        "{md}"
+    );
+    let json: RunView = app
+        .client
+        .get(app.url(&format!("/play/{id}/story.json")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json, ended);
+    let anonymous = new_client()
+        .get(app.url(&format!("/play/{id}/story.md")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let other = app::auth::store::upsert_identity(&app.db, "test", "other", "Other")
+        .await
+        .unwrap();
+    let owner = app::auth::UserId(other.id);
+    let theirs = app::characters::store::insert(
+        &app.db,
+        &owner,
+        &full_draft("Theirs").parse_spec().unwrap(),
+    )
+    .await
+    .unwrap();
+    let their_run = app::play::store::create_run(&app.db, &owner, &theirs)
+        .await
+        .unwrap()
+        .unwrap();
+    for path in [
+        format!("/play/{their_run}/story.md"),
+        "/play/nope/story.json".to_string(),
+    ] {
+        let res = app.client.get(app.url(&path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+
     // A second run starts from the opening again; both are listed, the newest first.
     let second = app
         .call(StartRun {
