@@ -20,6 +20,7 @@ on_both_backends!(
     a_run_is_played_scene_by_scene_to_an_ending,
     faults_keep_the_choice_and_the_scene_is_written_again,
     run_pages_work_without_javascript,
+    a_scene_streams_from_the_openai_compatible_provider_and_outlives_a_closed_tab,
 );
 
 /// A saved character of 5 scenes with the offline writer's story; returns its id.
@@ -463,4 +464,83 @@ async fn run_pages_work_without_javascript(backend: Backend) {
         .html("/dashboard")
         .await
         .contains(&format!("/play/{id}")));
+}
+
+async fn a_scene_streams_from_the_openai_compatible_provider_and_outlives_a_closed_tab(
+    backend: Backend,
+) {
+    let mock = mock_llm::MockLlm::start().await;
+    let openai = mock.openai_base_url();
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("LLM_PROVIDER", "openai"),
+            ("OPENAI_BASE_URL", openai.as_str()),
+            ("OPENAI_MODEL", "mock"),
+        ],
+        |_| {},
+    )
+    .await;
+    app.sign_in_local().await;
+    let character = five_scene_character(&app, "Mira").await;
+    let id = app
+        .call(StartRun {
+            character_id: character,
+        })
+        .await
+        .unwrap();
+
+    // A streamed structured request, with the scene's schema.
+    let ev = play(&app, &id, "", Some(0), "").await.unwrap();
+    let PlayEvent::Finished { turn, .. } = ev.last().unwrap().clone() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(turn.status, TurnStatus::Complete);
+    assert!(
+        ev.iter()
+            .filter(|e| matches!(e, PlayEvent::Delta { .. }))
+            .count()
+            >= 3
+    );
+    let sent = mock.requests().last().unwrap().body.clone();
+    assert_eq!(sent["stream"], true);
+    assert_eq!(
+        sent["response_format"]["json_schema"]["schema"]["required"],
+        json!(["dialogue", "options"])
+    );
+
+    // The tab closes right after the choice is accepted: the scene is written and saved all the
+    // same, and the reopened run shows it complete with its options.
+    let res = app
+        .send(TakeTurn {
+            run_id: id.clone(),
+            after: turn.id.clone(),
+            choice: PlayChoice {
+                option: Some(1),
+                action: String::new(),
+            },
+        })
+        .await;
+    assert!(res.status().is_success());
+    let mut body = res.bytes_stream();
+    use futures::StreamExt;
+    let first = body.next().await.unwrap().unwrap();
+    assert!(std::str::from_utf8(&first)
+        .unwrap()
+        .contains("\"accepted\""));
+    drop(body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let shown = run(&app, &id).await;
+        if shown.turns.len() == 2 && shown.turns[1].status == TurnStatus::Complete {
+            assert_eq!(shown.turns[1].options.len(), 3);
+            assert!(!shown.turns[1].dialogue.is_empty());
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scene was not finished: {shown:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
