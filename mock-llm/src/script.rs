@@ -248,6 +248,9 @@ pub fn sample_for(schema: &Value, prompt: &str) -> Value {
     if schema["properties"]["dialogue"].is_object() {
         return sample_scene(schema, prompt);
     }
+    if schema["properties"]["summary"].is_object() {
+        return json!({"summary": "The mock summary: the player climbed, listened and asked, scene after scene."});
+    }
     let shade = &schema["properties"]["shades"]["items"];
     if shade.is_object() {
         let icons: Vec<Value> = shade["properties"]["icon"]["enum"]

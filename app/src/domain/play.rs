@@ -6,7 +6,7 @@
 //! so it can be shown token by token.
 
 use super::schema::{exactly, integer, object, recover, text};
-use super::{Dialogue, Invalid, PlayOption, PlayerAction};
+use super::{Dialogue, Invalid, PlayOption, PlayerAction, StorySummary};
 use serde::{Deserialize, Serialize};
 
 /// How many options each scene offers (the start options are the character's three).
@@ -210,6 +210,37 @@ impl TurnOutput {
                 })
             }
         }
+    }
+}
+
+/// What the model writes when a long run's earlier scenes are folded into its running summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryOutput {
+    pub summary: StorySummary,
+}
+
+impl SummaryOutput {
+    /// The schema of a summary, from the bound [`Self::parse`] checks.
+    pub fn schema() -> serde_json::Value {
+        object(
+            &[(
+                "summary",
+                text::<StorySummary>(
+                    "What has happened in the story so far, in the past tense: the player's \
+                     choices, what they led to, who and what matters for what comes next.",
+                ),
+            )],
+            "The story so far, summarised.",
+        )
+    }
+
+    /// Reads a model's summary, mending an over-long one.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut value: serde_json::Value =
+            serde_json::from_str(raw.trim()).map_err(|e| format!("not valid JSON: {e}"))?;
+        let _ = recover(&mut value, &Self::schema());
+        serde_json::from_value(value).map_err(|e| e.to_string())
     }
 }
 
@@ -498,6 +529,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.ending, Some(3));
+    }
+
+    #[test]
+    fn a_summary_is_bounded_in_the_schema_and_mended_when_too_long() {
+        let s = SummaryOutput::schema();
+        assert_eq!(s["properties"]["summary"]["maxLength"], StorySummary::MAX);
+        let long = json!({"summary": "It rained. ".repeat(400)}).to_string();
+        let got = SummaryOutput::parse(&long).unwrap();
+        assert!(got.summary.as_str().chars().count() <= StorySummary::MAX);
+        assert!(SummaryOutput::parse(r#"{"summary": ""}"#).is_err());
+        assert!(SummaryOutput::parse(r#"{"gist": "x"}"#).is_err());
     }
 
     #[test]

@@ -149,6 +149,10 @@ bounded_text!(
 );
 
 bounded_text!(
+    /// Play mode: the running summary of the scenes that no longer fit in a prompt.
+    StorySummary, "The summary", 1, 2000, multiline = true
+);
+bounded_text!(
     /// What the user says in a chat.
     MessageText, "Your message", 1, 4000, multiline = true
 );

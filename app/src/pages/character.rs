@@ -44,7 +44,7 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
         format!("/characters/{id}/card.png"),
         format!("/characters/{id}/card.json"),
     );
-    let (dup_id, del_id) = (id.clone(), id);
+    let (dup_id, del_id, play_id) = (id.clone(), id.clone(), id);
     let failure = move || {
         let dup = duplicate.value().get().and_then(|r| r.err());
         dup.or_else(|| delete.value().get().and_then(|r| r.err()))
@@ -92,6 +92,7 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
                 </nav>
             </header>
             {move || failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
+            <ResumeStory character_id=play_id />
             <section>
                 <h2>"Opening line"</h2>
                 <blockquote class="quote">{d.opening_line.clone()}</blockquote>
@@ -133,6 +134,29 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
                 </section>
             })}
         </article>
+    }
+}
+
+/// The latest story played with this character, offered to resume when it is unfinished.
+#[component]
+fn ResumeStory(character_id: String) -> impl IntoView {
+    let latest = Resource::new(
+        move || character_id.clone(),
+        |id| crate::play::list_runs(Some(id), Some(1)),
+    );
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                latest.await.ok().and_then(|runs| runs.into_iter().next())
+                    .filter(|r| r.status == crate::play::RunStatus::Playing)
+                    .map(|r| view! {
+                        <p class="notice" data-testid="resume-story">
+                            {format!("Your story with {} stopped after {} of {} scenes. ", r.character_name, r.played, r.scenes)}
+                            <a href=format!("/play/{}", r.id)>"Resume the story"</a>
+                        </p>
+                    })
+            })}
+        </Suspense>
     }
 }
 

@@ -130,6 +130,8 @@ fn Story(run: RunView) -> impl IntoView {
         ending: initial_ending,
         turns: initial,
         offline,
+        summary,
+        summary_through,
         ..
     } = run;
     let run_id = StoredValue::new(id);
@@ -227,6 +229,12 @@ fn Story(run: RunView) -> impl IntoView {
                 " · "
                 <a href=format!("/play/{}/story.json", run_id.get_value()) download="" rel="external">"as JSON"</a>
             </p>
+            {(!summary.is_empty()).then(|| view! {
+                <details class="summary" data-testid="run-summary">
+                    <summary>{format!("The story so far, as the model remembers scenes 1 to {summary_through}")}</summary>
+                    <p>{summary}</p>
+                </details>
+            })}
             <ol class="story log" aria-live="polite" data-testid="story">
                 <li class="scene opening">
                     <p class="said"><span class="who">{character_name.clone()}": "</span>{opening_line}</p>

@@ -130,6 +130,12 @@ pub struct RunView {
     /// Scenes are written by the offline writer (labelled in the UI).
     pub offline: bool,
     pub created_at: i64,
+    /// A long run's running summary of scenes 1 to `summary_through`, which the model is given
+    /// instead of those scenes (empty and 0 until the story outgrows a prompt).
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub summary_through: u8,
 }
 
 impl RunView {
@@ -300,6 +306,8 @@ mod tests {
             turns: vec![],
             offline: false,
             created_at: 0,
+            summary: String::new(),
+            summary_through: 0,
         };
         assert_eq!(run.offered(), ["x", "y", "z"]);
         assert_eq!(run.next_scene(), 1);

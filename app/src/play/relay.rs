@@ -175,6 +175,15 @@ impl TurnJob {
             .await
             .unwrap_or(status);
         self.slot.release().await;
+        // A long run: what no longer fits in a scene's prompt goes into its running summary, in
+        // the background, before the player has chosen the next scene.
+        if saved == TurnStatus::Complete && ending.is_none() {
+            let (state, owner, run_id) =
+                (self.state.clone(), self.owner.clone(), self.run_id.clone());
+            self.state
+                .running
+                .spawn(super::service::fold_summary(state, owner, run_id));
+        }
         let turn = PlayTurn {
             dialogue,
             options,

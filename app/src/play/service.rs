@@ -115,6 +115,8 @@ fn view_of(state: &AppState, run: store::Run, turns: Vec<PlayTurn>) -> RunView {
         turns,
         offline: state.llm.is_offline(),
         created_at: run.created_at,
+        summary: run.summary,
+        summary_through: run.summary_through,
     }
 }
 
@@ -254,6 +256,8 @@ fn spawn(
         opening_line: &run.opening_line,
         endings: &endings,
         story: &story,
+        summary: &run.summary,
+        summary_through: run.summary_through,
         scene: turn.scene,
         total: run.scenes,
         choice: &turn.choice,
@@ -279,6 +283,54 @@ fn spawn(
         .running
         .spawn(tracing::Instrument::instrument(job.run(upstream), span));
     TextStream::new(rx)
+}
+
+/// Folds the scenes of `owner`'s run `run_id` that no longer fit in a scene's prompt into its
+/// running summary, if any do (a model call, recorded as `play_summary`). Run in the background
+/// after a scene completes; a failure is logged and the fold tried again after the next scene
+/// (meanwhile the prompt says which scenes it leaves out).
+pub async fn fold_summary(state: AppState, owner: UserId, run_id: String) {
+    let Ok(Some(run)) = store::find_run(&state.db, &owner, &run_id).await else {
+        return;
+    };
+    let Ok(turns) = store::turns(&state.db, &run_id).await else {
+        return;
+    };
+    let story: Vec<(String, String)> = turns
+        .iter()
+        .filter(|t| t.status == TurnStatus::Complete)
+        .map(|t| (t.choice.clone(), t.dialogue.clone()))
+        .collect();
+    let from = usize::from(run.summary_through).min(story.len());
+    let first = prompts::story_window(&story, run.summary_through);
+    if first <= from {
+        return;
+    }
+    let request = prompts::play_summary(&run.name, &run.summary, &story[from..first], from + 1);
+    let result = crate::usage::calls::structured(
+        &state,
+        &owner,
+        request,
+        ("play_summary", "play_summary_repair"),
+        Some(&run.language),
+        |raw| {
+            crate::domain::SummaryOutput::parse(raw)
+                .map_err(crate::infra::llm::LlmError::InvalidReply)
+        },
+    )
+    .await;
+    match result {
+        Ok(out) => {
+            let through = first.min(255) as u8;
+            match store::save_summary(&state.db, &run_id, out.summary.as_str(), through).await {
+                Ok(saved) => tracing::info!(through, saved, "play run summary written"),
+                Err(e) => tracing::warn!(error = ?e, "could not save the play run's summary"),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not summarise the play run; trying after the next scene")
+        }
+    }
 }
 
 /// How a run is downloaded.

@@ -30,6 +30,9 @@ pub struct Run {
     pub status: RunStatus,
     pub ending: Option<u8>,
     pub created_at: i64,
+    /// The running summary of scenes 1 to `summary_through`.
+    pub summary: String,
+    pub summary_through: u8,
 }
 
 #[derive(sqlx::FromRow)]
@@ -49,6 +52,8 @@ struct RunRow {
     status: String,
     ending: Option<i32>,
     created_at: i64,
+    summary: String,
+    summary_through: i32,
 }
 
 impl TryFrom<RunRow> for Run {
@@ -76,6 +81,8 @@ impl TryFrom<RunRow> for Run {
             status,
             ending: r.ending.map(|e| e.clamp(0, 255) as u8),
             created_at: r.created_at,
+            summary: r.summary,
+            summary_through: r.summary_through.clamp(0, 255) as u8,
         })
     }
 }
@@ -177,7 +184,7 @@ pub async fn find_run(db: &Db, owner: &UserId, run_id: &str) -> Result<Option<Ru
         sqlx::query_as(
             "SELECT r.id, r.character_id, c.name, c.avatar, c.traits, c.backstory, c.story_context, \
              c.language, r.scenes, r.opening_line, r.start_options, r.endings, r.status, r.ending, \
-             r.created_at \
+             r.created_at, r.summary, r.summary_through \
              FROM play_runs r JOIN characters c ON c.id = r.character_id \
              WHERE r.id = $1 AND r.owner_id = $2 AND c.deleted_at IS NULL",
         )
@@ -523,4 +530,27 @@ pub async fn interrupt_stale(
         .rows_affected()
     });
     Ok(n)
+}
+
+/// Saves a run's running summary of scenes 1 to `through`, only forward: a summary covering fewer
+/// scenes than the stored one (written late, by another server) is dropped. `true` if saved.
+pub async fn save_summary(
+    db: &Db,
+    run_id: &str,
+    summary: &str,
+    through: u8,
+) -> Result<bool, sqlx::Error> {
+    let n = with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE play_runs SET summary = $1, summary_through = $2 \
+             WHERE id = $3 AND summary_through < $2",
+        )
+        .bind(summary)
+        .bind(i32::from(through))
+        .bind(run_id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
 }

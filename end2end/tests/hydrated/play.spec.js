@@ -50,7 +50,12 @@ test("play a 5-scene story to an ending, resume after a reload, read it back", a
   await hydrated(page);
   await expect(page.getByTestId("scene")).toHaveCount(2);
   await expect(page.getByTestId("scene-counter")).toHaveText("Scene 2 of 5");
-  // Reopening the character offers to resume the unfinished story.
+  // Reopening the character offers to resume the unfinished story, as does its list of stories.
+  await page.goto(character);
+  await hydrated(page);
+  await expect(page.getByTestId("resume-story")).toContainText("stopped after 2 of 5 scenes");
+  await page.getByRole("link", { name: "Resume the story" }).click();
+  await expect(page).toHaveURL(run);
   await page.goto(`${character}/play`);
   await hydrated(page);
   await page.getByRole("link", { name: `Resume: ${name}` }).click();

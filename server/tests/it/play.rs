@@ -21,6 +21,8 @@ on_both_backends!(
     faults_keep_the_choice_and_the_scene_is_written_again,
     run_pages_work_without_javascript,
     a_scene_streams_from_the_openai_compatible_provider_and_outlives_a_closed_tab,
+    a_long_run_keeps_a_running_summary_of_what_no_longer_fits,
+    a_scene_cut_by_a_crash_is_interrupted_and_tried_again_after_restart,
 );
 
 /// A saved character of 5 scenes with the offline writer's story; returns its id.
@@ -459,6 +461,10 @@ async fn run_pages_work_without_javascript(backend: Backend) {
     let html = app.html(&format!("/play/{id}")).await;
     assert!(html.contains("Scene 1 of 5"), "{html}");
     assert!(html.contains(&played.turns[0].options[0]));
+    // The character's page offers to resume it.
+    let sheet = app.html(&format!("/characters/{character}")).await;
+    assert!(sheet.contains("stopped after 1 of 5 scenes"), "{sheet}");
+    assert!(sheet.contains(&format!("href=\"/play/{id}\"")));
     // The dashboard lists it.
     assert!(app
         .html("/dashboard")
@@ -543,4 +549,231 @@ async fn a_scene_streams_from_the_openai_compatible_provider_and_outlives_a_clos
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until run `id`'s summary covers at least `through` scenes.
+async fn summary_through(app: &TestApp, id: &str, through: u8) {
+    let sql = format!(
+        "SELECT COUNT(*) FROM play_runs WHERE id = '{id}' AND summary_through >= {through}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(app, &sql).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no summary through scene {through}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_long_run_keeps_a_running_summary_of_what_no_longer_fits(backend: Backend) {
+    let (app, mock) = app_with_gemini(backend, 2).await;
+    let mut d = full_draft("Mira");
+    d.scenes = "15".into();
+    let character = app
+        .call(app::characters::SaveCharacter {
+            draft: d,
+            import: None,
+        })
+        .await
+        .unwrap();
+    let id = app
+        .call(StartRun {
+            character_id: character,
+        })
+        .await
+        .unwrap();
+    // Scenes of 1,190 characters: nine fit in a prompt's story budget (12,000), ten do not.
+    let long: String = "The tide keeps every name it takes. "
+        .repeat(40)
+        .chars()
+        .take(1190)
+        .collect();
+    let mut after = String::new();
+    for scene in 1..=12u8 {
+        mock.push(Reply::Json {
+            value: json!({
+                "dialogue": format!("Scene {scene}. {long}"),
+                "options": [format!("Climb {scene}."), format!("Listen {scene}."), format!("Ask {scene}.")],
+            }),
+        });
+        let ev = play(&app, &id, &after, Some(0), "").await.unwrap();
+        let PlayEvent::Finished { turn, .. } = ev.last().unwrap().clone() else {
+            panic!("scene {scene}: {ev:?}")
+        };
+        after = turn.id;
+        if scene < 10 {
+            assert_eq!(
+                count(&app, "SELECT COUNT(*) FROM play_runs WHERE summary <> ''").await,
+                0
+            );
+        } else {
+            // The scenes that will not fit in the next prompt are folded in, one more each time.
+            summary_through(&app, &id, scene - 9).await;
+        }
+    }
+    let sent = mock.requests();
+    // The fold requests: a structured summary of the scenes falling out, nothing streamed.
+    let folds: Vec<&serde_json::Value> = sent
+        .iter()
+        .filter(|r| r.method == "generateContent")
+        .map(|r| &r.body)
+        .collect();
+    assert_eq!(
+        folds.len(),
+        3,
+        "one fold after each of scenes 10, 11 and 12"
+    );
+    let fold = folds[0]["contents"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(fold.contains("Scene 1. The player:"), "{fold}");
+    assert!(!fold.contains("Scene 2. The player:"), "{fold}");
+    assert_eq!(
+        folds[0]["generationConfig"]["responseJsonSchema"]["required"],
+        json!(["summary"])
+    );
+    // Scene 12 was written from the summary of scenes 1 and 2 and the nine scenes after them that fit.
+    let last = sent
+        .iter()
+        .rev()
+        .find(|r| r.method == "streamGenerateContent")
+        .unwrap();
+    let prompt = last.body["contents"][0]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        prompt.contains("Earlier in the story (scenes 1 to 2, summarised): The mock summary"),
+        "{}",
+        &prompt[..prompt.len().min(1500)]
+    );
+    assert!(prompt.contains("Scene 3. The player: Climb 2."));
+    assert!(prompt.contains("Scene 11. The player: Climb 10."));
+    assert!(!prompt.contains("Scene 2. The player:"));
+    assert!(!prompt.contains("happened earlier"));
+    let shown = run(&app, &id).await;
+    assert_eq!(shown.summary_through, 3);
+    assert!(shown.summary.starts_with("The mock summary"));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM generations WHERE kind = 'play_summary' AND outcome = 'ok'"
+        )
+        .await,
+        3
+    );
+    assert!(app
+        .html(&format!("/play/{id}"))
+        .await
+        .contains("as the model remembers scenes 1 to 3"));
+}
+
+/// A scene's stored status and dialogue.
+async fn stored_turn(app: &TestApp, id: &str) -> (String, String) {
+    app::with_pool!(&app.db, pool => {
+        let row: (String, String) = sqlx::query_as("SELECT status, dialogue FROM play_turns WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        row
+    })
+}
+
+async fn a_scene_cut_by_a_crash_is_interrupted_and_tried_again_after_restart(backend: Backend) {
+    use crate::common::process::ServerProcess;
+    use crate::reliability::{gemini_env, with};
+    use futures::StreamExt;
+    use std::time::{Duration, Instant};
+    let mock = mock_llm::MockLlm::start().await;
+    let db = TestDb::new(backend).await;
+    let env = gemini_env(&mock);
+    let env = with(&env, &[("REPLY_STALE_SECS", "1")]);
+    let mut first = ServerProcess::start_new(&db, &env).await;
+    first.app.sign_in_local().await;
+    let character = five_scene_character(&first.app, "Mira").await;
+    let id = first
+        .app
+        .call(StartRun {
+            character_id: character,
+        })
+        .await
+        .unwrap();
+    // A slow scene: its JSON arrives a word at a time.
+    let mut chunks = vec!["{\"dialogue\": \"".to_string()];
+    chunks.extend((0..200).map(|i| format!("w{i} ")));
+    mock.push(Reply::Text {
+        chunks,
+        finish: "STOP".into(),
+        chunk_delay_ms: 40,
+    });
+    let res = first
+        .app
+        .send(TakeTurn {
+            run_id: id.clone(),
+            after: String::new(),
+            choice: PlayChoice {
+                option: Some(0),
+                action: String::new(),
+            },
+        })
+        .await;
+    let mut body = res.bytes_stream();
+    let mut lines = app::chat::EventLines::<PlayEvent>::default();
+    let mut turn_id = None;
+    while turn_id.is_none() {
+        let chunk = body.next().await.unwrap().unwrap();
+        for e in lines.push(std::str::from_utf8(&chunk).unwrap()) {
+            if let Ok(PlayEvent::Accepted { turn }) = e {
+                turn_id = Some(turn.id);
+            }
+        }
+    }
+    let turn_id = turn_id.unwrap();
+    // Read on until some of the dialogue has been saved, then the server dies mid-scene.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored_turn(&first.app, &turn_id).await.1.len() < 9 {
+        assert!(Instant::now() < deadline, "nothing was flushed");
+        body.next().await.expect("the scene goes on").unwrap();
+    }
+    first.kill();
+    let (status, flushed) = stored_turn(&first.app, &turn_id).await;
+    assert_eq!(status, "streaming");
+    assert!(flushed.starts_with("w0 w1 "), "{flushed}");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let second = ServerProcess::start(&db, &env, first.app.client.clone()).await;
+    assert_eq!(
+        stored_turn(&second.app, &turn_id).await,
+        ("interrupted".to_string(), flushed.clone()),
+        "swept at start-up:\n{}",
+        second.output()
+    );
+    // The page shows it cut off, with the choice kept and a way to try again.
+    let html = second.app.html(&format!("/play/{id}")).await;
+    assert!(
+        html.contains("interrupted — the server stopped while writing"),
+        "{html}"
+    );
+    assert!(html.contains("Try the scene again"), "{html}");
+    let ev = events(
+        second
+            .app
+            .send(RerollTurn {
+                run_id: id.clone(),
+                turn_id: turn_id.clone(),
+            })
+            .await,
+    )
+    .await
+    .unwrap();
+    let PlayEvent::Finished { turn, .. } = ev.last().unwrap().clone() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((turn.scene, turn.status), (1, TurnStatus::Complete));
+    assert_eq!(
+        stored_turn(&second.app, &turn_id).await.0,
+        "interrupted",
+        "kept, superseded"
+    );
 }

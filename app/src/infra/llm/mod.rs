@@ -220,6 +220,13 @@ pub enum StructuredTask {
         endings: usize,
         variation: u64,
     },
+    /// A play run's earlier scenes folded into its running summary: the summary so far and the
+    /// scenes to add, as (what the player did, what the character said).
+    PlaySummary {
+        name: String,
+        summary: String,
+        scenes: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone)]

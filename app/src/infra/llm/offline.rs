@@ -78,6 +78,34 @@ const SCENE_OPTIONS: &[[&str; 3]] = &[
     ],
 ];
 
+/// A running summary: the summary so far, then for each scene what the player did and the first
+/// sentence of the answer, cut to the summary's bound from the front (the latest kept).
+pub fn write_play_summary(
+    name: &str,
+    summary: &str,
+    scenes: &[(String, String)],
+) -> serde_json::Value {
+    let mut text = summary.trim().to_string();
+    for (did, said) in scenes {
+        let first = said
+            .split_inclusive(['.', '!', '?'])
+            .next()
+            .unwrap_or(said)
+            .trim();
+        let did = did.trim().trim_end_matches('.');
+        text.push_str(&format!(
+            " The player chose: {did}. {name} answered: {first}"
+        ));
+    }
+    let max = crate::domain::StorySummary::MAX;
+    let len = text.chars().count();
+    if len > max {
+        text = text.chars().skip(len - max + 1).collect();
+        text = format!("…{}", text.trim_start());
+    }
+    serde_json::json!({ "summary": text.trim() })
+}
+
 /// One scene of a play run, the same for the same run, scene, choices and variation. The last
 /// scene ends the story with the ending the player's choices point to: bold first options lean
 /// to the first ending, cautious second ones to the second, curious third ones and typed
@@ -605,6 +633,11 @@ impl LlmProvider for OfflineProvider {
             StructuredTask::Shades { text, variation } => write_shades(text, *variation),
             StructuredTask::Match { a, b } => write_match(a, b),
             StructuredTask::PlayTurn { .. } => write_play_turn(&req.task),
+            StructuredTask::PlaySummary {
+                name,
+                summary,
+                scenes,
+            } => write_play_summary(name, summary, scenes),
         };
         let output_tokens = value.to_string().split_whitespace().count() as u32;
         Ok(StructuredReply {
@@ -711,6 +744,39 @@ mod tests {
         assert!(ab.score > ac.score, "{:?} vs {:?}", ab.score, ac.score);
         assert!(ab.reasoning.as_str().starts_with("Ada and Ben share"));
         assert_eq!(write_match(a, b), write_match(a, b), "deterministic");
+    }
+
+    #[test]
+    fn play_scenes_and_summaries_are_valid_and_deterministic() {
+        use crate::domain::{Pacing, SummaryOutput, TurnOutput};
+        let task = |scene, choices: Vec<Option<usize>>| StructuredTask::PlayTurn {
+            name: "Mira".into(),
+            scene,
+            total: 5,
+            choices,
+            choice: "Climb the stairs.".into(),
+            endings: 3,
+            variation: 0,
+        };
+        let a = write_play_turn(&task(2, vec![Some(0), Some(1)]));
+        assert_eq!(a, write_play_turn(&task(2, vec![Some(0), Some(1)])));
+        let t = TurnOutput::parse(&a.to_string(), Pacing::Unfolding, 3).unwrap();
+        assert_eq!(t.options.len(), 3);
+        // The ending follows the choices: mostly second options lead to the second ending.
+        let last = write_play_turn(&task(5, vec![Some(1), Some(1), Some(0), Some(1), Some(2)]));
+        let t = TurnOutput::parse(&last.to_string(), Pacing::Final, 3).unwrap();
+        assert_eq!(t.ending, Some(2));
+        let scenes: Vec<(String, String)> = (0..40)
+            .map(|i| {
+                (
+                    format!("Choice {i}."),
+                    "It rained. Then it stopped.".repeat(20),
+                )
+            })
+            .collect();
+        let s = write_play_summary("Mira", "They met.", &scenes);
+        let parsed = SummaryOutput::parse(&s.to_string()).unwrap();
+        assert!(parsed.summary.as_str().contains("Choice 39"));
     }
 
     #[test]

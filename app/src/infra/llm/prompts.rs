@@ -18,6 +18,8 @@ const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
 const SHADES: &str = include_str!("templates/shades.txt");
 const PLAY_SYSTEM: &str = include_str!("templates/play_system.txt");
 const PLAY_TURN: &str = include_str!("templates/play_turn.txt");
+const PLAY_SUMMARY_SYSTEM: &str = include_str!("templates/play_summary_system.txt");
+const PLAY_SUMMARY: &str = include_str!("templates/play_summary.txt");
 
 /// How much of a play run's story so far goes into a scene's prompt, in characters (about 3,000
 /// tokens): the latest scenes that fit, whole.
@@ -36,6 +38,9 @@ pub struct PlayScene<'a> {
     pub endings: &'a [(String, String)],
     /// The scenes played so far: (what the player did, what the character said).
     pub story: &'a [(String, String)],
+    /// The running summary of scenes 1 to `summary_through` (empty and 0 when there is none).
+    pub summary: &'a str,
+    pub summary_through: u8,
     /// The scene to write (1-based) and the run's number of scenes.
     pub scene: u8,
     pub total: u8,
@@ -43,6 +48,67 @@ pub struct PlayScene<'a> {
     pub choice: &'a str,
     pub choices: Vec<Option<usize>>,
     pub variation: u64,
+}
+
+/// The index in `story` of the first scene a prompt shows in full: the latest scenes after the
+/// summary (`summary_through`) whose text fits in [`PLAY_STORY_BUDGET`], at least the last one.
+/// Scenes before it and after the summary are the ones a new summary should fold in.
+pub fn story_window(story: &[(String, String)], summary_through: u8) -> usize {
+    let floor = usize::from(summary_through).min(story.len());
+    let mut used = 0;
+    let mut first = story.len();
+    for (i, (did, said)) in story.iter().enumerate().rev() {
+        if i < floor {
+            break;
+        }
+        let len = did.len() + said.len() + 40;
+        if used + len > PLAY_STORY_BUDGET && first < story.len() {
+            break;
+        }
+        used += len;
+        first = i;
+    }
+    first
+}
+
+/// The request that folds `scenes` (the scenes after the summary so far, in order) into a play
+/// run's running summary.
+pub fn play_summary(
+    name: &str,
+    summary: &str,
+    scenes: &[(String, String)],
+    first_scene: usize,
+) -> StructuredRequest {
+    let listed = scenes
+        .iter()
+        .enumerate()
+        .map(|(i, (did, said))| {
+            format!(
+                "Scene {}. The player: {did}\n{name}: {said}",
+                first_scene + i
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let so_far = if summary.is_empty() {
+        "(none yet)"
+    } else {
+        summary
+    };
+    StructuredRequest {
+        system: PLAY_SUMMARY_SYSTEM.trim_end().to_string(),
+        prompt: fill(
+            PLAY_SUMMARY,
+            &[("name", name), ("summary", so_far), ("scenes", &listed)],
+        ),
+        schema: crate::domain::SummaryOutput::schema(),
+        task: StructuredTask::PlaySummary {
+            name: name.to_string(),
+            summary: summary.to_string(),
+            scenes: scenes.to_vec(),
+        },
+        repair: None,
+    }
 }
 
 /// The request that writes one scene of a play run: the character, the world, the endings, the
@@ -61,27 +127,40 @@ pub fn play_turn(p: &PlayScene<'_>) -> StructuredRequest {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    // The latest scenes that fit, whole; a line says how many earlier ones are left out.
-    let mut kept = Vec::new();
-    let mut used = 0;
-    for (i, (did, said)) in p.story.iter().enumerate().rev() {
-        let scene = format!("Scene {}. The player: {did}\n{}: {said}", i + 1, p.name);
-        if used + scene.len() > PLAY_STORY_BUDGET && !kept.is_empty() {
-            break;
-        }
-        used += scene.len();
-        kept.push(scene);
-    }
-    let left_out = p.story.len() - kept.len();
-    kept.reverse();
+    // The running summary, then the latest scenes that fit, whole; a line says which earlier ones
+    // are in neither (the summary of them is still being written).
+    let first = story_window(p.story, p.summary_through);
+    let through = usize::from(p.summary_through).min(first);
     let mut story = String::new();
-    if left_out > 0 {
-        story.push_str(&format!("(Scenes 1 to {left_out} happened earlier.)\n\n"));
+    if !p.summary.is_empty() && through > 0 {
+        story.push_str(&format!(
+            "Earlier in the story (scenes 1 to {through}, summarised): {}\n\n",
+            p.summary
+        ));
     }
+    if first > through {
+        story.push_str(&format!(
+            "(Scenes {} to {first} happened earlier.)\n\n",
+            through + 1
+        ));
+    }
+    let kept: Vec<String> = p.story[first..]
+        .iter()
+        .enumerate()
+        .map(|(i, (did, said))| {
+            format!(
+                "Scene {}. The player: {did}\n{}: {said}",
+                first + i + 1,
+                p.name
+            )
+        })
+        .collect();
     story.push_str(&kept.join("\n\n"));
-    if story.is_empty() {
-        story = "(Nothing yet: this is the first scene.)".into();
-    }
+    let story = if story.is_empty() {
+        "(Nothing yet: this is the first scene.)".to_string()
+    } else {
+        story.trim_end().to_string()
+    };
     let pacing_text = match pacing {
         Pacing::Unfolding => {
             "The story is still unfolding: let the player's choice matter, raise a question or a \
@@ -675,6 +754,8 @@ mod tests {
             opening_line: "Come in out of the storm.",
             endings: &endings,
             story: &story,
+            summary: "",
+            summary_through: 0,
             scene,
             total: 5,
             choice: "Light the lamp.",
@@ -710,6 +791,8 @@ mod tests {
             opening_line: "",
             endings: &[],
             story: &story,
+            summary: "",
+            summary_through: 0,
             scene: 25,
             total: 25,
             choice: "go",
@@ -725,6 +808,63 @@ mod tests {
         assert!(!r.prompt.contains("The player: choice 14\n"));
         // No endings of its own: one generic ending to reach.
         assert_eq!(r.schema["properties"]["ending"]["maximum"], 1);
+        assert_eq!(story_window(&story, 0), 15);
+        // With a summary of scenes 1 to 12: the summary, a line for 13 to 15, then 16 to 25.
+        let with_summary = play_turn(&PlayScene {
+            summary: "They climbed the tower.",
+            summary_through: 12,
+            story: &story,
+            ..scene_of(&traits)
+        });
+        assert!(with_summary.prompt.contains(
+            "Earlier in the story (scenes 1 to 12, summarised): They climbed the tower.\n\n(Scenes 13 to 15 happened earlier.)"
+        ));
+        // A summary reaching past the window covers it; the window starts after it.
+        assert_eq!(story_window(&story, 20), 20);
+        assert_eq!(story_window(&story[..3], 0), 0);
+    }
+
+    /// Folding scenes 3 and 4 into a run's summary.
+    #[test]
+    fn gemini_play_summary_request() {
+        let scenes = vec![
+            (
+                "Climb the stairs.".to_string(),
+                "The wind answers.".to_string(),
+            ),
+            (
+                "Light the lamp.".to_string(),
+                "The sea goes quiet.".to_string(),
+            ),
+        ];
+        let r = play_summary("Mira Voss", "They met at the harbour.", &scenes, 3);
+        assert!(r.prompt.contains("Scene 4. The player: Light the lamp."));
+        insta::assert_json_snapshot!(gemini::GeminiProvider::body(
+            &gemini_cfg(),
+            &r.system,
+            &r.turns(),
+            Some(&r.schema)
+        ));
+    }
+
+    fn scene_of(traits: &[String]) -> PlayScene<'_> {
+        PlayScene {
+            name: "M",
+            traits,
+            backstory: "",
+            story_context: "",
+            language: "English",
+            opening_line: "",
+            endings: &[],
+            story: &[],
+            summary: "",
+            summary_through: 0,
+            scene: 25,
+            total: 25,
+            choice: "go",
+            choices: vec![None; 25],
+            variation: 0,
+        }
     }
 
     #[test]
