@@ -13,6 +13,7 @@ pub mod characters;
 pub mod chat;
 pub mod domain;
 pub mod error;
+pub mod keys;
 pub mod limits;
 pub mod matches;
 pub mod pages;
@@ -83,6 +84,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/characters/:id/edit") ssr=SsrMode::Async view=pages::wizard::EditCharacterPage />
                     <Route path=path!("/characters/:id/play") ssr=SsrMode::Async view=pages::play::PlayPage />
                     <Route path=path!("/play/:id") ssr=SsrMode::Async view=pages::play::RunPage />
+                    <Route path=path!("/settings/keys") ssr=SsrMode::Async view=pages::keys::KeysPage />
                     <Route path=path!("/trash") ssr=SsrMode::Async view=pages::trash::TrashPage />
                     <Route path=path!("/twin") ssr=SsrMode::Async view=pages::twin::TwinPage />
                     <Route path=path!("/twin/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />

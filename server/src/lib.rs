@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod headers;
 pub mod host;
 pub mod limits;
+pub mod rest;
 pub mod routes;
 pub mod status;
 pub mod telemetry;
@@ -205,6 +206,7 @@ pub fn router(
     let known = host::KnownHosts::from_config(&state.config);
     Router::new()
         .merge(routes::api(state.clone()))
+        .merge(rest::router(state.clone()))
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state.clone())

@@ -38,6 +38,7 @@ pub fn body_limit_for(path: &str) -> usize {
     let draft = 2 * (CharacterDraft::MAX_CHARS * JSON_BYTES_PER_CHAR + 4096);
     if path == app::characters::GenerateCharacter::PATH
         || path == app::characters::SaveCharacter::PATH
+        || path == "/api/v1/characters"
     {
         draft
     } else if path == app::characters::ImportCard::PATH {

@@ -18,6 +18,7 @@ pub mod service;
 pub mod store;
 
 /// A card on the dashboard.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CharacterSummary {
     pub id: String,
@@ -34,6 +35,7 @@ pub const PAGE: i64 = 24;
 pub const MAX_PAGE: i64 = 100;
 
 /// A page of the dashboard.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CharacterPage {
     /// Newest first.
@@ -43,6 +45,7 @@ pub struct CharacterPage {
 }
 
 /// A whole saved character.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CharacterView {
     pub id: String,

@@ -8,6 +8,7 @@ use super::{
 use crate::auth::{require_user, UserId};
 use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter, Section};
 use crate::error::{AppError, OrInternal};
+use crate::infra::db::Db;
 use crate::infra::{
     llm::{prompts, LlmError},
     AppState,
@@ -123,18 +124,27 @@ pub fn parse_generated(raw: &str) -> Result<GeneratedCharacter, LlmError> {
 #[tracing::instrument(skip_all)]
 pub async fn save(draft: CharacterDraft, import: Option<String>) -> Result<String, AppError> {
     let user = require_user().await?;
+    save_for(&AppState::get()?.db, &user, draft, import).await
+}
+
+/// Saves a new character of `user` (from the app, or the REST API); returns its id.
+pub async fn save_for(
+    db: &Db,
+    user: &UserId,
+    draft: CharacterDraft,
+    import: Option<String>,
+) -> Result<String, AppError> {
     let spec = draft.parse_spec()?;
     if let Some(import) = &import {
         check_id(import)?;
     }
-    let db = AppState::get()?.db;
-    let id = store::insert(&db, &user, &spec)
+    let id = store::insert(db, user, &spec)
         .await
         .or_internal("save character")?;
     if let Some(import) = import {
         // The character is saved either way; a card import that is gone (used, expired) only
         // means its original card is not kept, which the user cannot act on.
-        if !super::cards::attach(&db, &user, &import, &id)
+        if !super::cards::attach(db, user, &import, &id)
             .await
             .or_internal("keep imported card")?
         {
@@ -158,13 +168,23 @@ pub async fn list() -> Result<Vec<CharacterSummary>, AppError> {
 #[tracing::instrument(skip_all)]
 pub async fn page(after: Option<String>, limit: Option<u32>) -> Result<CharacterPage, AppError> {
     let user = require_user().await?;
+    page_for(&AppState::get()?.db, &user, after, limit).await
+}
+
+/// [`page`] for `user`, however they are signed in.
+pub async fn page_for(
+    db: &Db,
+    user: &UserId,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<CharacterPage, AppError> {
     let limit = i64::from(limit.unwrap_or(PAGE as u32)).clamp(1, MAX_PAGE);
     let after = match after.as_deref() {
         None | Some("") => store::After::Start,
         Some(id) if id.len() <= 64 => store::After::Character(id),
         Some(_) => return Err(AppError::NotFound),
     };
-    let (characters, more) = store::page_for(&AppState::get()?.db, &user, after, limit)
+    let (characters, more) = store::page_for(db, user, after, limit)
         .await
         .or_internal("list characters")?
         .ok_or(AppError::NotFound)?;
@@ -176,7 +196,13 @@ pub async fn page(after: Option<String>, limit: Option<u32>) -> Result<Character
 
 pub async fn get(id: String) -> Result<CharacterView, AppError> {
     let user = require_user().await?;
-    store::find(&AppState::get()?.db, &user, &id)
+    get_for(&AppState::get()?.db, &user, &id).await
+}
+
+/// `user`'s character `id` (someone else's, or a missing one, is not found).
+pub async fn get_for(db: &Db, user: &UserId, id: &str) -> Result<CharacterView, AppError> {
+    check_id(id)?;
+    store::find(db, user, id)
         .await
         .or_internal("get character")?
         .ok_or(AppError::NotFound)
@@ -194,10 +220,19 @@ pub(super) fn check_id(id: &str) -> Result<(), AppError> {
 #[tracing::instrument(skip_all)]
 pub async fn update(id: String, draft: CharacterDraft) -> Result<String, AppError> {
     let user = require_user().await?;
+    update_for(&AppState::get()?.db, &user, id, draft).await
+}
+
+/// Saves `draft` over `user`'s character `id`.
+pub async fn update_for(
+    db: &Db,
+    user: &UserId,
+    id: String,
+    draft: CharacterDraft,
+) -> Result<String, AppError> {
     check_id(&id)?;
     let spec = draft.parse_spec()?;
-    let db = AppState::get()?.db;
-    if store::update(&db, &user, &id, &spec)
+    if store::update(db, user, &id, &spec)
         .await
         .or_internal("update character")?
     {
@@ -239,14 +274,19 @@ fn copy_name(name: &str) -> String {
 #[tracing::instrument(skip_all)]
 pub async fn delete(id: String) -> Result<(), AppError> {
     let user = require_user().await?;
-    check_id(&id)?;
-    let db = AppState::get()?.db;
-    if store::trash(&db, &user, &id, crate::infra::now_ms())
+    delete_for(&AppState::get()?.db, &user, &id).await?;
+    // Where the browser goes next: a form post is redirected, a hydrated page navigates.
+    leptos_axum::redirect(&format!("/dashboard?deleted={id}"));
+    Ok(())
+}
+
+/// Moves `user`'s character `id`, with its chats, to the trash.
+pub async fn delete_for(db: &Db, user: &UserId, id: &str) -> Result<(), AppError> {
+    check_id(id)?;
+    if store::trash(db, user, id, crate::infra::now_ms())
         .await
         .or_internal("delete character")?
     {
-        // Where the browser goes next: a form post is redirected, a hydrated page navigates.
-        leptos_axum::redirect(&format!("/dashboard?deleted={id}"));
         Ok(())
     } else {
         Err(AppError::NotFound)

@@ -420,6 +420,7 @@ pub fn export_png(draft: &CharacterDraft, v3: &Value, v2: &Value) -> Vec<u8> {
 }
 
 /// One entry of a card's lorebook (`character_book`): what the model is told when a key comes up.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoreEntry {
     pub keys: Vec<String>,

@@ -411,6 +411,7 @@ impl From<&Ending> for DraftEnding {
 
 /// The wizard's form state, as typed: plain strings so half-finished input can be kept and sent.
 /// The same struct is the body of the generate and save server functions.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CharacterDraft {
     pub name: String,
@@ -445,6 +446,7 @@ impl CharacterDraft {
     }
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DraftEnding {
     pub kind: String,

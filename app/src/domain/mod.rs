@@ -36,6 +36,7 @@ impl Invalid {
 }
 
 /// One field's validation message, keyed by the form field it belongs to.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     pub field: String,

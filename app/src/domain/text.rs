@@ -153,6 +153,10 @@ bounded_text!(
     StorySummary, "The summary", 1, 2000, multiline = true
 );
 bounded_text!(
+    /// The name of an API key, to tell one's keys apart.
+    ApiKeyName, "The key's name", 1, 60, multiline = false
+);
+bounded_text!(
     /// What the user says in a chat.
     MessageText, "Your message", 1, 4000, multiline = true
 );

@@ -22,6 +22,7 @@ pub fn Header() -> impl IntoView {
                         <a href="/characters/new">"New character"</a>
                         <a href="/twin">"Your twin"</a>
                         <a href="/matches">"Matches"</a>
+                        <a href="/settings/keys">"API keys"</a>
                         <span class="who" data-testid="user-name">{user.display_name}</span>
                         // A plain form: signing out ends in a full page load.
                         <form method="post" action=SignOut::url() class="inline">
@@ -95,4 +96,32 @@ pub fn param(
     key: &str,
 ) -> Option<String> {
     map.try_with(|m| m.get(key)).flatten()
+}
+
+/// The UTC day of `ms` (epoch milliseconds) as `2026-12-07`, the same on the server and in the
+/// browser (days from the civil calendar, no time zone data needed).
+pub fn date(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_utc_days() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_796_601_600_000), "2026-12-07");
+        assert_eq!(super::date(951_782_400_000), "2000-02-29");
+        assert_eq!(super::date(-86_400_000), "1969-12-31");
+    }
 }

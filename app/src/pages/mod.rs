@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod form;
 pub mod home;
 pub mod import;
+pub mod keys;
 pub mod layout;
 pub mod matches;
 pub mod platform;

@@ -81,3 +81,14 @@ test("a story is played without JavaScript: the run page renders and a choice is
   await page.getByTestId("option").first().click();
   await expect(page.getByTestId("scene")).toHaveCount(2);
 });
+
+test("the API keys page and the API reference render without JavaScript", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  await page.goto("/settings/keys");
+  await expect(page.getByRole("heading", { name: "API keys", level: 1 })).toBeVisible();
+  await expect(page.getByLabel("Name")).toBeVisible();
+  await page.goto("/api/v1/docs");
+  await expect(page.getByRole("heading", { name: "PersonaFlux API" })).toBeVisible();
+  await expect(page.getByText("GET /api/v1/characters/{id}")).toBeVisible();
+});

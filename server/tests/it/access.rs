@@ -213,6 +213,16 @@ fn matrix() -> Vec<Entry> {
             option: Some(0),
             action: None,
         }),
+        // Keys are managed only with a browser session; another user's key is not found.
+        Entry::new(SignedIn, |_| app::keys::CreateApiKey {
+            name: "k".into(),
+            write: false,
+            expires_in_days: 0,
+        }),
+        Entry::new(SignedIn, |_| app::keys::ListApiKeys {}),
+        Entry::new(Owner, |ids| app::keys::RevokeApiKey {
+            id: ids.key.clone(),
+        }),
         Entry::new(Owner, |ids| app::play::RerollTurn {
             run_id: ids.run.clone(),
             turn_id: ids.reply.clone(),
@@ -246,6 +256,7 @@ struct Foreign {
     reply: String,
     import: String,
     run: String,
+    key: String,
 }
 
 /// Someone else's data, made through the store.
@@ -275,12 +286,25 @@ async fn someone_elses(app: &TestApp) -> Foreign {
         .await
         .unwrap()
         .unwrap();
+    let key = app::keys::store::insert(
+        &app.db,
+        &owner,
+        "theirs",
+        "pf_x",
+        "hash-of-theirs",
+        true,
+        None,
+    )
+    .await
+    .unwrap()
+    .id;
     Foreign {
         character,
         session,
         reply,
         import,
         run,
+        key,
     }
 }
 
@@ -305,6 +329,7 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
                 reply: "x".into(),
                 import: "x".into(),
                 run: "x".into(),
+                key: "x".into(),
             },
         ] {
             let res = e.call(&app, &app.client, ids).await;
@@ -326,6 +351,14 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
     assert_eq!(count(&app, "SELECT COUNT(*) FROM characters").await, 1);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM play_runs").await, 1);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM play_turns").await, 0);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL"
+        )
+        .await,
+        1
+    );
     assert_eq!(
         app::chat::store::messages(&app.db, &theirs.session, None)
             .await

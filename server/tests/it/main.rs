@@ -22,6 +22,7 @@ mod play;
 mod providers;
 mod reliability;
 mod replicas;
+mod rest;
 mod schema;
 mod secondme;
 mod security;

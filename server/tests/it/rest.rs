@@ -1,0 +1,510 @@
+//! The public REST API (`/api/v1`) and its keys, on SQLite and Postgres: keys made (secret shown
+//! once, only a hash stored), listed, capped and revoked from the settings' server functions; a
+//! key reads and writes characters through the same services as the app, with problem details,
+//! ETags and the right statuses; every documented route refuses no key, another user's key, a
+//! revoked key and an expired key, and a read-only key where it would write; the OpenAPI document
+//! is 3.1, complete, and every operation in it is driven.
+
+use crate::common::*;
+use app::keys::{CreateApiKey, CreatedKey, ListApiKeys, RevokeApiKey, MAX_ACTIVE_KEYS};
+use serde_json::Value;
+
+on_both_backends!(
+    keys_are_made_once_listed_capped_and_revoked,
+    a_key_reads_and_writes_characters_through_the_api,
+    every_documented_route_refuses_the_wrong_key,
+    the_openapi_document_is_complete_and_every_operation_answers_as_documented,
+);
+
+async fn new_key(app: &TestApp, name: &str, write: bool) -> CreatedKey {
+    app.call(CreateApiKey {
+        name: name.into(),
+        write,
+        expires_in_days: 0,
+    })
+    .await
+    .unwrap()
+}
+
+fn api(app: &TestApp, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+    new_client()
+        .request(method, app.url(path))
+        .header("authorization", format!("Bearer {key}"))
+}
+
+async fn keys_are_made_once_listed_capped_and_revoked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let made = new_key(&app, "Pipeline", false).await;
+    assert!(
+        made.secret.starts_with("pf_") && made.secret.len() == 46,
+        "{}",
+        made.secret
+    );
+    assert!(made.secret.starts_with(&made.key.prefix));
+    // Only a hash is stored: the secret appears nowhere in the database.
+    let stored = count(
+        &app,
+        &format!(
+            "SELECT COUNT(*) FROM api_keys WHERE hash = '{0}' OR prefix = '{0}' OR name = '{0}'",
+            made.secret
+        ),
+    )
+    .await;
+    assert_eq!(stored, 0);
+    let listed = app.call(ListApiKeys {}).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0], made.key);
+    assert!(!serde_json::to_string(&listed)
+        .unwrap()
+        .contains(&made.secret));
+
+    // Bad input: a name too long, an expiry beyond a year.
+    for (name, days) in [("x".repeat(61), 0), ("Fine".to_string(), 366)] {
+        let e = app
+            .refusal(CreateApiKey {
+                name,
+                write: false,
+                expires_in_days: days,
+            })
+            .await;
+        assert!(matches!(e, app::error::AppError::BadRequest(_)), "{e:?}");
+    }
+    // At most MAX_ACTIVE_KEYS active; a revoked one frees a place.
+    for i in 1..MAX_ACTIVE_KEYS {
+        new_key(&app, &format!("k{i}"), false).await;
+    }
+    let capped = app
+        .refusal(CreateApiKey {
+            name: "one more".into(),
+            write: false,
+            expires_in_days: 0,
+        })
+        .await;
+    assert!(
+        matches!(capped, app::error::AppError::Conflict(_)),
+        "{capped:?}"
+    );
+    let res = api(&app, reqwest::Method::GET, "/api/v1/me", &made.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.call(RevokeApiKey {
+        id: made.key.id.clone(),
+    })
+    .await
+    .unwrap();
+    // Revoked: refused at once.
+    let res = api(&app, reqwest::Method::GET, "/api/v1/me", &made.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer realm=\"personaflux\""
+    );
+    new_key(&app, "replacement", false).await;
+    let listed = app.call(ListApiKeys {}).await.unwrap();
+    assert!(listed.iter().any(|k| k.id == made.key.id && k.revoked));
+
+    // A key cannot manage keys (nor anything else done through the app's server functions).
+    let res = new_client()
+        .post(app.url(<CreateApiKey as leptos::server_fn::ServerFn>::PATH))
+        .header("authorization", format!("Bearer {}", made.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=sneaky")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // The keys page renders without JavaScript, listing the keys by prefix only.
+    let html = app.html("/settings/keys").await;
+    assert!(html.contains(&made.key.prefix) && !html.contains(&made.secret));
+}
+
+async fn a_key_reads_and_writes_characters_through_the_api(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    let reader = new_key(&app, "reader", false).await.secret;
+    let me: Value = api(&app, reqwest::Method::GET, "/api/v1/me", &writer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["display_name"], "Local user");
+    assert_eq!(me["write"], true);
+
+    // Create: validated as in the app, 422 with each field's message; then 201 with Location.
+    let mut bad = full_draft("Ansel");
+    bad.name = String::new();
+    bad.age = "1001".into();
+    let res = api(&app, reqwest::Method::POST, "/api/v1/characters", &writer)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let p: Value = res.json().await.unwrap();
+    assert_eq!(p["status"], 422);
+    assert_eq!(p["instance"], "/api/v1/characters");
+    assert!(
+        p["request_id"].as_str().is_some_and(|r| r.len() == 36),
+        "{p}"
+    );
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"name") && fields.contains(&"age"), "{p}");
+    let res = api(&app, reqwest::Method::POST, "/api/v1/characters", &writer)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422, "undecodable body");
+    let res = api(&app, reqwest::Method::POST, "/api/v1/characters", &writer)
+        .json(&full_draft("Ansel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/characters/{}", created["id"].as_str().unwrap())
+    );
+    assert_eq!(created["draft"]["name"], "Ansel");
+    // The same character in the app.
+    let id = created["id"].as_str().unwrap().to_string();
+    let seen = app
+        .call(app::characters::GetCharacter { id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(seen.draft.name, "Ansel");
+
+    // Read with a read-only key; the ETag answers a repeat with 304.
+    let res = api(&app, reqwest::Method::GET, &location, &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let res = api(&app, reqwest::Method::GET, &location, &reader)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+    let page: Value = api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/characters?limit=1",
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(page["characters"][0]["id"], id);
+    // A change makes a new ETag.
+    let mut d = full_draft("Ansel");
+    d.voice = "Kore".into();
+    app.call(app::characters::UpdateCharacter {
+        id: id.clone(),
+        draft: d,
+    })
+    .await
+    .unwrap();
+    let res = api(&app, reqwest::Method::GET, &location, &reader)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A read-only key cannot delete; the writer can, and then it is gone.
+    let res = api(&app, reqwest::Method::DELETE, &location, &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = api(&app, reqwest::Method::DELETE, &location, &writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = api(&app, reqwest::Method::GET, &location, &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let p: Value = res.json().await.unwrap();
+    assert_eq!(p["title"], "Not Found");
+}
+
+/// Every documented operation, with a path for it (ids filled in) and a body where it takes one.
+fn operations(doc: &Value, id: &str) -> Vec<(reqwest::Method, String, bool)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let m: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let writes = m != reqwest::Method::GET;
+            let _ = op;
+            out.push((m, path.replace("{id}", id), writes));
+        }
+    }
+    out
+}
+
+async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let mine = save_character(&app, "Mine").await;
+    let reader = new_key(&app, "reader", false).await.secret;
+    let expiring = new_key(&app, "expiring", true).await;
+    let revoked = new_key(&app, "revoked", true).await;
+    app.call(RevokeApiKey {
+        id: revoked.key.id.clone(),
+    })
+    .await
+    .unwrap();
+    app::with_pool!(&app.db, pool => {
+        sqlx::query("UPDATE api_keys SET expires_at = 1 WHERE id = $1")
+            .bind(&expiring.key.id)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    // Another user's key and character.
+    let other = app::auth::store::upsert_identity(&app.db, "test", "other", "Other")
+        .await
+        .unwrap();
+    let owner = app::auth::UserId(other.id);
+    let theirs = app::characters::store::insert(
+        &app.db,
+        &owner,
+        &full_draft("Theirs").parse_spec().unwrap(),
+    )
+    .await
+    .unwrap();
+    let doc: Value = new_client()
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ops = operations(&doc, &mine);
+    assert!(ops.len() >= 5, "{ops:?}");
+    for (method, path, writes) in &ops {
+        for (label, key) in [
+            ("no key", None),
+            ("a malformed key", Some("Bearer nope".to_string())),
+            (
+                "an unknown key",
+                Some(format!("Bearer pf_{}", "A".repeat(43))),
+            ),
+            ("a revoked key", Some(format!("Bearer {}", revoked.secret))),
+            (
+                "an expired key",
+                Some(format!("Bearer {}", expiring.secret)),
+            ),
+        ] {
+            let mut req = new_client().request(method.clone(), app.url(path));
+            if let Some(k) = key {
+                req = req.header("authorization", k);
+            }
+            if *writes {
+                req = req.json(&full_draft("Nope"));
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 401, "{method} {path} with {label}");
+            let p: Value = res.json().await.unwrap();
+            assert_eq!(p["status"], 401, "{method} {path} with {label}");
+        }
+        if *writes {
+            let res = api(&app, method.clone(), path, &reader)
+                .json(&full_draft("Nope"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 403, "{method} {path} with a read-only key");
+        }
+    }
+    // Someone else's character is not found, for reading and for deleting.
+    let writer = new_key(&app, "writer", true).await.secret;
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let res = api(
+            &app,
+            method.clone(),
+            &format!("/api/v1/characters/{theirs}"),
+            &writer,
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 404, "{method}");
+    }
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/characters?after={theirs}"),
+        &writer,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM characters WHERE deleted_at IS NULL"
+        )
+        .await,
+        2
+    );
+    // Nothing was created by the refused writes.
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM characters WHERE name = 'Nope'").await,
+        0
+    );
+}
+
+/// Resolves a local `$ref` in `doc`.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v["$ref"].as_str() {
+        Some(r) => {
+            let mut node = doc;
+            for part in r.trim_start_matches("#/").split('/') {
+                node = &node[part];
+            }
+            assert!(!node.is_null(), "dangling $ref {r}");
+            node
+        }
+        None => v,
+    }
+}
+
+/// Every `$ref` anywhere in `v` points at something in `doc`.
+fn refs_resolve(doc: &Value, v: &Value) {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key("$ref") {
+                resolve(doc, v);
+            }
+            m.values().for_each(|x| refs_resolve(doc, x));
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs_resolve(doc, x)),
+        _ => {}
+    }
+}
+
+async fn the_openapi_document_is_complete_and_every_operation_answers_as_documented(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let doc: Value = new_client()
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    refs_resolve(&doc, &doc);
+    // The document is what the server routes: the same declarations make both.
+    let (_, built) = server::rest::parts();
+    let built = serde_json::to_value(&built).unwrap();
+    assert_eq!(doc["paths"], built["paths"]);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        assert!(path.starts_with("/api/v1/"), "{path}");
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.contains_key("401"),
+                "{method} {path} documents 401"
+            );
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{method} {path}"
+            );
+        }
+    }
+    // Drive every operation with a key that may write: each answers with a documented status,
+    // and a JSON body has its schema's required properties.
+    let writer = new_key(&app, "writer", true).await.secret;
+    let character = save_character(&app, "Driven").await;
+    let mut ops = operations(&doc, &character);
+    // Deleting last, so the reads still find the character.
+    ops.sort_by_key(|(m, _, _)| *m == reqwest::Method::DELETE);
+    for (method, path, writes) in ops {
+        let template = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(p, _)| p.replace("{id}", &character) == path)
+            .unwrap()
+            .1;
+        let op = &template[method.as_str().to_lowercase()];
+        let mut req = api(&app, method.clone(), &path, &writer);
+        if writes && method == reqwest::Method::POST {
+            req = req.json(&full_draft("Posted"));
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16().to_string();
+        assert!(res.status().is_success(), "{method} {path}: {status}");
+        let documented = &op["responses"][&status];
+        assert!(
+            documented.is_object(),
+            "{method} {path} answered {status}, not documented"
+        );
+        if let Some(schema) = documented["content"]["application/json"]["schema"].as_object() {
+            let schema = resolve(&doc, &Value::Object(schema.clone())).clone();
+            let body: Value = res.json().await.unwrap();
+            for field in schema["required"].as_array().into_iter().flatten() {
+                let f = field.as_str().unwrap();
+                assert!(
+                    body.get(f).is_some(),
+                    "{method} {path}: `{f}` missing from {body}"
+                );
+            }
+        }
+    }
+    // The reference page renders the operations, with no script.
+    let html = new_client()
+        .get(app.url("/api/v1/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<code>GET /api/v1/characters/{id}</code>"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"));
+}
