@@ -39,6 +39,7 @@ pub fn body_limit_for(path: &str) -> usize {
     if path == app::characters::GenerateCharacter::PATH
         || path == app::characters::SaveCharacter::PATH
         || path == "/api/v1/characters"
+        || path.starts_with("/api/v1/characters/")
     {
         draft
     } else if path == app::characters::ImportCard::PATH {

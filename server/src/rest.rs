@@ -73,7 +73,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(me))
         .routes(routes!(list_characters, create_character))
-        .routes(routes!(get_character, delete_character))
+        .routes(routes!(get_character, update_character, delete_character))
         .split_for_parts()
 }
 
@@ -163,7 +163,6 @@ pub struct Problem {
 }
 
 fn problem(err: &AppError, info: &RequestInfo) -> Response {
-    let status = err.status();
     let detail = match err {
         // The app's sentence names the reference; here the request id is its own field.
         AppError::Internal { .. } => {
@@ -172,6 +171,23 @@ fn problem(err: &AppError, info: &RequestInfo) -> Response {
         AppError::Invalid(fields) => format!("Some fields are not valid: {fields}"),
         other => other.to_string(),
     };
+    let errors = match err {
+        AppError::Invalid(fields) => fields.0.clone(),
+        _ => Vec::new(),
+    };
+    let mut res = problem_with(err.status(), detail, errors, info);
+    if let Some(secs) = err.retry_after_secs() {
+        res.headers_mut().insert(header::RETRY_AFTER, secs.into());
+    }
+    res
+}
+
+fn problem_with(
+    status: StatusCode,
+    detail: String,
+    errors: Vec<FieldError>,
+    info: &RequestInfo,
+) -> Response {
     let body = Problem {
         kind: "about:blank".into(),
         title: status.canonical_reason().unwrap_or("Error").into(),
@@ -179,29 +195,29 @@ fn problem(err: &AppError, info: &RequestInfo) -> Response {
         detail,
         instance: info.path.clone(),
         request_id: info.request_id.clone(),
-        errors: match err {
-            AppError::Invalid(fields) => fields.0.clone(),
-            _ => Vec::new(),
-        },
+        errors,
     };
-    let mut res = (
+    (
         status,
         [(header::CONTENT_TYPE, "application/problem+json")],
         serde_json::to_string(&body).unwrap_or_default(),
     )
-        .into_response();
-    if let Some(secs) = err.retry_after_secs() {
-        res.headers_mut().insert(header::RETRY_AFTER, secs.into());
-    }
-    res
+        .into_response()
 }
 
-/// A failed request, answered as a [`Problem`].
-struct Failure(AppError, RequestInfo);
+/// A failed request, answered as a [`Problem`]: an [`AppError`], or a status of HTTP's own
+/// (a precondition) with its sentence.
+enum Failure {
+    App(AppError, RequestInfo),
+    Http(StatusCode, String, RequestInfo),
+}
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        problem(&self.0, &self.1)
+        match self {
+            Failure::App(e, info) => problem(&e, &info),
+            Failure::Http(status, detail, info) => problem_with(status, detail, Vec::new(), &info),
+        }
     }
 }
 
@@ -215,7 +231,11 @@ struct Ctx {
 
 impl Ctx {
     fn fail(&self, e: AppError) -> Failure {
-        Failure(e, self.info.clone())
+        Failure::App(e, self.info.clone())
+    }
+
+    fn http(&self, status: StatusCode, detail: &str) -> Failure {
+        Failure::Http(status, detail.to_string(), self.info.clone())
     }
 
     /// Refuses a read-only key where data would change.
@@ -248,27 +268,29 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
-/// `value` as JSON with a strong `ETag` (a hash of the bytes), or 304 when the client's
-/// `If-None-Match` already names it.
-fn with_etag<T: Serialize>(headers: &HeaderMap, value: &T) -> Response {
+/// The strong `ETag` of a JSON body: a hash of its bytes.
+fn etag_of(body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let digest = Sha256::digest(&body);
-    let etag = format!(
-        "\"{}\"",
-        digest[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether an `If-None-Match` / `If-Match` header value names `etag` (or is `*`).
+fn names(header: Option<&HeaderValue>, etag: &str) -> bool {
+    header
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut res = if matches {
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// `value` as JSON with its `ETag`, or 304 when the client's `If-None-Match` already names it.
+fn with_etag<T: Serialize>(headers: &HeaderMap, status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let etag = etag_of(&body);
+    let mut res = if status == StatusCode::OK && names(headers.get(header::IF_NONE_MATCH), &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
     };
     if let Ok(v) = HeaderValue::from_str(&etag) {
         res.headers_mut().insert(header::ETAG, v);
@@ -343,7 +365,7 @@ async fn list_characters(
     let page = characters::page_for(&ctx.state.db, &ctx.caller.user, q.after, q.limit)
         .await
         .map_err(|e| ctx.fail(e))?;
-    Ok(with_etag(&headers, &page))
+    Ok(with_etag(&headers, StatusCode::OK, &page))
 }
 
 #[utoipa::path(
@@ -368,7 +390,7 @@ async fn get_character(
     let c = characters::get_for(&ctx.state.db, &ctx.caller.user, &id)
         .await
         .map_err(|e| ctx.fail(e))?;
-    Ok(with_etag(&headers, &c))
+    Ok(with_etag(&headers, StatusCode::OK, &c))
 }
 
 #[utoipa::path(
@@ -400,6 +422,70 @@ async fn create_character(
     tracing::info!(key_id = %ctx.caller.key_id, "character created through the API");
     let location = format!("{BASE}/characters/{id}");
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(c)).into_response())
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/characters/{id}",
+    tag = "characters",
+    summary = "Saves new fields over a character, if it has not changed since it was read",
+    params(
+        ("id" = String, Path, description = "The character's id"),
+        ("If-Match" = String, Header, description = "The ETag of the character as read: the update is made only if it is still current"),
+    ),
+    request_body(content = CharacterDraft, description = "Every field, as for creating"),
+    responses(
+        (status = 200, description = "Saved", body = CharacterView,
+            headers(("ETag" = String, description = "The new version's"))),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The character changed since that ETag: read it again", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields that are not valid, each with its message", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match: an update must say which version it replaces", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_character(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<CharacterDraft>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    ctx.writer()?;
+    let Json(draft) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let db = &ctx.state.db;
+    let user = &ctx.caller.user;
+    let current = characters::get_for(db, user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    let Some(if_match) = headers.get(header::IF_MATCH) else {
+        return Err(ctx.http(
+            StatusCode::PRECONDITION_REQUIRED,
+            "Send If-Match with the character's ETag, so an update never overwrites a change you have not seen.",
+        ));
+    };
+    let stale = || {
+        ctx.http(
+            StatusCode::PRECONDITION_FAILED,
+            "The character changed since that version was read. Read it again, then update.",
+        )
+    };
+    let etag = etag_of(&serde_json::to_vec(&current).unwrap_or_default());
+    if !names(Some(if_match), &etag) {
+        return Err(stale());
+    }
+    match characters::update_if(db, user, &id, draft, current.updated_at)
+        .await
+        .map_err(|e| ctx.fail(e))?
+    {
+        characters::Conditional::Updated => {}
+        characters::Conditional::Changed => return Err(stale()),
+    }
+    let saved = characters::get_for(db, user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    tracing::info!(key_id = %ctx.caller.key_id, "character updated through the API");
+    Ok(with_etag(&headers, StatusCode::OK, &saved))
 }
 
 #[utoipa::path(

@@ -232,7 +232,7 @@ pub async fn update_for(
 ) -> Result<String, AppError> {
     check_id(&id)?;
     let spec = draft.parse_spec()?;
-    if store::update(db, user, &id, &spec)
+    if store::update(db, user, &id, &spec, None)
         .await
         .or_internal("update character")?
     {
@@ -240,6 +240,38 @@ pub async fn update_for(
     } else {
         Err(AppError::NotFound)
     }
+}
+
+/// What [`update_if`] did.
+pub enum Conditional {
+    Updated,
+    /// The character changed since `version`: nothing was saved.
+    Changed,
+}
+
+/// Saves `draft` over `user`'s character `id` only if it is still at `version` (its
+/// `updated_at`, as read): a lost update is refused, not made.
+pub async fn update_if(
+    db: &Db,
+    user: &UserId,
+    id: &str,
+    draft: CharacterDraft,
+    version: i64,
+) -> Result<Conditional, AppError> {
+    check_id(id)?;
+    let spec = draft.parse_spec()?;
+    if store::update(db, user, id, &spec, Some(version))
+        .await
+        .or_internal("update character")?
+    {
+        return Ok(Conditional::Updated);
+    }
+    // Gone, or changed meanwhile.
+    store::find(db, user, id)
+        .await
+        .or_internal("load character")?
+        .ok_or(AppError::NotFound)?;
+    Ok(Conditional::Changed)
 }
 
 #[tracing::instrument(skip_all)]

@@ -138,18 +138,24 @@ pub async fn update(
     owner: &UserId,
     id: &str,
     spec: &CharacterSpec,
+    if_version: Option<i64>,
 ) -> Result<bool, sqlx::Error> {
     let lists = lists(spec);
+    // `updated_at` is the row's version: it only grows, by at least 1 each update, so an update
+    // made "if the version is still N" (`if_version`, the REST API's If-Match) cannot overwrite a
+    // change made after N, even within the same millisecond.
     let n = with_pool!(db, pool => {
         bind_character!(
             sqlx::query(
             "UPDATE characters SET name = $3, traits = $4, age = $5, gender = $6, voice = $7, \
              scenes = $8, language = $9, avatar = $10, backstory = $11, story_context = $12, \
-             opening_line = $13, start_options = $14, endings = $15, updated_at = $16 \
-             WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL",
+             opening_line = $13, start_options = $14, endings = $15, \
+             updated_at = CASE WHEN $16 > updated_at THEN $16 ELSE updated_at + 1 END \
+             WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL AND ($17 = 0 OR updated_at = $17)",
             ),
             id, owner, spec, lists, now_ms()
         )
+        .bind(if_version.unwrap_or(0))
         .execute(pool)
         .await?
         .rows_affected()

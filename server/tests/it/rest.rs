@@ -218,9 +218,38 @@ async fn a_key_reads_and_writes_characters_through_the_api(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(page["characters"][0]["id"], id);
-    // A change makes a new ETag.
+    // An update says which version it replaces: none is 428, a wrong one 412, nothing saved.
     let mut d = full_draft("Ansel");
     d.voice = "Kore".into();
+    let put = |tag: Option<&str>, draft: &app::domain::CharacterDraft| {
+        let mut req = api(&app, reqwest::Method::PUT, &location, &writer).json(draft);
+        if let Some(tag) = tag {
+            req = req.header("if-match", tag.to_string());
+        }
+        req.send()
+    };
+    assert_eq!(put(None, &d).await.unwrap().status(), 428);
+    assert_eq!(put(Some("\"0000\""), &d).await.unwrap().status(), 412);
+    let res = put(Some(&etag), &d).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let new_etag = res.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(new_etag, etag);
+    let updated: Value = res.json().await.unwrap();
+    assert_eq!(updated["draft"]["voice"], "Kore");
+    // The old version's ETag no longer updates: a lost update is refused.
+    d.voice = "Puck".into();
+    let res = put(Some(&etag), &d).await.unwrap();
+    assert_eq!(res.status(), 412);
+    let p: Value = res.json().await.unwrap();
+    assert_eq!(p["title"], "Precondition Failed");
+    let seen = app
+        .call(app::characters::GetCharacter { id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(seen.draft.voice, "Kore");
+    // A change made in the app makes a new ETag too.
+    let mut d = full_draft("Ansel");
+    d.voice = "Leda".into();
     app.call(app::characters::UpdateCharacter {
         id: id.clone(),
         draft: d,
@@ -228,7 +257,7 @@ async fn a_key_reads_and_writes_characters_through_the_api(backend: Backend) {
     .await
     .unwrap();
     let res = api(&app, reqwest::Method::GET, &location, &reader)
-        .header("if-none-match", &etag)
+        .header("if-none-match", &new_etag)
         .send()
         .await
         .unwrap();
@@ -472,6 +501,14 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         let mut req = api(&app, method.clone(), &path, &writer);
         if writes && method == reqwest::Method::POST {
             req = req.json(&full_draft("Posted"));
+        }
+        if method == reqwest::Method::PUT {
+            let current = api(&app, reqwest::Method::GET, &path, &writer)
+                .send()
+                .await
+                .unwrap();
+            let tag = current.headers()["etag"].to_str().unwrap().to_string();
+            req = req.header("if-match", tag).json(&full_draft("Put"));
         }
         let res = req.send().await.unwrap();
         let status = res.status().as_u16().to_string();
