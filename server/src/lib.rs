@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod headers;
 pub mod host;
 pub mod limits;
+pub mod metrics;
 pub mod rest;
 pub mod routes;
 pub mod status;
@@ -58,6 +59,8 @@ impl Application {
         let url = config.database_url.expose().to_string();
         let db_error =
             |e: &dyn std::fmt::Display| StartError::Database(redact_password(&e.to_string(), &url));
+        // Metrics are recorded from the first request on (read at /metrics with METRICS_TOKEN).
+        let _ = metrics::handle();
         let db = Db::connect(&url).await.map_err(|e| db_error(&e))?;
         let sessions = DbSessionStore::new(&db).await.map_err(|e| db_error(&e))?;
         // Replies left `streaming` by a server that died (its heartbeat stale) are given up.
@@ -207,6 +210,7 @@ pub fn router(
     Router::new()
         .merge(routes::api(state.clone()))
         .merge(rest::router(state.clone()))
+        .route("/metrics", axum::routing::get(metrics::scrape))
         .leptos_routes(&state, routes, move || shell(leptos_options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state.clone())
@@ -237,6 +241,7 @@ pub fn router(
         .layer(CompressionLayer::new())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::make_span))
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(telemetry::only_uuid_request_ids))
 }

@@ -4,8 +4,18 @@ use super::Record;
 use crate::infra::{db::Db, new_id, now_ms};
 use crate::with_pool;
 
-/// Records a call. Failing to record is logged and never fails the user's request.
+/// Records a call (and counts it in the operators' metrics: calls by provider, use and outcome,
+/// their time and tokens). Failing to record is logged and never fails the user's request.
 pub async fn record(db: &Db, r: Record<'_>) {
+    let (provider, kind) = (r.provider.to_string(), r.kind.to_string());
+    metrics::counter!("pf_model_calls_total", "provider" => provider.clone(), "use" => kind.clone(), "outcome" => r.outcome.to_string())
+        .increment(1);
+    metrics::histogram!("pf_model_call_duration_seconds", "provider" => provider.clone(), "use" => kind.clone())
+        .record(r.duration_ms as f64 / 1000.0);
+    metrics::counter!("pf_model_tokens_total", "provider" => provider.clone(), "use" => kind.clone(), "direction" => "input")
+        .increment(u64::from(r.usage.input_tokens));
+    metrics::counter!("pf_model_tokens_total", "provider" => provider, "use" => kind, "direction" => "output")
+        .increment(u64::from(r.usage.output_tokens));
     let res = with_pool!(db, pool => {
         sqlx::query(
             "INSERT INTO generations (id, owner_id, kind, provider, language, outcome, duration_ms, \

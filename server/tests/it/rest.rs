@@ -545,3 +545,100 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     );
     assert!(!html.contains("<script"));
 }
+
+/// `/metrics` for operators: absent without a token, refused without the right one, and counting
+/// what happened — HTTP requests by route pattern and status, refusals by a limit, model calls
+/// with their tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_to_the_token_holder_and_count_what_happened() {
+    let app = spawn_app(Backend::Sqlite).await;
+    assert_eq!(
+        new_client()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "no token configured, no metrics"
+    );
+    let token = "metrics-token-for-the-test";
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[
+            ("METRICS_TOKEN", token),
+            ("LIMIT_MODEL_CALLS_PER_MINUTE", "1"),
+        ],
+        |_| {},
+    )
+    .await;
+    app.sign_in_local().await;
+    // A model call (offline), and a second one refused by the per-minute limit.
+    within_one_rate_window(5).await;
+    app.call(app::characters::GenerateCharacter {
+        draft: draft("Mira"),
+        variation: 0,
+    })
+    .await
+    .unwrap();
+    let refused = app
+        .send(app::characters::GenerateCharacter {
+            draft: draft("Mira"),
+            variation: 1,
+        })
+        .await;
+    assert_eq!(refused.status(), 429);
+    let key = new_key(&app, "metrics", false).await.secret;
+    let id = app
+        .call(app::characters::SaveCharacter {
+            draft: full_draft("Counted"),
+            import: None,
+        })
+        .await
+        .unwrap();
+    api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/characters/{id}"),
+        &key,
+    )
+    .send()
+    .await
+    .unwrap();
+    for bad in [None, Some("Bearer wrong-token-of-some-length")] {
+        let mut req = new_client().get(app.url("/metrics"));
+        if let Some(b) = bad {
+            req = req.header("authorization", b);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 401);
+    }
+    let text = new_client()
+        .get(app.url("/metrics"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |needle: &str| text.lines().any(|l| l.contains(needle));
+    assert!(
+        has(r#"pf_http_requests_total{method="GET",route="/api/v1/characters/{id}",status="200"}"#),
+        "{text}"
+    );
+    assert!(!text.contains(&id), "ids do not become series");
+    assert!(
+        has(r#"pf_rate_limit_refusals_total{route="/api/characters/generate"}"#),
+        "{text}"
+    );
+    assert!(
+        has(r#"pf_model_calls_total{provider="offline",use="character",outcome="ok"}"#),
+        "{text}"
+    );
+    assert!(has(
+        r#"pf_model_tokens_total{provider="offline",use="character",direction="output"}"#
+    ));
+    assert!(has("pf_http_request_duration_seconds_bucket"));
+    assert!(has("pf_streams_in_flight"));
+    assert!(has(r#"pf_db_connections{state="idle"}"#));
+}

@@ -53,6 +53,8 @@ pub struct Config {
     /// Limits on model calls and sign-ins.
     pub limits: LimitsConfig,
     pub replies: RepliesConfig,
+    /// `METRICS_TOKEN`: the bearer token that reads `/metrics` (none: no metrics route).
+    pub metrics_token: Option<Secret>,
 }
 
 /// A credential from the environment. Never printed.
@@ -147,6 +149,15 @@ impl Config {
             auth,
             limits: limits::read(env)?,
             replies,
+            metrics_token: match env.var("METRICS_TOKEN") {
+                Some(t) if t.trim().len() < 16 => {
+                    return Err(ConfigError::new(
+                        "METRICS_TOKEN must be at least 16 characters (it guards /metrics)",
+                    ))
+                }
+                Some(t) => Some(Secret::new(t.trim())),
+                None => None,
+            },
         })
     }
 
