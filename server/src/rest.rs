@@ -109,6 +109,7 @@ async fn require_key(State(state): State<AppState>, mut req: Request, next: Next
         .and_then(|v| v.to_str().ok());
     match authenticate(&state.db, authorization).await {
         Ok(caller) => {
+            crate::telemetry::record_user(&caller.user.0);
             req.extensions_mut().insert(caller);
             next.run(req).await
         }

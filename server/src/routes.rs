@@ -21,6 +21,8 @@ pub fn api(state: AppState) -> Router<AppState> {
     let _ = state;
     Router::new()
         .route("/api/health", get(health))
+        .route("/api/health/live", get(live))
+        .route("/api/health/ready", get(ready))
         .route("/auth/{provider}/start", get(auth_start))
         .route("/auth/{provider}/callback", get(auth_callback))
         .route(
@@ -158,11 +160,28 @@ pub async fn pages_know_their_user(
     if is_page_request(&req) {
         if let Some(session) = req.extensions().get::<Session>().cloned() {
             let user = app::auth::service::user_of_session(&session, &state).await;
+            if let Ok(Some(u)) = &user {
+                crate::telemetry::record_user(&u.id);
+            }
             req.extensions_mut()
                 .insert(app::auth::service::ResolvedUser(user));
         }
+    } else if is_server_function(&req) {
+        // The session the server function will read anyway: its user id names the request's
+        // log lines (the function itself still checks the sign-in).
+        if let Some(session) = req.extensions().get::<Session>() {
+            if let Some(id) = app::auth::service::session_user_hint(session).await {
+                crate::telemetry::record_user(&id);
+            }
+        }
     }
     next.run(req).await
+}
+
+/// A server function's call: `/api/…` but not the REST API (which names its key's user) nor health.
+fn is_server_function(req: &axum::extract::Request) -> bool {
+    let path = req.uri().path();
+    path.starts_with("/api/") && !path.starts_with("/api/v1/") && !path.starts_with("/api/health")
 }
 
 fn is_page_request(req: &axum::extract::Request) -> bool {
@@ -228,6 +247,45 @@ struct Health {
 }
 
 /// 200 when the database answers, 503 when it does not.
+/// Liveness: the process answers (no dependency is checked, so a database outage does not get
+/// healthy replicas restarted).
+async fn live() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// Readiness: the database answers and has every migration this build expects; 503 otherwise,
+/// so a load balancer sends no traffic here until both hold.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let check = async {
+        state.db.ping().await?;
+        state.db.migrations_applied().await
+    };
+    let (database, migrations) =
+        match tokio::time::timeout(std::time::Duration::from_secs(3), check).await {
+            Ok(Ok(true)) => ("ok", "applied"),
+            Ok(Ok(false)) => ("ok", "behind"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: database unreachable");
+                ("unreachable", "unknown")
+            }
+            Err(_) => ("unreachable", "unknown"),
+        };
+    let ok = database == "ok" && migrations == "applied";
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(serde_json::json!({
+            "status": if ok { "ok" } else { "unavailable" },
+            "database": database,
+            "migrations": migrations,
+            "version": env!("CARGO_PKG_VERSION"),
+        })),
+    )
+}
+
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let db_ok = match tokio::time::timeout(std::time::Duration::from_secs(3), state.db.ping()).await
     {

@@ -59,11 +59,14 @@ pub fn make_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
+    // `user_id` is filled in once the request's user is known (`record_user`): every line of the
+    // request then names who made it — an id, never a name, token or message text.
     tracing::info_span!(
         "request",
         request_id = %request_id,
         method = %req.method(),
         path = %req.uri().path(),
+        user_id = tracing::field::Empty,
     )
 }
 
@@ -81,4 +84,9 @@ pub async fn only_uuid_request_ids(mut req: Request, next: Next) -> Response {
         req.headers_mut().remove("x-request-id");
     }
     next.run(req).await
+}
+
+/// Names the user on the current request's span (see [`make_span`]).
+pub fn record_user(user_id: &str) {
+    tracing::Span::current().record("user_id", tracing::field::display(user_id));
 }

@@ -76,6 +76,12 @@ async fn session_user_id(
     Ok(Some(id))
 }
 
+/// The user id `session` holds, unchecked (for naming a request in the logs; access is decided
+/// by [`require_user`]).
+pub async fn session_user_hint(session: &Session) -> Option<String> {
+    session.get::<String>(USER_KEY).await.ok().flatten()
+}
+
 /// Whether `session` holds a signed-in user (whether or not the sign-in is still valid).
 pub async fn is_signed_in(session: &Session) -> bool {
     matches!(session.get::<String>(USER_KEY).await, Ok(Some(_)))

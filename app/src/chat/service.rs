@@ -208,7 +208,7 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
         cancel,
         slot,
     };
-    let span = tracing::Span::current();
+    let span = crate::usage::call_span(state.llm.name(), "chat");
     state
         .running
         .spawn(tracing::Instrument::instrument(job.run(upstream), span));

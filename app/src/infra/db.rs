@@ -85,6 +85,26 @@ impl Db {
         Ok(db)
     }
 
+    /// Whether every migration this build carries is applied (readiness: a replica started
+    /// before a newer one migrated, or a database restored from an old backup, says no).
+    pub async fn migrations_applied(&self) -> Result<bool, sqlx::Error> {
+        let (expected, applied): (usize, i64) = match self {
+            Db::Sqlite(pool) => (
+                sqlx::migrate!("../migrations/sqlite").iter().count(),
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(pool)
+                    .await?,
+            ),
+            Db::Postgres(pool) => (
+                sqlx::migrate!("../migrations/postgres").iter().count(),
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(pool)
+                    .await?,
+            ),
+        };
+        Ok(applied as usize >= expected)
+    }
+
     async fn migrate(&self) -> Result<(), sqlx::Error> {
         match self {
             Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,

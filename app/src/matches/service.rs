@@ -441,7 +441,7 @@ pub async fn icebreaker(id: String) -> Result<TextStream<AppError>, AppError> {
         ));
     }
     let (tx, rx) = futures::channel::mpsc::unbounded::<Result<String, AppError>>();
-    let span = tracing::Span::current();
+    let span = crate::usage::call_span(state.llm.name(), "icebreaker");
     tokio::spawn(tracing::Instrument::instrument(
         talk(state.clone(), user, id, (a, b), tx, slot),
         span,

@@ -278,7 +278,7 @@ fn spawn(
         tx,
         slot,
     };
-    let span = tracing::Span::current();
+    let span = crate::usage::call_span(state.llm.name(), "play_turn");
     state
         .running
         .spawn(tracing::Instrument::instrument(job.run(upstream), span));

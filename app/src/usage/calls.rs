@@ -20,7 +20,12 @@ pub async fn structured<T>(
 ) -> Result<T, LlmError> {
     for attempt in 1..=2 {
         let started = Instant::now();
-        let result = state.llm.generate_json(request.clone()).await;
+        let span = super::call_span(
+            state.llm.name(),
+            if attempt == 1 { kind } else { repair_kind },
+        );
+        let result =
+            tracing::Instrument::instrument(state.llm.generate_json(request.clone()), span).await;
         let parsed = result
             .as_ref()
             .map_err(Clone::clone)

@@ -40,3 +40,16 @@ pub fn outcome<T>(r: &Result<T, LlmError>) -> &'static str {
         Err(InvalidReply(_)) => "invalid_reply",
     }
 }
+
+/// The span of one model call, a child of the request's: every line logged while the call runs
+/// carries its `call_id` (with the request's id and user id), so one complaint can be followed
+/// through every line of the call.
+#[cfg(feature = "ssr")]
+pub fn call_span(provider: &str, use_: &str) -> tracing::Span {
+    tracing::info_span!(
+        "model_call",
+        call_id = %crate::infra::new_id(),
+        provider,
+        r#use = use_
+    )
+}

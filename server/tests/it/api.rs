@@ -35,13 +35,50 @@ async fn health_reports_the_database(backend: Backend) {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["database"], "ok");
+    let get = |path: &'static str| {
+        let (client, url) = (app.client.clone(), app.url(path));
+        async move {
+            let res = client.get(url).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, ready) = get("/api/health/ready").await;
+    assert_eq!(
+        (status, &ready["migrations"]),
+        (200, &serde_json::json!("applied"))
+    );
+    assert_eq!(get("/api/health/live").await.0, 200);
 
-    // With the database gone, health says so.
+    // A database behind this build's migrations is not ready (the process is still live).
+    let last: String = app::with_pool!(&app.db, pool => {
+        sqlx::query_scalar("SELECT CAST(MAX(version) AS TEXT) FROM _sqlx_migrations").fetch_one(pool).await.unwrap()
+    });
+    app::with_pool!(&app.db, pool => {
+        sqlx::query(&format!("UPDATE _sqlx_migrations SET success = FALSE WHERE version = {last}"))
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let (status, ready) = get("/api/health/ready").await;
+    assert_eq!(
+        (status, &ready["migrations"]),
+        (503, &serde_json::json!("behind"))
+    );
+    assert_eq!(get("/api/health/live").await.0, 200);
+
+    // With the database gone, health and readiness say so; liveness does not.
     app.db.close().await;
     let res = app.client.get(app.url("/api/health")).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["database"], "unreachable");
+    let (status, ready) = get("/api/health/ready").await;
+    assert_eq!(
+        (status, &ready["database"]),
+        (503, &serde_json::json!("unreachable"))
+    );
+    assert_eq!(get("/api/health/live").await.0, 200);
 }
 
 async fn every_response_carries_a_request_id(backend: Backend) {

@@ -642,3 +642,54 @@ async fn metrics_are_served_to_the_token_holder_and_count_what_happened() {
     assert!(has("pf_streams_in_flight"));
     assert!(has(r#"pf_db_connections{state="idle"}"#));
 }
+
+/// Every log line of a request names its user (by id), and every line of a model call its call
+/// id: a complaint can be followed through all of them. The message's text is in none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_name_the_user_and_the_model_call() {
+    init_logs();
+    let app = spawn_app(Backend::Sqlite).await;
+    app.sign_in_local().await;
+    let me: Value = app
+        .send(app::auth::GetCurrentUser {})
+        .await
+        .json()
+        .await
+        .unwrap();
+    let user_id = me["id"].as_str().unwrap().to_string();
+    let character = save_character(&app, "Logged").await;
+    let chat = open_chat(&app, &character).await;
+    let secret_words = format!("marker-{}", uuid::Uuid::new_v4().simple());
+    let (events, _) = send_message(&app, &chat.session_id, &secret_words).await;
+    assert!(matches!(
+        events.last(),
+        Some(app::chat::ChatEvent::Finished { .. })
+    ));
+    let logs = captured_logs();
+    let finished: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("reply finished") && l.contains(&user_id))
+        .collect();
+    assert_eq!(finished.len(), 1, "{logs}");
+    assert!(finished[0].contains("call_id="), "{}", finished[0]);
+    assert!(finished[0].contains("request_id="), "{}", finished[0]);
+    // A key's requests name its user too.
+    let key = new_key(&app, "logged", true).await.secret;
+    let id = uuid::Uuid::new_v4().to_string();
+    let res = api(&app, reqwest::Method::POST, "/api/v1/characters", &key)
+        .header("x-request-id", &id)
+        .json(&full_draft("Through the API"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let logs = captured_logs();
+    assert!(
+        logs.lines().any(|l| l.contains(&id)
+            && l.contains(&format!("user_id={user_id}"))
+            && l.contains("character created through the API")),
+        "{logs}"
+    );
+    assert!(!logs.contains(&secret_words), "message text in the log");
+    assert!(!logs.contains(&key), "a key in the log");
+}
