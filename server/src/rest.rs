@@ -14,6 +14,7 @@
 //! app. Reads carry an `ETag` and answer `If-None-Match` with a 304.
 
 use app::characters::{service as characters, CharacterPage, CharacterView};
+use app::chat::{service as chats, ChatEvent, ChatView, EventLines, MessagePage, MessageStatus};
 use app::domain::{CharacterDraft, FieldError};
 use app::error::AppError;
 use app::infra::AppState;
@@ -22,7 +23,10 @@ use axum::{
     extract::{FromRequestParts, Path, Query, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
-    response::{Html, IntoResponse, Response},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        Html, IntoResponse, Response,
+    },
     routing::get,
     Json, Router,
 };
@@ -45,7 +49,8 @@ pub const BASE: &str = "/api/v1";
     security(("api_key" = [])),
     tags(
         (name = "user", description = "Who the key acts for"),
-        (name = "characters", description = "The key owner's characters")
+        (name = "characters", description = "The key owner's characters"),
+        (name = "chats", description = "Chats with characters: messages, and replies streamed as Server-Sent Events")
     )
 )]
 struct ApiDoc;
@@ -74,6 +79,10 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(me))
         .routes(routes!(list_characters, create_character))
         .routes(routes!(get_character, update_character, delete_character))
+        .routes(routes!(open_chat))
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(follow_reply))
+        .routes(routes!(stop_reply))
         .split_for_parts()
 }
 
@@ -508,6 +517,253 @@ async fn delete_character(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode
         .await
         .map_err(|e| ctx.fail(e))?;
     tracing::info!(key_id = %ctx.caller.key_id, "character deleted through the API");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/characters/{id}/chat",
+    tag = "chats",
+    summary = "Opens the chat with a character (made, with its greeting, the first time): its latest messages",
+    params(("id" = String, Path, description = "The character's id")),
+    responses(
+        (status = 200, description = "The chat and its latest page of messages", body = ChatView),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key (opening a chat the first time makes it)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn open_chat(ctx: Ctx, Path(id): Path<String>) -> Result<Json<ChatView>, Failure> {
+    ctx.writer()?;
+    let view = chats::open_for(&ctx.state, &ctx.caller.user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(view))
+}
+
+/// Which page of a chat.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BeforeQuery {
+    /// The messages written before this message number (a chat's `earlier`); none for the latest.
+    pub before: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{session_id}/messages",
+    tag = "chats",
+    summary = "A page of a chat's messages, in the order written (the latest, or those before `before`)",
+    params(("session_id" = String, Path, description = "The chat's id"), BeforeQuery),
+    responses(
+        (status = 200, description = "The page; `earlier` is the cursor for the one before", body = MessagePage),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`before` is not a message number", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_messages(
+    ctx: Ctx,
+    Path(session_id): Path<String>,
+    Query(q): Query<BeforeQuery>,
+) -> Result<Json<MessagePage>, Failure> {
+    let page = chats::earlier_for(
+        &ctx.state.db,
+        &ctx.caller.user,
+        &session_id,
+        q.before.unwrap_or(i64::MAX),
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
+    Ok(Json(page))
+}
+
+/// A message to send.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct NewMessage {
+    /// What the user says (1 to 4,000 characters).
+    pub text: String,
+}
+
+/// One reply event as Server-Sent Events: `accepted` (id 0), `delta` (id: the reply's length so
+/// far, in characters — what to send back as `Last-Event-ID` to resume), then `finished` or
+/// `failed`.
+fn sse_event(ev: &ChatEvent, sent: &mut usize) -> Event {
+    match ev {
+        ChatEvent::Accepted { .. } => Event::default()
+            .event("accepted")
+            .id("0")
+            .json_data(ev)
+            .unwrap_or_default(),
+        ChatEvent::Delta { text } => {
+            *sent += text.chars().count();
+            Event::default()
+                .event("delta")
+                .id(sent.to_string())
+                .json_data(serde_json::json!({ "text": text }))
+                .unwrap_or_default()
+        }
+        ChatEvent::Finished { status } => Event::default()
+            .event("finished")
+            .json_data(serde_json::json!({ "status": status }))
+            .unwrap_or_default(),
+        ChatEvent::Failed { message } => Event::default()
+            .event("failed")
+            .json_data(serde_json::json!({ "message": message }))
+            .unwrap_or_default(),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{session_id}/messages",
+    tag = "chats",
+    summary = "Sends a message; the reply streams back as Server-Sent Events",
+    description = "The message is saved before the model is called. Events: `accepted` (the saved message and the reply's id), `delta` (more text; its id is the reply's length so far), then `finished` (with the status) or `failed` (with a sentence). The reply is written and saved even if the client goes away; follow it again at /api/v1/replies/{reply_id}/events with Last-Event-ID.",
+    params(("session_id" = String, Path, description = "The chat's id")),
+    request_body(content = NewMessage),
+    responses(
+        (status = 200, description = "The reply's events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A reply is still being written in this chat; nothing was saved", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The message is empty or too long", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a model-call limit (with Retry-After); nothing was saved", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn send_message(
+    ctx: Ctx,
+    Path(session_id): Path<String>,
+    body: Result<Json<NewMessage>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    use futures::StreamExt;
+    ctx.writer()?;
+    let Json(msg) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let stream = chats::send_for(&ctx.state, ctx.caller.user.clone(), session_id, msg.text)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    let mut lines = EventLines::<ChatEvent>::default();
+    let mut sent = 0usize;
+    let events = stream.into_inner().flat_map(move |chunk| {
+        let out: Vec<Result<Event, std::convert::Infallible>> = match chunk {
+            Ok(text) => lines
+                .push(&text)
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|ev| Ok(sse_event(&ev, &mut sent)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        futures::stream::iter(out)
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// How often a followed reply is read again while it is being written.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long a follower stays at most (longer than any reply may take).
+const FOLLOW_FOR: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/replies/{reply_id}/events",
+    tag = "chats",
+    summary = "Follows a reply: its text after `Last-Event-ID` characters, as it is written, to its end",
+    description = "Works from any server of a deployment, for a reply being written or one already finished: the text saved so far after the offset comes as one `delta`, then more `delta`s as it is saved (every half second), then `finished` with the final status.",
+    params(
+        ("reply_id" = String, Path, description = "The reply's id (from `accepted`)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last `delta` received: the characters already had"),
+    ),
+    responses(
+        (status = 200, description = "The reply's remaining events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reply in the owner's chats", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn follow_reply(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(reply_id): Path<String>,
+) -> Result<Response, Failure> {
+    if reply_id.is_empty() || reply_id.len() > 64 {
+        return Err(ctx.fail(AppError::NotFound));
+    }
+    let db = ctx.state.db.clone();
+    let user = ctx.caller.user.clone();
+    // Found (and the owner's) before the stream starts: a 404 is a status, not an event.
+    app::chat::store::reply_state(&db, &user, &reply_id)
+        .await
+        .map_err(|e| ctx.fail(AppError::internal("load reply", e)))?
+        .ok_or_else(|| ctx.fail(AppError::NotFound))?;
+    let from: usize = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + FOLLOW_FOR;
+    // (characters sent, done)
+    let events = futures::stream::unfold((from, false, true), move |(sent, done, first)| {
+        let (db, user, reply_id) = (db.clone(), user.clone(), reply_id.clone());
+        async move {
+            if done || tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            if !first {
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+            let (status, content) = match app::chat::store::reply_state(&db, &user, &reply_id).await
+            {
+                Ok(Some(found)) => found,
+                // Gone, or the database out of reach: the stream ends; the client may follow again.
+                _ => return None,
+            };
+            let mut out: Vec<Result<Event, std::convert::Infallible>> = Vec::new();
+            let len = content.chars().count();
+            let mut now_sent = sent;
+            if len > sent {
+                let more: String = content.chars().skip(sent).collect();
+                out.push(Ok(sse_event(
+                    &ChatEvent::Delta { text: more },
+                    &mut now_sent,
+                )));
+            }
+            let finished = status != MessageStatus::Streaming;
+            if finished {
+                out.push(Ok(sse_event(
+                    &ChatEvent::Finished { status },
+                    &mut now_sent,
+                )));
+            }
+            Some((futures::stream::iter(out), (now_sent, finished, false)))
+        }
+    });
+    use futures::StreamExt;
+    Ok(Sse::new(events.flatten())
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/replies/{reply_id}/stop",
+    tag = "chats",
+    summary = "Stops a reply being written, on whichever server writes it; its text so far is kept",
+    params(("reply_id" = String, Path, description = "The reply's id")),
+    responses(
+        (status = 204, description = "Stopped (or it had already ended)"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reply in the owner's chats", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn stop_reply(ctx: Ctx, Path(reply_id): Path<String>) -> Result<StatusCode, Failure> {
+    ctx.writer()?;
+    chats::stop_for(&ctx.state, &ctx.caller.user, reply_id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

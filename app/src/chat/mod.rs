@@ -28,6 +28,7 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageRole {
@@ -53,6 +54,7 @@ impl MessageRole {
 }
 
 /// Where a message stands. A reply that did not finish keeps its text and says so.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -90,6 +92,7 @@ impl MessageStatus {
     }
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub id: String,
@@ -100,6 +103,7 @@ pub struct ChatMessage {
 }
 
 /// Everything the chat page shows when it opens.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatView {
     pub session_id: String,
@@ -118,6 +122,7 @@ pub struct ChatView {
 }
 
 /// A page of earlier messages, in the order written.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessagePage {
     pub messages: Vec<ChatMessage>,

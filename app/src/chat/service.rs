@@ -47,12 +47,23 @@ pub async fn interrupt_stale_replies(
 #[tracing::instrument(skip_all)]
 pub async fn open(character_id: String) -> Result<ChatView, AppError> {
     let user = require_user().await?;
-    let state = AppState::get()?;
-    let session_id = store::open_session(&state.db, &user, &character_id)
+    open_for(&AppState::get()?, &user, &character_id).await
+}
+
+/// [`open`] for `user`, however they are signed in (the REST API).
+pub async fn open_for(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    character_id: &str,
+) -> Result<ChatView, AppError> {
+    if character_id.is_empty() || character_id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let session_id = store::open_session(&state.db, user, character_id)
         .await
         .or_internal("open chat")?
         .ok_or(AppError::NotFound)?;
-    view_of(&state, &user, session_id).await
+    view_of(state, user, session_id).await
 }
 
 /// The chat with the signed-in user's own twin (404 with a sentence before they have one).
@@ -114,17 +125,29 @@ async fn view_of(
 #[tracing::instrument(skip_all, fields(session_id = %session_id, before))]
 pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, AppError> {
     let user = require_user().await?;
+    earlier_for(&AppState::get()?.db, &user, &session_id, before).await
+}
+
+/// [`earlier`] for `user`, however they are signed in.
+pub async fn earlier_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    before: i64,
+) -> Result<MessagePage, AppError> {
+    if session_id.is_empty() || session_id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
     if before < 1 {
         return Err(AppError::BadRequest(
             "`before` must be a message number (1 or more).".into(),
         ));
     }
-    let db = AppState::get()?.db;
-    store::find_session(&db, &user, &session_id)
+    store::find_session(db, user, session_id)
         .await
         .or_internal("load session")?
         .ok_or(AppError::NotFound)?;
-    let (messages, earlier) = store::messages_page(&db, &session_id, Some(before), PAGE)
+    let (messages, earlier) = store::messages_page(db, session_id, Some(before), PAGE)
         .await
         .or_internal("load messages")?;
     Ok(MessagePage { messages, earlier })
@@ -133,8 +156,21 @@ pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, App
 #[tracing::instrument(skip_all, fields(session_id = %session_id))]
 pub async fn send(session_id: String, text: String) -> Result<TextStream<AppError>, AppError> {
     let user = require_user().await?;
+    send_for(&AppState::get()?, user, session_id, text).await
+}
+
+/// [`send`] for `user`, however they are signed in (the REST API streams the same events).
+pub async fn send_for(
+    state: &AppState,
+    user: crate::auth::UserId,
+    session_id: String,
+    text: String,
+) -> Result<TextStream<AppError>, AppError> {
     let text = MessageText::parse(&text)?;
-    let state = AppState::get()?;
+    if session_id.is_empty() || session_id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let state = state.clone();
     let session = store::find_session(&state.db, &user, &session_id)
         .await
         .or_internal("load session")?
@@ -221,8 +257,19 @@ pub async fn send(session_id: String, text: String) -> Result<TextStream<AppErro
 #[tracing::instrument(skip_all, fields(reply_id = %reply_id))]
 pub async fn stop(reply_id: String) -> Result<(), AppError> {
     let user = require_user().await?;
-    let state = AppState::get()?;
-    let status = store::reply_status(&state.db, &user, &reply_id)
+    stop_for(&AppState::get()?, &user, reply_id).await
+}
+
+/// [`stop`] for `user`, however they are signed in.
+pub async fn stop_for(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    reply_id: String,
+) -> Result<(), AppError> {
+    if reply_id.is_empty() || reply_id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let status = store::reply_status(&state.db, user, &reply_id)
         .await
         .or_internal("find reply")?
         .ok_or(AppError::NotFound)?;

@@ -471,6 +471,29 @@ pub async fn reply_status(
         .transpose()
 }
 
+/// The status and text (as last saved) of the reply `reply_id`, if it is an assistant message in
+/// one of `owner`'s sessions. For a client that follows a reply being written elsewhere.
+pub async fn reply_state(
+    db: &Db,
+    owner: &UserId,
+    reply_id: &str,
+) -> Result<Option<(MessageStatus, String)>, sqlx::Error> {
+    let found: Option<(String, String)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT m.status, m.content FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
+             WHERE m.id = $1 AND s.owner_id = $2 AND m.role = $3",
+        )
+        .bind(reply_id)
+        .bind(&owner.0)
+        .bind(MessageRole::Assistant.as_str())
+        .fetch_optional(pool)
+        .await?
+    });
+    found
+        .map(|(status, content)| Ok((parse_status(reply_id, &status)?, content)))
+        .transpose()
+}
+
 /// Marks a reply stopped if it is still streaming.
 pub async fn mark_stopped(db: &Db, reply_id: &str) -> Result<(), sqlx::Error> {
     with_pool!(db, pool => {

@@ -30,6 +30,34 @@ test("make an API key, use it, revoke it", async ({ page, request }) => {
   expect(me.status()).toBe(200);
   expect((await me.json()).write).toBe(true);
 
+  // A plain HTTP client with the key: create a character, open its chat, stream a reply (SSE).
+  const auth = { authorization: `Bearer ${secret}` };
+  const character = {
+    name: "Keyed Wren", traits: ["curious"], age: "29", gender: "female", voice: "", scenes: "5",
+    language: "English", avatar: "tide", backstory: "She mapped the northern coast.",
+    story_context: "A harbour town in winter.", opening_line: "You found my map.",
+    start_options: ["Ask about the map.", "Offer help.", "Walk away."],
+    endings: [
+      { kind: "happy", text: "The map leads home." },
+      { kind: "tragic", text: "The map is lost at sea." },
+      { kind: "ambiguous", text: "The map was never finished." },
+    ],
+  };
+  const created = await request.post("/api/v1/characters", { headers: auth, data: character });
+  expect(created.status()).toBe(201);
+  const id = (await created.json()).id;
+  const chat = await (await request.post(`/api/v1/characters/${id}/chat`, { headers: auth })).json();
+  const reply = await request.post(`/api/v1/chats/${chat.session_id}/messages`, {
+    headers: auth,
+    data: { text: "Where does the map lead?" },
+  });
+  expect(reply.status()).toBe(200);
+  expect(reply.headers()["content-type"]).toContain("text/event-stream");
+  const events = await reply.text();
+  expect(events).toMatch(/^event: ?accepted$/m);
+  expect(events).toMatch(/^event: ?delta$/m);
+  expect(events).toMatch(/event: ?finished\ndata: ?\{"status":"complete"\}/);
+
   // Revoked: it stops at once.
   await row.getByRole("button", { name: "Revoke E2E script" }).click();
   await expect(page.getByTestId("key-list").getByRole("row", { name: /E2E script/ })).toContainText("revoked");

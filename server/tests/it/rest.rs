@@ -7,6 +7,7 @@
 
 use crate::common::*;
 use app::keys::{CreateApiKey, CreatedKey, ListApiKeys, RevokeApiKey, MAX_ACTIVE_KEYS};
+use mock_llm::Reply;
 use serde_json::Value;
 
 on_both_backends!(
@@ -14,6 +15,7 @@ on_both_backends!(
     a_key_reads_and_writes_characters_through_the_api,
     every_documented_route_refuses_the_wrong_key,
     the_openapi_document_is_complete_and_every_operation_answers_as_documented,
+    a_key_chats_over_server_sent_events,
 );
 
 async fn new_key(app: &TestApp, name: &str, write: bool) -> CreatedKey {
@@ -283,18 +285,51 @@ async fn a_key_reads_and_writes_characters_through_the_api(backend: Backend) {
     assert_eq!(p["title"], "Not Found");
 }
 
-/// Every documented operation, with a path for it (ids filled in) and a body where it takes one.
-fn operations(doc: &Value, id: &str) -> Vec<(reqwest::Method, String, bool)> {
+/// Every documented operation, with its path's parameters filled in from `ids` (`{id}`,
+/// `{session_id}`, `{reply_id}`), and whether it writes.
+fn operations(doc: &Value, ids: &[(&str, &str)]) -> Vec<(reqwest::Method, String, bool)> {
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
             let m: reqwest::Method = method.to_uppercase().parse().unwrap();
             let writes = m != reqwest::Method::GET;
-            let _ = op;
-            out.push((m, path.replace("{id}", id), writes));
+            let mut filled = path.clone();
+            for (name, value) in ids {
+                filled = filled.replace(&format!("{{{name}}}"), value);
+            }
+            assert!(!filled.contains('{'), "no id for {path}");
+            out.push((m, filled, writes));
         }
     }
     out
+}
+
+/// The body a write takes at `path`.
+fn body_for(path: &str) -> Value {
+    if path.ends_with("/messages") {
+        serde_json::json!({"text": "Hello there."})
+    } else {
+        serde_json::to_value(full_draft("Nope")).unwrap()
+    }
+}
+
+/// A Server-Sent Events body as (event, id, data) triples.
+fn sse(body: &str) -> Vec<(String, Option<String>, Value)> {
+    body.split("\n\n")
+        .filter(|block| block.lines().any(|l| l.starts_with("data:")))
+        .map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            (
+                field("event:").unwrap_or_default(),
+                field("id:"),
+                serde_json::from_str(&field("data:").unwrap()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
@@ -336,7 +371,16 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
         .json()
         .await
         .unwrap();
-    let ops = operations(&doc, &mine);
+    let my_chat = open_chat(&app, &mine).await;
+    let my_reply = my_chat.messages[0].id.clone();
+    let ops = operations(
+        &doc,
+        &[
+            ("id", &mine),
+            ("session_id", &my_chat.session_id),
+            ("reply_id", &my_reply),
+        ],
+    );
     assert!(ops.len() >= 5, "{ops:?}");
     for (method, path, writes) in &ops {
         for (label, key) in [
@@ -357,7 +401,7 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
                 req = req.header("authorization", k);
             }
             if *writes {
-                req = req.json(&full_draft("Nope"));
+                req = req.json(&body_for(path));
             }
             let res = req.send().await.unwrap();
             assert_eq!(res.status(), 401, "{method} {path} with {label}");
@@ -387,6 +431,52 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
         .unwrap();
         assert_eq!(res.status(), 404, "{method}");
     }
+    // Someone else's chat and reply are not found either, to read, send, follow or stop.
+    let their_chat = app::chat::store::open_session(&app.db, &owner, &theirs)
+        .await
+        .unwrap()
+        .unwrap();
+    let their_reply = app::chat::store::messages(&app.db, &their_chat, None)
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    for (method, path) in [
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/characters/{theirs}/chat"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/chats/{their_chat}/messages"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/chats/{their_chat}/messages"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/v1/replies/{their_reply}/events"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/replies/{their_reply}/stop"),
+        ),
+    ] {
+        let res = api(&app, method.clone(), &path, &writer)
+            .json(&body_for(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{method} {path}");
+    }
+    assert_eq!(
+        app::chat::store::messages(&app.db, &their_chat, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let res = api(
         &app,
         reqwest::Method::GET,
@@ -486,7 +576,14 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     // and a JSON body has its schema's required properties.
     let writer = new_key(&app, "writer", true).await.secret;
     let character = save_character(&app, "Driven").await;
-    let mut ops = operations(&doc, &character);
+    let chat = open_chat(&app, &character).await;
+    let greeting = chat.messages[0].id.clone();
+    let ids = [
+        ("id", character.as_str()),
+        ("session_id", chat.session_id.as_str()),
+        ("reply_id", greeting.as_str()),
+    ];
+    let mut ops = operations(&doc, &ids);
     // Deleting last, so the reads still find the character.
     ops.sort_by_key(|(m, _, _)| *m == reqwest::Method::DELETE);
     for (method, path, writes) in ops {
@@ -494,13 +591,19 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
             .as_object()
             .unwrap()
             .iter()
-            .find(|(p, _)| p.replace("{id}", &character) == path)
+            .find(|(p, _)| {
+                let mut filled = p.to_string();
+                for (name, value) in ids {
+                    filled = filled.replace(&format!("{{{name}}}"), value);
+                }
+                filled == path
+            })
             .unwrap()
             .1;
         let op = &template[method.as_str().to_lowercase()];
         let mut req = api(&app, method.clone(), &path, &writer);
         if writes && method == reqwest::Method::POST {
-            req = req.json(&full_draft("Posted"));
+            req = req.json(&body_for(&path));
         }
         if method == reqwest::Method::PUT {
             let current = api(&app, reqwest::Method::GET, &path, &writer)
@@ -692,4 +795,174 @@ async fn log_lines_name_the_user_and_the_model_call() {
     );
     assert!(!logs.contains(&secret_words), "message text in the log");
     assert!(!logs.contains(&key), "a key in the log");
+}
+
+async fn a_key_chats_over_server_sent_events(backend: Backend) {
+    let (app, mock) = app_with_gemini(backend, 2).await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    let reader = new_key(&app, "reader", false).await.secret;
+    let character = app
+        .call(app::characters::SaveCharacter {
+            draft: full_draft("Iris"),
+            import: None,
+        })
+        .await
+        .unwrap();
+    // Opening makes the chat (a write); a read-only key may not.
+    let path = format!("/api/v1/characters/{character}/chat");
+    assert_eq!(
+        api(&app, reqwest::Method::POST, &path, &reader)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let chat: Value = api(&app, reqwest::Method::POST, &path, &writer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = chat["session_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        chat["messages"].as_array().unwrap().len(),
+        1,
+        "the greeting"
+    );
+
+    // A message: the reply streams as SSE, ids counting the reply's characters.
+    let messages = format!("/api/v1/chats/{session}/messages");
+    let res = api(&app, reqwest::Method::POST, &messages, &writer)
+        .json(&serde_json::json!({"text": "Tell me about the sea."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let events = sse(&res.text().await.unwrap());
+    assert_eq!(events[0].0, "accepted");
+    assert_eq!(
+        events[0].2["user_message"]["content"],
+        "Tell me about the sea."
+    );
+    let reply_id = events[0].2["reply_id"].as_str().unwrap().to_string();
+    let deltas: Vec<&(String, Option<String>, Value)> =
+        events.iter().filter(|e| e.0 == "delta").collect();
+    assert!(deltas.len() >= 3, "{events:?}");
+    let text: String = deltas
+        .iter()
+        .map(|e| e.2["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        deltas.last().unwrap().1.as_deref(),
+        Some(text.chars().count().to_string().as_str())
+    );
+    assert_eq!(events.last().unwrap().0, "finished");
+    assert_eq!(events.last().unwrap().2["status"], "complete");
+
+    // Following it again from the id of its third delta gives exactly the rest, then its end.
+    let at = deltas[2].1.clone().unwrap();
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/replies/{reply_id}/events"),
+        &reader,
+    )
+    .header("last-event-id", &at)
+    .send()
+    .await
+    .unwrap();
+    let rest = sse(&res.text().await.unwrap());
+    let had: String = text.chars().take(at.parse().unwrap()).collect();
+    assert_eq!(
+        format!("{had}{}", rest[0].2["text"].as_str().unwrap()),
+        text
+    );
+    assert_eq!(
+        rest[0].1.as_deref(),
+        Some(text.chars().count().to_string().as_str())
+    );
+    assert_eq!(rest.last().unwrap().0, "finished");
+
+    // The messages, as the app shows them, a page at a time.
+    let page: Value = api(&app, reqwest::Method::GET, &messages, &reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = page["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2]["content"], Value::String(text.clone()));
+    let bad = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("{messages}?before=0"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 422);
+
+    // A slow reply followed from another connection while it is written, then stopped.
+    mock.push(Reply::Text {
+        chunks: (0..200).map(|i| format!("w{i} ")).collect(),
+        finish: "STOP".into(),
+        chunk_delay_ms: 30,
+    });
+    let res = api(&app, reqwest::Method::POST, &messages, &writer)
+        .json(&serde_json::json!({"text": "Go on."}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    use futures::StreamExt;
+    let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    let accepted = sse(&first);
+    let slow_id = accepted[0].2["reply_id"].as_str().unwrap().to_string();
+    drop(body);
+    // A second message while it is written: 409, nothing saved.
+    let busy = api(&app, reqwest::Method::POST, &messages, &writer)
+        .json(&serde_json::json!({"text": "Hello?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), 409);
+    let follow = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/replies/{slow_id}/events"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let stop = api(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/replies/{slow_id}/stop"),
+        &writer,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(stop.status(), 204);
+    let followed = sse(&follow.text().await.unwrap());
+    let got: String = followed
+        .iter()
+        .filter(|e| e.0 == "delta")
+        .map(|e| e.2["text"].as_str().unwrap())
+        .collect();
+    assert!(got.starts_with("w0 w1 "), "{followed:?}");
+    assert!(!got.contains("w199"), "stopped before the end: {got}");
+    assert_eq!(followed.last().unwrap().0, "finished");
+    assert_eq!(followed.last().unwrap().2["status"], "stopped");
 }
