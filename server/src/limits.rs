@@ -51,6 +51,7 @@ pub fn body_limit_for(path: &str) -> usize {
         2 * (app::domain::ShadeQuestionnaire::MAX_CHARS * JSON_BYTES_PER_CHAR + 4096)
     } else if path == app::chat::SendMessage::PATH
         || (path.starts_with("/api/v1/chats/") && path.ends_with("/messages"))
+        || (path.starts_with("/api/v1/runs/") && path.ends_with("/turns"))
     {
         2 * (MessageText::MAX * FORM_BYTES_PER_CHAR + 1024)
     } else {

@@ -15,10 +15,12 @@
 
 use app::characters::{service as characters, CharacterPage, CharacterView};
 use app::chat::{service as chats, ChatEvent, ChatView, EventLines, MessagePage, MessageStatus};
+use app::domain::PlayChoice;
 use app::domain::{CharacterDraft, FieldError};
 use app::error::AppError;
 use app::infra::AppState;
 use app::keys::service::{authenticate, ApiCaller};
+use app::play::{service as play, PlayEvent, RunSummary, RunView};
 use axum::{
     extract::{FromRequestParts, Path, Query, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
@@ -50,7 +52,8 @@ pub const BASE: &str = "/api/v1";
     tags(
         (name = "user", description = "Who the key acts for"),
         (name = "characters", description = "The key owner's characters"),
-        (name = "chats", description = "Chats with characters: messages, and replies streamed as Server-Sent Events")
+        (name = "chats", description = "Chats with characters: messages, and replies streamed as Server-Sent Events"),
+        (name = "play", description = "Play mode: a character leads a story scene by scene to one of its endings")
     )
 )]
 struct ApiDoc;
@@ -83,6 +86,10 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_messages, send_message))
         .routes(routes!(follow_reply))
         .routes(routes!(stop_reply))
+        .routes(routes!(start_run))
+        .routes(routes!(list_runs))
+        .routes(routes!(get_run))
+        .routes(routes!(play_turn))
         .split_for_parts()
 }
 
@@ -765,6 +772,171 @@ async fn stop_reply(ctx: Ctx, Path(reply_id): Path<String>) -> Result<StatusCode
         .await
         .map_err(|e| ctx.fail(e))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/characters/{id}/runs",
+    tag = "play",
+    summary = "Starts a story with a character, from its opening line and start options",
+    params(("id" = String, Path, description = "The character's id")),
+    responses(
+        (status = 201, description = "The new run; `Location` names it", body = RunView),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn start_run(ctx: Ctx, Path(id): Path<String>) -> Result<Response, Failure> {
+    ctx.writer()?;
+    let run = play::start_for(&ctx.state.db, &ctx.caller.user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    let view = play::get_for(&ctx.state, &ctx.caller.user, &run)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("{BASE}/runs/{run}"))],
+        Json(view),
+    )
+        .into_response())
+}
+
+/// Which runs.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Only this character's runs.
+    pub character_id: Option<String>,
+    /// How many (1 to 50; 50 by default).
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "play",
+    summary = "The key owner's runs, most recently played first",
+    params(RunsQuery),
+    responses(
+        (status = 200, description = "The runs, each with its state and the ending reached", body = [RunSummary]),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`character_id` is not one of the owner's characters", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_runs(ctx: Ctx, Query(q): Query<RunsQuery>) -> Result<Json<Vec<RunSummary>>, Failure> {
+    let runs = play::list_for(&ctx.state.db, &ctx.caller.user, q.character_id, q.limit)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(runs))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run_id}",
+    tag = "play",
+    summary = "A run with every scene played: its transcript, and what may be chosen next",
+    params(("run_id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = RunView,
+            headers(("ETag" = String, description = "Send back as If-None-Match"))),
+        (status = 304, description = "Not modified since the ETag sent"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run of the owner's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_run(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let run = play::get_for(&ctx.state, &ctx.caller.user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(with_etag(&headers, StatusCode::OK, &run))
+}
+
+/// The player's next move.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct NewTurn {
+    /// The id of the run's last scene as the client saw it (empty before the first scene): a
+    /// choice made on a stale view is refused (409), not played twice.
+    #[serde(default)]
+    pub after: String,
+    /// One of the options on offer (0-based `option`), or an `action` of the player's own.
+    pub choice: PlayChoice,
+}
+
+/// One play event as Server-Sent Events: `accepted` (the saved choice as a scene being written),
+/// `delta` (more dialogue; its id is the dialogue's length so far, in characters), then
+/// `finished` (the scene as saved, and whether the run has ended) or `failed`.
+fn play_sse(ev: &PlayEvent, sent: &mut usize) -> Event {
+    let named = |name: &'static str| Event::default().event(name);
+    match ev {
+        PlayEvent::Accepted { turn } => named("accepted").id("0").json_data(turn),
+        PlayEvent::Delta { text } => {
+            *sent += text.chars().count();
+            named("delta")
+                .id(sent.to_string())
+                .json_data(serde_json::json!({ "text": text }))
+        }
+        PlayEvent::Finished { turn, run } => {
+            named("finished").json_data(serde_json::json!({ "turn": turn, "run": run }))
+        }
+        PlayEvent::Failed { message, turn } => {
+            named("failed").json_data(serde_json::json!({ "message": message, "turn": turn }))
+        }
+    }
+    .unwrap_or_default()
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{run_id}/turns",
+    tag = "play",
+    summary = "Plays the next scene; it streams back as Server-Sent Events",
+    description = "The choice is saved before the model is called. Events: `accepted` (the scene being written), `delta` (more of the character's dialogue), then `finished` (the scene with its three options, or at the last scene the ending reached; and the run's status) or `failed` (a sentence; the scene is kept, marked, and can be played again in the app). The scene is written and saved even if the client goes away.",
+    params(("run_id" = String, Path, description = "The run's id")),
+    request_body(content = NewTurn),
+    responses(
+        (status = 200, description = "The scene's events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A scene is being written, or the story moved on since `after`; nothing saved", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An option not on offer, both an option and an action, or an action too long", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a model-call limit (with Retry-After); nothing saved", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn play_turn(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Result<Json<NewTurn>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    use futures::StreamExt;
+    ctx.writer()?;
+    let Json(t) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let stream = play::turn_for(&ctx.state, ctx.caller.user.clone(), id, t.after, t.choice)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    let mut lines = EventLines::<PlayEvent>::default();
+    let mut sent = 0usize;
+    let events = stream.into_inner().flat_map(move |chunk| {
+        let out: Vec<Result<Event, std::convert::Infallible>> = match chunk {
+            Ok(text) => lines
+                .push(&text)
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|ev| Ok(play_sse(&ev, &mut sent)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        futures::stream::iter(out)
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// A reference page for the document, rendered on the server (no script): each operation with

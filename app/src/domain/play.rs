@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const OPTIONS: usize = 3;
 
 /// What the player does: pick offered option `option` (0-based), or type `action`. Exactly one.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PlayChoice {
     #[serde(default)]

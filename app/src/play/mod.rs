@@ -28,6 +28,7 @@ pub mod service;
 pub mod store;
 
 /// Where a run stands.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -53,6 +54,7 @@ impl RunStatus {
 }
 
 /// Where a turn stands. A turn that did not finish keeps its text and says so.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnStatus {
@@ -87,6 +89,7 @@ impl TurnStatus {
 }
 
 /// One scene of a run.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlayTurn {
     pub id: String,
@@ -105,6 +108,7 @@ pub struct PlayTurn {
 }
 
 /// One of the endings a run can reach.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunEnding {
     pub kind: String,
@@ -113,6 +117,7 @@ pub struct RunEnding {
 
 /// A run as its page shows it: what it started from and every scene played (re-rolled scenes
 /// are kept in the database, not shown).
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunView {
     pub id: String,
@@ -176,6 +181,7 @@ pub fn next_scene(turns: &[PlayTurn]) -> u8 {
 }
 
 /// A run in a list.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub id: String,

@@ -45,23 +45,32 @@ fn check_id(id: &str) -> Result<(), AppError> {
 #[tracing::instrument(skip_all)]
 pub async fn start(character_id: String) -> Result<String, AppError> {
     let user = require_user().await?;
-    check_id(&character_id)?;
-    let db = AppState::get()?.db;
-    let id = store::create_run(&db, &user, &character_id)
+    let id = start_for(&AppState::get()?.db, &user, &character_id).await?;
+    leptos_axum::redirect(&format!("/play/{id}"));
+    Ok(id)
+}
+
+/// Starts a run of `user`'s character (the app's server function, or the REST API).
+pub async fn start_for(db: &Db, user: &UserId, character_id: &str) -> Result<String, AppError> {
+    check_id(character_id)?;
+    let id = store::create_run(db, user, character_id)
         .await
         .or_internal("start run")?
         .ok_or(AppError::NotFound)?;
     tracing::info!("play run started");
-    leptos_axum::redirect(&format!("/play/{id}"));
     Ok(id)
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn get(id: String) -> Result<RunView, AppError> {
     let user = require_user().await?;
-    check_id(&id)?;
-    let state = AppState::get()?;
-    view(&state, &user, &id).await
+    get_for(&AppState::get()?, &user, &id).await
+}
+
+/// `user`'s run `id` with every scene played.
+pub async fn get_for(state: &AppState, user: &UserId, id: &str) -> Result<RunView, AppError> {
+    check_id(id)?;
+    view(state, user, id).await
 }
 
 /// The run and its scenes, a scene whose server died marked interrupted first.
@@ -126,8 +135,18 @@ pub async fn list(
     limit: Option<i64>,
 ) -> Result<Vec<RunSummary>, AppError> {
     let user = require_user().await?;
+    list_for(&AppState::get()?.db, &user, character_id, limit).await
+}
+
+/// `user`'s runs (of `character_id`, if given), most recently played first.
+pub async fn list_for(
+    db: &Db,
+    user: &UserId,
+    character_id: Option<String>,
+    limit: Option<i64>,
+) -> Result<Vec<RunSummary>, AppError> {
+    let (db, user) = (db.clone(), user.clone());
     let character_id = character_id.filter(|c| !c.is_empty());
-    let db = AppState::get()?.db;
     if let Some(c) = &character_id {
         // Someone else's character has no runs to list: it is not found.
         check_id(c)?;
@@ -150,11 +169,22 @@ pub async fn turn(
     choice: PlayChoice,
 ) -> Result<TextStream<AppError>, AppError> {
     let user = require_user().await?;
+    turn_for(&AppState::get()?, user, run_id, after, choice).await
+}
+
+/// [`turn`] for `user`, however they are signed in (the REST API streams the same events).
+pub async fn turn_for(
+    state: &AppState,
+    user: UserId,
+    run_id: String,
+    after: String,
+    choice: PlayChoice,
+) -> Result<TextStream<AppError>, AppError> {
     check_id(&run_id)?;
     if after.len() > 64 {
         return Err(AppError::BadRequest("`after` is not a scene.".into()));
     }
-    let state = AppState::get()?;
+    let state = state.clone();
     let (run, turns) = load(&state, &user, &run_id).await?;
     let choice = choice
         .parse(&super::offered(&run.start_options, &turns))

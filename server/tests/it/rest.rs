@@ -16,6 +16,7 @@ on_both_backends!(
     every_documented_route_refuses_the_wrong_key,
     the_openapi_document_is_complete_and_every_operation_answers_as_documented,
     a_key_chats_over_server_sent_events,
+    a_key_plays_a_story_over_server_sent_events,
 );
 
 async fn new_key(app: &TestApp, name: &str, write: bool) -> CreatedKey {
@@ -308,6 +309,8 @@ fn operations(doc: &Value, ids: &[(&str, &str)]) -> Vec<(reqwest::Method, String
 fn body_for(path: &str) -> Value {
     if path.ends_with("/messages") {
         serde_json::json!({"text": "Hello there."})
+    } else if path.ends_with("/turns") {
+        serde_json::json!({"after": "", "choice": {"option": 0}})
     } else {
         serde_json::to_value(full_draft("Nope")).unwrap()
     }
@@ -373,12 +376,19 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
         .unwrap();
     let my_chat = open_chat(&app, &mine).await;
     let my_reply = my_chat.messages[0].id.clone();
+    let my_run = app
+        .call(app::play::StartRun {
+            character_id: mine.clone(),
+        })
+        .await
+        .unwrap();
     let ops = operations(
         &doc,
         &[
             ("id", &mine),
             ("session_id", &my_chat.session_id),
             ("reply_id", &my_reply),
+            ("run_id", &my_run),
         ],
     );
     assert!(ops.len() >= 5, "{ops:?}");
@@ -578,10 +588,17 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     let character = save_character(&app, "Driven").await;
     let chat = open_chat(&app, &character).await;
     let greeting = chat.messages[0].id.clone();
+    let run = app
+        .call(app::play::StartRun {
+            character_id: character.clone(),
+        })
+        .await
+        .unwrap();
     let ids = [
         ("id", character.as_str()),
         ("session_id", chat.session_id.as_str()),
         ("reply_id", greeting.as_str()),
+        ("run_id", run.as_str()),
     ];
     let mut ops = operations(&doc, &ids);
     // Deleting last, so the reads still find the character.
@@ -965,4 +982,112 @@ async fn a_key_chats_over_server_sent_events(backend: Backend) {
     assert!(!got.contains("w199"), "stopped before the end: {got}");
     assert_eq!(followed.last().unwrap().0, "finished");
     assert_eq!(followed.last().unwrap().2["status"], "stopped");
+}
+
+async fn a_key_plays_a_story_over_server_sent_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    let reader = new_key(&app, "reader", false).await.secret;
+    let mut d = full_draft("Tamsin");
+    d.scenes = "5".into();
+    let character = app
+        .call(app::characters::SaveCharacter {
+            draft: d,
+            import: None,
+        })
+        .await
+        .unwrap();
+    let start = format!("/api/v1/characters/{character}/runs");
+    assert_eq!(
+        api(&app, reqwest::Method::POST, &start, &reader)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let res = api(&app, reqwest::Method::POST, &start, &writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let run: Value = res.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/runs/{}", run["id"].as_str().unwrap())
+    );
+    assert_eq!(run["scenes"], 5);
+    assert_eq!(run["start_options"].as_array().unwrap().len(), 3);
+    let turns = format!("{location}/turns");
+    let mut after = String::new();
+    let mut last = Value::Null;
+    for scene in 1..=5 {
+        let choice = if scene == 2 {
+            serde_json::json!({"action": "I climb the stairs."})
+        } else {
+            serde_json::json!({"option": scene % 3})
+        };
+        let res = api(&app, reqwest::Method::POST, &turns, &writer)
+            .json(&serde_json::json!({"after": after, "choice": choice}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "scene {scene}");
+        let events = sse(&res.text().await.unwrap());
+        assert_eq!(events[0].0, "accepted");
+        let dialogue: String = events
+            .iter()
+            .filter(|e| e.0 == "delta")
+            .map(|e| e.2["text"].as_str().unwrap())
+            .collect();
+        let done = events.last().unwrap();
+        assert_eq!(done.0, "finished", "{events:?}");
+        assert_eq!(done.2["turn"]["dialogue"], Value::String(dialogue));
+        assert_eq!(done.2["turn"]["scene"], scene);
+        after = done.2["turn"]["id"].as_str().unwrap().to_string();
+        last = done.2.clone();
+    }
+    assert_eq!(last["run"], "ended");
+    assert!(last["turn"]["ending"].as_u64().is_some());
+    // Stale: a choice after the end, or on an old view, is refused.
+    let res = api(&app, reqwest::Method::POST, &turns, &writer)
+        .json(&serde_json::json!({"after": "", "choice": {"action": "Once more."}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let p: Value = res.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("moved on"), "{p}");
+    // The run, whole, with an ETag; and the list.
+    let res = api(&app, reqwest::Method::GET, &location, &reader)
+        .send()
+        .await
+        .unwrap();
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let whole: Value = res.json().await.unwrap();
+    assert_eq!(whole["status"], "ended");
+    assert_eq!(whole["turns"].as_array().unwrap().len(), 5);
+    assert_eq!(whole["turns"][1]["choice"], "I climb the stairs.");
+    let res = api(&app, reqwest::Method::GET, &location, &reader)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+    let runs: Value = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/runs?character_id={character}"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(runs[0]["status"], "ended");
+    assert_eq!(runs[0]["played"], 5);
 }
