@@ -644,13 +644,22 @@ async fn send_message(
     Path(session_id): Path<String>,
     body: Result<Json<NewMessage>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
-    use futures::StreamExt;
     ctx.writer()?;
     let Json(msg) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
     let stream = chats::send_for(&ctx.state, ctx.caller.user.clone(), session_id, msg.text)
         .await
         .map_err(|e| ctx.fail(e))?;
-    let mut lines = EventLines::<ChatEvent>::default();
+    Ok(as_sse(stream, sse_event))
+}
+
+/// A streaming service's lines of events (`T`, one JSON line each, as the app's pages read
+/// them) as Server-Sent Events, each made by `to_event` (which counts the text sent so far).
+fn as_sse<T: serde::de::DeserializeOwned + Send + 'static>(
+    stream: leptos::server_fn::codec::TextStream<AppError>,
+    mut to_event: impl FnMut(&T, &mut usize) -> Event + Send + 'static,
+) -> Response {
+    use futures::StreamExt;
+    let mut lines = EventLines::<T>::default();
     let mut sent = 0usize;
     let events = stream.into_inner().flat_map(move |chunk| {
         let out: Vec<Result<Event, std::convert::Infallible>> = match chunk {
@@ -658,15 +667,15 @@ async fn send_message(
                 .push(&text)
                 .into_iter()
                 .filter_map(Result::ok)
-                .map(|ev| Ok(sse_event(&ev, &mut sent)))
+                .map(|ev| Ok(to_event(&ev, &mut sent)))
                 .collect(),
             Err(_) => Vec::new(),
         };
         futures::stream::iter(out)
     });
-    Ok(Sse::new(events)
+    Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response())
+        .into_response()
 }
 
 /// How often a followed reply is read again while it is being written.
@@ -914,29 +923,12 @@ async fn play_turn(
     Path(id): Path<String>,
     body: Result<Json<NewTurn>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
-    use futures::StreamExt;
     ctx.writer()?;
     let Json(t) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
     let stream = play::turn_for(&ctx.state, ctx.caller.user.clone(), id, t.after, t.choice)
         .await
         .map_err(|e| ctx.fail(e))?;
-    let mut lines = EventLines::<PlayEvent>::default();
-    let mut sent = 0usize;
-    let events = stream.into_inner().flat_map(move |chunk| {
-        let out: Vec<Result<Event, std::convert::Infallible>> = match chunk {
-            Ok(text) => lines
-                .push(&text)
-                .into_iter()
-                .filter_map(Result::ok)
-                .map(|ev| Ok(play_sse(&ev, &mut sent)))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        futures::stream::iter(out)
-    });
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(as_sse(stream, play_sse))
 }
 
 /// A reference page for the document, rendered on the server (no script): each operation with

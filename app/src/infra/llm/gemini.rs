@@ -310,36 +310,36 @@ impl LlmProvider for GeminiProvider {
     }
 
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
-        let this = self.clone();
         let body = Self::body(&self.inner.cfg, &req.system, &req.history, None);
-        let open = async move {
-            let url = this.url("streamGenerateContent");
-            http::open_stream(
-                "gemini.streamGenerateContent",
-                this.limits(),
-                || this.request(&url, &body),
-                classify_error,
-            )
-            .await
-        };
-        sse::chat(open, self.limits(), StreamEvents)
+        self.stream(body, "gemini.streamGenerateContent")
     }
 
     fn stream_json(
         &self,
         req: StructuredRequest,
     ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
-        let this = self.clone();
         let body = Self::body(
             &self.inner.cfg,
             &req.system,
             &req.turns(),
             Some(&req.schema),
         );
+        self.stream(body, "gemini.streamGenerateContent(json)")
+    }
+}
+
+impl GeminiProvider {
+    /// `body` sent to `streamGenerateContent`, its events read as chunks.
+    fn stream(
+        &self,
+        body: Value,
+        call: &'static str,
+    ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let this = self.clone();
         let open = async move {
             let url = this.url("streamGenerateContent");
             http::open_stream(
-                "gemini.streamGenerateContent(json)",
+                call,
                 this.limits(),
                 || this.request(&url, &body),
                 classify_error,

@@ -232,25 +232,14 @@ impl LlmProvider for OpenAiProvider {
     }
 
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
-        let this = self.clone();
         let body = Self::body(&self.inner.cfg, &req.system, &req.history, None, true);
-        let open = async move {
-            http::open_stream(
-                "openai.chat.completions(stream)",
-                this.limits(),
-                || this.request(&body),
-                classify_error,
-            )
-            .await
-        };
-        sse::chat(open, self.limits(), StreamEvents::default())
+        self.stream(body, "openai.chat.completions(stream)")
     }
 
     fn stream_json(
         &self,
         req: StructuredRequest,
     ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
-        let this = self.clone();
         let body = Self::body(
             &self.inner.cfg,
             &req.system,
@@ -258,14 +247,20 @@ impl LlmProvider for OpenAiProvider {
             Some(&req.schema),
             true,
         );
+        self.stream(body, "openai.chat.completions(stream, json)")
+    }
+}
+
+impl OpenAiProvider {
+    /// `body` sent as a streamed chat completion, its events read as chunks.
+    fn stream(
+        &self,
+        body: Value,
+        call: &'static str,
+    ) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
+        let this = self.clone();
         let open = async move {
-            http::open_stream(
-                "openai.chat.completions(stream, json)",
-                this.limits(),
-                || this.request(&body),
-                classify_error,
-            )
-            .await
+            http::open_stream(call, this.limits(), || this.request(&body), classify_error).await
         };
         sse::chat(open, self.limits(), StreamEvents::default())
     }
