@@ -44,6 +44,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="stylesheet" id="leptos" href=options.css_path() />
+                // Named, so browsers do not ask for a /favicon.ico that does not exist.
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <HydrationScripts options=options.clone() />
                 <MetaTags />
             </head>

@@ -515,6 +515,11 @@ async fn pages_render_without_javascript(backend: Backend) {
 
     let html = page("/signin").await.unwrap().text().await.unwrap();
     assert!(html.contains("Continue as local user"), "{html}");
+    // The icon is named, so no browser asks for a /favicon.ico that is not there.
+    assert!(
+        html.contains(r#"<link rel="icon" type="image/svg+xml" href="/favicon.svg""#),
+        "{html}"
+    );
 
     // The sign-in form posts without JavaScript and lands on the dashboard.
     let res = app
