@@ -704,9 +704,7 @@ async fn follow_reply(
     headers: HeaderMap,
     Path(reply_id): Path<String>,
 ) -> Result<Response, Failure> {
-    if reply_id.is_empty() || reply_id.len() > 64 {
-        return Err(ctx.fail(AppError::NotFound));
-    }
+    app::infra::check_id(&reply_id).map_err(|e| ctx.fail(e))?;
     let db = ctx.state.db.clone();
     let user = ctx.caller.user.clone();
     // Found (and the owner's) before the stream starts: a 404 is a status, not an event.

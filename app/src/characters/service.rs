@@ -208,14 +208,7 @@ pub async fn get_for(db: &Db, user: &UserId, id: &str) -> Result<CharacterView, 
         .ok_or(AppError::NotFound)
 }
 
-/// Ids are UUIDs; anything much longer is not one of ours and is refused before a query.
-/// A character id as the store could hold it; anything else is simply not found.
-pub(super) fn check_id(id: &str) -> Result<(), AppError> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
-    Ok(())
-}
+pub(super) use crate::infra::check_id;
 
 #[tracing::instrument(skip_all)]
 pub async fn update(id: String, draft: CharacterDraft) -> Result<String, AppError> {

@@ -56,9 +56,7 @@ pub async fn open_for(
     user: &crate::auth::UserId,
     character_id: &str,
 ) -> Result<ChatView, AppError> {
-    if character_id.is_empty() || character_id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
+    crate::infra::check_id(character_id)?;
     let session_id = store::open_session(&state.db, user, character_id)
         .await
         .or_internal("open chat")?
@@ -135,9 +133,7 @@ pub async fn earlier_for(
     session_id: &str,
     before: i64,
 ) -> Result<MessagePage, AppError> {
-    if session_id.is_empty() || session_id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
+    crate::infra::check_id(session_id)?;
     if before < 1 {
         return Err(AppError::BadRequest(
             "`before` must be a message number (1 or more).".into(),
@@ -167,9 +163,7 @@ pub async fn send_for(
     text: String,
 ) -> Result<TextStream<AppError>, AppError> {
     let text = MessageText::parse(&text)?;
-    if session_id.is_empty() || session_id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
+    crate::infra::check_id(&session_id)?;
     let state = state.clone();
     let session = store::find_session(&state.db, &user, &session_id)
         .await
@@ -266,9 +260,7 @@ pub async fn stop_for(
     user: &crate::auth::UserId,
     reply_id: String,
 ) -> Result<(), AppError> {
-    if reply_id.is_empty() || reply_id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
+    crate::infra::check_id(&reply_id)?;
     let status = store::reply_status(&state.db, user, &reply_id)
         .await
         .or_internal("find reply")?

@@ -21,6 +21,15 @@ pub fn now_ms() -> i64 {
 }
 
 /// A new, time-ordered, unguessable id.
+/// An id as the store could hold it (ids are UUIDs): anything empty or much longer is simply not
+/// found, refused before any query.
+pub fn check_id(id: &str) -> Result<(), crate::error::AppError> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(crate::error::AppError::NotFound);
+    }
+    Ok(())
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -84,9 +84,7 @@ pub async fn list() -> Result<Vec<ApiKeyView>, AppError> {
 #[tracing::instrument(skip_all)]
 pub async fn revoke(id: String) -> Result<(), AppError> {
     let user = require_user().await?;
-    if id.is_empty() || id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
+    crate::infra::check_id(&id)?;
     let db = AppState::get()?.db;
     if !store::revoke(&db, &user, &id)
         .await

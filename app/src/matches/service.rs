@@ -384,9 +384,7 @@ pub async fn list() -> Result<Vec<MatchSummary>, AppError> {
 /// The signed-in user and match `id` if they own one of its sides (else not found).
 async fn visible(id: &str) -> Result<(AppState, UserId, MatchRow), AppError> {
     let user = require_user().await?;
-    if id.is_empty() || id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
+    crate::infra::check_id(id)?;
     let state = AppState::get()?;
     let row = store::find(&state.db, &user, id)
         .await

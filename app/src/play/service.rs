@@ -35,12 +35,7 @@ pub async fn interrupt_stale_turns(
     Ok(n)
 }
 
-fn check_id(id: &str) -> Result<(), AppError> {
-    if id.is_empty() || id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
-    Ok(())
-}
+use crate::infra::check_id;
 
 #[tracing::instrument(skip_all)]
 pub async fn start(character_id: String) -> Result<String, AppError> {
@@ -145,18 +140,17 @@ pub async fn list_for(
     character_id: Option<String>,
     limit: Option<i64>,
 ) -> Result<Vec<RunSummary>, AppError> {
-    let (db, user) = (db.clone(), user.clone());
     let character_id = character_id.filter(|c| !c.is_empty());
     if let Some(c) = &character_id {
         // Someone else's character has no runs to list: it is not found.
         check_id(c)?;
-        crate::characters::store::find(&db, &user, c)
+        crate::characters::store::find(db, user, c)
             .await
             .or_internal("load character")?
             .ok_or(AppError::NotFound)?;
     }
     let limit = limit.unwrap_or(RUNS_PAGE).clamp(1, RUNS_PAGE);
-    store::list_runs(&db, &user, character_id.as_deref(), limit)
+    store::list_runs(db, user, character_id.as_deref(), limit)
         .await
         .or_internal("list runs")
 }
