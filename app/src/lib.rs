@@ -88,6 +88,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/play/:id") ssr=SsrMode::Async view=pages::play::RunPage />
                     <Route path=path!("/settings/keys") ssr=SsrMode::Async view=pages::keys::KeysPage />
                     <Route path=path!("/trash") ssr=SsrMode::Async view=pages::trash::TrashPage />
+                    <Route path=path!("/usage") ssr=SsrMode::Async view=pages::usage::UsagePage />
                     <Route path=path!("/twin") ssr=SsrMode::Async view=pages::twin::TwinPage />
                     <Route path=path!("/twin/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/matches") ssr=SsrMode::Async view=pages::matches::MatchesPage />

@@ -21,6 +21,7 @@ use app::error::AppError;
 use app::infra::AppState;
 use app::keys::service::{authenticate, ApiCaller};
 use app::play::{service as play, PlayEvent, RunSummary, RunView};
+use app::usage::UsageReport;
 use axum::{
     extract::{FromRequestParts, Path, Query, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
@@ -53,7 +54,8 @@ pub const BASE: &str = "/api/v1";
         (name = "user", description = "Who the key acts for"),
         (name = "characters", description = "The key owner's characters"),
         (name = "chats", description = "Chats with characters: messages, and replies streamed as Server-Sent Events"),
-        (name = "play", description = "Play mode: a character leads a story scene by scene to one of its endings")
+        (name = "play", description = "Play mode: a character leads a story scene by scene to one of its endings"),
+        (name = "usage", description = "The key owner's model usage: calls, tokens, time and failures")
     )
 )]
 struct ApiDoc;
@@ -90,6 +92,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_runs))
         .routes(routes!(get_run))
         .routes(routes!(play_turn))
+        .routes(routes!(usage))
         .split_for_parts()
 }
 
@@ -285,6 +288,23 @@ impl FromRequestParts<AppState> for Ctx {
     }
 }
 
+/// A query string read into `T`, or a 400 problem that says what was wrong with it.
+struct Q<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequestParts<AppState> for Q<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(q)) => Ok(Q(q)),
+            Err(e) => Err(problem(
+                &AppError::Transport(e.body_text()),
+                &RequestInfo::of(&parts.headers, parts.uri.path()),
+            )),
+        }
+    }
+}
+
 /// The strong `ETag` of a JSON body: a hash of its bytes.
 fn etag_of(body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -377,7 +397,7 @@ pub struct PageQuery {
 async fn list_characters(
     ctx: Ctx,
     headers: HeaderMap,
-    Query(q): Query<PageQuery>,
+    Q(q): Q<PageQuery>,
 ) -> Result<Response, Failure> {
     let page = characters::page_for(&ctx.state.db, &ctx.caller.user, q.after, q.limit)
         .await
@@ -572,7 +592,7 @@ pub struct BeforeQuery {
 async fn list_messages(
     ctx: Ctx,
     Path(session_id): Path<String>,
-    Query(q): Query<BeforeQuery>,
+    Q(q): Q<BeforeQuery>,
 ) -> Result<Json<MessagePage>, Failure> {
     let page = chats::earlier_for(
         &ctx.state.db,
@@ -832,7 +852,7 @@ pub struct RunsQuery {
         (status = 404, description = "`character_id` is not one of the owner's characters", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn list_runs(ctx: Ctx, Query(q): Query<RunsQuery>) -> Result<Json<Vec<RunSummary>>, Failure> {
+async fn list_runs(ctx: Ctx, Q(q): Q<RunsQuery>) -> Result<Json<Vec<RunSummary>>, Failure> {
     let runs = play::list_for(&ctx.state.db, &ctx.caller.user, q.character_id, q.limit)
         .await
         .map_err(|e| ctx.fail(e))?;
@@ -1012,4 +1032,35 @@ fn reference_page(doc: &utoipa::openapi::OpenApi) -> String {
             utoipa::openapi::OpenApiVersion::Version31 => "3.1",
         }
     )
+}
+
+/// The period of a usage report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// 7, 30 or 90 (30 by default): the last so many days, today (UTC) included.
+    pub days: Option<u16>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    tag = "usage",
+    summary = "The key owner's model usage over a period: per day, by use, provider, language and kind of failure",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "The figures the usage page shows", body = UsageReport,
+            headers(("ETag" = String, description = "Send back as If-None-Match"))),
+        (status = 304, description = "Not modified since the ETag sent"),
+        (status = 400, description = "`days` is not a number", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a period of 7, 30 or 90 days", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn usage(ctx: Ctx, headers: HeaderMap, Q(q): Q<UsageQuery>) -> Result<Response, Failure> {
+    let report =
+        app::usage::service::report_for(&ctx.state.db, &ctx.caller.user, q.days.unwrap_or(30))
+            .await
+            .map_err(|e| ctx.fail(e))?;
+    Ok(with_etag(&headers, StatusCode::OK, &report))
 }

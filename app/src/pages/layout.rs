@@ -22,6 +22,7 @@ pub fn Header() -> impl IntoView {
                         <a href="/characters/new">"New character"</a>
                         <a href="/twin">"Your twin"</a>
                         <a href="/matches">"Matches"</a>
+                        <a href="/usage">"Usage"</a>
                         <a href="/settings/keys">"API keys"</a>
                         <span class="who" data-testid="user-name">{user.display_name}</span>
                         // A plain form: signing out ends in a full page load.

@@ -14,4 +14,5 @@ pub mod play;
 pub mod signin;
 pub mod trash;
 pub mod twin;
+pub mod usage;
 pub mod wizard;

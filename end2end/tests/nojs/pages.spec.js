@@ -92,3 +92,28 @@ test("the API keys page and the API reference render without JavaScript", async 
   await expect(page.getByRole("heading", { name: "PersonaFlux API" })).toBeVisible();
   await expect(page.getByText("GET /api/v1/characters/{id}")).toBeVisible();
 });
+
+test("the usage page renders its charts and tables without JavaScript", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  // A model call, so there is something to chart (a plain HTTP call with the page's cookies).
+  const generated = await page.request.post("/api/characters/generate", {
+    data: {
+      draft: {
+        name: "Plain Oskar", traits: ["wry"], age: "52", gender: "male", voice: "", scenes: "5",
+        language: "English", avatar: "", backstory: "", story_context: "", opening_line: "",
+        start_options: [], endings: [],
+      },
+      variation: 0,
+    },
+  });
+  expect(generated.ok()).toBeTruthy();
+  await page.goto("/usage?days=90");
+  await expect(page.getByRole("heading", { name: "Your usage", level: 1 })).toBeVisible();
+  await expect(page.getByRole("link", { name: "90 days" })).toHaveAttribute("aria-current", "page");
+  await expect(page.getByTestId("chart-calls").getByRole("img")).toBeVisible();
+  await expect(page.getByTestId("chart-tokens").getByRole("img")).toBeVisible();
+  // The details element opens without script; the table has a row for each of the 90 days.
+  await page.getByText("Model calls per day, by use: the numbers").click();
+  await expect(page.getByTestId("table-calls").locator("tbody tr")).toHaveCount(90);
+});

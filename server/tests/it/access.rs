@@ -227,6 +227,8 @@ fn matrix() -> Vec<Entry> {
             run_id: ids.run.clone(),
             turn_id: ids.reply.clone(),
         }),
+        // Only the caller's own calls are counted (tested in `usage`).
+        Entry::new(SignedIn, |_| app::usage::GetUsage { days: 7 }),
     ]
 }
 

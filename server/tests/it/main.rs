@@ -29,3 +29,4 @@ mod security;
 mod store;
 mod studio;
 mod twins;
+mod usage;
