@@ -40,12 +40,15 @@ pub fn body_limit_for(path: &str) -> usize {
         || path == app::characters::SaveCharacter::PATH
         || path == "/api/v1/characters"
         || path.starts_with("/api/v1/characters/")
+        || path.starts_with("/api/v1/generate")
     {
         draft
+    } else if path == "/api/v1/cards" {
+        app::domain::card::MAX_CARD_BYTES
     } else if path == app::characters::ImportCard::PATH {
         // The card file, and the multipart framing around it.
         app::domain::card::MAX_CARD_BYTES + 16 * 1024
-    } else if path == app::twins::SaveTwin::PATH {
+    } else if path == app::twins::SaveTwin::PATH || path == "/api/v1/twin" {
         2 * (app::domain::TwinDraft::MAX_CHARS * JSON_BYTES_PER_CHAR + 4096)
     } else if path == app::twins::SuggestShades::PATH {
         2 * (app::domain::ShadeQuestionnaire::MAX_CHARS * JSON_BYTES_PER_CHAR + 4096)
@@ -87,6 +90,10 @@ pub async fn body_limit(req: Request, next: Next) -> Response {
         .and_then(|v| v.trim().parse::<u64>().ok());
     let (parts, body) = req.into_parts();
     let refused = |parts: axum::http::request::Parts, err: AppError| {
+        if parts.uri.path().starts_with(crate::rest::BASE) {
+            // The REST API answers every error as a problem.
+            return crate::rest::problem_for(&err, &parts.headers, parts.uri.path());
+        }
         let req = Request::from_parts(parts, Body::empty());
         error_response(&err, req.uri().path(), wants_html(&req))
     };

@@ -13,14 +13,16 @@
 //! 403; a missing, unknown, revoked or expired key a 401; someone else's data is a 404, as in the
 //! app. Reads carry an `ETag` and answer `If-None-Match` with a 304.
 
-use app::characters::{service as characters, CharacterPage, CharacterView};
+use app::characters::{service as characters, CardImport, CharacterPage, CharacterView, Rewritten};
 use app::chat::{service as chats, ChatEvent, ChatView, EventLines, MessagePage, MessageStatus};
-use app::domain::PlayChoice;
 use app::domain::{CharacterDraft, FieldError};
+use app::domain::{PersonaRef, PlayChoice, Section, TwinDraft};
 use app::error::AppError;
 use app::infra::AppState;
 use app::keys::service::{authenticate, ApiCaller};
+use app::matches::{MatchSummary, MatchView};
 use app::play::{service as play, PlayEvent, RunSummary, RunView};
+use app::twins::TwinView;
 use app::usage::UsageReport;
 use axum::{
     extract::{FromRequestParts, Path, Query, Request, State},
@@ -55,7 +57,11 @@ pub const BASE: &str = "/api/v1";
         (name = "characters", description = "The key owner's characters"),
         (name = "chats", description = "Chats with characters: messages, and replies streamed as Server-Sent Events"),
         (name = "play", description = "Play mode: a character leads a story scene by scene to one of its endings"),
-        (name = "usage", description = "The key owner's model usage: calls, tokens, time and failures")
+        (name = "usage", description = "The key owner's model usage: calls, tokens, time and failures"),
+        (name = "generate", description = "The model writes a character's story, or one section of it, from a draft; nothing is saved"),
+        (name = "twin", description = "The key owner's digital twin and its Shades"),
+        (name = "matches", description = "Compatibility matches between the owner's twin and other twins and characters"),
+        (name = "cards", description = "Character Cards (V1, V2, V3; JSON or PNG) in and out")
     )
 )]
 struct ApiDoc;
@@ -93,6 +99,16 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_run))
         .routes(routes!(play_turn))
         .routes(routes!(usage))
+        .routes(routes!(generate))
+        .routes(routes!(generate_section))
+        .routes(routes!(reroll_turn))
+        .routes(routes!(get_twin, save_twin))
+        .routes(routes!(list_matches, work_out_match))
+        .routes(routes!(get_match))
+        .routes(routes!(import_card))
+        .routes(routes!(export_card))
+        .routes(routes!(bulk_delete))
+        .routes(routes!(bulk_export))
         .split_for_parts()
 }
 
@@ -180,6 +196,12 @@ pub struct Problem {
     /// For a 422 from a form: each field's message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+}
+
+/// `err` as a problem response to a request for `path` (for the middleware in front of the API,
+/// such as the body limit).
+pub fn problem_for(err: &AppError, headers: &HeaderMap, path: &str) -> Response {
+    problem(err, &RequestInfo::of(headers, path))
 }
 
 fn problem(err: &AppError, info: &RequestInfo) -> Response {
@@ -430,11 +452,20 @@ async fn get_character(
     Ok(with_etag(&headers, StatusCode::OK, &c))
 }
 
+/// The card a new character was made from.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// The id POST /api/v1/cards gave: the card's other fields are kept with the character.
+    pub import: Option<String>,
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/characters",
     tag = "characters",
     summary = "Saves a new character (the wizard's fields, validated as in the app)",
+    params(ImportQuery),
     request_body(content = CharacterDraft, description = "Every field as the wizard has it; backstory, world, opening line, start options and endings included"),
     responses(
         (status = 201, description = "Saved; `Location` names it", body = CharacterView),
@@ -446,11 +477,12 @@ async fn get_character(
 )]
 async fn create_character(
     ctx: Ctx,
+    Q(q): Q<ImportQuery>,
     body: Result<Json<CharacterDraft>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
     ctx.writer()?;
     let Json(draft) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
-    let id = characters::save_for(&ctx.state.db, &ctx.caller.user, draft, None)
+    let id = characters::save_for(&ctx.state.db, &ctx.caller.user, draft, q.import)
         .await
         .map_err(|e| ctx.fail(e))?;
     let c = characters::get_for(&ctx.state.db, &ctx.caller.user, &id)
@@ -1063,4 +1095,443 @@ async fn usage(ctx: Ctx, headers: HeaderMap, Q(q): Q<UsageQuery>) -> Result<Resp
             .await
             .map_err(|e| ctx.fail(e))?;
     Ok(with_etag(&headers, StatusCode::OK, &report))
+}
+
+/// What to write from: a draft (the wizard's fields) and which take.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct GenerateRequest {
+    /// The character as far as it goes: name, traits, age, gender, language at least.
+    pub draft: CharacterDraft,
+    /// Another number gives another take (0 by default).
+    #[serde(default)]
+    pub variation: u64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/generate",
+    tag = "generate",
+    summary = "Writes a character's backstory, world, opening line, start options and endings from a draft",
+    description = "Returns the draft with its story filled in, ready to POST to /api/v1/characters (nothing is saved). Counts against the model-call limits; a read-only key may not.",
+    request_body(content = GenerateRequest),
+    responses(
+        (status = 200, description = "The draft with its story; `offline` when the built-in offline writer wrote it", body = Rewritten),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The draft's name, traits, age, gender or language are not valid (per field)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a model-call limit (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The model's answer could not be used, or its service failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn generate(
+    ctx: Ctx,
+    body: Result<Json<GenerateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Rewritten>, Failure> {
+    ctx.writer()?;
+    let Json(req) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let g = characters::generate_for(
+        &ctx.state,
+        &ctx.caller.user,
+        req.draft.clone(),
+        req.variation,
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
+    Ok(Json(Rewritten {
+        draft: req.draft.with_story(&g.story),
+        offline: g.offline,
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/generate/{section}",
+    tag = "generate",
+    summary = "Writes one section of a draft again, keeping every other field",
+    description = "`section` is `backstory`, `story_context` (the world), `opening_line`, `start_options` or `endings`. The other fields go to the model as context, so the new section agrees with them. Nothing is saved: send the draft back with PUT /api/v1/characters/{id} (with If-Match) or POST /api/v1/characters.",
+    params(("section" = String, Path, description = "backstory, story_context, opening_line, start_options or endings")),
+    request_body(content = GenerateRequest),
+    responses(
+        (status = 200, description = "The draft with the new section", body = Rewritten),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such section", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The draft is not valid, or longer than a character can be", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a model-call limit (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The model's answer could not be used, or its service failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn generate_section(
+    ctx: Ctx,
+    Path(section): Path<String>,
+    body: Result<Json<GenerateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Rewritten>, Failure> {
+    ctx.writer()?;
+    let section = Section::ALL
+        .into_iter()
+        .find(|s| s.key() == section)
+        .ok_or_else(|| ctx.fail(AppError::NotFound))?;
+    let Json(req) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let r = characters::regenerate_section_for(
+        &ctx.state,
+        &ctx.caller.user,
+        req.draft,
+        section,
+        req.variation,
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
+    Ok(Json(r))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{run_id}/turns/{turn_id}/reroll",
+    tag = "play",
+    summary = "Writes the run's last scene again (the old one kept, superseded); it streams back as Server-Sent Events",
+    description = "The same events as playing a scene: `accepted`, `delta`, then `finished` or `failed`.",
+    params(
+        ("run_id" = String, Path, description = "The run's id"),
+        ("turn_id" = String, Path, description = "The last scene's id"),
+    ),
+    responses(
+        (status = 200, description = "The scene's events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run of the owner's, or no such scene in it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A scene is being written, or this is not the last scene", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a model-call limit (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn reroll_turn(
+    ctx: Ctx,
+    Path((run_id, turn_id)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    ctx.writer()?;
+    let stream = play::reroll_for(&ctx.state, ctx.caller.user.clone(), &run_id, &turn_id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(as_sse(stream, play_sse))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/twin",
+    tag = "twin",
+    summary = "The key owner's twin: name, bio, whether open to matches, and its Shades",
+    responses(
+        (status = 200, description = "The twin (`exists` is false until it is first saved; the draft then starts from the owner's name)", body = TwinView,
+            headers(("ETag" = String, description = "Send back as If-None-Match"))),
+        (status = 304, description = "Not modified since the ETag sent"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_twin(ctx: Ctx, headers: HeaderMap) -> Result<Response, Failure> {
+    let twin = app::twins::service::view(&ctx.state, &ctx.caller.user)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(with_etag(&headers, StatusCode::OK, &twin))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/twin",
+    tag = "twin",
+    summary = "Saves the key owner's twin (validated as on the twin page)",
+    request_body(content = TwinDraft),
+    responses(
+        (status = 200, description = "The twin as saved", body = TwinView),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field or a Shade is not valid (per field)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn save_twin(
+    ctx: Ctx,
+    body: Result<Json<TwinDraft>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<TwinView>, Failure> {
+    ctx.writer()?;
+    let Json(draft) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let twin = app::twins::service::save_for(&ctx.state, &ctx.caller.user, draft)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(twin))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/matches",
+    tag = "matches",
+    summary = "The key owner's matches, each with the other side, the score (when current) and the reasoning's first sentence",
+    responses(
+        (status = 200, description = "The matches", body = [MatchSummary]),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_matches(ctx: Ctx) -> Result<Json<Vec<MatchSummary>>, Failure> {
+    let list = app::matches::service::list_for(&ctx.state, &ctx.caller.user)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(list))
+}
+
+/// The two sides of a match to work out: one of them the key owner's twin.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct NewMatch {
+    pub a: PersonaRef,
+    pub b: PersonaRef,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/matches",
+    tag = "matches",
+    summary = "Works out a match: a score from 0 to 100, the reasoning, strengths and challenges",
+    description = "One side is the owner's twin; the other another open twin, or one of the owner's characters or their twin. Counts against the model-call limits.",
+    request_body(content = NewMatch),
+    responses(
+        (status = 200, description = "The match", body = MatchView),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A side that is not there, or not open to matches", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This match is being worked out right now", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Neither side is the owner's twin, or both are the same", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over a model-call limit (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The model's answer could not be used, or its service failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn work_out_match(
+    ctx: Ctx,
+    body: Result<Json<NewMatch>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<MatchView>, Failure> {
+    ctx.writer()?;
+    let Json(m) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let view = app::matches::service::score_for(&ctx.state, &ctx.caller.user, m.a, m.b)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(view))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/matches/{match_id}",
+    tag = "matches",
+    summary = "A whole match: both sides, score, reasoning, strengths, challenges, and its icebreaker if one was written",
+    params(("match_id" = String, Path, description = "The match's id")),
+    responses(
+        (status = 200, description = "The match", body = MatchView,
+            headers(("ETag" = String, description = "Send back as If-None-Match"))),
+        (status = 304, description = "Not modified since the ETag sent"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such match with a side of the owner's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_match(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let view = app::matches::service::get_for(&ctx.state, &ctx.caller.user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(with_etag(&headers, StatusCode::OK, &view))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/cards",
+    tag = "cards",
+    summary = "Reads a Character Card file (V1, V2 or V3; JSON, or a PNG carrying one) into a draft",
+    description = "Send the file itself as the body (up to 8 MiB). The card is kept as a pending import for a day: save the draft (after filling what cards have no field for — age, start options, endings; POST /api/v1/generate/{section} can write them) with POST /api/v1/characters?import={id}, and the card's other fields (lorebook, extensions, alternate greetings) are kept with the character.",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The card file"),
+    responses(
+        (status = 200, description = "The draft made from the card, and what the import could not fill", body = CardImport),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over 8 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a card this app can read, with the reason", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn import_card(ctx: Ctx, body: axum::body::Body) -> Result<Json<CardImport>, Failure> {
+    ctx.writer()?;
+    // The body's size is bounded before this handler (`limits::body_limit`).
+    let bytes = axum::body::to_bytes(body, app::domain::card::MAX_CARD_BYTES)
+        .await
+        .map_err(|_| {
+            ctx.fail(AppError::Transport(
+                "the card file could not be read".into(),
+            ))
+        })?;
+    if bytes.is_empty() {
+        return Err(ctx.fail(AppError::BadRequest(
+            "Send the card file as the request's body.".into(),
+        )));
+    }
+    let view = app::characters::cards::import_bytes(&ctx.state.db, &ctx.caller.user, &bytes)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(view))
+}
+
+/// Which file a card is exported as.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CardQuery {
+    /// `png` (the default: the portrait carrying the V3 card and a V2 backfill) or `json` (V3).
+    pub format: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/characters/{id}/card",
+    tag = "cards",
+    summary = "A character as a Character Card: V3 JSON, or a PNG carrying V3 (`ccv3`) and V2 (`chara`)",
+    params(("id" = String, Path, description = "The character's id"), CardQuery),
+    responses(
+        (status = 200, description = "The card file, named in Content-Disposition", content_type = "image/png", body = Vec<u8>),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A format other than png or json", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn export_card(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Q(q): Q<CardQuery>,
+) -> Result<Response, Failure> {
+    use app::characters::cards::{self, ExportFormat};
+    let (format, mime) = match q.format.as_deref().unwrap_or("png") {
+        "png" => (ExportFormat::Png, "image/png"),
+        "json" => (ExportFormat::Json, "application/json"),
+        _ => return Err(ctx.fail(AppError::BadRequest("The format is png or json.".into()))),
+    };
+    let (bytes, name) = cards::export(&ctx.state.db, &ctx.caller.user, &id, format)
+        .await
+        .map_err(|e| ctx.fail(AppError::internal("export card", e)))?
+        .ok_or_else(|| ctx.fail(AppError::NotFound))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Characters to act on, by id.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct Selection {
+    /// 1 to 100 of the owner's characters.
+    pub ids: Vec<String>,
+}
+
+impl Selection {
+    /// The ids, counted before any is looked up; repeats dropped. (An id of no possible form is
+    /// simply not found, as everywhere.)
+    fn checked(self, ctx: &Ctx) -> Result<Vec<String>, Failure> {
+        let max = app::characters::cards::MAX_BULK;
+        if self.ids.is_empty() || self.ids.len() > max {
+            return Err(ctx.fail(AppError::BadRequest(format!(
+                "Name from 1 to {max} characters at a time."
+            ))));
+        }
+        let mut ids = Vec::with_capacity(self.ids.len());
+        for id in self.ids {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// What a bulk delete did, per character.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct BulkDeleted {
+    /// Moved to the trash (restorable for 30 days in the app).
+    pub deleted: Vec<String>,
+    /// Not the owner's, or already in the trash: nothing done.
+    pub not_found: Vec<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/characters/bulk/delete",
+    tag = "characters",
+    summary = "Moves several characters to the trash at once",
+    request_body(content = Selection),
+    responses(
+        (status = 200, description = "Which were moved to the trash, and which were not found", body = BulkDeleted),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No ids, or more than 100", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn bulk_delete(
+    ctx: Ctx,
+    body: Result<Json<Selection>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<BulkDeleted>, Failure> {
+    ctx.writer()?;
+    let Json(sel) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let ids = sel.checked(&ctx)?;
+    let mut out = BulkDeleted {
+        deleted: Vec::new(),
+        not_found: Vec::new(),
+    };
+    for id in ids {
+        match characters::delete_for(&ctx.state.db, &ctx.caller.user, &id).await {
+            Ok(()) => out.deleted.push(id),
+            Err(AppError::NotFound) => out.not_found.push(id),
+            Err(e) => return Err(ctx.fail(e)),
+        }
+    }
+    tracing::info!(key_id = %ctx.caller.key_id, deleted = out.deleted.len(), "characters deleted in bulk through the API");
+    Ok(Json(out))
+}
+
+/// Characters to export, by id.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// 1 to 100 of the owner's character ids, separated by commas.
+    pub ids: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/characters/bulk/export",
+    tag = "cards",
+    summary = "Several characters as Character Card PNGs in one zip",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "A zip of one card PNG per character", content_type = "application/zip", body = Vec<u8>),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "One of them is not the owner's (nothing exported)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No ids, or more than 100", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn bulk_export(ctx: Ctx, Q(q): Q<ExportQuery>) -> Result<Response, Failure> {
+    let ids = Selection {
+        ids: q.ids.split(',').map(|s| s.trim().to_string()).collect(),
+    }
+    .checked(&ctx)?;
+    let zip = app::characters::cards::export_some(&ctx.state.db, &ctx.caller.user, &ids)
+        .await
+        .map_err(|e| ctx.fail(AppError::internal("export cards", e)))?
+        .ok_or_else(|| ctx.fail(AppError::NotFound))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"characters.zip\"",
+            ),
+        ],
+        zip,
+    )
+        .into_response())
 }

@@ -49,19 +49,24 @@ pub async fn import(data: leptos::server_fn::codec::MultipartData) -> Result<Car
     }
     let bytes =
         bytes.ok_or_else(|| AppError::BadRequest("Choose a card file to import.".into()))?;
-    let card = card::read_file(&bytes).map_err(|e| match e {
-        CardError::TooLarge => AppError::TooLarge(e.to_string()),
-        e => AppError::BadRequest(e.to_string()),
-    })?;
-    let db = AppState::get()?.db;
-    let id = insert(&db, &user, &card)
-        .await
-        .or_internal("keep card import")?;
-    tracing::info!(spec = ?card.spec, "card imported");
-    let view = view_of(id, &card);
+    let view = import_bytes(&AppState::get()?.db, &user, &bytes).await?;
     // A plain form post (no JavaScript) goes on to the wizard with the draft.
     leptos_axum::redirect(&format!("/characters/new?import={}", view.id));
     Ok(view)
+}
+
+/// Reads a card file (PNG or JSON, V1 to V3) of `owner`'s and keeps it as a pending import;
+/// returns the draft made from it (the app's upload and the REST API both come here).
+pub async fn import_bytes(db: &Db, owner: &UserId, bytes: &[u8]) -> Result<CardImport, AppError> {
+    let card = card::read_file(bytes).map_err(|e| match e {
+        CardError::TooLarge => AppError::TooLarge(e.to_string()),
+        e => AppError::BadRequest(e.to_string()),
+    })?;
+    let id = insert(db, owner, &card)
+        .await
+        .or_internal("keep card import")?;
+    tracing::info!(spec = ?card.spec, "card imported");
+    Ok(view_of(id, &card))
 }
 
 /// A pending import of the signed-in user, as the wizard opens it.
@@ -257,6 +262,34 @@ pub async fn export_all(db: &Db, owner: &UserId) -> Result<Option<Vec<u8>>, sqlx
         return Ok(None);
     }
     let characters = super::store::all_with_cards(db, owner, MAX_BULK_EXPORT).await?;
+    let zipped = tokio::task::spawn_blocking(move || zip_cards(&characters))
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
+    Ok(Some(zipped))
+}
+
+/// The most characters one request may name (bulk delete and export through the API).
+pub const MAX_BULK: usize = 100;
+
+/// `owner`'s characters `ids` (not in the trash) as Character Card PNGs in one zip: `Ok(None)` if
+/// any of them is not theirs. At most [`MAX_BULK`] ids, checked by the caller.
+pub async fn export_some(
+    db: &Db,
+    owner: &UserId,
+    ids: &[String],
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let mut characters = Vec::with_capacity(ids.len());
+    for id in ids {
+        if crate::infra::check_id(id).is_err() {
+            return Ok(None);
+        }
+        let Some(c) = super::store::find(db, owner, id).await? else {
+            return Ok(None);
+        };
+        let card = card_of(db, owner, id).await?;
+        characters.push((c, card));
+    }
     let zipped = tokio::task::spawn_blocking(move || zip_cards(&characters))
         .await
         .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?

@@ -99,6 +99,7 @@ pub async fn save_character(
 
 /// A Character Card read for import: the wizard draft made from it, and what the import cut or
 /// could not fill (cards have no age, start options or endings).
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardImport {
     pub id: String,
@@ -148,6 +149,7 @@ pub async fn get_character(id: String) -> Result<CharacterView, AppError> {
 
 /// What writing one section again returns: the draft with the new section, every other field as
 /// it was sent.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rewritten {
     pub draft: CharacterDraft,

@@ -19,8 +19,18 @@ use crate::usage::calls::structured;
 #[tracing::instrument(skip_all, fields(variation))]
 pub async fn generate(draft: CharacterDraft, variation: u64) -> Result<Generated, AppError> {
     let user = require_user().await?;
+    generate_for(&AppState::get()?, &user, draft, variation).await
+}
+
+/// [`generate`] for `user`, however they are signed in (the REST API generates too).
+pub async fn generate_for(
+    state: &AppState,
+    user: &UserId,
+    draft: CharacterDraft,
+    variation: u64,
+) -> Result<Generated, AppError> {
     let seed = draft.parse_seed()?;
-    let state = AppState::get()?;
+    let (state, user) = (state.clone(), user.clone());
     let mut slot = limits::service::begin_model_call(&state, &user).await?;
     let story = write_story(&state, &user, &seed, variation).await;
     slot.release().await;
@@ -63,6 +73,17 @@ pub async fn regenerate_section(
     variation: u64,
 ) -> Result<super::Rewritten, AppError> {
     let user = require_user().await?;
+    regenerate_section_for(&AppState::get()?, &user, draft, section, variation).await
+}
+
+/// [`regenerate_section`] for `user`, however they are signed in.
+pub async fn regenerate_section_for(
+    state: &AppState,
+    user: &UserId,
+    draft: CharacterDraft,
+    section: Section,
+    variation: u64,
+) -> Result<super::Rewritten, AppError> {
     let seed = draft.parse_seed()?;
     // The context sent with the request is bounded like a saved character.
     if draft.backstory.chars().count() > crate::domain::LongText::MAX
@@ -75,7 +96,7 @@ pub async fn regenerate_section(
             "The story is longer than a character can be; shorten it first.".into(),
         ));
     }
-    let state = AppState::get()?;
+    let (state, user) = (state.clone(), user.clone());
     let mut slot = limits::service::begin_model_call(&state, &user).await?;
     let request = prompts::section(&seed, &draft, section, variation);
     let schema = section.schema();

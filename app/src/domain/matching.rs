@@ -6,6 +6,7 @@ use super::{Invalid, MatchPoint, Reasoning};
 use serde::{Deserialize, Serialize};
 
 /// What a persona is.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PersonaKind {
@@ -31,6 +32,7 @@ impl PersonaKind {
 }
 
 /// A persona by kind and id.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PersonaRef {
     pub kind: PersonaKind,

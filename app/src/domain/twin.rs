@@ -121,6 +121,7 @@ impl From<Confidence> for f32 {
 }
 
 /// Where a Shade came from.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ShadeSource {
@@ -165,6 +166,7 @@ pub const MAX_TOPICS: usize = 5;
 
 /// A Shade as typed: plain values, so half-finished input can be kept and sent. `topics` is a
 /// comma-separated list.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShadeDraft {
     pub name: String,
@@ -276,6 +278,7 @@ impl ShadeDraft {
 }
 
 /// The twin page's form state, as typed; the body of the save server function.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TwinDraft {
     pub name: String,

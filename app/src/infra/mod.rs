@@ -20,7 +20,6 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// A new, time-ordered, unguessable id.
 /// An id as the store could hold it (ids are UUIDs): anything empty or much longer is simply not
 /// found, refused before any query.
 pub fn check_id(id: &str) -> Result<(), crate::error::AppError> {
@@ -30,6 +29,7 @@ pub fn check_id(id: &str) -> Result<(), crate::error::AppError> {
     Ok(())
 }
 
+/// A new, time-ordered, unguessable id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

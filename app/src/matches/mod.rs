@@ -19,6 +19,7 @@ pub mod service;
 pub mod store;
 
 /// Where a match stands.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MatchState {
@@ -41,6 +42,7 @@ impl MatchState {
 }
 
 /// One side of a match as the viewer may see it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonaInfo {
     pub persona: PersonaRef,
@@ -51,6 +53,7 @@ pub struct PersonaInfo {
 
 /// A match on the list: the other side, the score (only when fresh) and the reasoning's first
 /// sentence.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchSummary {
     pub id: String,
@@ -63,6 +66,7 @@ pub struct MatchSummary {
 }
 
 /// A whole match.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchView {
     pub id: String,
@@ -89,6 +93,7 @@ pub struct MatchView {
 pub const ICEBREAKER_LINES: usize = 4;
 
 /// One line of an icebreaker.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IcebreakerLine {
     /// `a` or `b`: which side of the match speaks.
@@ -97,6 +102,7 @@ pub struct IcebreakerLine {
 }
 
 /// A match's conversation.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Icebreaker {
     /// `writing`, `complete` or `failed` (the lines said before the failure are kept).

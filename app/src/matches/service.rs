@@ -279,7 +279,17 @@ async fn compute(
 #[tracing::instrument(skip_all)]
 pub async fn score(x: PersonaRef, y: PersonaRef) -> Result<MatchView, AppError> {
     let user = require_user().await?;
-    let state = AppState::get()?;
+    score_for(&AppState::get()?, &user, x, y).await
+}
+
+/// [`score`] for `user`, however they are signed in (the REST API works matches out too).
+pub async fn score_for(
+    state: &AppState,
+    user: &UserId,
+    x: PersonaRef,
+    y: PersonaRef,
+) -> Result<MatchView, AppError> {
+    let (state, user) = (state.clone(), user.clone());
     let (a, b) = sides(&state, &user, &x, &y).await?;
     let (id, claimed) = store::claim(
         &state.db,
@@ -343,7 +353,12 @@ async fn current(
 #[tracing::instrument(skip_all)]
 pub async fn list() -> Result<Vec<MatchSummary>, AppError> {
     let user = require_user().await?;
-    let state = AppState::get()?;
+    list_for(&AppState::get()?, &user).await
+}
+
+/// [`list`] for `user`, however they are signed in.
+pub async fn list_for(state: &AppState, user: &UserId) -> Result<Vec<MatchSummary>, AppError> {
+    let (state, user) = (state.clone(), user.clone());
     let rows = store::list_for(&state.db, &user, 50)
         .await
         .or_internal("list matches")?;
@@ -384,8 +399,17 @@ pub async fn list() -> Result<Vec<MatchSummary>, AppError> {
 /// The signed-in user and match `id` if they own one of its sides (else not found).
 async fn visible(id: &str) -> Result<(AppState, UserId, MatchRow), AppError> {
     let user = require_user().await?;
+    visible_to(&AppState::get()?, &user, id).await
+}
+
+/// Match `id` if `user` owns one of its sides (else not found).
+async fn visible_to(
+    state: &AppState,
+    user: &UserId,
+    id: &str,
+) -> Result<(AppState, UserId, MatchRow), AppError> {
     crate::infra::check_id(id)?;
-    let state = AppState::get()?;
+    let (state, user) = (state.clone(), user.clone());
     let row = store::find(&state.db, &user, id)
         .await
         .or_internal("load match")?
@@ -395,7 +419,13 @@ async fn visible(id: &str) -> Result<(AppState, UserId, MatchRow), AppError> {
 
 #[tracing::instrument(skip_all)]
 pub async fn get(id: String) -> Result<MatchView, AppError> {
-    let (state, user, row) = visible(&id).await?;
+    let user = require_user().await?;
+    get_for(&AppState::get()?, &user, &id).await
+}
+
+/// [`get`] for `user`, however they are signed in.
+pub async fn get_for(state: &AppState, user: &UserId, id: &str) -> Result<MatchView, AppError> {
+    let (state, user, row) = visible_to(state, user, id).await?;
     let (row, a, b, st) = current(&state, &user, row)
         .await?
         .ok_or(AppError::NotFound)?;

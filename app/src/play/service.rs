@@ -221,15 +221,25 @@ pub async fn choose(
 #[tracing::instrument(skip_all, fields(run_id = %run_id))]
 pub async fn reroll(run_id: String, turn_id: String) -> Result<TextStream<AppError>, AppError> {
     let user = require_user().await?;
-    check_id(&run_id)?;
-    check_id(&turn_id)?;
-    let state = AppState::get()?;
-    let (run, turns) = load(&state, &user, &run_id).await?;
+    reroll_for(&AppState::get()?, user, &run_id, &turn_id).await
+}
+
+/// [`reroll`] for `user`, however they are signed in (the REST API re-rolls too).
+pub async fn reroll_for(
+    state: &AppState,
+    user: UserId,
+    run_id: &str,
+    turn_id: &str,
+) -> Result<TextStream<AppError>, AppError> {
+    check_id(run_id)?;
+    check_id(turn_id)?;
+    let state = state.clone();
+    let (run, turns) = load(&state, &user, run_id).await?;
     if !turns.iter().any(|t| t.id == turn_id) {
         return Err(AppError::NotFound);
     }
     let slot = limits::service::begin_model_call(&state, &user).await?;
-    let turn = match store::reroll(&state.db, &run_id, &turn_id)
+    let turn = match store::reroll(&state.db, run_id, turn_id)
         .await
         .or_internal("re-roll scene")?
     {

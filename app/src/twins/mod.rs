@@ -17,6 +17,7 @@ pub mod service;
 pub mod store;
 
 /// The signed-in user's twin as the twin page edits it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwinView {
     /// False until the twin is first saved (or its Shades imported): the page then offers to

@@ -22,7 +22,8 @@ pub async fn get() -> Result<TwinView, AppError> {
     view(&state, &user).await
 }
 
-async fn view(state: &AppState, user: &UserId) -> Result<TwinView, AppError> {
+/// [`get`] for `user`, however they are signed in (the REST API reads the twin too).
+pub async fn view(state: &AppState, user: &UserId) -> Result<TwinView, AppError> {
     let secondme = crate::auth::store::tokens(&state.db, ProviderId::SecondMe, &user.0)
         .await
         .or_internal("look up SecondMe identity")?
@@ -97,8 +98,17 @@ pub async fn summary() -> Result<Option<super::TwinBrief>, AppError> {
 #[tracing::instrument(skip_all)]
 pub async fn save(draft: TwinDraft) -> Result<TwinView, AppError> {
     let user = require_user().await?;
+    save_for(&AppState::get()?, &user, draft).await
+}
+
+/// [`save`] for `user`, however they are signed in.
+pub async fn save_for(
+    state: &AppState,
+    user: &UserId,
+    draft: TwinDraft,
+) -> Result<TwinView, AppError> {
+    let (state, user) = (state.clone(), user.clone());
     let twin = draft.parse()?;
-    let state = AppState::get()?;
     store::save(&state.db, &user, &twin)
         .await
         .or_internal("save twin")?;

@@ -22,6 +22,8 @@ test("the main pages, light and dark, desktop and phone: no sideways scroll", as
     ["trash", "/trash", "Trash"],
     ["twin", "/twin", "Your twin"],
     ["matches", "/matches", "Matches"],
+    ["usage", "/usage", "Your usage"],
+    ["keys", "/settings/keys", "API keys"],
   ];
   for (const scheme of ["light", "dark"]) {
     await page.emulateMedia({ colorScheme: scheme });

@@ -48,4 +48,11 @@ test("the usage page charts what the model did", async ({ page }) => {
   const todayTotal = Number((await rows.last().locator("td").last().textContent()).replace(/,/g, ""));
   expect(todayTotal).toBeGreaterThanOrEqual(2);
   await accessible(page, "the usage page with a chart's table open");
+  // On a phone the tables scroll sideways inside the page: each scrolling region is focusable
+  // (the keyboard can scroll it) and named.
+  await page.setViewportSize({ width: 360, height: 780 });
+  const region = page.getByRole("region", { name: "By use" });
+  await region.focus();
+  await expect(region).toBeFocused();
+  await accessible(page, "the usage page on a phone");
 });

@@ -17,6 +17,8 @@ on_both_backends!(
     the_openapi_document_is_complete_and_every_operation_answers_as_documented,
     a_key_chats_over_server_sent_events,
     a_key_plays_a_story_over_server_sent_events,
+    a_key_generates_keeps_a_twin_and_works_out_matches,
+    a_key_moves_cards_in_and_out_and_acts_in_bulk,
 );
 
 async fn new_key(app: &TestApp, name: &str, write: bool) -> CreatedKey {
@@ -307,7 +309,25 @@ fn operations(doc: &Value, ids: &[(&str, &str)]) -> Vec<(reqwest::Method, String
 
 /// The body a write takes at `path`.
 fn body_for(path: &str) -> Value {
-    if path.ends_with("/messages") {
+    if path.ends_with("/cards") {
+        // A Character Card V2, as a JSON file.
+        serde_json::json!({"spec": "chara_card_v2", "spec_version": "2.0", "data": {
+            "name": "Carded", "description": "A lighthouse keeper.", "personality": "calm",
+            "scenario": "A storm.", "first_mes": "You made it through the storm.",
+            "mes_example": "", "creator_notes": "", "system_prompt": "",
+            "post_history_instructions": "", "alternate_greetings": [], "tags": [],
+            "creator": "", "character_version": "", "extensions": {}}})
+    } else if path.ends_with("/bulk/delete") {
+        // Filled in by the caller with the owner's character.
+        serde_json::json!({"ids": []})
+    } else if path.contains("/generate") {
+        serde_json::json!({"draft": full_draft("Generated"), "variation": 0})
+    } else if path.ends_with("/twin") {
+        serde_json::json!({"name": "Driven twin", "bio": "", "matchable": false, "shades": []})
+    } else if path.ends_with("/matches") {
+        // Filled in by the caller with two of the owner's characters.
+        serde_json::json!({})
+    } else if path.ends_with("/messages") {
         serde_json::json!({"text": "Hello there."})
     } else if path.ends_with("/turns") {
         serde_json::json!({"after": "", "choice": {"option": 0}})
@@ -389,6 +409,9 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
             ("session_id", &my_chat.session_id),
             ("reply_id", &my_reply),
             ("run_id", &my_run),
+            ("turn_id", "0123456789abcdef"),
+            ("match_id", "0123456789abcdef"),
+            ("section", "backstory"),
         ],
     );
     assert!(ops.len() >= 5, "{ops:?}");
@@ -487,6 +510,45 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
             .len(),
         1
     );
+    // Someone else's character cannot be exported, alone or in bulk, nor deleted in bulk.
+    for path in [
+        format!("/api/v1/characters/{theirs}/card"),
+        format!("/api/v1/characters/bulk/export?ids={mine},{theirs}"),
+    ] {
+        let res = api(&app, reqwest::Method::GET, &path, &writer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    let res = api(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/characters/bulk/delete",
+        &writer,
+    )
+    .json(&serde_json::json!({ "ids": [theirs] }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["deleted"], serde_json::json!([]));
+    assert_eq!(done["not_found"], serde_json::json!([theirs]));
+    // Someone else's run cannot be re-rolled, nor their match read.
+    let their_run = app::play::service::start_for(&app.db, &owner, &theirs)
+        .await
+        .unwrap();
+    let res = api(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/runs/{their_run}/turns/0123456789abcdef/reroll"),
+        &writer,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
     let res = api(
         &app,
         reqwest::Method::GET,
@@ -594,15 +656,40 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         })
         .await
         .unwrap();
+    let second = save_character(&app, "Driven too").await;
+    // The match's sides are characters no other operation changes (a change would have the
+    // match worked out again in the background, and a second request for it refused with 409).
+    let third = save_character(&app, "Driven three").await;
+    let pair = serde_json::json!({
+        "a": {"kind": "character", "id": second},
+        "b": {"kind": "character", "id": third},
+    });
+    let matched = app
+        .call(app::matches::ScoreMatch {
+            a: serde_json::from_value(pair["a"].clone()).unwrap(),
+            b: serde_json::from_value(pair["b"].clone()).unwrap(),
+        })
+        .await
+        .unwrap();
+    // The re-roll names the run's last scene, known only when it is sent (see below).
     let ids = [
         ("id", character.as_str()),
         ("session_id", chat.session_id.as_str()),
         ("reply_id", greeting.as_str()),
         ("run_id", run.as_str()),
+        ("match_id", matched.id.as_str()),
+        ("section", "backstory"),
+        ("turn_id", "LAST"),
     ];
     let mut ops = operations(&doc, &ids);
     // Deleting last, so the reads still find the character.
-    ops.sort_by_key(|(m, _, _)| *m == reqwest::Method::DELETE);
+    // A scene is played (`/turns`) before it is re-rolled.
+    ops.sort_by_key(|(m, p, _)| {
+        (
+            *m == reqwest::Method::DELETE || p.ends_with("/bulk/delete"),
+            p.ends_with("/reroll"),
+        )
+    });
     for (method, path, writes) in ops {
         let template = doc["paths"]
             .as_object()
@@ -618,11 +705,51 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
             .unwrap()
             .1;
         let op = &template[method.as_str().to_lowercase()];
+        let path = if path.contains("/LAST/") {
+            // The scene played above, once it is written.
+            let mut last = None;
+            for _ in 0..100 {
+                let run: Value = api(
+                    &app,
+                    reqwest::Method::GET,
+                    &format!("/api/v1/runs/{run}"),
+                    &writer,
+                )
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+                let turn = run["turns"].as_array().unwrap().last().cloned();
+                if let Some(t) = turn.filter(|t| t["status"] != "streaming") {
+                    last = t["id"].as_str().map(str::to_string);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let last = last.expect("a scene played and written");
+            path.replace("/LAST/", &format!("/{last}/"))
+        } else {
+            path
+        };
+        let path = if path.ends_with("/bulk/export") {
+            format!("{path}?ids={character},{second}")
+        } else {
+            path
+        };
         let mut req = api(&app, method.clone(), &path, &writer);
-        if writes && method == reqwest::Method::POST {
+        if writes && path.ends_with("/matches") {
+            req = req.json(&pair);
+        } else if path.ends_with("/bulk/delete") {
+            req = req.json(&serde_json::json!({ "ids": [second] }));
+        } else if writes && method == reqwest::Method::POST {
             req = req.json(&body_for(&path));
         }
-        if method == reqwest::Method::PUT {
+        if method == reqwest::Method::PUT && path.ends_with("/twin") {
+            req = req.json(&body_for(&path));
+        }
+        if method == reqwest::Method::PUT && !path.ends_with("/twin") {
             let current = api(&app, reqwest::Method::GET, &path, &writer)
                 .send()
                 .await
@@ -1090,4 +1217,398 @@ async fn a_key_plays_a_story_over_server_sent_events(backend: Backend) {
     .unwrap();
     assert_eq!(runs[0]["status"], "ended");
     assert_eq!(runs[0]["played"], 5);
+}
+
+async fn a_key_generates_keeps_a_twin_and_works_out_matches(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    let post =
+        |path: &str, body: Value| api(&app, reqwest::Method::POST, path, &writer).json(&body);
+
+    // Generate: the draft comes back with its story, nothing saved.
+    let res = post(
+        "/api/v1/generate",
+        serde_json::json!({"draft": draft("Mira"), "variation": 0}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let written: Value = res.json().await.unwrap();
+    assert_eq!(written["offline"], true, "the offline writer, labelled");
+    assert!(written["draft"]["backstory"]
+        .as_str()
+        .unwrap()
+        .contains("Mira"));
+    assert_eq!(
+        written["draft"]["start_options"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM characters").await, 0);
+    // One section again: the others kept as sent.
+    let mut edited = written["draft"].clone();
+    edited["backstory"] = Value::String("She keeps the lighthouse alone.".into());
+    let res = post(
+        "/api/v1/generate/story_context",
+        serde_json::json!({"draft": edited, "variation": 3}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let rewritten: Value = res.json().await.unwrap();
+    assert_eq!(
+        rewritten["draft"]["backstory"],
+        "She keeps the lighthouse alone."
+    );
+    assert_eq!(rewritten["draft"]["opening_line"], edited["opening_line"]);
+    assert!(!rewritten["draft"]["story_context"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    // It saves as it is.
+    let res = post("/api/v1/characters", rewritten["draft"].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // A section that is not one, an invalid draft, a body that is not JSON.
+    let res = post(
+        "/api/v1/generate/everything",
+        serde_json::json!({"draft": draft("Mira")}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
+    let mut nameless = serde_json::to_value(draft("Mira")).unwrap();
+    nameless["name"] = Value::String(String::new());
+    let res = post("/api/v1/generate", serde_json::json!({ "draft": nameless }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let p: Value = res.json().await.unwrap();
+    assert!(
+        p["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == "name"),
+        "{p}"
+    );
+    // Both model calls count in the key owner's usage.
+    let usage: Value = api(&app, reqwest::Method::GET, "/api/v1/usage?days=7", &writer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["totals"]["calls"], 2, "{usage}");
+
+    // The twin: none yet, then saved with a Shade, read back with an ETag.
+    let twin: Value = api(&app, reqwest::Method::GET, "/api/v1/twin", &writer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(twin["exists"], false);
+    let shade = serde_json::json!({"name": "Night owl", "icon": "🦉", "description": "Does her best work after midnight.",
+        "confidence": 0.8, "topics": "night, work", "source": "user", "public": true});
+    let res = api(&app, reqwest::Method::PUT, "/api/v1/twin", &writer)
+        .json(&serde_json::json!({"name": "Mira's twin", "bio": "Me, mostly.", "matchable": true, "shades": [shade]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let saved: Value = res.json().await.unwrap();
+    assert_eq!(saved["exists"], true);
+    assert_eq!(saved["draft"]["shades"][0]["name"], "Night owl");
+    let res = api(&app, reqwest::Method::GET, "/api/v1/twin", &writer)
+        .send()
+        .await
+        .unwrap();
+    let tag = res.headers()["etag"].to_str().unwrap().to_string();
+    let res = api(&app, reqwest::Method::GET, "/api/v1/twin", &writer)
+        .header("if-none-match", tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+    let res = api(&app, reqwest::Method::PUT, "/api/v1/twin", &writer)
+        .json(&serde_json::json!({"name": "x".repeat(200), "shades": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    // A match between the twin and a character: scored, listed, read whole.
+    let character = save_character(&app, "Kai").await;
+    let candidates = app.call(app::matches::MatchCandidates {}).await.unwrap();
+    let mine = candidates.twin.clone().expect("the twin is a side");
+    let res = post(
+        "/api/v1/matches",
+        serde_json::json!({"a": mine, "b": {"kind": "character", "id": character}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let m: Value = res.json().await.unwrap();
+    let score = m["score"].as_u64().unwrap();
+    assert!(score <= 100);
+    assert!(!m["reasoning"].as_str().unwrap().is_empty());
+    let list: Value = api(&app, reqwest::Method::GET, "/api/v1/matches", &writer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], m["id"]);
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/matches/{}", m["id"].as_str().unwrap()),
+        &writer,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let whole: Value = res.json().await.unwrap();
+    assert_eq!(whole["score"], m["score"]);
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/matches/0123456789abcdef",
+        &writer,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
+    // Neither side the owner's: refused, nothing computed.
+    let res = post(
+        "/api/v1/matches",
+        serde_json::json!({"a": {"kind": "character", "id": "0123456789abcdef"}, "b": {"kind": "character", "id": character}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(
+        res.status() == 404 || res.status() == 422,
+        "{}",
+        res.status()
+    );
+}
+
+async fn a_key_moves_cards_in_and_out_and_acts_in_bulk(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    let reader = new_key(&app, "reader", false).await.secret;
+
+    // A V2 JSON card in: a draft and what could not be filled.
+    let card = body_for("/api/v1/cards");
+    let res = api(&app, reqwest::Method::POST, "/api/v1/cards", &writer)
+        .header("content-type", "application/json")
+        .body(card.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let imported: Value = res.json().await.unwrap();
+    assert_eq!(imported["draft"]["name"], "Carded");
+    assert_eq!(
+        imported["draft"]["opening_line"],
+        "You made it through the storm."
+    );
+    assert!(!imported["notes"].as_array().unwrap().is_empty());
+    // The missing sections written by the model (the age and a trait given first: a card's are
+    // free text the import does not guess from), then
+    // saved with the card kept.
+    let mut draft = imported["draft"].clone();
+    draft["age"] = Value::String("44".into());
+    if draft["traits"].as_array().is_none_or(|t| t.is_empty()) {
+        draft["traits"] = serde_json::json!(["calm"]);
+    }
+    for section in ["start_options", "endings"] {
+        let res = api(
+            &app,
+            reqwest::Method::POST,
+            &format!("/api/v1/generate/{section}"),
+            &writer,
+        )
+        .json(&serde_json::json!({ "draft": draft }))
+        .send()
+        .await
+        .unwrap();
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(status, 200, "{section}: {body}");
+        draft = body["draft"].clone();
+    }
+    let res = api(
+        &app,
+        reqwest::Method::POST,
+        &format!(
+            "/api/v1/characters?import={}",
+            imported["id"].as_str().unwrap()
+        ),
+        &writer,
+    )
+    .json(&draft)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let carded = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM characters WHERE id = '{carded}' AND card IS NOT NULL")
+        )
+        .await,
+        1,
+        "the original card is kept with the character"
+    );
+
+    // Out as V3 JSON and as a PNG; the PNG reads back in (a read-only key may export).
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/characters/{carded}/card?format=json"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let v3: Value = res.json().await.unwrap();
+    assert_eq!(v3["spec"], "chara_card_v3");
+    assert_eq!(v3["data"]["name"], "Carded");
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/characters/{carded}/card"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("Carded.png"));
+    let png = res.bytes().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let res = api(&app, reqwest::Method::POST, "/api/v1/cards", &writer)
+        .header("content-type", "image/png")
+        .body(png.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["format"], "Character Card V3");
+    assert_eq!(again["draft"]["start_options"], draft["start_options"]);
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/characters/{carded}/card?format=gif"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 422);
+    // Not a card; an empty body; a body over 8 MiB.
+    for (body, status) in [
+        (b"hello".to_vec(), 422),
+        (Vec::new(), 422),
+        (vec![b' '; app::domain::card::MAX_CARD_BYTES + 1], 413),
+    ] {
+        let res = api(&app, reqwest::Method::POST, "/api/v1/cards", &writer)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
+
+    // Bulk: export two in a zip, then delete them (to the trash), one id twice and one unknown.
+    let other = save_character(&app, "Second").await;
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/characters/bulk/export?ids={carded},{other}"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    let zip = res.bytes().await.unwrap();
+    let files = zip.windows(4).filter(|w| *w == b"PK\x03\x04").count();
+    assert_eq!(files, 2);
+    let too_many: Vec<String> = (0..101).map(|i| format!("{i:016x}")).collect();
+    for (ids, status) in [
+        (serde_json::json!([]), 422),
+        (serde_json::json!(too_many), 422),
+    ] {
+        let res = api(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/characters/bulk/delete",
+            &writer,
+        )
+        .json(&serde_json::json!({ "ids": ids }))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(res.status(), status, "{ids}");
+    }
+    let res = api(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/characters/bulk/delete",
+        &reader,
+    )
+    .json(&serde_json::json!({ "ids": [carded] }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = api(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/characters/bulk/delete",
+        &writer,
+    )
+    .json(&serde_json::json!({ "ids": [carded, other, carded, "0123456789abcdef", ""] }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["deleted"], serde_json::json!([carded, other]));
+    assert_eq!(
+        done["not_found"],
+        serde_json::json!(["0123456789abcdef", ""])
+    );
+    let trash = app.call(app::characters::ListTrash {}).await.unwrap();
+    assert_eq!(trash.len(), 2, "in the trash, restorable");
 }
