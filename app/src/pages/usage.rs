@@ -166,10 +166,15 @@ fn BarChart(
     for (i, d) in dates.iter().enumerate() {
         // Counted back from today, so today is always labelled and no two labels crowd.
         if (n - 1 - i).is_multiple_of(every) {
+            // Today's label ends at the chart's edge, so it is never cut off.
+            let (x, anchor) = if i == n - 1 {
+                (W - 4.0, "end")
+            } else {
+                (LEFT + slot * (i as f64 + 0.5), "middle")
+            };
             let _ = write!(
                 shapes,
-                r#"<text class="axis" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-                LEFT + slot * (i as f64 + 0.5),
+                r#"<text class="axis" x="{x:.1}" y="{}" text-anchor="{anchor}">{}</text>"#,
                 H - 6.0,
                 escape(d.get(5..).unwrap_or(d))
             );

@@ -51,7 +51,7 @@ test("the usage page charts what the model did", async ({ page }) => {
   // On a phone the tables scroll sideways inside the page: each scrolling region is focusable
   // (the keyboard can scroll it) and named.
   await page.setViewportSize({ width: 360, height: 780 });
-  const region = page.getByRole("region", { name: "By use" });
+  const region = page.getByRole("region", { name: "By use", exact: true });
   await region.focus();
   await expect(region).toBeFocused();
   await accessible(page, "the usage page on a phone");
