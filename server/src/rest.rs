@@ -13,8 +13,13 @@
 //! 403; a missing, unknown, revoked or expired key a 401; someone else's data is a 404, as in the
 //! app. Reads carry an `ETag` and answer `If-None-Match` with a 304.
 
-use app::characters::{service as characters, CardImport, CharacterPage, CharacterView, Rewritten};
-use app::chat::{service as chats, ChatEvent, ChatView, EventLines, MessagePage, MessageStatus};
+use app::characters::{
+    service as characters, CardImport, CharacterFilter, CharacterPage, CharacterSort,
+    CharacterView, Rewritten,
+};
+use app::chat::{
+    service as chats, ChatEvent, ChatList, ChatView, EventLines, MessagePage, MessageStatus,
+};
 use app::domain::{CharacterDraft, FieldError};
 use app::domain::{PersonaRef, PlayChoice, Section, TwinDraft};
 use app::error::AppError;
@@ -91,6 +96,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_characters, create_character))
         .routes(routes!(get_character, update_character, delete_character))
         .routes(routes!(open_chat))
+        .routes(routes!(list_chats))
         .routes(routes!(list_messages, send_message))
         .routes(routes!(follow_reply))
         .routes(routes!(stop_reply))
@@ -396,17 +402,28 @@ async fn me(ctx: Ctx) -> Result<Json<Me>, Failure> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// The last character of the previous page (its `next`); none for the newest.
+    /// The last character of the previous page (its `next`); none for the first.
     pub after: Option<String>,
     /// How many (1 to 100; 24 by default).
     pub limit: Option<u32>,
+    /// Words to find in the name, traits, backstory or world: every word, each as a prefix.
+    pub q: Option<String>,
+    /// Only characters with this trait (any case).
+    #[serde(rename = "trait")]
+    #[param(rename = "trait")]
+    pub trait_name: Option<String>,
+    /// Only characters in this language.
+    pub language: Option<String>,
+    /// `created` (newest first, the default), `chatted` (most recently chatted with first) or
+    /// `name` (A to Z).
+    pub sort: Option<String>,
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/characters",
     tag = "characters",
-    summary = "The key owner's characters, newest first, a page at a time",
+    summary = "The key owner's characters, a page at a time: searched, filtered and ordered as on the dashboard",
     params(PageQuery),
     responses(
         (status = 200, description = "A page; `next` is the cursor for the one after", body = CharacterPage,
@@ -414,6 +431,7 @@ pub struct PageQuery {
         (status = 304, description = "Not modified since the ETag sent"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`after` is not one of the owner's characters", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown order, or a search, trait or language longer than any can be", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_characters(
@@ -421,7 +439,21 @@ async fn list_characters(
     headers: HeaderMap,
     Q(q): Q<PageQuery>,
 ) -> Result<Response, Failure> {
-    let page = characters::page_for(&ctx.state.db, &ctx.caller.user, q.after, q.limit)
+    let sort = match q.sort.as_deref() {
+        None | Some("") => CharacterSort::default(),
+        Some(s) => CharacterSort::parse(s).ok_or_else(|| {
+            ctx.fail(AppError::BadRequest(
+                "The order is created, chatted or name.".into(),
+            ))
+        })?,
+    };
+    let filter = CharacterFilter {
+        q: q.q.unwrap_or_default(),
+        trait_name: q.trait_name.unwrap_or_default(),
+        language: q.language.unwrap_or_default(),
+        sort,
+    };
+    let page = characters::search_for(&ctx.state.db, &ctx.caller.user, &filter, q.after, q.limit)
         .await
         .map_err(|e| ctx.fail(e))?;
     Ok(with_etag(&headers, StatusCode::OK, &page))
@@ -1534,4 +1566,39 @@ async fn bulk_export(ctx: Ctx, Q(q): Q<ExportQuery>) -> Result<Response, Failure
         zip,
     )
         .into_response())
+}
+
+/// A page of chats.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChatsQuery {
+    /// The last chat of the previous page (its `next`); none for the most recent.
+    pub after: Option<String>,
+    /// How many (1 to 100; 24 by default).
+    pub limit: Option<u32>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats",
+    tag = "chats",
+    summary = "The key owner's chats, most recently active first, a page at a time",
+    params(ChatsQuery),
+    responses(
+        (status = 200, description = "A page; `next` is the cursor for the one after", body = ChatList,
+            headers(("ETag" = String, description = "Send back as If-None-Match"))),
+        (status = 304, description = "Not modified since the ETag sent"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`after` is not one of the owner's chats", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_chats(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Q(q): Q<ChatsQuery>,
+) -> Result<Response, Failure> {
+    let list = chats::list_for(&ctx.state.db, &ctx.caller.user, q.after, q.limit)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(with_etag(&headers, StatusCode::OK, &list))
 }

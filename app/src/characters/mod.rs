@@ -34,6 +34,107 @@ pub const PAGE: i64 = 24;
 /// The most characters one call returns; a larger `limit` is clamped to this.
 pub const MAX_PAGE: i64 = 100;
 
+/// How the dashboard orders characters.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CharacterSort {
+    /// Newest first.
+    #[default]
+    Created,
+    /// By name, A to Z.
+    Name,
+    /// Most recently chatted with first (never chatted with last).
+    Chatted,
+}
+
+impl CharacterSort {
+    pub const ALL: [CharacterSort; 3] = [
+        CharacterSort::Created,
+        CharacterSort::Chatted,
+        CharacterSort::Name,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CharacterSort::Created => "created",
+            CharacterSort::Name => "name",
+            CharacterSort::Chatted => "chatted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CharacterSort::Created => "Newest",
+            CharacterSort::Name => "Name",
+            CharacterSort::Chatted => "Recently chatted",
+        }
+    }
+}
+
+/// The dashboard's search and filters, as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterFilter {
+    /// Words to find in the name, traits, backstory or world (every word, each as a prefix).
+    #[serde(default)]
+    pub q: String,
+    /// Only characters with this trait (any case).
+    #[serde(default)]
+    pub trait_name: String,
+    /// Only characters in this language.
+    #[serde(default)]
+    pub language: String,
+    #[serde(default)]
+    pub sort: CharacterSort,
+}
+
+impl CharacterFilter {
+    /// The longest search the dashboard takes, in characters.
+    pub const MAX_QUERY: usize = 200;
+    /// At most this many words of a search are used.
+    pub const MAX_TERMS: usize = 8;
+
+    /// Checks the lengths, before any query.
+    pub fn check(&self) -> Result<(), AppError> {
+        if self.q.chars().count() > Self::MAX_QUERY {
+            return Err(AppError::BadRequest(format!(
+                "A search can be at most {} characters.",
+                Self::MAX_QUERY
+            )));
+        }
+        if self.trait_name.chars().count() > crate::domain::TraitName::MAX
+            || self.language.chars().count() > crate::domain::Language::MAX
+        {
+            return Err(AppError::BadRequest(
+                "That trait or language is longer than any can be.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The search's words: letters and digits only (so nothing a user types is read as query
+    /// syntax), lower-cased, at most [`Self::MAX_TERMS`], each at most 40 characters.
+    pub fn terms(&self) -> Vec<String> {
+        self.q
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.chars().take(40).collect::<String>().to_lowercase())
+            .take(Self::MAX_TERMS)
+            .collect()
+    }
+
+    /// Whether anything narrows the list.
+    pub fn narrows(&self) -> bool {
+        !self.terms().is_empty()
+            || !self.trait_name.trim().is_empty()
+            || !self.language.trim().is_empty()
+    }
+}
+
 /// A page of the dashboard.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +241,17 @@ pub async fn list_character_page(
     limit: Option<u32>,
 ) -> Result<CharacterPage, AppError> {
     service::page(after, limit).await
+}
+
+/// A page of the signed-in user's characters found by `filter` (search, trait, language) in its
+/// order: those after the character `after` (the previous page's `next`), at most `limit`.
+#[server(endpoint = "characters/search", input = Json)]
+pub async fn search_characters(
+    filter: CharacterFilter,
+    #[server(default)] after: Option<String>,
+    #[server(default)] limit: Option<u32>,
+) -> Result<CharacterPage, AppError> {
+    service::search(filter, after, limit).await
 }
 
 #[server(endpoint = "characters/get")]

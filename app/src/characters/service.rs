@@ -2,8 +2,8 @@
 //! reply), save, list and open. Queries are in [`super::store`].
 
 use super::{
-    store, CharacterPage, CharacterSummary, CharacterView, Generated, TrashedCharacter, MAX_PAGE,
-    PAGE, TRASH_DAYS,
+    store, CharacterFilter, CharacterPage, CharacterSummary, CharacterView, Generated,
+    TrashedCharacter, MAX_PAGE, PAGE, TRASH_DAYS,
 };
 use crate::auth::{require_user, UserId};
 use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter, Section};
@@ -199,13 +199,36 @@ pub async fn page_for(
     after: Option<String>,
     limit: Option<u32>,
 ) -> Result<CharacterPage, AppError> {
+    search_for(db, user, &CharacterFilter::default(), after, limit).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn search(
+    filter: CharacterFilter,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<CharacterPage, AppError> {
+    let user = require_user().await?;
+    search_for(&AppState::get()?.db, &user, &filter, after, limit).await
+}
+
+/// A page of `user`'s characters that `filter` finds, in its order (the dashboard and the REST
+/// API's list): the filter's lengths checked before any query.
+pub async fn search_for(
+    db: &Db,
+    user: &UserId,
+    filter: &CharacterFilter,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<CharacterPage, AppError> {
+    filter.check()?;
     let limit = i64::from(limit.unwrap_or(PAGE as u32)).clamp(1, MAX_PAGE);
     let after = match after.as_deref() {
         None | Some("") => store::After::Start,
         Some(id) if id.len() <= 64 => store::After::Character(id),
         Some(_) => return Err(AppError::NotFound),
     };
-    let (characters, more) = store::page_for(db, user, after, limit)
+    let (characters, more) = store::search_page(db, user, filter, after, limit)
         .await
         .or_internal("list characters")?
         .ok_or(AppError::NotFound)?;

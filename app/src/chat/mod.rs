@@ -226,6 +226,30 @@ pub async fn stop_reply(reply_id: String) -> Result<(), AppError> {
     service::stop(reply_id).await
 }
 
+/// A chat in the list of a user's chats.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatSummary {
+    pub session_id: String,
+    /// The character it is with; none for the chat with the user's own twin.
+    pub character_id: Option<String>,
+    /// Who it is with: the character's name, or the twin's.
+    pub with: String,
+    pub title: String,
+    pub last_message_preview: String,
+    /// When it last changed (epoch ms).
+    pub updated_at: i64,
+}
+
+/// A page of a user's chats, most recently active first.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatList {
+    pub chats: Vec<ChatSummary>,
+    /// When more remain: the cursor (`after`) for the next page.
+    pub next: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,28 @@ pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, App
     earlier_for(&AppState::get()?.db, &user, &session_id, before).await
 }
 
+/// A page of `user`'s chats, most recently active first (the REST API's list): at most `limit`
+/// (24 by default, at most 100) after the chat `after`.
+pub async fn list_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    after: Option<String>,
+    limit: Option<u32>,
+) -> Result<super::ChatList, AppError> {
+    let limit = i64::from(limit.unwrap_or(24)).clamp(1, 100);
+    if let Some(a) = after.as_deref() {
+        crate::infra::check_id(a)?;
+    }
+    let (chats, more) = store::list_sessions(db, user, after.as_deref(), limit)
+        .await
+        .or_internal("list chats")?
+        .ok_or(AppError::NotFound)?;
+    let next = more
+        .then(|| chats.last().map(|c| c.session_id.clone()))
+        .flatten();
+    Ok(super::ChatList { chats, next })
+}
+
 /// [`earlier`] for `user`, however they are signed in.
 pub async fn earlier_for(
     db: &Db,

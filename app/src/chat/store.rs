@@ -223,6 +223,77 @@ pub async fn open_twin_session(db: &Db, owner: &UserId) -> Result<Option<String>
     Ok(Some(kept))
 }
 
+#[derive(sqlx::FromRow)]
+struct ChatSummaryRow {
+    id: String,
+    character_id: Option<String>,
+    with_name: String,
+    title: String,
+    last_message_preview: String,
+    updated_at: i64,
+}
+
+/// A page of `owner`'s chats (with characters outside the trash, and with their twin), most
+/// recently active first by keyset on `(updated_at, id)`: up to `limit` after the chat `after`,
+/// and whether more remain. `None` when `after` is not one of `owner`'s chats.
+pub async fn list_sessions(
+    db: &Db,
+    owner: &UserId,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Option<(Vec<super::ChatSummary>, bool)>, sqlx::Error> {
+    let (updated_at, id) = match after {
+        None => (i64::MAX, String::new()),
+        Some(id) => {
+            let found: Option<(i64,)> = with_pool!(db, pool => {
+                sqlx::query_as("SELECT updated_at FROM chat_sessions WHERE id = $1 AND owner_id = $2")
+                    .bind(id)
+                    .bind(&owner.0)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            let Some((updated_at,)) = found else {
+                return Ok(None);
+            };
+            (updated_at, id.to_string())
+        }
+    };
+    let mut rows: Vec<ChatSummaryRow> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT s.id, s.character_id, COALESCE(c.name, u.display_name) AS with_name, s.title, \
+             s.last_message_preview, s.updated_at \
+             FROM chat_sessions s LEFT JOIN characters c ON c.id = s.character_id \
+             LEFT JOIN twins t ON t.id = s.twin_id \
+             LEFT JOIN users u ON u.id = s.owner_id \
+             WHERE s.owner_id = $1 \
+             AND (t.id IS NOT NULL OR (c.id IS NOT NULL AND c.deleted_at IS NULL)) \
+             AND (s.updated_at < $2 OR (s.updated_at = $2 AND s.id < $3)) \
+             ORDER BY s.updated_at DESC, s.id DESC LIMIT $4",
+        )
+        .bind(&owner.0)
+        .bind(updated_at)
+        .bind(&id)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?
+    });
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    Ok(Some((
+        rows.into_iter()
+            .map(|r| super::ChatSummary {
+                session_id: r.id,
+                character_id: r.character_id,
+                with: r.with_name,
+                title: r.title,
+                last_message_preview: r.last_message_preview,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+        more,
+    )))
+}
+
 /// The session `session_id` if `owner` owns it, with its counterpart's persona (a character
 /// outside the trash, or the owner's twin).
 pub async fn find_session(
@@ -640,14 +711,23 @@ pub async fn touch_session(db: &Db, session_id: &str, last: &str) -> Result<(), 
     if last.is_empty() {
         return Ok(());
     }
+    let now = now_ms();
     with_pool!(db, pool => {
         sqlx::query("UPDATE chat_sessions SET last_message_preview = $1, updated_at = $2 WHERE id = $3")
             .bind(preview(last))
-            .bind(now_ms())
+            .bind(now)
             .bind(session_id)
             .execute(pool)
-            .await
-            .map(|_| ())?
+            .await?;
+        // The dashboard's "recently chatted" order.
+        sqlx::query(
+            "UPDATE characters SET chatted_at = $1 \
+             WHERE id = (SELECT character_id FROM chat_sessions WHERE id = $2)",
+        )
+        .bind(now)
+        .bind(session_id)
+        .execute(pool)
+        .await?;
     });
     Ok(())
 }

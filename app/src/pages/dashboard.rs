@@ -1,7 +1,9 @@
-//! The dashboard: the user's characters, a page at a time, newest first. `?after=ID` shows the
-//! page after the character `ID` (the "More" link, which works without JavaScript too).
+//! The dashboard: the user's characters, a page at a time. A search form (a plain GET form, so it
+//! works without JavaScript) narrows them — `?q=` words in the name, traits, backstory or world,
+//! `?trait=`, `?language=` — and orders them (`?sort=created|chatted|name`); `?after=ID` shows the
+//! page after the character `ID` (the "More" link, which keeps the search).
 
-use crate::characters::{list_character_page, RestoreCharacter};
+use crate::characters::{search_characters, CharacterFilter, CharacterSort, RestoreCharacter};
 use crate::matches::list_matches;
 use crate::pages::layout::{error_view, param, AvatarBadge};
 use crate::twins::twin_summary;
@@ -16,7 +18,18 @@ pub fn DashboardPage() -> impl IntoView {
     // `?deleted=ID`: the character just moved to the trash, with an Undo.
     let deleted = move || param(query, "deleted").filter(|d| !d.is_empty());
     let undo = ServerAction::<RestoreCharacter>::new();
-    let characters = Resource::new(after, |after| list_character_page(after, None));
+    let filter = move || CharacterFilter {
+        q: param(query, "q").unwrap_or_default(),
+        trait_name: param(query, "trait").unwrap_or_default(),
+        language: param(query, "language").unwrap_or_default(),
+        sort: param(query, "sort")
+            .and_then(|s| CharacterSort::parse(&s))
+            .unwrap_or_default(),
+    };
+    let characters = Resource::new(
+        move || (filter(), after()),
+        |(filter, after)| search_characters(filter, after, None),
+    );
     view! {
         <Title text="Dashboard" />
         <div class="page-head">
@@ -27,6 +40,7 @@ pub fn DashboardPage() -> impl IntoView {
                 title="Every character as a Character Card PNG, in one zip">"Export all"</a>
             <a class="button primary" href="/characters/new">"New character"</a>
         </div>
+        {move || view! { <SearchForm filter=filter() /> }}
         {move || deleted().map(|id| view! {
             <div class="notice" role="status" data-testid="deleted-notice">
                 "Moved to the trash. "
@@ -43,7 +57,10 @@ pub fn DashboardPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match characters.await {
                     Ok(page) if page.characters.is_empty() && after().is_some() => view! {
-                        <p class="empty">"No more characters. " <a href="/dashboard">"Back to the newest"</a> "."</p>
+                        <p class="empty">"No more characters. " <a href=link(&filter(), None)>"Back to the first page"</a> "."</p>
+                    }.into_any(),
+                    Ok(page) if page.characters.is_empty() && filter().narrows() => view! {
+                        <p class="empty" data-testid="no-match">"No character matches. " <a href="/dashboard">"Show them all"</a> "."</p>
                     }.into_any(),
                     Ok(page) if page.characters.is_empty() => view! {
                         <p class="empty">"No characters yet. " <a href="/characters/new">"Create your first one"</a> "."</p>
@@ -64,10 +81,10 @@ pub fn DashboardPage() -> impl IntoView {
                                 }
                             }).collect_view()}
                         </ul>
-                        <nav class="pager">
-                            {after().map(|_| view! { <a href="/dashboard" data-testid="first-page">"Newest"</a> })}
+                        <nav class="pager" aria-label="Pages">
+                            {after().map(|_| view! { <a href=link(&filter(), None) data-testid="first-page">"First page"</a> })}
                             {page.next.map(|id| view! {
-                                <a class="button" href=format!("/dashboard?after={id}") data-testid="more-characters">"More"</a>
+                                <a class="button" href=link(&filter(), Some(&id)) data-testid="more-characters">"More"</a>
                             })}
                         </nav>
                     }.into_any(),
@@ -77,6 +94,64 @@ pub fn DashboardPage() -> impl IntoView {
         </Suspense>
         <TwinAndMatches />
         <RecentRuns />
+    }
+}
+
+/// The dashboard's address for `filter`, from the character `after` on.
+fn link(filter: &CharacterFilter, after: Option<&str>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [
+        ("q", filter.q.as_str()),
+        ("trait", filter.trait_name.as_str()),
+        ("language", filter.language.as_str()),
+    ] {
+        if !value.trim().is_empty() {
+            q.append_pair(key, value);
+        }
+    }
+    if filter.sort != CharacterSort::default() {
+        q.append_pair("sort", filter.sort.as_str());
+    }
+    if let Some(after) = after {
+        q.append_pair("after", after);
+    }
+    let q = q.finish();
+    if q.is_empty() {
+        "/dashboard".into()
+    } else {
+        format!("/dashboard?{q}")
+    }
+}
+
+/// Search, filters and order: a plain GET form, so it works with JavaScript off too.
+#[component]
+fn SearchForm(filter: CharacterFilter) -> impl IntoView {
+    view! {
+        <form method="get" action="/dashboard" class="search" role="search" data-testid="search-form">
+            <div class="field grow">
+                <label for="search-q">"Search"</label>
+                <input id="search-q" type="search" name="q" value=filter.q.clone()
+                    maxlength=CharacterFilter::MAX_QUERY.to_string()
+                    placeholder="Name, trait, backstory, world…" />
+            </div>
+            <div class="field">
+                <label for="search-trait">"Trait"</label>
+                <input id="search-trait" name="trait" value=filter.trait_name.clone() maxlength="30" />
+            </div>
+            <div class="field">
+                <label for="search-language">"Language"</label>
+                <input id="search-language" name="language" value=filter.language.clone() maxlength="40" />
+            </div>
+            <div class="field">
+                <label for="search-sort">"Order"</label>
+                <select id="search-sort" name="sort">
+                    {CharacterSort::ALL.into_iter().map(|s| view! {
+                        <option value=s.as_str() selected=filter.sort == s>{s.label()}</option>
+                    }).collect_view()}
+                </select>
+            </div>
+            <button type="submit">"Search"</button>
+        </form>
     }
 }
 

@@ -117,3 +117,27 @@ test("the usage page renders its charts and tables without JavaScript", async ({
   await page.getByText("Model calls per day, by use: the numbers").click();
   await expect(page.getByTestId("table-calls").locator("tbody tr")).toHaveCount(90);
 });
+
+test("the dashboard's search works without JavaScript", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  const word = `zq${Math.random().toString(36).slice(2, 8)}`;
+  const name = uniqueName("Omar");
+  const saved = await page.request.post("/api/characters/save", {
+    data: {
+      draft: {
+        name, traits: ["steady"], age: "40", gender: "male", voice: "", scenes: "5", language: "English",
+        avatar: "tide", backstory: `He keeps the ${word} archive.`, story_context: "A city of stairs.",
+        opening_line: "Hello.", start_options: ["Ask.", "Wait.", "Leave."],
+        endings: [{ kind: "happy", text: "Home." }, { kind: "tragic", text: "Lost." }, { kind: "ambiguous", text: "Unknown." }],
+      },
+    },
+  });
+  expect(saved.ok()).toBeTruthy();
+  await page.goto("/dashboard");
+  await page.getByRole("searchbox", { name: "Search" }).fill(word);
+  await page.getByRole("button", { name: "Search" }).click();
+  await expect(page).toHaveURL(new RegExp(`q=${word}`));
+  await expect(page.getByTestId("character-list").getByRole("listitem")).toHaveCount(1);
+  await expect(page.getByTestId("character-list")).toContainText(name);
+});

@@ -39,7 +39,11 @@ where
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
-    run("SQLite", sqlite, dir.path().join("data-SQLite")).await;
+    // `PF_BENCH_ONLY=postgres` skips SQLite; `PF_BENCH_KEEP_DB=1` keeps the Postgres database
+    // (named in the output) to look into afterwards.
+    if std::env::var("PF_BENCH_ONLY").as_deref() != Ok("postgres") {
+        run("SQLite", sqlite, dir.path().join("data-SQLite")).await;
+    }
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(admin_url) => {
             let db = format!("pf_bench_{name}_{}", std::process::id());
@@ -55,10 +59,14 @@ where
                 dir.path().join("data-Postgres"),
             )
             .await;
-            sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
+            if std::env::var("PF_BENCH_KEEP_DB").is_ok() {
+                println!("Postgres: kept the database {db}");
+            } else {
+                sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            }
         }
         Err(_) => println!("Postgres: skipped (TEST_POSTGRES_URL is not set)"),
     }

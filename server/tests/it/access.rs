@@ -229,6 +229,12 @@ fn matrix() -> Vec<Entry> {
         }),
         // Only the caller's own calls are counted (tested in `usage`).
         Entry::new(SignedIn, |_| app::usage::GetUsage { days: 7 }),
+        // Someone else's character as the cursor is not found.
+        Entry::new(Owner, |ids| app::characters::SearchCharacters {
+            filter: Default::default(),
+            after: Some(ids.character.clone()),
+            limit: None,
+        }),
     ]
 }
 

@@ -24,6 +24,7 @@ mod reliability;
 mod replicas;
 mod rest;
 mod schema;
+mod search;
 mod secondme;
 mod security;
 mod store;

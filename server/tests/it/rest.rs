@@ -978,6 +978,33 @@ async fn a_key_chats_over_server_sent_events(backend: Backend) {
 
     // A message: the reply streams as SSE, ids counting the reply's characters.
     let messages = format!("/api/v1/chats/{session}/messages");
+    // The chat is listed, with whom; a cursor that is not one of the owner's chats is 404.
+    let list: Value = api(&app, reqwest::Method::GET, "/api/v1/chats", &reader)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["chats"][0]["session_id"],
+        Value::String(session.clone())
+    );
+    assert_eq!(
+        list["chats"][0]["character_id"],
+        Value::String(character.clone())
+    );
+    assert!(list["next"].is_null());
+    let res = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/chats?after={character}"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
     let res = api(&app, reqwest::Method::POST, &messages, &writer)
         .json(&serde_json::json!({"text": "Tell me about the sea."}))
         .send()

@@ -55,6 +55,14 @@ type Schema = BTreeMap<String, Table>;
 /// session library creates and names differently per backend.
 fn ours(table: &str) -> bool {
     !matches!(table, "_sqlx_migrations" | "tower_sessions" | "session")
+        // Each backend's own full-text search machinery: SQLite's FTS5 table and its shadow
+        // tables, Postgres' generated `characters.search` and its GIN index (skipped below).
+        && !table.starts_with("characters_fts")
+}
+
+/// Postgres' full-text search column and index on `characters`, which SQLite keeps in FTS5.
+fn postgres_search(name: &str) -> bool {
+    matches!(name, "search" | "characters_search")
 }
 
 fn family_sqlite(declared: &str) -> String {
@@ -225,6 +233,9 @@ async fn postgres_schema(pool: &sqlx::PgPool) -> Schema {
         .await
         .unwrap();
         for c in cols {
+            if t == "characters" && postgres_search(c.get::<String, _>("name").as_str()) {
+                continue;
+            }
             table.columns.insert(Column {
                 name: c.get("name"),
                 family: family_postgres(c.get::<String, _>("data_type").as_str()),
@@ -287,6 +298,9 @@ async fn postgres_schema(pool: &sqlx::PgPool) -> Schema {
         .await
         .unwrap();
         for i in indexes {
+            if postgres_search(i.get::<String, _>("name").as_str()) {
+                continue;
+            }
             table.indexes.insert(
                 i.get("name"),
                 Index {
