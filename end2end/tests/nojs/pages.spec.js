@@ -90,7 +90,7 @@ test("the API keys page and the API reference render without JavaScript", async 
   await expect(page.getByLabel("Name")).toBeVisible();
   await page.goto("/api/v1/docs");
   await expect(page.getByRole("heading", { name: "PersonaFlux API" })).toBeVisible();
-  await expect(page.getByText("GET /api/v1/characters/{id}")).toBeVisible();
+  await expect(page.getByText("GET /api/v1/characters/{id}", { exact: true })).toBeVisible();
 });
 
 test("the usage page renders its charts and tables without JavaScript", async ({ page }) => {
