@@ -56,16 +56,7 @@ async fn run(label: &str, url: &str, data: &std::path::Path) {
     let base = support::start_in_process(&env).await;
     let db = Db::connect(url).await.unwrap();
     let (client, _) = support::signed_in(&base).await;
-    let me: serde_json::Value = client
-        .post(format!("{base}/api/auth/me"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let owner = me["id"].as_str().unwrap().to_string();
+    let owner = support::user_id(&client, &base).await;
     let other = app::auth::store::upsert_identity(&db, "bench", "other", "Other")
         .await
         .unwrap()

@@ -82,6 +82,20 @@ pub async fn start_in_process(env: &HashMap<String, String>) -> String {
     base
 }
 
+/// The id of the user `client` is signed in as.
+pub async fn user_id(client: &reqwest::Client, base: &str) -> String {
+    let me: serde_json::Value = client
+        .post(format!("{base}/api/auth/me"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["id"].as_str().unwrap().to_string()
+}
+
 /// A client with a cookie jar, signed in as the local user (loopback only).
 pub async fn signed_in(base: &str) -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());

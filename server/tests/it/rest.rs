@@ -793,6 +793,49 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     assert!(!html.contains("<script"));
 }
 
+/// A key is held to its owner's limits, counted together with their browser session: a model call
+/// in the app uses the minute's one allowed call, and the key's call is a 429 problem with
+/// `Retry-After`, nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_shares_its_owners_limits_and_is_told_when_to_retry() {
+    let app = spawn_app_with(
+        Backend::Sqlite,
+        &[("LIMIT_MODEL_CALLS_PER_MINUTE", "1")],
+        |_| {},
+    )
+    .await;
+    app.sign_in_local().await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    within_one_rate_window(5).await;
+    app.call(app::characters::GenerateCharacter {
+        draft: draft("Mira"),
+        variation: 0,
+    })
+    .await
+    .unwrap();
+    let res = api(&app, reqwest::Method::POST, "/api/v1/generate", &writer)
+        .json(&serde_json::json!({ "draft": draft("Mira"), "variation": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let p: Value = res.json().await.unwrap();
+    assert_eq!(p["status"], 429);
+    assert!(!p["detail"].as_str().unwrap().is_empty());
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM generations").await,
+        1,
+        "the refused call never reached the model"
+    );
+}
+
 /// `/metrics` for operators: absent without a token, refused without the right one, and counting
 /// what happened — HTTP requests by route pattern and status, refusals by a limit, model calls
 /// with their tokens.
