@@ -14,8 +14,8 @@
 //! app. Reads carry an `ETag` and answer `If-None-Match` with a 304.
 
 use app::characters::{
-    service as characters, CardImport, CharacterFilter, CharacterPage, CharacterSort,
-    CharacterView, Rewritten,
+    service as characters, service::BulkOutcome, CardImport, CharacterFilter, CharacterPage,
+    CharacterSort, CharacterView, Rewritten,
 };
 use app::chat::{
     service as chats, ChatEvent, ChatList, ChatView, EventLines, MessagePage, MessageStatus,
@@ -115,6 +115,8 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(export_card))
         .routes(routes!(bulk_delete))
         .routes(routes!(bulk_export))
+        .routes(routes!(set_labels))
+        .routes(routes!(bulk_labels))
         .split_for_parts()
 }
 
@@ -414,6 +416,10 @@ pub struct PageQuery {
     pub trait_name: Option<String>,
     /// Only characters in this language.
     pub language: Option<String>,
+    /// Only characters with this tag of the owner's (any case).
+    pub tag: Option<String>,
+    /// `true`: only the owner's favourites.
+    pub favourite: Option<bool>,
     /// `created` (newest first, the default), `chatted` (most recently chatted with first) or
     /// `name` (A to Z).
     pub sort: Option<String>,
@@ -431,7 +437,7 @@ pub struct PageQuery {
         (status = 304, description = "Not modified since the ETag sent"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`after` is not one of the owner's characters", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An unknown order, or a search, trait or language longer than any can be", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown order, or a search, trait, tag or language longer than any can be", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_characters(
@@ -451,6 +457,8 @@ async fn list_characters(
         q: q.q.unwrap_or_default(),
         trait_name: q.trait_name.unwrap_or_default(),
         language: q.language.unwrap_or_default(),
+        tag: q.tag.unwrap_or_default(),
+        favourites: q.favourite.unwrap_or(false),
         sort,
     };
     let page = characters::search_for(&ctx.state.db, &ctx.caller.user, &filter, q.after, q.limit)
@@ -1465,19 +1473,7 @@ impl Selection {
     /// The ids, counted before any is looked up; repeats dropped. (An id of no possible form is
     /// simply not found, as everywhere.)
     fn checked(self, ctx: &Ctx) -> Result<Vec<String>, Failure> {
-        let max = app::characters::cards::MAX_BULK;
-        if self.ids.is_empty() || self.ids.len() > max {
-            return Err(ctx.fail(AppError::BadRequest(format!(
-                "Name from 1 to {max} characters at a time."
-            ))));
-        }
-        let mut ids = Vec::with_capacity(self.ids.len());
-        for id in self.ids {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
+        characters::selection(self.ids).map_err(|e| ctx.fail(e))
     }
 }
 
@@ -1522,6 +1518,138 @@ async fn bulk_delete(
         }
     }
     tracing::info!(key_id = %ctx.caller.key_id, deleted = out.deleted.len(), "characters deleted in bulk through the API");
+    Ok(Json(out))
+}
+
+/// New labels for a character: what is absent stays as it is.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct Labels {
+    /// Replaces the tags: at most 12 distinct ones (ignoring case), each 1 to 30 characters on one
+    /// line, without a comma.
+    #[schema(max_items = 48)]
+    pub tags: Option<Vec<String>>,
+    /// Marks or unmarks the character as a favourite.
+    pub favourite: Option<bool>,
+}
+
+/// The tags of a request, checked (a sentence naming what is wrong otherwise).
+fn tags_of(ctx: &Ctx, tags: &[String]) -> Result<app::domain::Tags, Failure> {
+    app::domain::Tags::parse(tags).map_err(|e| ctx.fail(AppError::BadRequest(e.to_string())))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/characters/{id}/labels",
+    tag = "characters",
+    summary = "Sets a character's tags and favourite mark, the owner's own labels (not an edit of the character)",
+    params(("id" = String, Path, description = "The character's id")),
+    request_body(content = Labels),
+    responses(
+        (status = 200, description = "The character with its new labels", body = CharacterView,
+            headers(("ETag" = String, description = "The new version's"))),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Too many tags, or one that is too long, blank or holds a comma", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn set_labels(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Labels>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Failure> {
+    ctx.writer()?;
+    let Json(labels) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let tags = labels
+        .tags
+        .as_deref()
+        .map(|t| tags_of(&ctx, t))
+        .transpose()?;
+    let (db, user) = (&ctx.state.db, &ctx.caller.user);
+    if let Some(tags) = &tags {
+        characters::set_tags_for(db, user, &id, tags)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+    }
+    if let Some(f) = labels.favourite {
+        characters::set_favourite_for(db, user, &id, f)
+            .await
+            .map_err(|e| ctx.fail(e))?;
+    }
+    let c = characters::get_for(db, user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(with_etag(&headers, StatusCode::OK, &c))
+}
+
+/// What to do to the labels of several characters.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelAction {
+    /// Add `tags` to each (those a character has already are not repeated).
+    Tag,
+    /// Remove `tags` from each.
+    Untag,
+    /// Mark each as a favourite.
+    Favourite,
+    /// Unmark each as a favourite.
+    Unfavourite,
+}
+
+/// Several characters' labels to change at once.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct BulkLabels {
+    /// 1 to 100 of the owner's characters.
+    pub ids: Vec<String>,
+    pub action: LabelAction,
+    /// For `tag` and `untag`: 1 to 12 tags, each 1 to 30 characters without a comma.
+    #[serde(default)]
+    #[schema(max_items = 48)]
+    pub tags: Vec<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/characters/bulk/labels",
+    tag = "characters",
+    summary = "Tags, untags, or (un)marks as favourites several characters at once",
+    request_body(content = BulkLabels),
+    responses(
+        (status = 200, description = "Which were changed, which were not found, and which already had as many tags as a character may", body = BulkOutcome),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A character's tags kept changing while they were saved: try again", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No ids or more than 100, or no tags (or bad ones) for tag and untag", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn bulk_labels(
+    ctx: Ctx,
+    body: Result<Json<BulkLabels>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<BulkOutcome>, Failure> {
+    use characters::BulkAction;
+    ctx.writer()?;
+    let Json(req) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let ids = characters::selection(req.ids).map_err(|e| ctx.fail(e))?;
+    let tags = || {
+        let tags = tags_of(&ctx, &req.tags)?;
+        if tags.is_empty() {
+            return Err(ctx.fail(AppError::BadRequest(
+                "Name the tags to add or remove.".into(),
+            )));
+        }
+        Ok(tags)
+    };
+    let action = match req.action {
+        LabelAction::Tag => BulkAction::Tag(tags()?),
+        LabelAction::Untag => BulkAction::Untag(tags()?),
+        LabelAction::Favourite => BulkAction::Favourite(true),
+        LabelAction::Unfavourite => BulkAction::Favourite(false),
+    };
+    let out = characters::bulk_for(&ctx.state.db, &ctx.caller.user, ids, &action)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    tracing::info!(key_id = %ctx.caller.key_id, changed = out.done.len(), "character labels changed in bulk through the API");
     Ok(Json(out))
 }
 

@@ -11,7 +11,7 @@ use axum::{
     extract::{Path, Query, State},
     http::{header, StatusCode},
     response::{IntoResponse, Redirect, Response},
-    routing::get,
+    routing::{get, post},
     Json, Router,
 };
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,7 @@ pub fn api(state: AppState) -> Router<AppState> {
             }),
         )
         .route("/characters/cards.zip", get(export_all))
+        .route(app::pages::dashboard::SELECTION, post(selection))
         .route(
             "/play/{id}/story.md",
             get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
@@ -121,6 +122,115 @@ async fn export_all(State(state): State<AppState>, session: Session) -> Response
             false,
         ),
         Err(e) => error_response(&e, path, false),
+    }
+}
+
+/// The dashboard's selection form (a plain form post, so it works without JavaScript): `action`
+/// (delete, restore, tag, untag, favourite, unfavourite, export), `ids` (repeated, the ticked
+/// characters), `tag` (a comma-separated list, for tag and untag) and `back` (the dashboard page
+/// to return to). Signed in (401); the selection is counted (1 to 100) and the tags checked before
+/// any character is looked at; only the user's own characters are touched. Answers with a
+/// redirect back to the dashboard, saying what was done (`done`, `n`) or why nothing was
+/// (`problem`) as codes the page turns into sentences; an export answers with the zip.
+async fn selection(
+    State(state): State<AppState>,
+    session: Session,
+    body: axum::body::Bytes,
+) -> Response {
+    use app::characters::service::{bulk_for, selection as checked, BulkAction};
+    use app::domain::Tags;
+    let path = app::pages::dashboard::SELECTION;
+    let user = match signed_in(&session, &state, path).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let (mut action, mut tag, mut back) = (String::new(), String::new(), String::new());
+    let mut ids = Vec::new();
+    for (key, value) in form_urlencoded::parse(&body) {
+        match &*key {
+            "action" => action = value.into_owned(),
+            "tag" => tag = value.into_owned(),
+            "back" => back = value.into_owned(),
+            // Counted here already: more than the limit is refused without reading on.
+            "ids" if ids.len() <= app::characters::MAX_SELECTION => ids.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    let back = dashboard_address(&back);
+    let go = |pairs: &[(&str, String)]| {
+        let mut to = back.clone();
+        for (k, v) in pairs {
+            to.push(if to.contains('?') { '&' } else { '?' });
+            to.push_str(k);
+            to.push('=');
+            to.push_str(&form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>());
+        }
+        Redirect::to(&to).into_response()
+    };
+    let problem = |code: &str| go(&[("problem", code.to_string())]);
+    if ids.is_empty() {
+        return problem("none");
+    }
+    let ids = match checked(ids) {
+        Ok(ids) => ids,
+        Err(_) => return problem("too-many"),
+    };
+    let tags = || Tags::parse_list(&tag).ok().filter(|t| !t.is_empty());
+    let (bulk, done) = match action.as_str() {
+        "export" => {
+            return match cards::export_some(&state.db, &user, &ids)
+                .await
+                .or_internal("export selected characters")
+            {
+                Ok(Some(bytes)) => download("application/zip", "personaflux-characters.zip", bytes),
+                Ok(None) => error_response(&AppError::NotFound, path, false),
+                Err(e) => error_response(&e, path, false),
+            };
+        }
+        "delete" => (BulkAction::Delete, "deleted"),
+        "restore" => (BulkAction::Restore, "restored"),
+        "favourite" => (BulkAction::Favourite(true), "favourited"),
+        "unfavourite" => (BulkAction::Favourite(false), "unfavourited"),
+        "tag" | "untag" => match tags() {
+            Some(t) if action == "tag" => (BulkAction::Tag(t), "tagged"),
+            Some(t) => (BulkAction::Untag(t), "untagged"),
+            None => return problem("tag"),
+        },
+        _ => return problem("action"),
+    };
+    match bulk_for(&state.db, &user, ids, &bulk).await {
+        Ok(out) if !out.too_many_tags.is_empty() => go(&[
+            ("done", "full".into()),
+            ("n", out.too_many_tags.len().to_string()),
+        ]),
+        // Deleted: the dashboard offers Undo for exactly these.
+        Ok(out) if done == "deleted" => go(&[("deleted", out.done.join(","))]),
+        Ok(out) => go(&[("done", done.into()), ("n", out.done.len().to_string())]),
+        Err(e) => error_response(&e, path, false),
+    }
+}
+
+/// The dashboard address a selection came from, rebuilt from its search parameters only (so the
+/// redirect can go nowhere else, and old notices are not repeated).
+fn dashboard_address(back: &str) -> String {
+    let query = back
+        .strip_prefix("/dashboard")
+        .and_then(|rest| rest.strip_prefix('?'))
+        .unwrap_or("");
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if matches!(
+            &*k,
+            "q" | "trait" | "language" | "tag" | "fav" | "sort" | "after"
+        ) {
+            out.append_pair(&k, &v);
+        }
+    }
+    let query = out.finish();
+    if query.is_empty() {
+        "/dashboard".into()
+    } else {
+        format!("/dashboard?{query}")
     }
 }
 

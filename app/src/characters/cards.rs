@@ -270,7 +270,7 @@ pub async fn export_all(db: &Db, owner: &UserId) -> Result<Option<Vec<u8>>, sqlx
 }
 
 /// The most characters one request may name (bulk delete and export through the API).
-pub const MAX_BULK: usize = 100;
+pub const MAX_BULK: usize = super::MAX_SELECTION;
 
 /// `owner`'s characters `ids` (not in the trash) as Character Card PNGs in one zip: `Ok(None)` if
 /// any of them is not theirs. At most [`MAX_BULK`] ids, checked by the caller.

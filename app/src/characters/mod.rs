@@ -27,12 +27,19 @@ pub struct CharacterSummary {
     pub avatar: String,
     pub opening_line: String,
     pub created_at: i64,
+    /// The user's own labels on it.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub favourite: bool,
 }
 
 /// How many characters a dashboard page shows unless asked otherwise.
 pub const PAGE: i64 = 24;
 /// The most characters one call returns; a larger `limit` is clamped to this.
 pub const MAX_PAGE: i64 = 100;
+/// The most characters one bulk action (delete, export, tag, favourite) may name.
+pub const MAX_SELECTION: usize = 100;
 
 /// How the dashboard orders characters.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -88,6 +95,12 @@ pub struct CharacterFilter {
     /// Only characters in this language.
     #[serde(default)]
     pub language: String,
+    /// Only characters with this tag of the user's (any case).
+    #[serde(default)]
+    pub tag: String,
+    /// Only the user's favourites.
+    #[serde(default)]
+    pub favourites: bool,
     #[serde(default)]
     pub sort: CharacterSort,
 }
@@ -108,9 +121,10 @@ impl CharacterFilter {
         }
         if self.trait_name.chars().count() > crate::domain::TraitName::MAX
             || self.language.chars().count() > crate::domain::Language::MAX
+            || self.tag.chars().count() > crate::domain::TagName::MAX
         {
             return Err(AppError::BadRequest(
-                "That trait or language is longer than any can be.".into(),
+                "That trait, tag or language is longer than any can be.".into(),
             ));
         }
         Ok(())
@@ -132,6 +146,8 @@ impl CharacterFilter {
         !self.terms().is_empty()
             || !self.trait_name.trim().is_empty()
             || !self.language.trim().is_empty()
+            || !self.tag.trim().is_empty()
+            || self.favourites
     }
 }
 
@@ -156,6 +172,11 @@ pub struct CharacterView {
     /// The lorebook of the card it was imported from (empty for others).
     #[serde(default)]
     pub lorebook: Vec<crate::domain::card::LoreEntry>,
+    /// The user's own labels on it (not part of its story, nor of an exported card).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub favourite: bool,
 }
 
 /// How long a deleted character stays in the trash, restorable, before it is removed for good.
@@ -290,6 +311,21 @@ pub async fn update_character(id: String, draft: CharacterDraft) -> Result<Strin
 #[server(endpoint = "characters/duplicate")]
 pub async fn duplicate_character(id: String) -> Result<String, AppError> {
     service::duplicate(id).await
+}
+
+/// Marks a character as one of the user's favourites, or unmarks it. Without JavaScript (a plain
+/// form post) the browser is sent back to the page it came from.
+#[server(endpoint = "characters/favourite")]
+pub async fn set_favourite(id: String, favourite: bool) -> Result<(), AppError> {
+    service::set_favourite(id, favourite).await
+}
+
+/// Replaces a character's tags with `tags`, a comma-separated list (at most
+/// [`crate::domain::Tags::MAX`], each at most [`crate::domain::TagName::MAX`] characters).
+/// Returns the tags as kept.
+#[server(endpoint = "characters/tags")]
+pub async fn set_tags(id: String, tags: String) -> Result<Vec<String>, AppError> {
+    service::set_tags(id, tags).await
 }
 
 /// Moves a character, with its chats, to the trash. Without JavaScript (a plain form post) the

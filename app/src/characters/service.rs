@@ -6,7 +6,7 @@ use super::{
     TrashedCharacter, MAX_PAGE, PAGE, TRASH_DAYS,
 };
 use crate::auth::{require_user, UserId};
-use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter, Section};
+use crate::domain::{CharacterDraft, CharacterSeed, GeneratedCharacter, Section, Tags};
 use crate::error::{AppError, OrInternal};
 use crate::infra::db::Db;
 use crate::infra::{
@@ -327,6 +327,14 @@ pub async fn duplicate(id: String) -> Result<String, AppError> {
     let copy = store::insert(&db, &user, &spec)
         .await
         .or_internal("save copy")?;
+    // The copy keeps the original's tags (not its favourite mark: that is about the original).
+    if let Ok(tags) = Tags::parse(&original.tags) {
+        if !tags.is_empty() {
+            store::set_tags(&db, &user, &copy, &tags, None)
+                .await
+                .or_internal("tag copy")?;
+        }
+    }
     leptos_axum::redirect(&format!("/characters/{copy}"));
     Ok(copy)
 }
@@ -338,6 +346,193 @@ fn copy_name(name: &str) -> String {
     let room = CharacterName::MAX - SUFFIX.chars().count();
     let base: String = name.chars().take(room).collect();
     format!("{}{SUFFIX}", base.trim_end())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn set_favourite(id: String, favourite: bool) -> Result<(), AppError> {
+    let user = require_user().await?;
+    set_favourite_for(&AppState::get()?.db, &user, &id, favourite).await
+}
+
+/// Marks `user`'s character `id` as a favourite, or not.
+pub async fn set_favourite_for(
+    db: &Db,
+    user: &UserId,
+    id: &str,
+    favourite: bool,
+) -> Result<(), AppError> {
+    check_id(id)?;
+    if store::set_favourite(db, user, id, favourite)
+        .await
+        .or_internal("mark favourite")?
+    {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn set_tags(id: String, tags: String) -> Result<Vec<String>, AppError> {
+    let user = require_user().await?;
+    let tags = Tags::parse_list(&tags).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    set_tags_for(&AppState::get()?.db, &user, &id, &tags).await
+}
+
+/// Replaces the tags of `user`'s character `id`; returns them as kept.
+pub async fn set_tags_for(
+    db: &Db,
+    user: &UserId,
+    id: &str,
+    tags: &Tags,
+) -> Result<Vec<String>, AppError> {
+    check_id(id)?;
+    if store::set_tags(db, user, id, tags, None)
+        .await
+        .or_internal("tag character")?
+    {
+        Ok(tags.to_strings())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+/// The ids of a selection, checked before any is looked up: 1 to [`super::cards::MAX_BULK`]
+/// (refused with a sentence otherwise), repeats dropped. An id of no possible form is simply not
+/// found later, as everywhere.
+pub fn selection(ids: Vec<String>) -> Result<Vec<String>, AppError> {
+    let max = super::cards::MAX_BULK;
+    if ids.is_empty() || ids.len() > max {
+        return Err(AppError::BadRequest(format!(
+            "Select from 1 to {max} characters at a time."
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// What to do to every character of a selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkAction {
+    /// Move to the trash.
+    Delete,
+    /// Bring back from the trash (the undo of a bulk delete).
+    Restore,
+    /// Add these tags.
+    Tag(Tags),
+    /// Remove these tags.
+    Untag(Tags),
+    /// Mark, or unmark, as favourites.
+    Favourite(bool),
+}
+
+/// What a bulk action did, per character.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BulkOutcome {
+    /// Done.
+    pub done: Vec<String>,
+    /// Not the owner's, or not where the action applies (already in the trash, or not in it):
+    /// nothing done.
+    pub not_found: Vec<String>,
+    /// Left as they were: the tags would have been more than a character may have.
+    pub too_many_tags: Vec<String>,
+}
+
+/// Does `action` to each of `user`'s characters `ids` (checked by [`selection`] first). Tags are
+/// added or removed by compare-and-set, so a change made meanwhile by another tab or server is
+/// kept, not overwritten.
+pub async fn bulk_for(
+    db: &Db,
+    user: &UserId,
+    ids: Vec<String>,
+    action: &BulkAction,
+) -> Result<BulkOutcome, AppError> {
+    let ids = selection(ids)?;
+    let mut out = BulkOutcome::default();
+    let now = crate::infra::now_ms();
+    for id in ids {
+        if check_id(&id).is_err() {
+            out.not_found.push(id);
+            continue;
+        }
+        let done = match action {
+            BulkAction::Delete => store::trash(db, user, &id, now)
+                .await
+                .or_internal("delete character")?,
+            BulkAction::Restore => store::restore(db, user, &id, trash_cutoff(), now)
+                .await
+                .or_internal("restore character")?,
+            BulkAction::Favourite(f) => store::set_favourite(db, user, &id, *f)
+                .await
+                .or_internal("mark favourite")?,
+            BulkAction::Tag(_) | BulkAction::Untag(_) => {
+                match retag(db, user, &id, action).await? {
+                    Retagged::Done => true,
+                    Retagged::Missing => false,
+                    Retagged::TooMany => {
+                        out.too_many_tags.push(id);
+                        continue;
+                    }
+                }
+            }
+        };
+        if done {
+            out.done.push(id);
+        } else {
+            out.not_found.push(id);
+        }
+    }
+    Ok(out)
+}
+
+enum Retagged {
+    Done,
+    Missing,
+    TooMany,
+}
+
+/// Adds or removes tags on one character, read then written only if unchanged (a few tries).
+async fn retag(
+    db: &Db,
+    user: &UserId,
+    id: &str,
+    action: &BulkAction,
+) -> Result<Retagged, AppError> {
+    for _ in 0..5 {
+        let Some(was) = store::tags_of(db, user, id)
+            .await
+            .or_internal("read tags")?
+        else {
+            return Ok(Retagged::Missing);
+        };
+        let current = Tags::parse(&was).unwrap_or_default();
+        let next = match action {
+            BulkAction::Tag(more) => match current.with(more) {
+                Ok(t) => t,
+                Err(_) => return Ok(Retagged::TooMany),
+            },
+            BulkAction::Untag(gone) => current.without(gone),
+            _ => return Ok(Retagged::Done),
+        };
+        if next == current && next.to_strings() == was {
+            return Ok(Retagged::Done);
+        }
+        if store::set_tags(db, user, id, &next, Some(&was))
+            .await
+            .or_internal("tag character")?
+        {
+            return Ok(Retagged::Done);
+        }
+    }
+    Err(AppError::Conflict(
+        "The tags kept changing while they were being saved; try again.".into(),
+    ))
 }
 
 #[tracing::instrument(skip_all)]

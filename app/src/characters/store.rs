@@ -28,6 +28,8 @@ struct CharacterRow {
     updated_at: i64,
     /// The card it was imported from, if it was.
     card: Option<String>,
+    tags: SqlJson<Vec<String>>,
+    favourite: i32,
 }
 
 impl CharacterRow {
@@ -56,6 +58,8 @@ impl CharacterRow {
                 .and_then(|c| serde_json::from_str(&c).ok())
                 .map(|card| crate::domain::card::lorebook(&card))
                 .unwrap_or_default(),
+            tags: self.tags.0,
+            favourite: self.favourite != 0,
         }
     }
 }
@@ -85,7 +89,8 @@ macro_rules! bind_character {
 }
 
 const COLUMNS: &str = "id, name, traits, age, gender, voice, scenes, language, avatar, backstory, \
-                       story_context, opening_line, start_options, endings, created_at, updated_at, card";
+                       story_context, opening_line, start_options, endings, created_at, updated_at, card, \
+                       tags, favourite";
 
 pub async fn insert(db: &Db, owner: &UserId, spec: &CharacterSpec) -> Result<String, sqlx::Error> {
     let id = new_id();
@@ -160,6 +165,80 @@ pub async fn update(
         .await?
         .rows_affected()
     });
+    Ok(n == 1)
+}
+
+/// Marks `owner`'s character `id` (not in the trash) as a favourite or not; `false` if there is
+/// none. Not an edit: its version (`updated_at`) stays.
+pub async fn set_favourite(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    favourite: bool,
+) -> Result<bool, sqlx::Error> {
+    let n = with_pool!(db, pool => {
+        sqlx::query("UPDATE characters SET favourite = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
+            .bind(id)
+            .bind(&owner.0)
+            .bind(i32::from(favourite))
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// The tags of `owner`'s character `id` (not in the trash); `None` if there is none.
+pub async fn tags_of(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let row: Option<(SqlJson<Vec<String>>,)> = with_pool!(db, pool => {
+        sqlx::query_as("SELECT tags FROM characters WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
+            .bind(id)
+            .bind(&owner.0)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(|(t,)| t.0))
+}
+
+/// Sets the tags of `owner`'s character `id` (not in the trash) to `tags` — only if they are
+/// still `if_was` when that is given (a change made meanwhile, by another tab or server, is not
+/// overwritten). `false` if nothing was written. Not an edit: its version stays.
+pub async fn set_tags(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    tags: &crate::domain::Tags,
+    if_was: Option<&[String]>,
+) -> Result<bool, sqlx::Error> {
+    let tags = SqlJson(tags.to_strings());
+    let n = match if_was {
+        None => with_pool!(db, pool => {
+            sqlx::query("UPDATE characters SET tags = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
+                .bind(id)
+                .bind(&owner.0)
+                .bind(&tags)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }),
+        Some(was) => {
+            let was = SqlJson(was.to_vec());
+            with_pool!(db, pool => {
+                sqlx::query("UPDATE characters SET tags = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL AND tags = $4")
+                    .bind(id)
+                    .bind(&owner.0)
+                    .bind(&tags)
+                    .bind(&was)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            })
+        }
+    };
     Ok(n == 1)
 }
 
@@ -253,6 +332,8 @@ struct SummaryRow {
     avatar: String,
     opening_line: String,
     created_at: i64,
+    tags: SqlJson<Vec<String>>,
+    favourite: i32,
     /// How many rows a bounded search read (Postgres' first try; see [`search_page`]).
     #[sqlx(default)]
     scanned: i64,
@@ -340,7 +421,8 @@ pub async fn search_page(
         args.push(a);
         format!("${}", args.len())
     };
-    let columns = "c.id, c.name, c.traits, c.avatar, c.opening_line, c.created_at";
+    let columns =
+        "c.id, c.name, c.traits, c.avatar, c.opening_line, c.created_at, c.tags, c.favourite";
     // The statement's parts: the search, the other filters, the keyset, the order.
     let mut search = String::new();
     if !terms.is_empty() {
@@ -379,6 +461,18 @@ pub async fn search_page(
         } else {
             format!(" AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(c.traits) t(v) WHERE lower(t.v) = {p})")
         });
+    }
+    let tag = filter.tag.trim();
+    if !tag.is_empty() {
+        let p = arg(Arg::Text(tag.to_lowercase()), &mut args);
+        filters.push_str(&if sqlite {
+            format!(" AND EXISTS (SELECT 1 FROM json_each(c.tags) t WHERE lower(t.value) = {p})")
+        } else {
+            format!(" AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(c.tags) t(v) WHERE lower(t.v) = {p})")
+        });
+    }
+    if filter.favourites {
+        filters.push_str(" AND c.favourite = 1");
     }
     let id_col = "c.id";
     let (column, descending) = match filter.sort {
@@ -486,6 +580,8 @@ pub async fn search_page(
             avatar: r.avatar,
             opening_line: r.opening_line,
             created_at: r.created_at,
+            tags: r.tags.0,
+            favourite: r.favourite != 0,
         })
         .collect();
     Ok(Some((list, more)))

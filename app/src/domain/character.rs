@@ -239,6 +239,105 @@ impl From<Traits> for Vec<String> {
     }
 }
 
+/// The user's own labels on a character, for finding it on the dashboard: none to twelve distinct
+/// tags (repeats, ignoring case, kept once; blanks skipped), each a [`TagName`] without a comma.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct Tags(Vec<TagName>);
+
+impl Tags {
+    pub const MAX: usize = 12;
+    /// The most entries a list may have as sent, blanks and repeats included; longer lists are
+    /// refused by their length before any entry is looked at.
+    pub const MAX_ITEMS: usize = 4 * Self::MAX;
+
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, Invalid> {
+        if items.len() > Self::MAX_ITEMS {
+            return Err(Self::too_many(items.len()));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        let mut out: Vec<TagName> = Vec::new();
+        for item in items {
+            let item = item.as_ref();
+            if item.trim().is_empty() {
+                continue;
+            }
+            if item.contains(',') {
+                return Err(Invalid::new("A tag cannot hold a comma."));
+            }
+            let t = TagName::parse(item)?;
+            if seen.insert(t.as_str().to_lowercase()) {
+                out.push(t);
+            }
+        }
+        if out.len() > Self::MAX {
+            return Err(Self::too_many(out.len()));
+        }
+        Ok(Self(out))
+    }
+
+    fn too_many(n: usize) -> Invalid {
+        Invalid::new(format!(
+            "A character can have at most {} tags (there are {n}).",
+            Self::MAX
+        ))
+    }
+
+    /// Parses a comma-separated list as typed in one text field.
+    pub fn parse_list(input: &str) -> Result<Self, Invalid> {
+        let parts: Vec<&str> = input.split(',').take(Self::MAX_ITEMS + 1).collect();
+        if parts.len() > Self::MAX_ITEMS {
+            return Err(Self::too_many(input.split(',').count()));
+        }
+        Self::parse(&parts)
+    }
+
+    /// These tags with `more` added (those not already here, ignoring case), or the sentence
+    /// saying there would be too many.
+    pub fn with(&self, more: &Tags) -> Result<Self, Invalid> {
+        let mut all = self.to_strings();
+        all.extend(more.to_strings());
+        Self::parse(&all)
+    }
+
+    /// These tags without any of `gone` (ignoring case).
+    pub fn without(&self, gone: &Tags) -> Self {
+        let gone: std::collections::HashSet<String> = gone.iter().map(str::to_lowercase).collect();
+        Self(
+            self.0
+                .iter()
+                .filter(|t| !gone.contains(&t.as_str().to_lowercase()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|t| t.as_str())
+    }
+
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl TryFrom<Vec<String>> for Tags {
+    type Error = Invalid;
+    fn try_from(v: Vec<String>) -> Result<Self, Invalid> {
+        Self::parse(&v)
+    }
+}
+
+impl From<Tags> for Vec<String> {
+    fn from(t: Tags) -> Vec<String> {
+        t.to_strings()
+    }
+}
+
 /// The avatar shown for a character: one of the built-in pictures for now (uploads come later).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -740,6 +839,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn tags_are_typed_as_a_list_and_added_and_removed_ignoring_case() {
+        let t = Tags::parse_list(" Fantasy, drafts,, fantasy ,Sea").unwrap();
+        assert_eq!(t.to_strings(), ["Fantasy", "drafts", "Sea"]);
+        assert!(Tags::parse_list("").unwrap().is_empty());
+        let more = Tags::parse_list("sea, Night").unwrap();
+        assert_eq!(
+            t.with(&more).unwrap().to_strings(),
+            ["Fantasy", "drafts", "Sea", "Night"]
+        );
+        let gone = Tags::parse_list("FANTASY, nope").unwrap();
+        assert_eq!(t.without(&gone).to_strings(), ["drafts", "Sea"]);
+        let twelve: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+        let full = Tags::parse(&twelve).unwrap();
+        assert!(full.with(&Tags::parse_list("t13").unwrap()).is_err());
+        assert!(Tags::parse_list(&"x".repeat(31)).is_err());
+        assert!(Tags::parse(&["a,b"]).is_err());
+    }
+
     pub(crate) fn full_draft() -> CharacterDraft {
         CharacterDraft {
             name: "Mira".into(),
@@ -1005,6 +1123,22 @@ mod tests {
         #[test]
         fn scene_count_accepts_only_the_choices(n in any::<u8>()) {
             prop_assert_eq!(SceneCount::new(n).is_ok(), [5u8, 10, 15, 20, 25].contains(&n));
+        }
+
+        #[test]
+        fn tags_are_distinct_comma_free_and_at_most_twelve(items in proptest::collection::vec("[a-zA-Z ,]{0,12}", 0..30)) {
+            match Tags::parse(&items) {
+                Ok(t) => {
+                    let lower: std::collections::HashSet<String> = t.iter().map(str::to_lowercase).collect();
+                    prop_assert_eq!(lower.len(), t.iter().count());
+                    prop_assert!(t.iter().count() <= Tags::MAX);
+                    prop_assert!(t.iter().all(|x| !x.contains(',') && !x.trim().is_empty()));
+                }
+                Err(_) => prop_assert!(
+                    items.iter().any(|i| i.contains(',') && !i.trim().is_empty())
+                        || items.iter().filter(|i| !i.trim().is_empty()).count() > Tags::MAX
+                ),
+            }
         }
 
         #[test]

@@ -116,6 +116,11 @@ bounded_text!(
     TraitName, "Each trait", 1, 30, multiline = false
 );
 bounded_text!(
+    /// One of the user's own labels on a character ("favourites", "fantasy", "drafts"): one line,
+    /// 1 to 30 characters, no comma (tags are typed as a comma-separated list).
+    TagName, "Each tag", 1, 30, multiline = false
+);
+bounded_text!(
     /// The language the generated text is written in ("English", "Português", "日本語").
     Language, "Language", 2, 40, multiline = false
 );

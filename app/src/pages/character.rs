@@ -1,8 +1,10 @@
 //! A character's page, what the dashboard opens: everything about them, and what can be done
-//! with them — chat, play a story, edit, duplicate, delete (to the trash). Every action is a link or a form
-//! post, so the page works without JavaScript too.
+//! with them — chat, play a story, edit, duplicate, delete (to the trash), mark as a favourite,
+//! tag. Every action is a link or a form post, so the page works without JavaScript too.
 
-use crate::characters::{get_character, CharacterView, DeleteCharacter, DuplicateCharacter};
+use crate::characters::{
+    get_character, CharacterView, DeleteCharacter, DuplicateCharacter, SetFavourite, SetTags,
+};
 use crate::pages::layout::{error_view, param, AvatarBadge};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,15 +13,25 @@ use leptos_router::hooks::use_params_map;
 #[component]
 pub fn CharacterPage() -> impl IntoView {
     let params = use_params_map();
+    // The labels' actions live here, above the sheet, so reading the character again after one
+    // (their versions are in the resource's key) keeps their results on screen.
+    let favourite = ServerAction::<SetFavourite>::new();
+    let tags = ServerAction::<SetTags>::new();
     let character = Resource::new(
-        move || param(params, "id").unwrap_or_default(),
-        get_character,
+        move || {
+            (
+                param(params, "id").unwrap_or_default(),
+                favourite.version().get(),
+                tags.version().get(),
+            )
+        },
+        |(id, _, _)| get_character(id),
     );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match character.await {
-                    Ok(c) => view! { <CharacterSheet c /> }.into_any(),
+                    Ok(c) => view! { <CharacterSheet c favourite tags /> }.into_any(),
                     Err(e) => error_view(e),
                 }
             })}
@@ -28,7 +40,11 @@ pub fn CharacterPage() -> impl IntoView {
 }
 
 #[component]
-fn CharacterSheet(c: CharacterView) -> impl IntoView {
+fn CharacterSheet(
+    c: CharacterView,
+    favourite: ServerAction<SetFavourite>,
+    tags: ServerAction<SetTags>,
+) -> impl IntoView {
     let duplicate = ServerAction::<DuplicateCharacter>::new();
     let delete = ServerAction::<DeleteCharacter>::new();
     let d = c.draft;
@@ -44,12 +60,23 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
         format!("/characters/{id}/card.png"),
         format!("/characters/{id}/card.json"),
     );
-    let (dup_id, del_id, play_id) = (id.clone(), id.clone(), id);
+    let (dup_id, del_id, fav_id, tags_id, play_id) =
+        (id.clone(), id.clone(), id.clone(), id.clone(), id);
     let failure = move || {
         let dup = duplicate.value().get().and_then(|r| r.err());
         dup.or_else(|| delete.value().get().and_then(|r| r.err()))
+            .or_else(|| favourite.value().get().and_then(|r| r.err()))
             .map(|e| e.to_string())
     };
+    let tags_failure = move || {
+        tags.value()
+            .get()
+            .and_then(|r| r.err())
+            .map(|e| e.to_string())
+    };
+    let is_favourite = c.favourite;
+    let tag_list = c.tags.join(", ");
+    let tag_links = c.tags;
     let details = format!(
         "{} · {} · {} · {} scenes{}",
         d.age,
@@ -85,6 +112,13 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
                         <input type="hidden" name="id" value=dup_id />
                         <button type="submit">"Duplicate"</button>
                     </ActionForm>
+                    <ActionForm action=favourite attr:class="inline">
+                        <input type="hidden" name="id" value=fav_id />
+                        <input type="hidden" name="favourite" value=(!is_favourite).to_string() />
+                        <button type="submit" aria-pressed=is_favourite.to_string() data-testid="favourite">
+                            {if is_favourite { "★ Favourite" } else { "☆ Favourite" }}
+                        </button>
+                    </ActionForm>
                     <ActionForm action=delete attr:class="inline">
                         <input type="hidden" name="id" value=del_id />
                         <button type="submit" class="danger">"Delete"</button>
@@ -92,6 +126,30 @@ fn CharacterSheet(c: CharacterView) -> impl IntoView {
                 </nav>
             </header>
             {move || failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
+            <section class="labels" aria-labelledby="tags-heading">
+                <h2 id="tags-heading">"Tags"</h2>
+                {if tag_links.is_empty() {
+                    view! { <p class="muted">"No tags yet: they are yours alone, to find characters on the dashboard."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="tags" data-testid="tags">
+                            {tag_links.into_iter().map(|t| {
+                                let href = format!("/dashboard?{}", form_urlencoded::Serializer::new(String::new()).append_pair("tag", &t).finish());
+                                view! { <li><a href=href>{t}</a></li> }
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+                <ActionForm action=tags attr:class="inline tags-form">
+                    <input type="hidden" name="id" value=tags_id />
+                    <label for="tags-input">"Tags, separated by commas"</label>
+                    <input id="tags-input" name="tags" value=tag_list maxlength="400"
+                        aria-describedby="tags-help" />
+                    <span id="tags-help" class="muted">{format!("At most {} tags of up to {} characters.", crate::domain::Tags::MAX, crate::domain::TagName::MAX)}</span>
+                    <button type="submit">"Save tags"</button>
+                </ActionForm>
+                {move || tags_failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
+            </section>
             <ResumeStory character_id=play_id />
             <section>
                 <h2>"Opening line"</h2>

@@ -1,7 +1,12 @@
 //! The dashboard: the user's characters, a page at a time. A search form (a plain GET form, so it
 //! works without JavaScript) narrows them — `?q=` words in the name, traits, backstory or world,
-//! `?trait=`, `?language=` — and orders them (`?sort=created|chatted|name`); `?after=ID` shows the
-//! page after the character `ID` (the "More" link, which keeps the search).
+//! `?trait=`, `?language=`, `?tag=` (the user's own labels), `?fav=1` (favourites only) — and
+//! orders them (`?sort=created|chatted|name`); `?after=ID` shows the page after the character `ID`
+//! (the "More" link, which keeps the search).
+//!
+//! Each card has a checkbox; the selection form (a plain POST to `/characters/selection`, handled
+//! by the server in `server/src/routes.rs`) deletes, exports, tags, untags or (un)marks as
+//! favourites the selected characters, and comes back here with `?done=…&n=…` or `?problem=…`.
 
 use crate::characters::{search_characters, CharacterFilter, CharacterSort, RestoreCharacter};
 use crate::matches::list_matches;
@@ -22,6 +27,8 @@ pub fn DashboardPage() -> impl IntoView {
         q: param(query, "q").unwrap_or_default(),
         trait_name: param(query, "trait").unwrap_or_default(),
         language: param(query, "language").unwrap_or_default(),
+        tag: param(query, "tag").unwrap_or_default(),
+        favourites: param(query, "fav").is_some_and(|f| f == "1"),
         sort: param(query, "sort")
             .and_then(|s| CharacterSort::parse(&s))
             .unwrap_or_default(),
@@ -41,13 +48,29 @@ pub fn DashboardPage() -> impl IntoView {
             <a class="button primary" href="/characters/new">"New character"</a>
         </div>
         {move || view! { <SearchForm filter=filter() /> }}
-        {move || deleted().map(|id| view! {
+        {move || outcome(param(query, "done"), param(query, "n"), param(query, "problem"))}
+        {move || deleted().map(|ids| view! {
             <div class="notice" role="status" data-testid="deleted-notice">
-                "Moved to the trash. "
-                <ActionForm action=undo attr:class="inline">
-                    <input type="hidden" name="id" value=id />
-                    <button type="submit">"Undo"</button>
-                </ActionForm>
+                {if ids.contains(',') {
+                    // Several, from the selection: undone by the same form.
+                    let ids: Vec<String> = ids.split(',').map(str::to_string).collect();
+                    view! {
+                        {format!("Moved {} characters to the trash. ", ids.len())}
+                        <form method="post" action=SELECTION class="inline">
+                            <input type="hidden" name="action" value="restore" />
+                            {ids.into_iter().map(|id| view! { <input type="hidden" name="ids" value=id /> }).collect_view()}
+                            <button type="submit">"Undo"</button>
+                        </form>
+                    }.into_any()
+                } else {
+                    view! {
+                        "Moved to the trash. "
+                        <ActionForm action=undo attr:class="inline">
+                            <input type="hidden" name="id" value=ids />
+                            <button type="submit">"Undo"</button>
+                        </ActionForm>
+                    }.into_any()
+                }}
                 {move || undo.value().get().and_then(|r| r.err()).map(|e| view! {
                     <span class="alert" role="alert">{e.to_string()}</span>
                 })}
@@ -66,16 +89,31 @@ pub fn DashboardPage() -> impl IntoView {
                         <p class="empty">"No characters yet. " <a href="/characters/new">"Create your first one"</a> "."</p>
                     }.into_any(),
                     Ok(page) => view! {
+                        <SelectionForm back=link(&filter(), after().as_deref()) />
                         <ul class="cards" data-testid="character-list">
                             {page.characters.into_iter().map(|c| {
                                 let href = format!("/characters/{}", c.id);
+                                let f = filter();
                                 view! {
-                                    <li class="card character">
+                                    <li class="card character" data-favourite=c.favourite.to_string()>
+                                        <label class="select">
+                                            <input type="checkbox" name="ids" value=c.id.clone() form="selection" />
+                                            <span class="visually-hidden">{format!("Select {}", c.name)}</span>
+                                        </label>
                                         <a href=href class="card-link">
                                             <AvatarBadge avatar=c.avatar.clone() name=c.name.clone() />
                                             <span class="name">{c.name.clone()}</span>
+                                            {c.favourite.then(|| view! { <span class="star" role="img" aria-label="Favourite">"★"</span> })}
                                         </a>
                                         <p class="traits">{c.traits.join(" · ")}</p>
+                                        {(!c.tags.is_empty()).then(|| view! {
+                                            <ul class="tags" aria-label="Tags">
+                                                {c.tags.iter().map(|t| {
+                                                    let by_tag = CharacterFilter { tag: t.clone(), ..f.clone() };
+                                                    view! { <li><a href=link(&by_tag, None)>{t.clone()}</a></li> }
+                                                }).collect_view()}
+                                            </ul>
+                                        })}
                                         <p class="quote">{c.opening_line.clone()}</p>
                                     </li>
                                 }
@@ -104,10 +142,14 @@ fn link(filter: &CharacterFilter, after: Option<&str>) -> String {
         ("q", filter.q.as_str()),
         ("trait", filter.trait_name.as_str()),
         ("language", filter.language.as_str()),
+        ("tag", filter.tag.as_str()),
     ] {
         if !value.trim().is_empty() {
             q.append_pair(key, value);
         }
+    }
+    if filter.favourites {
+        q.append_pair("fav", "1");
     }
     if filter.sort != CharacterSort::default() {
         q.append_pair("sort", filter.sort.as_str());
@@ -143,6 +185,15 @@ fn SearchForm(filter: CharacterFilter) -> impl IntoView {
                 <input id="search-language" name="language" value=filter.language.clone() maxlength="40" />
             </div>
             <div class="field">
+                <label for="search-tag">"Tag"</label>
+                <input id="search-tag" name="tag" value=filter.tag.clone()
+                    maxlength=crate::domain::TagName::MAX.to_string() />
+            </div>
+            <div class="field check">
+                <input id="search-fav" type="checkbox" name="fav" value="1" checked=filter.favourites />
+                <label for="search-fav">"Favourites only"</label>
+            </div>
+            <div class="field">
                 <label for="search-sort">"Order"</label>
                 <select id="search-sort" name="sort">
                     {CharacterSort::ALL.into_iter().map(|s| view! {
@@ -153,6 +204,75 @@ fn SearchForm(filter: CharacterFilter) -> impl IntoView {
             <button type="submit">"Search"</button>
         </form>
     }
+}
+
+/// Where the selection form posts (a route of the server's, not a server function: it answers
+/// with a redirect back here, or with the zip of an export).
+pub const SELECTION: &str = "/characters/selection";
+
+/// What to do with the characters whose boxes are ticked. The boxes are on the cards (tied to this
+/// form by `form="selection"`); `back` is this page, to come back to.
+#[component]
+fn SelectionForm(back: String) -> impl IntoView {
+    view! {
+        <form id="selection" method="post" action=SELECTION class="selection"
+            aria-labelledby="selection-heading" data-testid="selection-form">
+            <h2 id="selection-heading" class="visually-hidden">"Selected characters"</h2>
+            <input type="hidden" name="back" value=back />
+            <span class="muted">"With the ticked characters:"</span>
+            <div class="field">
+                <label for="selection-tag">"Tags"</label>
+                <input id="selection-tag" name="tag" placeholder="fantasy, drafts" maxlength="200" />
+            </div>
+            <button type="submit" name="action" value="tag">"Add tags"</button>
+            <button type="submit" name="action" value="untag">"Remove tags"</button>
+            <button type="submit" name="action" value="favourite">"Favourite"</button>
+            <button type="submit" name="action" value="unfavourite">"Unfavourite"</button>
+            <button type="submit" name="action" value="export">"Export"</button>
+            <button type="submit" name="action" value="delete" class="danger">"Delete"</button>
+        </form>
+    }
+}
+
+/// The sentence for what the selection form did (`done`, `n`) or why it did nothing (`problem`):
+/// codes, never text from the address.
+fn outcome(done: Option<String>, n: Option<String>, problem: Option<String>) -> Option<AnyView> {
+    if let Some(p) = problem {
+        let sentence = match p.as_str() {
+            "none" => "Tick at least one character first.".to_string(),
+            "too-many" => format!(
+                "Select at most {} characters at a time.",
+                crate::characters::MAX_SELECTION
+            ),
+            "tag" => format!(
+                "Type the tags to add or remove, separated by commas (each at most {} characters).",
+                crate::domain::TagName::MAX
+            ),
+            _ => "That could not be done; try again.".to_string(),
+        };
+        return Some(
+            view! { <p class="alert" role="alert" data-testid="selection-problem">{sentence}</p> }
+                .into_any(),
+        );
+    }
+    let n: usize = n.and_then(|n| n.parse().ok()).unwrap_or(0);
+    let what = match done?.as_str() {
+        "tagged" => "Tagged",
+        "untagged" => "Removed the tags from",
+        "favourited" => "Marked as favourites:",
+        "unfavourited" => "No longer favourites:",
+        "restored" => "Brought back",
+        "full" => {
+            return Some(view! {
+                <p class="alert" role="alert" data-testid="selection-problem">
+                    {format!("{n} of them already have {} tags: they were left as they were.", crate::domain::Tags::MAX)}
+                </p>
+            }.into_any())
+        }
+        _ => return None,
+    };
+    let noun = if n == 1 { "character" } else { "characters" };
+    Some(view! { <p class="notice" role="status" data-testid="selection-done">{format!("{what} {n} {noun}.")}</p> }.into_any())
 }
 
 /// The user's latest play runs, in progress or ended.

@@ -125,6 +125,14 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Owner, |ids| RestoreCharacter {
             id: ids.character.clone(),
         }),
+        Entry::new(Owner, |ids| app::characters::SetFavourite {
+            id: ids.character.clone(),
+            favourite: true,
+        }),
+        Entry::new(Owner, |ids| app::characters::SetTags {
+            id: ids.character.clone(),
+            tags: "mine".into(),
+        }),
         Entry::new(SignedIn, |_| ListTrash {}),
         Entry::raw(ImportCard::PATH, SignedIn, |app, client, _| {
             app.upload_request(
@@ -357,6 +365,15 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
         1
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM characters").await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM characters WHERE favourite = 0 AND tags = '[]'"
+        )
+        .await,
+        1,
+        "their labels are untouched"
+    );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM play_runs").await, 1);
     assert_eq!(count(&app, "SELECT COUNT(*) FROM play_turns").await, 0);
     assert_eq!(

@@ -12,6 +12,7 @@ mod dbdown;
 mod deploy;
 mod github;
 mod headers;
+mod labels;
 mod limits;
 mod llm_app;
 mod matches;

@@ -19,6 +19,7 @@ on_both_backends!(
     a_key_plays_a_story_over_server_sent_events,
     a_key_generates_keeps_a_twin_and_works_out_matches,
     a_key_moves_cards_in_and_out_and_acts_in_bulk,
+    a_key_labels_characters_alone_and_in_bulk,
 );
 
 async fn new_key(app: &TestApp, name: &str, write: bool) -> CreatedKey {
@@ -320,6 +321,11 @@ fn body_for(path: &str) -> Value {
     } else if path.ends_with("/bulk/delete") {
         // Filled in by the caller with the owner's character.
         serde_json::json!({"ids": []})
+    } else if path.ends_with("/bulk/labels") {
+        // Filled in by the caller with the owner's character.
+        serde_json::json!({"ids": [], "action": "tag", "tags": ["driven"]})
+    } else if path.ends_with("/labels") {
+        serde_json::json!({"tags": ["driven"], "favourite": true})
     } else if path.contains("/generate") {
         serde_json::json!({"draft": full_draft("Generated"), "variation": 0})
     } else if path.ends_with("/twin") {
@@ -535,6 +541,39 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
     let done: Value = res.json().await.unwrap();
     assert_eq!(done["deleted"], serde_json::json!([]));
     assert_eq!(done["not_found"], serde_json::json!([theirs]));
+    // Someone else's character cannot be labelled, alone or in bulk.
+    let res = api(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/characters/{theirs}/labels"),
+        &writer,
+    )
+    .json(&serde_json::json!({ "favourite": true, "tags": ["mine"] }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = api(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/characters/bulk/labels",
+        &writer,
+    )
+    .json(&serde_json::json!({ "ids": [theirs], "action": "favourite" }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let done: Value = res.json().await.unwrap();
+    assert_eq!(done["not_found"], serde_json::json!([theirs]));
+    assert_eq!(
+        count(
+            &app,
+            &format!("SELECT COUNT(*) FROM characters WHERE id = '{theirs}' AND favourite = 0 AND tags = '[]'")
+        )
+        .await,
+        1
+    );
     // Someone else's run cannot be re-rolled, nor their match read.
     let their_run = app::play::service::start_for(&app.db, &owner, &theirs)
         .await
@@ -743,7 +782,10 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
             req = req.json(&pair);
         } else if path.ends_with("/bulk/delete") {
             req = req.json(&serde_json::json!({ "ids": [second] }));
-        } else if writes && method == reqwest::Method::POST {
+        } else if path.ends_with("/bulk/labels") {
+            req = req
+                .json(&serde_json::json!({ "ids": [second], "action": "tag", "tags": ["driven"] }));
+        } else if writes && matches!(method, reqwest::Method::POST | reqwest::Method::PATCH) {
             req = req.json(&body_for(&path));
         }
         if method == reqwest::Method::PUT && path.ends_with("/twin") {
@@ -791,6 +833,143 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         "{html}"
     );
     assert!(!html.contains("<script"));
+}
+
+async fn a_key_labels_characters_alone_and_in_bulk(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let ash = save_character(&app, "Ash").await;
+    let bryn = save_character(&app, "Bryn").await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    let path = format!("/api/v1/characters/{ash}/labels");
+
+    // One character: tags replaced, favourite set; the ETag moves with them.
+    let before = api(
+        &app,
+        reqwest::Method::GET,
+        &format!("/api/v1/characters/{ash}"),
+        &writer,
+    )
+    .send()
+    .await
+    .unwrap();
+    let old_tag = before.headers()["etag"].to_str().unwrap().to_string();
+    let res = api(&app, reqwest::Method::PATCH, &path, &writer)
+        .json(&serde_json::json!({ "tags": ["Sea", "night", "sea"], "favourite": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(res.headers()["etag"].to_str().unwrap(), old_tag);
+    let c: Value = res.json().await.unwrap();
+    assert_eq!(c["tags"], serde_json::json!(["Sea", "night"]));
+    assert_eq!(c["favourite"], true);
+    // What is absent stays.
+    let c: Value = api(&app, reqwest::Method::PATCH, &path, &writer)
+        .json(&serde_json::json!({ "favourite": false }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["tags"], serde_json::json!(["Sea", "night"]));
+    assert_eq!(c["favourite"], false);
+    // Bad tags: 422 with a sentence, nothing written.
+    let thirteen: Vec<String> = (0..13).map(|i| format!("t{i}")).collect();
+    for bad in [
+        serde_json::json!({ "tags": thirteen }),
+        serde_json::json!({ "tags": ["a,b"] }),
+        serde_json::json!({ "tags": ["x".repeat(31)] }),
+        serde_json::json!({ "tags": "sea" }),
+    ] {
+        let res = api(&app, reqwest::Method::PATCH, &path, &writer)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{bad}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let p: Value = res.json().await.unwrap();
+        assert!(!p["detail"].as_str().unwrap().is_empty());
+    }
+
+    // In bulk: tag both, then list by tag and favourite.
+    let bulk = |body: Value| {
+        api(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/characters/bulk/labels",
+            &writer,
+        )
+        .json(&body)
+        .send()
+    };
+    let res =
+        bulk(serde_json::json!({ "ids": [ash, bryn, "nope"], "action": "tag", "tags": ["crew"] }))
+            .await
+            .unwrap();
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["done"], serde_json::json!([ash, bryn]));
+    assert_eq!(out["not_found"], serde_json::json!(["nope"]));
+    let out: Value = bulk(serde_json::json!({ "ids": [bryn], "action": "favourite" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["done"], serde_json::json!([bryn]));
+    let list: Value = api(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/characters?tag=CREW&favourite=true",
+        &writer,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let names: Vec<&str> = list["characters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Bryn"]);
+    assert_eq!(list["characters"][0]["tags"], serde_json::json!(["crew"]));
+    let out: Value = bulk(serde_json::json!({ "ids": [ash], "action": "untag", "tags": ["SEA"] }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out["done"], serde_json::json!([ash]));
+    let c = app
+        .call(app::characters::GetCharacter { id: ash.clone() })
+        .await
+        .unwrap();
+    assert_eq!(c.tags, ["night", "crew"]);
+    // Refused whole: no ids, too many, tagging without tags, an unknown action.
+    let many: Vec<String> = (0..101).map(|i| format!("id{i}")).collect();
+    for bad in [
+        serde_json::json!({ "ids": [], "action": "favourite" }),
+        serde_json::json!({ "ids": many, "action": "favourite" }),
+        serde_json::json!({ "ids": [ash], "action": "tag" }),
+        serde_json::json!({ "ids": [ash], "action": "burn" }),
+    ] {
+        let res = bulk(bad.clone()).await.unwrap();
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+    assert_eq!(
+        app.call(app::characters::GetCharacter { id: ash.clone() })
+            .await
+            .unwrap()
+            .tags,
+        ["night", "crew"]
+    );
 }
 
 /// A key is held to its owner's limits, counted together with their browser session: a model call
