@@ -45,6 +45,9 @@ pub fn body_limit_for(path: &str) -> usize {
         draft
     } else if path == "/api/v1/cards" {
         app::domain::card::MAX_CARD_BYTES
+    } else if path == app::characters::UploadPicture::PATH {
+        // The picture, and the multipart framing around it.
+        app::characters::pictures::MAX_UPLOAD_BYTES + 16 * 1024
     } else if path == app::characters::ImportCard::PATH {
         // The card file, and the multipart framing around it.
         app::domain::card::MAX_CARD_BYTES + 16 * 1024
@@ -74,10 +77,14 @@ fn has_multipart_boundary(req: &Request) -> bool {
 /// it (the server reads no more than that); one that does not is read up to the limit first.
 pub async fn body_limit(req: Request, next: Next) -> Response {
     let limit = body_limit_for(req.uri().path());
-    if req.uri().path() == app::characters::ImportCard::PATH && !has_multipart_boundary(&req) {
+    let multipart = [
+        app::characters::ImportCard::PATH,
+        app::characters::UploadPicture::PATH,
+    ];
+    if multipart.contains(&req.uri().path()) && !has_multipart_boundary(&req) {
         // The framework's multipart decoder panics without a boundary: refuse it here, reading
         // what is left of the body first so the client sees the answer, not a reset connection.
-        let err = AppError::Transport("send the card file as multipart/form-data".into());
+        let err = AppError::Transport("send the file as multipart/form-data".into());
         let (parts, body) = req.into_parts();
         drain(body).await;
         let req = Request::from_parts(parts, Body::empty());

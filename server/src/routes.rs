@@ -4,6 +4,7 @@ use crate::status::error_response;
 use app::auth::providers::{CallbackQuery, ProviderError};
 use app::auth::UserId;
 use app::characters::cards::{self, ExportFormat};
+use app::characters::pictures;
 use app::error::{AppError, OrInternal};
 use app::infra::AppState;
 use app::play::service::RunExport;
@@ -38,6 +39,18 @@ pub fn api(state: AppState) -> Router<AppState> {
             }),
         )
         .route("/characters/cards.zip", get(export_all))
+        .route(
+            "/pictures/{id}/portrait.jpg",
+            get(|State(state): State<AppState>, session: Session, headers: axum::http::HeaderMap, Path(id): Path<String>| async move {
+                picture(&state, &session, &headers, &id, pictures::Size::Portrait).await
+            }),
+        )
+        .route(
+            "/pictures/{id}/thumb.jpg",
+            get(|State(state): State<AppState>, session: Session, headers: axum::http::HeaderMap, Path(id): Path<String>| async move {
+                picture(&state, &session, &headers, &id, pictures::Size::Thumb).await
+            }),
+        )
         .route(app::pages::dashboard::SELECTION, post(selection))
         .route(
             "/play/{id}/story.md",
@@ -123,6 +136,58 @@ async fn export_all(State(state): State<AppState>, session: Session) -> Response
         ),
         Err(e) => error_response(&e, path, false),
     }
+}
+
+/// An uploaded picture, to its owner only (401 signed out; 404 for anyone else's or a missing one,
+/// alike). A picture never changes (a new upload is a new id), so it is cached for a year, privately,
+/// with an `ETag` answered by 304.
+async fn picture(
+    state: &AppState,
+    session: &Session,
+    headers: &axum::http::HeaderMap,
+    id: &str,
+    size: pictures::Size,
+) -> Response {
+    let path = "/pictures";
+    let user = match signed_in(session, state, path).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let etag = format!(
+        "\"{id}-{}\"",
+        match size {
+            pictures::Size::Portrait => "p",
+            pictures::Size::Thumb => "t",
+        }
+    );
+    let bytes = match pictures::get(&state.db, &user, id, size)
+        .await
+        .or_internal("load picture")
+    {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return error_response(&AppError::NotFound, path, false),
+        Err(e) => return error_response(&e, path, false),
+    };
+    let cache = [
+        (
+            header::CACHE_CONTROL,
+            "private, max-age=31536000, immutable".to_string(),
+        ),
+        (header::ETAG, etag.clone()),
+    ];
+    let seen = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    if seen {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    (
+        cache,
+        [(header::CONTENT_TYPE, "image/jpeg".to_string())],
+        bytes,
+    )
+        .into_response()
 }
 
 /// The dashboard's selection form (a plain form post, so it works without JavaScript): `action`

@@ -6,6 +6,7 @@
 use super::CardImport;
 use crate::auth::{require_user, UserId};
 use crate::domain::card::{self, CardError, ImportedCard, MAX_CARD_BYTES};
+use crate::domain::CharacterDraft;
 use crate::error::{AppError, OrInternal};
 use crate::infra::{db::Db, new_id, now_ms, AppState};
 use crate::with_pool;
@@ -62,11 +63,41 @@ pub async fn import_bytes(db: &Db, owner: &UserId, bytes: &[u8]) -> Result<CardI
         CardError::TooLarge => AppError::TooLarge(e.to_string()),
         e => AppError::BadRequest(e.to_string()),
     })?;
-    let id = insert(db, owner, &card)
+    // A PNG card's image is the character's picture: kept as one, stripped and re-encoded like
+    // an upload. A picture that cannot be used only means the drawn avatar instead, said so. A
+    // card PersonaFlux exported with a drawn avatar names it (`extensions.personaflux.avatar`):
+    // its image is only that drawing, so the drawn avatar is kept and the round trip is exact.
+    let drawn = {
+        let avatar = card.to_draft().0.avatar;
+        !avatar.trim().is_empty() && crate::domain::Avatar::picture_of(&avatar).is_none()
+    };
+    let mut note = None;
+    let picture = if bytes.starts_with(b"\x89PNG") && !drawn {
+        let png = bytes.to_vec();
+        match tokio::task::spawn_blocking(move || super::pictures::process_card(&png))
+            .await
+            .or_internal("process card picture")?
+        {
+            Ok(p) => Some(
+                super::pictures::insert(db, owner, &p)
+                    .await
+                    .or_internal("keep card picture")?,
+            ),
+            Err(e) => {
+                note = Some(format!("The card's picture is not used: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let id = insert(db, owner, &card, picture.as_deref())
         .await
         .or_internal("keep card import")?;
-    tracing::info!(spec = ?card.spec, "card imported");
-    Ok(view_of(id, &card))
+    tracing::info!(spec = ?card.spec, picture = picture.is_some(), "card imported");
+    let mut view = view_of(id, &card, picture.as_deref());
+    view.notes.extend(note);
+    Ok(view)
 }
 
 /// A pending import of the signed-in user, as the wizard opens it.
@@ -74,16 +105,26 @@ pub async fn get(id: String) -> Result<CardImport, AppError> {
     let user = require_user().await?;
     super::service::check_id(&id)?;
     let db = AppState::get()?.db;
-    let raw = find(&db, &user, &id)
+    let (raw, picture) = find(&db, &user, &id)
         .await
         .or_internal("load card import")?
         .ok_or(AppError::NotFound)?;
     let card = card::parse_json(raw.as_bytes()).or_internal("stored card")?;
-    Ok(view_of(id, &card))
+    Ok(view_of(id, &card, picture.as_deref()))
 }
 
-fn view_of(id: String, card: &ImportedCard) -> CardImport {
-    let (draft, notes) = card.to_draft();
+/// The wizard's view of a pending import. Its avatar is the card's own picture when it had one;
+/// a picture named by the card (an export's `extensions.personaflux.avatar`) is never taken as
+/// one of the importer's.
+fn view_of(id: String, card: &ImportedCard, picture: Option<&str>) -> CardImport {
+    let (mut draft, notes) = card.to_draft();
+    match picture {
+        Some(p) => draft.avatar = format!("{}{p}", crate::domain::Avatar::UPLOAD),
+        None if crate::domain::Avatar::picture_of(&draft.avatar).is_some() => {
+            draft.avatar = String::new()
+        }
+        None => {}
+    }
     CardImport {
         id,
         format: card.spec.label().to_string(),
@@ -94,7 +135,12 @@ fn view_of(id: String, card: &ImportedCard) -> CardImport {
 
 /// Keeps `card` as a pending import of `owner`; returns its id. Expired imports of theirs, and
 /// their oldest beyond [`MAX_PENDING`], go.
-pub async fn insert(db: &Db, owner: &UserId, card: &ImportedCard) -> Result<String, sqlx::Error> {
+pub async fn insert(
+    db: &Db,
+    owner: &UserId,
+    card: &ImportedCard,
+    picture: Option<&str>,
+) -> Result<String, sqlx::Error> {
     let id = new_id();
     let now = now_ms();
     let text = card.raw.to_string();
@@ -116,13 +162,14 @@ pub async fn insert(db: &Db, owner: &UserId, card: &ImportedCard) -> Result<Stri
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO card_imports (id, owner_id, spec, card, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO card_imports (id, owner_id, spec, card, created_at, picture) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(&owner.0)
         .bind(&spec)
         .bind(&text)
         .bind(now)
+        .bind(picture)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -130,12 +177,17 @@ pub async fn insert(db: &Db, owner: &UserId, card: &ImportedCard) -> Result<Stri
     Ok(id)
 }
 
-/// The card JSON of `owner`'s pending import `id`, if it is theirs and not expired.
-async fn find(db: &Db, owner: &UserId, id: &str) -> Result<Option<String>, sqlx::Error> {
+/// The card JSON of `owner`'s pending import `id` and its picture (if any), if it is theirs and
+/// not expired.
+async fn find(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+) -> Result<Option<(String, Option<String>)>, sqlx::Error> {
     let since = now_ms() - PENDING_MS;
     with_pool!(db, pool => {
-        sqlx::query_scalar(
-            "SELECT card FROM card_imports WHERE id = $1 AND owner_id = $2 AND created_at >= $3",
+        sqlx::query_as(
+            "SELECT card, picture FROM card_imports WHERE id = $1 AND owner_id = $2 AND created_at >= $3",
         )
         .bind(id)
         .bind(&owner.0)
@@ -154,7 +206,7 @@ pub async fn attach(
     import: &str,
     character: &str,
 ) -> Result<bool, sqlx::Error> {
-    let Some(text) = find(db, owner, import).await? else {
+    let Some((text, _)) = find(db, owner, import).await? else {
         return Ok(false);
     };
     let raw: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -244,11 +296,37 @@ pub async fn export(
             serde_json::to_vec_pretty(&v3).unwrap_or_default(),
             format!("{stem}.json"),
         ),
-        ExportFormat::Png => (
-            card::export_png(&character.draft, &v3, &v2),
-            format!("{stem}.png"),
-        ),
+        ExportFormat::Png => {
+            let portrait = portrait_of(db, owner, &character.draft.avatar).await?;
+            let draft = character.draft;
+            let png = tokio::task::spawn_blocking(move || {
+                card_png(&draft, portrait.as_deref(), &v3, &v2)
+            })
+            .await
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
+            (png, format!("{stem}.png"))
+        }
     }))
+}
+
+/// The JPEG portrait of the uploaded picture `avatar` names, if it names one of `owner`'s.
+async fn portrait_of(
+    db: &Db,
+    owner: &UserId,
+    avatar: &str,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    match crate::domain::Avatar::picture_of(avatar) {
+        Some(id) => super::pictures::get(db, owner, id, super::pictures::Size::Portrait).await,
+        None => Ok(None),
+    }
+}
+
+/// A card's PNG: the uploaded picture's portrait when there is one, else the drawn one.
+fn card_png(draft: &CharacterDraft, portrait: Option<&[u8]>, v3: &Value, v2: &Value) -> Vec<u8> {
+    match portrait.and_then(super::pictures::portrait_pixels) {
+        Some((w, h, pixels)) => card::png_with_cards(w, h, &pixels, v3, v2),
+        None => card::export_png(draft, v3, v2),
+    }
 }
 
 /// The most characters one bulk export holds; a user with more is told so before any is drawn.
@@ -261,7 +339,11 @@ pub async fn export_all(db: &Db, owner: &UserId) -> Result<Option<Vec<u8>>, sqlx
     if super::store::count_for(db, owner).await? > MAX_BULK_EXPORT {
         return Ok(None);
     }
-    let characters = super::store::all_with_cards(db, owner, MAX_BULK_EXPORT).await?;
+    let mut characters = Vec::new();
+    for (c, card) in super::store::all_with_cards(db, owner, MAX_BULK_EXPORT).await? {
+        let portrait = portrait_of(db, owner, &c.draft.avatar).await?;
+        characters.push((c, card, portrait));
+    }
     let zipped = tokio::task::spawn_blocking(move || zip_cards(&characters))
         .await
         .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
@@ -288,7 +370,8 @@ pub async fn export_some(
             return Ok(None);
         };
         let card = card_of(db, owner, id).await?;
-        characters.push((c, card));
+        let portrait = portrait_of(db, owner, &c.draft.avatar).await?;
+        characters.push((c, card, portrait));
     }
     let zipped = tokio::task::spawn_blocking(move || zip_cards(&characters))
         .await
@@ -297,18 +380,20 @@ pub async fn export_some(
     Ok(Some(zipped))
 }
 
+/// A character to export: whole, with the card it was imported from (as stored) and its uploaded
+/// picture's portrait (JPEG), when it has them.
+type ToExport = (super::CharacterView, Option<String>, Option<Vec<u8>>);
+
 /// The characters' card PNGs in a zip (stored, not deflated: PNGs are compressed already), one
 /// file per character named after it, `-2`, `-3`, … where names repeat.
-fn zip_cards(
-    characters: &[(super::CharacterView, Option<String>)],
-) -> Result<Vec<u8>, zip::result::ZipError> {
+fn zip_cards(characters: &[ToExport]) -> Result<Vec<u8>, zip::result::ZipError> {
     use std::io::Write;
     let mut out = std::io::Cursor::new(Vec::new());
     let mut zip = zip::ZipWriter::new(&mut out);
     let opts =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut used = std::collections::HashSet::new();
-    for (c, card) in characters {
+    for (c, card, portrait) in characters {
         let original: Option<Value> = card.as_deref().and_then(|c| serde_json::from_str(c).ok());
         let (v3, v2) = card::export(&c.draft, original.as_ref());
         let stem = file_stem(&c.draft.name);
@@ -319,7 +404,7 @@ fn zip_cards(
             name = format!("{stem}-{n}.png");
         }
         zip.start_file(name, opts)?;
-        zip.write_all(&card::export_png(&c.draft, &v3, &v2))?;
+        zip.write_all(&card_png(&c.draft, portrait.as_deref(), &v3, &v2))?;
     }
     zip.finish()?;
     Ok(out.into_inner())

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "ssr")]
 pub mod cards;
 #[cfg(feature = "ssr")]
+pub mod pictures;
+#[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
 pub mod store;
@@ -238,6 +240,17 @@ pub async fn import_card(
     data: leptos::server_fn::codec::MultipartData,
 ) -> Result<CardImport, AppError> {
     cards::import(data).await
+}
+
+/// Uploads a picture (PNG, JPEG or WebP, up to 5 MB; the form's file field) for the signed-in
+/// user's character `id` (the form field): it is decoded, stripped of its metadata, re-encoded as
+/// a portrait and a thumbnail, and becomes the character's avatar. A plain form post is sent back
+/// to the character's page. Returns the picture's id.
+#[server(endpoint = "characters/picture", input = leptos::server_fn::codec::MultipartFormData)]
+pub async fn upload_picture(
+    data: leptos::server_fn::codec::MultipartData,
+) -> Result<String, AppError> {
+    pictures::upload(data).await
 }
 
 /// A pending card import of the signed-in user, for the wizard.

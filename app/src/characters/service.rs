@@ -159,6 +159,7 @@ pub async fn save_for(
     if let Some(import) = &import {
         check_id(import)?;
     }
+    super::pictures::check_avatar(db, user, &spec.avatar).await?;
     let id = store::insert(db, user, &spec)
         .await
         .or_internal("save character")?;
@@ -269,6 +270,7 @@ pub async fn update_for(
 ) -> Result<String, AppError> {
     check_id(&id)?;
     let spec = draft.parse_spec()?;
+    super::pictures::check_avatar(db, user, &spec.avatar).await?;
     if store::update(db, user, &id, &spec, None)
         .await
         .or_internal("update character")?
@@ -297,6 +299,7 @@ pub async fn update_if(
 ) -> Result<Conditional, AppError> {
     check_id(id)?;
     let spec = draft.parse_spec()?;
+    super::pictures::check_avatar(db, user, &spec.avatar).await?;
     if store::update(db, user, id, &spec, Some(version))
         .await
         .or_internal("update character")?
@@ -595,6 +598,13 @@ pub async fn purge_expired(db: &crate::infra::db::Db) {
         Ok(0) => {}
         Ok(n) => tracing::info!(n, "removed characters past their days in the trash"),
         Err(e) => tracing::warn!(error = ?e, "could not empty old trash"),
+    }
+    // Pictures no character shows, a day after they were uploaded (an upload is shown at once;
+    // one is left over when its character was given another picture or removed for good).
+    match super::pictures::purge_unused(db, crate::infra::now_ms() - 24 * 3_600_000).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "removed pictures no character shows"),
+        Err(e) => tracing::warn!(error = ?e, "could not remove unused pictures"),
     }
 }
 

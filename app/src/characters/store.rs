@@ -188,6 +188,29 @@ pub async fn set_favourite(
     Ok(n == 1)
 }
 
+/// Sets the avatar of `owner`'s character `id` (not in the trash); `false` if there is none.
+pub async fn set_avatar(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    avatar: &str,
+) -> Result<bool, sqlx::Error> {
+    let n = with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE characters SET avatar = $3, updated_at = CASE WHEN $4 > updated_at THEN $4 ELSE updated_at + 1 END \
+             WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(&owner.0)
+        .bind(avatar)
+        .bind(now_ms())
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
 /// The tags of `owner`'s character `id` (not in the trash); `None` if there is none.
 pub async fn tags_of(
     db: &Db,

@@ -355,7 +355,6 @@ pub fn export(draft: &CharacterDraft, original: Option<&Value>) -> (Value, Value
 /// `chara`, each base64 JSON, after the image data.
 #[cfg(feature = "ssr")]
 pub fn export_png(draft: &CharacterDraft, v3: &Value, v2: &Value) -> Vec<u8> {
-    use base64::Engine;
     const W: u32 = 400;
     const H: u32 = 600;
     let art = super::avatar_art::avatar_art(&draft.avatar, &draft.name);
@@ -400,14 +399,23 @@ pub fn export_png(draft: &CharacterDraft, v3: &Value, v2: &Value) -> Vec<u8> {
             pixels.extend(px.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
         }
     }
+    png_with_cards(W, H, &pixels, v3, v2)
+}
+
+/// A PNG of the `width` × `height` RGB `pixels` carrying the V3 card in `ccv3` and the V2 backfill
+/// in `chara` (base64 JSON text chunks, as SillyTavern writes them). An uploaded picture's export
+/// comes here with the picture's pixels.
+#[cfg(feature = "ssr")]
+pub fn png_with_cards(width: u32, height: u32, pixels: &[u8], v3: &Value, v2: &Value) -> Vec<u8> {
+    use base64::Engine;
     let b64 = |v: &Value| base64::engine::general_purpose::STANDARD.encode(v.to_string());
     let mut out = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut out, W, H);
+        let mut enc = png::Encoder::new(&mut out, width, height);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         let written = enc.write_header().is_ok_and(|mut w| {
-            w.write_image_data(&pixels).is_ok()
+            w.write_image_data(pixels).is_ok()
                 && w.write_text_chunk(&png::text_metadata::TEXtChunk::new("chara", b64(v2)))
                     .is_ok()
                 && w.write_text_chunk(&png::text_metadata::TEXtChunk::new("ccv3", b64(v3)))

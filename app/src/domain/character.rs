@@ -338,7 +338,7 @@ impl From<Tags> for Vec<String> {
     }
 }
 
-/// The avatar shown for a character: one of the built-in pictures for now (uploads come later).
+/// The avatar shown for a character: one of the built-in drawn pictures, or a picture the user uploaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Avatar(String);
@@ -346,16 +346,35 @@ pub struct Avatar(String);
 impl Avatar {
     pub const PRESETS: [&'static str; 6] = ["ember", "tide", "moss", "dusk", "gold", "stone"];
 
+    /// What an uploaded picture's avatar starts with; the picture's id follows.
+    pub const UPLOAD: &'static str = "upload:";
+
+    /// One of the presets, or an uploaded picture (`upload:` and its id: hex digits and dashes,
+    /// at most 64). Whether that picture is the user's is checked by the server on save.
     pub fn parse(input: &str) -> Result<Self, Invalid> {
         let t = input.trim();
         if t.is_empty() {
             return Ok(Self::default());
         }
-        if Self::PRESETS.contains(&t) {
+        if Self::PRESETS.contains(&t) || Self::picture_of(t).is_some() {
             Ok(Self(t.to_string()))
         } else {
             Err(Invalid::new("Choose one of the offered avatars."))
         }
+    }
+
+    /// The id of the uploaded picture `avatar` names, if it names one (of a possible form).
+    pub fn picture_of(avatar: &str) -> Option<&str> {
+        avatar.strip_prefix(Self::UPLOAD).filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        })
+    }
+
+    /// The uploaded picture this avatar shows, if it is one.
+    pub fn picture(&self) -> Option<&str> {
+        Self::picture_of(&self.0)
     }
 
     pub fn as_str(&self) -> &str {
@@ -700,7 +719,7 @@ impl CharacterDraft {
         + VoiceName::MAX
         + 2 // scenes
         + Language::MAX
-        + 5 // the longest avatar name
+        + 7 + 64 // the longest avatar: an uploaded picture's
         + 2 * LongText::MAX
         + OpeningLine::MAX
         + GeneratedCharacter::START_OPTIONS * StartOption::MAX

@@ -60,8 +60,17 @@ fn CharacterSheet(
         format!("/characters/{id}/card.png"),
         format!("/characters/{id}/card.json"),
     );
-    let (dup_id, del_id, fav_id, tags_id, play_id) =
-        (id.clone(), id.clone(), id.clone(), id.clone(), id);
+    let (dup_id, del_id, fav_id, tags_id, picture_id, play_id) = (
+        id.clone(),
+        id.clone(),
+        id.clone(),
+        id.clone(),
+        id.clone(),
+        id,
+    );
+    let upload_path = <crate::characters::UploadPicture as leptos::server_fn::ServerFn>::PATH;
+    let portrait =
+        crate::domain::Avatar::picture_of(&d.avatar).map(|p| format!("/pictures/{p}/portrait.jpg"));
     let failure = move || {
         let dup = duplicate.value().get().and_then(|r| r.err());
         dup.or_else(|| delete.value().get().and_then(|r| r.err()))
@@ -151,6 +160,20 @@ fn CharacterSheet(
                 {move || tags_failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
             </section>
             <ResumeStory character_id=play_id />
+            <section class="picture" aria-labelledby="picture-heading">
+                <h2 id="picture-heading">"Picture"</h2>
+                {portrait.map(|src| view! { <img class="portrait" src=src alt=format!("{}'s picture", d.name) width="256" height="384" /> })}
+                // A plain multipart form post: the same with JavaScript off.
+                <form method="post" action=upload_path enctype="multipart/form-data"
+                    class="picture-form" data-testid="picture-form">
+                    <input type="hidden" name="id" value=picture_id />
+                    <label for="picture-file">"Upload a picture"</label>
+                    <input id="picture-file" type="file" name="picture" accept="image/png,image/jpeg,image/webp"
+                        aria-describedby="picture-help" required />
+                    <button type="submit">"Upload"</button>
+                    <span id="picture-help" class="muted">"PNG, JPEG or WebP up to 5 MB. It is cropped to a 2:3 portrait; what the file says about itself (where and when it was taken) is not kept."</span>
+                </form>
+            </section>
             <section>
                 <h2>"Opening line"</h2>
                 <blockquote class="quote">{d.opening_line.clone()}</blockquote>

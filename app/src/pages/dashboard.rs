@@ -107,7 +107,7 @@ pub fn DashboardPage() -> impl IntoView {
                                         </a>
                                         <p class="traits">{c.traits.join(" · ")}</p>
                                         {(!c.tags.is_empty()).then(|| view! {
-                                            <ul class="tags" aria-label="Tags">
+                                            <ul class="tags">
                                                 {c.tags.iter().map(|t| {
                                                     let by_tag = CharacterFilter { tag: t.clone(), ..f.clone() };
                                                     view! { <li><a href=link(&by_tag, None)>{t.clone()}</a></li> }
@@ -221,7 +221,7 @@ fn SelectionForm(back: String) -> impl IntoView {
             <input type="hidden" name="back" value=back />
             <span class="muted">"With the ticked characters:"</span>
             <div class="field">
-                <label for="selection-tag">"Tags"</label>
+                <label for="selection-tag">"Tags to add or remove"</label>
                 <input id="selection-tag" name="tag" placeholder="fantasy, drafts" maxlength="200" />
             </div>
             <button type="submit" name="action" value="tag">"Add tags"</button>

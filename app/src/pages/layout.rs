@@ -77,15 +77,22 @@ pub fn error_view(err: AppError) -> AnyView {
     }
 }
 
-/// A character's avatar: a picture drawn from its preset and its name
-/// ([`crate::domain::avatar_art`]), decorative (the name is always written beside it). Its content
-/// is one string of numbers and palette colours ([`AvatarArt::svg_content`](crate::domain::avatar_art::AvatarArt::svg_content)).
+/// A character's avatar: the picture the user uploaded (its thumbnail), or one drawn from its
+/// preset and its name ([`crate::domain::avatar_art`]); decorative either way (the name is always
+/// written beside it). A drawn one's content is one string of numbers and palette colours
+/// ([`AvatarArt::svg_content`](crate::domain::avatar_art::AvatarArt::svg_content)).
 #[component]
 pub fn AvatarBadge(#[prop(into)] avatar: String, #[prop(into)] name: String) -> impl IntoView {
+    if let Some(id) = crate::domain::Avatar::picture_of(&avatar) {
+        let src = format!("/pictures/{id}/thumb.jpg");
+        return view! { <img class="avatar picture" src=src alt="" width="64" height="64" /> }
+            .into_any();
+    }
     let content = crate::domain::avatar_art::avatar_markup(&avatar, &name);
     view! {
         <svg class=format!("avatar avatar-{avatar}") viewBox="0 0 64 64" aria-hidden="true" focusable="false" inner_html=content></svg>
     }
+    .into_any()
 }
 
 /// A route or query parameter. Read with `try_with`: when a client goes away in the middle of a

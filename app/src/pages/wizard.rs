@@ -134,6 +134,12 @@ fn Wizard(
     let imported = import.is_some();
     let import_id = RwSignal::new(import.as_ref().map(|c| c.id.clone()));
     let draft = RwSignal::new(initial);
+    // The uploaded picture the draft has shown, still offered when a drawn one is chosen instead.
+    let uploaded = Memo::new(move |prev: Option<&Option<String>>| {
+        draft
+            .with(|d| Avatar::picture_of(&d.avatar).map(str::to_string))
+            .or_else(|| prev.cloned().flatten())
+    });
     let step = RwSignal::new(if is_new { Step::Identity } else { Step::Story });
     // Field messages are shown once the user has tried to go on (or the server refused).
     let show_errors = RwSignal::new(false);
@@ -414,6 +420,22 @@ fn Wizard(
                                 <span>{*a}</span>
                             </label>
                         }).collect_view()}
+                        // The picture the character was given (kept while editing, and offered
+                        // again after choosing a drawn one).
+                        {move || uploaded.get().map(|id| {
+                            let value = format!("{}{id}", Avatar::UPLOAD);
+                            let (checked, set) = (value.clone(), value.clone());
+                            view! {
+                                <label class="avatar-choice">
+                                    <input type="radio" name="avatar" value=value.clone()
+                                        prop:checked=move || draft.with(|d| d.avatar == checked)
+                                        on:change=move |_| draft.update(|d| d.avatar = set.clone()) />
+                                    <AvatarBadge avatar=value name="" />
+                                    <span>"their picture"</span>
+                                </label>
+                            }
+                        })}
+                        <p class="muted hint">"Upload a picture of your own on the character's page, once saved."</p>
                     </fieldset>
                 </fieldset>
                 <div class="actions">

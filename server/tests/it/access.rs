@@ -142,6 +142,18 @@ fn matrix() -> Vec<Entry> {
                 br#"{"name":"A","first_mes":"Hi."}"#.to_vec(),
             )
         }),
+        Entry::raw(
+            <app::characters::UploadPicture as ServerFn>::PATH,
+            Owner,
+            |app, client, ids| {
+                app.picture_request(
+                    client,
+                    "application/json",
+                    &ids.character,
+                    crate::pictures::png(40, 60),
+                )
+            },
+        ),
         Entry::new(Owner, |ids| GetCardImport {
             id: ids.import.clone(),
         }),
@@ -295,7 +307,7 @@ async fn someone_elses(app: &TestApp) -> Foreign {
         .id
         .clone();
     let card = app::domain::card::parse_json(br#"{"name":"Theirs","first_mes":"Hi."}"#).unwrap();
-    let import = app::characters::cards::insert(&app.db, &owner, &card)
+    let import = app::characters::cards::insert(&app.db, &owner, &card, None)
         .await
         .unwrap();
     let run = app::play::store::create_run(&app.db, &owner, &character)
@@ -375,6 +387,11 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
         "their labels are untouched"
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM play_runs").await, 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM pictures").await,
+        0,
+        "no picture kept for their character"
+    );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM play_turns").await, 0);
     assert_eq!(
         count(

@@ -351,7 +351,7 @@ async fn imports_are_their_owners_only(backend: Backend) {
         .await
         .unwrap();
     let card = app::domain::card::parse_json(v2_card("Theirs").to_string().as_bytes()).unwrap();
-    let theirs = app::characters::cards::insert(&app.db, &app::auth::UserId(other.id), &card)
+    let theirs = app::characters::cards::insert(&app.db, &app::auth::UserId(other.id), &card, None)
         .await
         .unwrap();
     app.sign_in_local().await;

@@ -365,22 +365,6 @@ async fn model_calls_are_rate_limited_per_user(backend: Backend) {
     assert_eq!(res.status(), 200);
 }
 
-/// Signs `app`'s browser in as a user other than the local one: the local identity is pointed at
-/// a new user before this browser's local sign-in.
-async fn sign_in_as_someone_else(app: &TestApp) {
-    let user = app::auth::store::upsert_identity(&app.db, "test", "someone", "Someone")
-        .await
-        .unwrap();
-    app::with_pool!(&app.db, pool => {
-        sqlx::query("UPDATE oauth_identities SET user_id = $1 WHERE provider = 'local'")
-            .bind(&user.id)
-            .execute(pool)
-            .await
-            .unwrap();
-    });
-    app.sign_in_local().await;
-}
-
 async fn concurrent_generations_are_capped_per_user(backend: Backend) {
     let app = spawn_app_with(
         backend,

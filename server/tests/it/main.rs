@@ -19,6 +19,7 @@ mod matches;
 mod oidc;
 mod oidc_faults;
 mod paging;
+mod pictures;
 mod play;
 mod providers;
 mod reliability;

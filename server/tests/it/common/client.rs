@@ -92,6 +92,26 @@ impl TestApp {
             .multipart(reqwest::multipart::Form::new().part("card", part))
     }
 
+    /// A picture upload for character `id` (`characters/picture`), as the character page's form
+    /// sends it; `accept` says whether a page (`text/html`: a redirect back) or a script asks.
+    pub fn picture_request(
+        &self,
+        client: &reqwest::Client,
+        accept: &str,
+        id: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("picture.png");
+        client
+            .post(self.url(<app::characters::UploadPicture as ServerFn>::PATH))
+            .header("accept", accept)
+            .multipart(
+                reqwest::multipart::Form::new()
+                    .text("id", id.to_string())
+                    .part("picture", part),
+            )
+    }
+
     /// Sends server function `S` expecting it to be refused; returns the server's error. For
     /// streaming server functions (a chat message), whose success is a stream, not a value.
     pub async fn refusal<S>(&self, args: S) -> AppError

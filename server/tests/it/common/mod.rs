@@ -549,3 +549,19 @@ pub async fn sign_in_via(app: &TestApp, provider: &str) -> String {
     assert!(callback.starts_with(&app.base), "{callback}");
     location(&app.client.get(&callback).send().await.unwrap())
 }
+
+/// Signs `app`'s browser in as a user other than the local one: the local identity is pointed at
+/// a new user before this browser's local sign-in.
+pub async fn sign_in_as_someone_else(app: &TestApp) {
+    let user = app::auth::store::upsert_identity(&app.db, "test", "someone", "Someone")
+        .await
+        .unwrap();
+    app::with_pool!(&app.db, pool => {
+        sqlx::query("UPDATE oauth_identities SET user_id = $1 WHERE provider = 'local'")
+            .bind(&user.id)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    app.sign_in_local().await;
+}
