@@ -105,17 +105,24 @@ fn insert_sql(postgres: bool, series: &str, now: i64) -> String {
         pick(3, &TRAITS),
         pick(61, &TRAITS)
     ));
+    // The user's own labels: a tag one character in ten has, one about one in a thousand has,
+    // and one in fifty a favourite.
+    let tags = json(
+        "CASE WHEN n % 997 = 0 THEN '[\"rare\"]' WHEN n % 10 = 0 THEN '[\"crew\"]' ELSE '[]' END".into(),
+    );
     let options = json("'[\"Ask.\", \"Wait.\", \"Leave.\"]'".into());
     let endings = json("'[{\"kind\": \"happy\", \"text\": \"Home.\"}, {\"kind\": \"tragic\", \"text\": \"Lost.\"}, {\"kind\": \"ambiguous\", \"text\": \"Unknown.\"}]'".into());
     format!(
         "INSERT INTO characters (id, owner_id, name, traits, age, gender, voice, scenes, language, avatar, \
-           backstory, story_context, opening_line, start_options, endings, created_at, updated_at) \
+           backstory, story_context, opening_line, start_options, endings, created_at, updated_at, \
+           tags, favourite) \
          SELECT 'c' || CAST(n AS TEXT), \
            CASE WHEN n < {MINE} THEN 'bench-me' ELSE 'bench-' || CAST(n % {OTHERS} AS TEXT) END, \
            {} || ' ' || {}, {traits}, 20 + n % 50, 'unspecified', '', 10, {}, 'tide', \
            'A ' || {} || ' keeper from the ' || {} || ' by the ' || {} || '; w' || CAST(n AS TEXT) || '.', \
            'The ' || {} || ' and the ' || {} || '.', 'Hello.', {options}, {endings}, \
-           {now} - ({TOTAL} - n) * 1000, {now} - ({TOTAL} - n) * 1000 \
+           {now} - ({TOTAL} - n) * 1000, {now} - ({TOTAL} - n) * 1000, \
+           {tags}, CASE WHEN n % 50 = 0 THEN 1 ELSE 0 END \
          FROM (SELECT n, (n * 2654435761) % 4294967296 AS h FROM {series}) AS t",
         pick(7, &FIRST),
         pick(101, &LAST),
@@ -242,6 +249,21 @@ async fn run(label: &str, url: &str, data: &std::path::Path) {
         (
             "filter: trait and language",
             serde_json::json!({"trait_name": "curious", "language": "French"}),
+            None,
+        ),
+        (
+            "filter: a tag ~1 in 10 has",
+            serde_json::json!({"tag": "crew"}),
+            None,
+        ),
+        (
+            "filter: a tag ~1 in 1,000 has",
+            serde_json::json!({"tag": "rare"}),
+            None,
+        ),
+        (
+            "filter: favourites (1 in 50)",
+            serde_json::json!({"favourites": true}),
             None,
         ),
         (

@@ -36,7 +36,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
 /// encoding, plus room for the field names.
 pub fn body_limit_for(path: &str) -> usize {
     let draft = 2 * (CharacterDraft::MAX_CHARS * JSON_BYTES_PER_CHAR + 4096);
-    if path == app::characters::GenerateCharacter::PATH
+    if path.starts_with("/api/v1/characters/") && path.ends_with("/picture") {
+        app::characters::pictures::MAX_UPLOAD_BYTES
+    } else if path == app::characters::GenerateCharacter::PATH
         || path == app::characters::SaveCharacter::PATH
         || path == "/api/v1/characters"
         || path.starts_with("/api/v1/characters/")

@@ -116,6 +116,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(bulk_delete))
         .routes(routes!(bulk_export))
         .routes(routes!(set_labels))
+        .routes(routes!(get_picture, put_picture))
         .routes(routes!(bulk_labels))
         .split_for_parts()
 }
@@ -1519,6 +1520,97 @@ async fn bulk_delete(
     }
     tracing::info!(key_id = %ctx.caller.key_id, deleted = out.deleted.len(), "characters deleted in bulk through the API");
     Ok(Json(out))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/characters/{id}/picture",
+    tag = "characters",
+    summary = "A character's uploaded picture: its 2:3 portrait as JPEG",
+    params(("id" = String, Path, description = "The character's id")),
+    responses(
+        (status = 200, description = "The portrait", content_type = "image/jpeg", body = Vec<u8>,
+            headers(("ETag" = String, description = "Send back as If-None-Match"))),
+        (status = 304, description = "Not modified since the ETag sent"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's, or it shows a drawn avatar, not a picture", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_picture(
+    ctx: Ctx,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    use app::characters::pictures;
+    let c = characters::get_for(&ctx.state.db, &ctx.caller.user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    let picture = app::domain::Avatar::picture_of(&c.draft.avatar)
+        .ok_or_else(|| ctx.fail(AppError::NotFound))?;
+    let jpeg = pictures::get(
+        &ctx.state.db,
+        &ctx.caller.user,
+        picture,
+        pictures::Size::Portrait,
+    )
+    .await
+    .map_err(|e| ctx.fail(AppError::internal("load picture", e)))?
+    .ok_or_else(|| ctx.fail(AppError::NotFound))?;
+    let etag = format!("\"{picture}-p\"");
+    if names(headers.get(header::IF_NONE_MATCH), &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_string()),
+            (header::ETAG, etag),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/characters/{id}/picture",
+    tag = "characters",
+    summary = "Gives a character a picture of your own (PNG, JPEG or WebP, up to 5 MB)",
+    description = "Send the file itself as the body. It is decoded, turned upright, stripped of its metadata and re-encoded as a 2:3 portrait and a thumbnail; the character's avatar becomes `upload:` and the picture's id. To go back to a drawn avatar, PUT the character with one of the presets.",
+    params(("id" = String, Path, description = "The character's id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The picture file"),
+    responses(
+        (status = 200, description = "The character, showing the picture", body = CharacterView),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over 5 MB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a PNG, JPEG or WebP picture, damaged, or over 8,000 pixels a side or 40 million in all", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn put_picture(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Result<Json<CharacterView>, Failure> {
+    ctx.writer()?;
+    // The body's size is bounded before this handler (`limits::body_limit`).
+    let bytes = axum::body::to_bytes(body, app::characters::pictures::MAX_UPLOAD_BYTES)
+        .await
+        .map_err(|_| ctx.fail(AppError::Transport("the picture could not be read".into())))?;
+    if bytes.is_empty() {
+        return Err(ctx.fail(AppError::BadRequest(
+            "Send the picture file as the request's body.".into(),
+        )));
+    }
+    let db = &ctx.state.db;
+    app::characters::pictures::set_for(db, &ctx.caller.user, &id, bytes.to_vec())
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    tracing::info!(key_id = %ctx.caller.key_id, "character picture set through the API");
+    let c = characters::get_for(db, &ctx.caller.user, &id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(c))
 }
 
 /// New labels for a character: what is absent stays as it is.

@@ -135,45 +135,7 @@ fn CharacterSheet(
                 </nav>
             </header>
             {move || failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
-            <section class="labels" aria-labelledby="tags-heading">
-                <h2 id="tags-heading">"Tags"</h2>
-                {if tag_links.is_empty() {
-                    view! { <p class="muted">"No tags yet: they are yours alone, to find characters on the dashboard."</p> }.into_any()
-                } else {
-                    view! {
-                        <ul class="tags" data-testid="tags">
-                            {tag_links.into_iter().map(|t| {
-                                let href = format!("/dashboard?{}", form_urlencoded::Serializer::new(String::new()).append_pair("tag", &t).finish());
-                                view! { <li><a href=href>{t}</a></li> }
-                            }).collect_view()}
-                        </ul>
-                    }.into_any()
-                }}
-                <ActionForm action=tags attr:class="inline tags-form">
-                    <input type="hidden" name="id" value=tags_id />
-                    <label for="tags-input">"Tags, separated by commas"</label>
-                    <input id="tags-input" name="tags" value=tag_list maxlength="400"
-                        aria-describedby="tags-help" />
-                    <span id="tags-help" class="muted">{format!("At most {} tags of up to {} characters.", crate::domain::Tags::MAX, crate::domain::TagName::MAX)}</span>
-                    <button type="submit">"Save tags"</button>
-                </ActionForm>
-                {move || tags_failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
-            </section>
             <ResumeStory character_id=play_id />
-            <section class="picture" aria-labelledby="picture-heading">
-                <h2 id="picture-heading">"Picture"</h2>
-                {portrait.map(|src| view! { <img class="portrait" src=src alt=format!("{}'s picture", d.name) width="256" height="384" /> })}
-                // A plain multipart form post: the same with JavaScript off.
-                <form method="post" action=upload_path enctype="multipart/form-data"
-                    class="picture-form" data-testid="picture-form">
-                    <input type="hidden" name="id" value=picture_id />
-                    <label for="picture-file">"Upload a picture"</label>
-                    <input id="picture-file" type="file" name="picture" accept="image/png,image/jpeg,image/webp"
-                        aria-describedby="picture-help" required />
-                    <button type="submit">"Upload"</button>
-                    <span id="picture-help" class="muted">"PNG, JPEG or WebP up to 5 MB. It is cropped to a 2:3 portrait; what the file says about itself (where and when it was taken) is not kept."</span>
-                </form>
-            </section>
             <section>
                 <h2>"Opening line"</h2>
                 <blockquote class="quote">{d.opening_line.clone()}</blockquote>
@@ -214,6 +176,44 @@ fn CharacterSheet(
                     </dl>
                 </section>
             })}
+            <section class="labels" aria-labelledby="tags-heading">
+                <h2 id="tags-heading">"Tags"</h2>
+                {if tag_links.is_empty() {
+                    view! { <p class="muted">"No tags yet: they are yours alone, to find characters on the dashboard."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="tags" data-testid="tags">
+                            {tag_links.into_iter().map(|t| {
+                                let href = format!("/dashboard?{}", form_urlencoded::Serializer::new(String::new()).append_pair("tag", &t).finish());
+                                view! { <li><a href=href>{t}</a></li> }
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+                <ActionForm action=tags attr:class="inline tags-form">
+                    <input type="hidden" name="id" value=tags_id />
+                    <label for="tags-input">"Tags, separated by commas"</label>
+                    <input id="tags-input" name="tags" value=tag_list maxlength="400"
+                        aria-describedby="tags-help" />
+                    <span id="tags-help" class="muted">{format!("At most {} tags of up to {} characters.", crate::domain::Tags::MAX, crate::domain::TagName::MAX)}</span>
+                    <button type="submit">"Save tags"</button>
+                </ActionForm>
+                {move || tags_failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
+            </section>
+            <section class="picture" aria-labelledby="picture-heading">
+                <h2 id="picture-heading">"Picture"</h2>
+                {portrait.map(|src| view! { <img class="portrait" src=src alt=format!("{}'s picture", d.name) width="256" height="384" /> })}
+                // A plain multipart form post: the same with JavaScript off.
+                <form method="post" action=upload_path enctype="multipart/form-data"
+                    class="picture-form" data-testid="picture-form">
+                    <input type="hidden" name="id" value=picture_id />
+                    <label for="picture-file">"Upload a picture"</label>
+                    <input id="picture-file" type="file" name="picture" accept="image/png,image/jpeg,image/webp"
+                        aria-describedby="picture-help" required />
+                    <button type="submit">"Upload"</button>
+                    <span id="picture-help" class="muted">"PNG, JPEG or WebP up to 5 MB. It is cropped to a 2:3 portrait; what the file says about itself (where and when it was taken) is not kept."</span>
+                </form>
+            </section>
         </article>
     }
 }

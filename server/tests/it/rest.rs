@@ -20,6 +20,7 @@ on_both_backends!(
     a_key_generates_keeps_a_twin_and_works_out_matches,
     a_key_moves_cards_in_and_out_and_acts_in_bulk,
     a_key_labels_characters_alone_and_in_bulk,
+    a_key_gives_a_character_a_picture,
 );
 
 async fn new_key(app: &TestApp, name: &str, write: bool) -> CreatedKey {
@@ -687,6 +688,18 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     // and a JSON body has its schema's required properties.
     let writer = new_key(&app, "writer", true).await.secret;
     let character = save_character(&app, "Driven").await;
+    // With a picture, so reading it answers 200.
+    let res = app
+        .picture_request(
+            &app.client,
+            "application/json",
+            &character,
+            crate::pictures::png(30, 45),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
     let chat = open_chat(&app, &character).await;
     let greeting = chat.messages[0].id.clone();
     let run = app
@@ -723,10 +736,13 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     let mut ops = operations(&doc, &ids);
     // Deleting last, so the reads still find the character.
     // A scene is played (`/turns`) before it is re-rolled.
+    // The picture is read after it is put (a PUT of the character's fields gives it a drawn
+    // avatar again).
     ops.sort_by_key(|(m, p, _)| {
         (
             *m == reqwest::Method::DELETE || p.ends_with("/bulk/delete"),
             p.ends_with("/reroll"),
+            p.ends_with("/picture") && *m == reqwest::Method::GET,
         )
     });
     for (method, path, writes) in ops {
@@ -791,7 +807,9 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         if method == reqwest::Method::PUT && path.ends_with("/twin") {
             req = req.json(&body_for(&path));
         }
-        if method == reqwest::Method::PUT && !path.ends_with("/twin") {
+        if method == reqwest::Method::PUT && path.ends_with("/picture") {
+            req = req.body(crate::pictures::png(60, 90));
+        } else if method == reqwest::Method::PUT && !path.ends_with("/twin") {
             let current = api(&app, reqwest::Method::GET, &path, &writer)
                 .send()
                 .await
@@ -970,6 +988,90 @@ async fn a_key_labels_characters_alone_and_in_bulk(backend: Backend) {
             .tags,
         ["night", "crew"]
     );
+}
+
+async fn a_key_gives_a_character_a_picture(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let id = save_character(&app, "Ash").await;
+    let writer = new_key(&app, "writer", true).await.secret;
+    let reader = new_key(&app, "reader", false).await.secret;
+    let path = format!("/api/v1/characters/{id}/picture");
+    // No picture yet: a drawn avatar is not one.
+    let res = api(&app, reqwest::Method::GET, &path, &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = api(&app, reqwest::Method::PUT, &path, &reader)
+        .body(crate::pictures::png(60, 90))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = api(&app, reqwest::Method::PUT, &path, &writer)
+        .body(crate::pictures::png(600, 900))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let c: Value = res.json().await.unwrap();
+    assert!(c["draft"]["avatar"]
+        .as_str()
+        .unwrap()
+        .starts_with("upload:"));
+    let res = api(&app, reqwest::Method::GET, &path, &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let img = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (512, 768));
+    let res = api(&app, reqwest::Method::GET, &path, &reader)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+    // Not a picture, empty, too large: problems with a sentence.
+    for (body, status) in [
+        (b"nope".to_vec(), 422),
+        (Vec::new(), 422),
+        (vec![0u8; 5 * 1024 * 1024 + 1], 413),
+    ] {
+        let res = api(&app, reqwest::Method::PUT, &path, &writer)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+    }
+    // Someone else's character: not found, nothing kept.
+    let other = app::auth::store::upsert_identity(&app.db, "test", "other", "Other")
+        .await
+        .unwrap();
+    let theirs = app::characters::store::insert(
+        &app.db,
+        &app::auth::UserId(other.id),
+        &full_draft("Theirs").parse_spec().unwrap(),
+    )
+    .await
+    .unwrap();
+    let res = api(
+        &app,
+        reqwest::Method::PUT,
+        &format!("/api/v1/characters/{theirs}/picture"),
+        &writer,
+    )
+    .body(crate::pictures::png(60, 90))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM pictures").await, 1);
 }
 
 /// A key is held to its owner's limits, counted together with their browser session: a model call
