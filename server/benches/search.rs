@@ -108,7 +108,8 @@ fn insert_sql(postgres: bool, series: &str, now: i64) -> String {
     // The user's own labels: a tag one character in ten has, one about one in a thousand has,
     // and one in fifty a favourite.
     let tags = json(
-        "CASE WHEN n % 997 = 0 THEN '[\"rare\"]' WHEN n % 10 = 0 THEN '[\"crew\"]' ELSE '[]' END".into(),
+        "CASE WHEN n % 997 = 0 THEN '[\"rare\"]' WHEN n % 10 = 0 THEN '[\"crew\"]' ELSE '[]' END"
+            .into(),
     );
     let options = json("'[\"Ask.\", \"Wait.\", \"Leave.\"]'".into());
     let endings = json("'[{\"kind\": \"happy\", \"text\": \"Home.\"}, {\"kind\": \"tragic\", \"text\": \"Lost.\"}, {\"kind\": \"ambiguous\", \"text\": \"Unknown.\"}]'".into());

@@ -7,8 +7,9 @@ use crate::characters::{
 };
 use crate::pages::layout::{error_view, param, AvatarBadge};
 use leptos::prelude::*;
+use leptos::server_fn::error::ServerFnUrlError;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 #[component]
 pub fn CharacterPage() -> impl IntoView {
@@ -83,6 +84,13 @@ fn CharacterSheet(
             .and_then(|r| r.err())
             .map(|e| e.to_string())
     };
+    // The error of a form post the server sent back here (`__err`): the picture upload always (a
+    // plain form post), the labels' forms without JavaScript.
+    let query = use_query_map();
+    let posted_error = move || {
+        param(query, "__err")
+            .map(|e| ServerFnUrlError::<crate::error::AppError>::decode_err(&e).to_string())
+    };
     let is_favourite = c.favourite;
     let tag_list = c.tags.join(", ");
     let tag_links = c.tags;
@@ -135,6 +143,7 @@ fn CharacterSheet(
                 </nav>
             </header>
             {move || failure().map(|m| view! { <p class="alert" role="alert">{m}</p> })}
+            {move || posted_error().map(|m| view! { <p class="alert" role="alert" data-testid="posted-error">{m}</p> })}
             <ResumeStory character_id=play_id />
             <section>
                 <h2>"Opening line"</h2>

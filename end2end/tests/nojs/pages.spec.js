@@ -141,3 +141,52 @@ test("the dashboard's search works without JavaScript", async ({ page }) => {
   await expect(page.getByTestId("character-list").getByRole("listitem")).toHaveCount(1);
   await expect(page.getByTestId("character-list")).toContainText(name);
 });
+
+test("tags, favourites, the selection and a picture work without JavaScript", async ({ page }) => {
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  const word = `zn${Math.random().toString(36).slice(2, 8)}`;
+  const name = uniqueName("Nell");
+  const saved = await page.request.post("/api/characters/save", {
+    data: {
+      draft: {
+        name, traits: ["steady"], age: "40", gender: "female", voice: "", scenes: "5", language: "English",
+        avatar: "gold", backstory: `She mends the ${word} nets.`, story_context: "A fishing village.",
+        opening_line: "Hello.", start_options: ["Ask.", "Wait.", "Leave."],
+        endings: [{ kind: "happy", text: "Home." }, { kind: "tragic", text: "Lost." }, { kind: "ambiguous", text: "Unknown." }],
+      },
+    },
+  });
+  expect(saved.ok()).toBeTruthy();
+  const id = await saved.json();
+
+  // On her page: tags and the star are form posts that come back to the page.
+  await page.goto(`/characters/${id}`);
+  await page.getByLabel("Tags, separated by commas").fill(`${word}, nets`);
+  await page.getByRole("button", { name: "Save tags" }).click();
+  await expect(page).toHaveURL(new RegExp(`/characters/${id}\\??$`));
+  await expect(page.getByTestId("tags").getByRole("link", { name: word })).toBeVisible();
+  await page.getByTestId("favourite").click();
+  await expect(page.getByTestId("favourite")).toHaveAttribute("aria-pressed", "true");
+
+  // A picture: the multipart form post comes back with the portrait.
+  const png = await page.request.get("/favicon.svg"); // not a picture the server takes
+  expect(png.ok()).toBeTruthy();
+  await page.getByLabel("Upload a picture").setInputFiles({
+    name: "icon.svg", mimeType: "image/svg+xml", buffer: Buffer.from(await png.body()),
+  });
+  await page.getByRole("button", { name: "Upload", exact: true }).click();
+  await expect(page.getByTestId("posted-error")).toHaveText("Send a PNG, JPEG or WebP picture.");
+
+  // The dashboard: filter by her tag and favourites, tick her, remove a tag from the selection.
+  await page.goto(`/dashboard?tag=${word}&fav=1`);
+  const list = page.getByTestId("character-list");
+  await expect(list.locator(":scope > li")).toHaveCount(1);
+  await page.getByRole("checkbox", { name: `Select ${name}` }).check();
+  await page.getByLabel("Tags to add or remove").fill("nets");
+  await page.getByRole("button", { name: "Remove tags" }).click();
+  await expect(page.getByTestId("selection-done")).toHaveText("Removed the tags from 1 character.");
+  await expect(page).toHaveURL(new RegExp(`tag=${word}`));
+  await expect(list.getByRole("link", { name: "nets" })).toHaveCount(0);
+  await expect(list.getByRole("link", { name: word })).toBeVisible();
+});
