@@ -116,14 +116,14 @@ fn insert_sql(postgres: bool, series: &str, now: i64) -> String {
     format!(
         "INSERT INTO characters (id, owner_id, name, traits, age, gender, voice, scenes, language, avatar, \
            backstory, story_context, opening_line, start_options, endings, created_at, updated_at, \
-           tags, favourite) \
+           tags, tag_keys, favourite) \
          SELECT 'c' || CAST(n AS TEXT), \
            CASE WHEN n < {MINE} THEN 'bench-me' ELSE 'bench-' || CAST(n % {OTHERS} AS TEXT) END, \
            {} || ' ' || {}, {traits}, 20 + n % 50, 'unspecified', '', 10, {}, 'tide', \
            'A ' || {} || ' keeper from the ' || {} || ' by the ' || {} || '; w' || CAST(n AS TEXT) || '.', \
            'The ' || {} || ' and the ' || {} || '.', 'Hello.', {options}, {endings}, \
            {now} - ({TOTAL} - n) * 1000, {now} - ({TOTAL} - n) * 1000, \
-           {tags}, CASE WHEN n % 50 = 0 THEN 1 ELSE 0 END \
+           {tags}, {tags}, CASE WHEN n % 50 = 0 THEN 1 ELSE 0 END \
          FROM (SELECT n, (n * 2654435761) % 4294967296 AS h FROM {series}) AS t",
         pick(7, &FIRST),
         pick(101, &LAST),

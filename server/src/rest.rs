@@ -1584,7 +1584,7 @@ async fn get_picture(
         (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Over 5 MB", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a PNG, JPEG or WebP picture, damaged, or over 8,000 pixels a side or 40 million in all", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a PNG, JPEG or WebP picture, damaged, or over 8,000 pixels a side or 25 million in all", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn put_picture(
@@ -1647,7 +1647,6 @@ fn tags_of(ctx: &Ctx, tags: &[String]) -> Result<app::domain::Tags, Failure> {
 )]
 async fn set_labels(
     ctx: Ctx,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<Labels>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Failure> {
@@ -1672,7 +1671,8 @@ async fn set_labels(
     let c = characters::get_for(db, user, &id)
         .await
         .map_err(|e| ctx.fail(e))?;
-    Ok(with_etag(&headers, StatusCode::OK, &c))
+    // The new version's tag; a conditional header of the request is not a reason for a 304 here.
+    Ok(with_etag(&HeaderMap::new(), StatusCode::OK, &c))
 }
 
 /// What to do to the labels of several characters.
@@ -1708,10 +1708,9 @@ pub struct BulkLabels {
     summary = "Tags, untags, or (un)marks as favourites several characters at once",
     request_body(content = BulkLabels),
     responses(
-        (status = 200, description = "Which were changed, which were not found, and which already had as many tags as a character may", body = BulkOutcome),
+        (status = 200, description = "Which were changed, which were not found, which already had as many tags as a character may, and which had their tags changed by someone else meanwhile (try those again)", body = BulkOutcome),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A character's tags kept changing while they were saved: try again", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No ids or more than 100, or no tags (or bad ones) for tag and untag", body = Problem, content_type = "application/problem+json"),
     )
 )]

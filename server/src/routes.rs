@@ -248,7 +248,8 @@ async fn selection(
                 .or_internal("export selected characters")
             {
                 Ok(Some(bytes)) => download("application/zip", "personaflux-characters.zip", bytes),
-                Ok(None) => error_response(&AppError::NotFound, path, false),
+                // One of them is gone (or never was the user's): nothing exported, said so.
+                Ok(None) => problem("gone"),
                 Err(e) => error_response(&e, path, false),
             };
         }
@@ -268,6 +269,7 @@ async fn selection(
             ("done", "full".into()),
             ("n", out.too_many_tags.len().to_string()),
         ]),
+        Ok(out) if !out.changed_meanwhile.is_empty() => problem("busy"),
         // Deleted: the dashboard offers Undo for exactly these.
         Ok(out) if done == "deleted" => go(&[("deleted", out.done.join(","))]),
         Ok(out) => go(&[("done", done.into()), ("n", out.done.len().to_string())]),

@@ -72,11 +72,11 @@ pub async fn import_bytes(db: &Db, owner: &UserId, bytes: &[u8]) -> Result<CardI
         !avatar.trim().is_empty() && crate::domain::Avatar::picture_of(&avatar).is_none()
     };
     let mut note = None;
-    let picture = if bytes.starts_with(b"\x89PNG") && !drawn {
-        let png = bytes.to_vec();
-        match tokio::task::spawn_blocking(move || super::pictures::process_card(&png))
-            .await
-            .or_internal("process card picture")?
+    let picture = if bytes.starts_with(b"\x89PNG")
+        && !drawn
+        && super::pictures::check_allowance(db, owner).await.is_ok()
+    {
+        match super::pictures::decode_in_turn(bytes.to_vec(), super::pictures::process_card).await?
         {
             Ok(p) => Some(
                 super::pictures::insert(db, owner, &p)

@@ -242,6 +242,17 @@ pub async fn import_card(
     cards::import(data).await
 }
 
+/// Every sentence a picture upload is refused with (the page shows one back from a plain form
+/// post only if it is one of these). `pictures::PictureError` says the first four.
+pub const PICTURE_SENTENCES: [&str; 6] = [
+    "The picture is larger than 5 MB.",
+    "Send a PNG, JPEG or WebP picture.",
+    "The picture is too large: at most 8,000 pixels a side and 25 million in all.",
+    "The picture could not be read: the file is damaged or not what it says it is.",
+    "Choose a picture to upload.",
+    "The upload could not be read.",
+];
+
 /// Uploads a picture (PNG, JPEG or WebP, up to 5 MB; the form's file field) for the signed-in
 /// user's character `id` (the form field): it is decoded, stripped of its metadata, re-encoded as
 /// a portrait and a thumbnail, and becomes the character's avatar. A plain form post is sent back

@@ -19,8 +19,14 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbIma
 pub const MAX_UPLOAD_BYTES: usize = 5 * 1024 * 1024;
 /// The longest side a picture may have, as its header says.
 pub const MAX_SIDE: u32 = 8_000;
-/// The most pixels a picture may have (a decompression bomb claims far more).
-pub const MAX_PIXELS: u64 = 40_000_000;
+/// The most pixels a picture may have (a decompression bomb claims far more): 25 million, a
+/// 5,000 × 5,000 photo, 100 MB decoded at 8 bits a channel.
+pub const MAX_PIXELS: u64 = 25_000_000;
+/// How many pictures one server decodes at once (each may hold a few hundred MB while it does);
+/// the others wait their turn.
+const AT_ONCE: usize = 2;
+/// How many pictures a user may upload (or bring in with PNG cards) a day.
+pub const PER_DAY: i64 = 100;
 /// The portrait's largest size (2:3, like a card's); a smaller picture is not enlarged.
 pub const PORTRAIT: (u32, u32) = (512, 768);
 /// The thumbnail's side.
@@ -35,7 +41,7 @@ pub enum PictureError {
     TooLarge,
     #[error("Send a PNG, JPEG or WebP picture.")]
     NotAPicture,
-    #[error("The picture is too large: at most 8,000 pixels a side and 40 million in all.")]
+    #[error("The picture is too large: at most 8,000 pixels a side and 25 million in all.")]
     TooManyPixels,
     #[error("The picture could not be read: the file is damaged or not what it says it is.")]
     Damaged,
@@ -99,9 +105,10 @@ fn decode(bytes: &[u8]) -> Result<Processed, PictureError> {
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
-    let rgb = flatten(&img);
-    let portrait = cover(&rgb, PORTRAIT.0, PORTRAIT.1);
-    let thumb = cover(&rgb, THUMB, THUMB);
+    // Cropped and scaled first, flattened after: no second full-size copy of a large picture.
+    let portrait = flatten(&cover(&img, PORTRAIT.0, PORTRAIT.1));
+    let thumb = flatten(&cover(&img, THUMB, THUMB));
+    drop(img);
     Ok(Processed {
         width: portrait.width(),
         height: portrait.height(),
@@ -125,8 +132,8 @@ fn flatten(img: &DynamicImage) -> RgbImage {
 }
 
 /// The centre of `img` at the aspect of `w` × `h`, scaled down to at most that size (never up).
-fn cover(img: &RgbImage, w: u32, h: u32) -> RgbImage {
-    let (iw, ih) = img.dimensions();
+fn cover(img: &DynamicImage, w: u32, h: u32) -> DynamicImage {
+    let (iw, ih) = (img.width(), img.height());
     // The largest w:h box inside the picture.
     let (cw, ch) = if u64::from(iw) * u64::from(h) > u64::from(ih) * u64::from(w) {
         (
@@ -139,11 +146,11 @@ fn cover(img: &RgbImage, w: u32, h: u32) -> RgbImage {
             ((u64::from(iw) * u64::from(h)) / u64::from(w)).max(1) as u32,
         )
     };
-    let crop = image::imageops::crop_imm(img, (iw - cw) / 2, (ih - ch) / 2, cw, ch).to_image();
+    let crop = img.crop_imm((iw - cw) / 2, (ih - ch) / 2, cw, ch);
     if cw <= w {
         return crop;
     }
-    image::imageops::resize(&crop, w, h, image::imageops::FilterType::CatmullRom)
+    crop.resize_exact(w, h, image::imageops::FilterType::CatmullRom)
 }
 
 fn jpeg(img: &RgbImage) -> Result<Vec<u8>, PictureError> {
@@ -208,17 +215,15 @@ pub async fn set_for(
     bytes: Vec<u8>,
 ) -> Result<String, AppError> {
     super::service::check_id(character)?;
-    super::store::find(db, user, character)
+    let before = super::store::find(db, user, character)
         .await
         .or_internal("load character")?
         .ok_or(AppError::NotFound)?;
-    let processed = tokio::task::spawn_blocking(move || process(&bytes))
-        .await
-        .or_internal("process picture")?
-        .map_err(|e| match e {
-            PictureError::TooLarge => AppError::TooLarge(e.to_string()),
-            e => AppError::BadRequest(e.to_string()),
-        })?;
+    check_allowance(db, user).await?;
+    let processed = decode_in_turn(bytes, process).await?.map_err(|e| match e {
+        PictureError::TooLarge => AppError::TooLarge(e.to_string()),
+        e => AppError::BadRequest(e.to_string()),
+    })?;
     let id = insert(db, user, &processed)
         .await
         .or_internal("keep picture")?;
@@ -230,12 +235,66 @@ pub async fn set_for(
         // Deleted meanwhile: the picture goes with the next purge.
         return Err(AppError::NotFound);
     }
+    // The picture it replaced goes at once, unless another character (a copy) shows it.
+    if let Some(old) = before.draft.avatar.strip_prefix(Avatar::UPLOAD) {
+        remove_if_unused(db, user, old)
+            .await
+            .or_internal("remove replaced picture")?;
+    }
     tracing::info!(
         width = processed.width,
         height = processed.height,
         "picture uploaded"
     );
     Ok(id)
+}
+
+/// Runs `work` on `bytes` on a blocking thread, at most [`AT_ONCE`] at a time on this server.
+pub async fn decode_in_turn(
+    bytes: Vec<u8>,
+    work: fn(&[u8]) -> Result<Processed, PictureError>,
+) -> Result<Result<Processed, PictureError>, AppError> {
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AT_ONCE);
+    let _turn = TURNS.acquire().await.or_internal("wait to decode")?;
+    tokio::task::spawn_blocking(move || work(&bytes))
+        .await
+        .or_internal("process picture")
+}
+
+/// Refuses (429) a user who has kept [`PER_DAY`] pictures in the last day.
+pub async fn check_allowance(db: &Db, owner: &UserId) -> Result<(), AppError> {
+    let since = now_ms() - 24 * 3_600_000;
+    let n: i64 = with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM pictures WHERE owner_id = $1 AND created_at >= $2")
+            .bind(&owner.0)
+            .bind(since)
+            .fetch_one(pool)
+            .await
+            .or_internal("count pictures")?
+    });
+    if n >= PER_DAY {
+        return Err(AppError::RateLimited {
+            retry_after_secs: 3_600,
+            message: format!("You have uploaded {PER_DAY} pictures today; try again later."),
+        });
+    }
+    Ok(())
+}
+
+/// Removes `owner`'s picture `id` if no character and no pending card import shows it.
+async fn remove_if_unused(db: &Db, owner: &UserId, id: &str) -> Result<(), sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "DELETE FROM pictures WHERE id = $1 AND owner_id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.avatar = 'upload:' || pictures.id) \
+             AND NOT EXISTS (SELECT 1 FROM card_imports i WHERE i.picture = pictures.id)",
+        )
+        .bind(id)
+        .bind(&owner.0)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })
 }
 
 /// Keeps a processed picture of `owner`'s; returns its id.
@@ -320,13 +379,14 @@ pub async fn check_avatar(db: &Db, owner: &UserId, avatar: &Avatar) -> Result<()
     Err(AppError::Invalid(errs))
 }
 
-/// Removes pictures made before `cutoff` that no character shows (any more); the server runs it
-/// with the trash's purge. Returns how many went.
+/// Removes pictures made before `cutoff` that no character shows (any more) and no pending card
+/// import holds; the server runs it with the trash's purge. Returns how many went.
 pub async fn purge_unused(db: &Db, cutoff: i64) -> Result<u64, sqlx::Error> {
     with_pool!(db, pool => {
         sqlx::query(
-            "DELETE FROM pictures WHERE created_at < $1 AND NOT EXISTS \
-             (SELECT 1 FROM characters c WHERE c.avatar = 'upload:' || pictures.id)",
+            "DELETE FROM pictures WHERE created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.avatar = 'upload:' || pictures.id) \
+             AND NOT EXISTS (SELECT 1 FROM card_imports i WHERE i.picture = pictures.id)",
         )
         .bind(cutoff)
         .execute(pool)
@@ -407,6 +467,21 @@ mod tests {
         }
         let p = process(&png).unwrap();
         assert!(!find(&p.portrait) && !find(&p.thumb));
+    }
+
+    #[test]
+    fn the_page_knows_every_refusal() {
+        for e in [
+            PictureError::TooLarge,
+            PictureError::NotAPicture,
+            PictureError::TooManyPixels,
+            PictureError::Damaged,
+        ] {
+            assert!(
+                crate::characters::PICTURE_SENTENCES.contains(&e.to_string().as_str()),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -445,6 +445,9 @@ pub struct BulkOutcome {
     pub not_found: Vec<String>,
     /// Left as they were: the tags would have been more than a character may have.
     pub too_many_tags: Vec<String>,
+    /// Left as they were: their tags kept changing (another tab or script) while these were saved.
+    #[serde(default)]
+    pub changed_meanwhile: Vec<String>,
 }
 
 /// Does `action` to each of `user`'s characters `ids` (checked by [`selection`] first). Tags are
@@ -482,6 +485,10 @@ pub async fn bulk_for(
                         out.too_many_tags.push(id);
                         continue;
                     }
+                    Retagged::Busy => {
+                        out.changed_meanwhile.push(id);
+                        continue;
+                    }
                 }
             }
         };
@@ -498,6 +505,7 @@ enum Retagged {
     Done,
     Missing,
     TooMany,
+    Busy,
 }
 
 /// Adds or removes tags on one character, read then written only if unchanged (a few tries).
@@ -533,9 +541,7 @@ async fn retag(
             return Ok(Retagged::Done);
         }
     }
-    Err(AppError::Conflict(
-        "The tags kept changing while they were being saved; try again.".into(),
-    ))
+    Ok(Retagged::Busy)
 }
 
 #[tracing::instrument(skip_all)]

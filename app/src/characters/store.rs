@@ -237,13 +237,15 @@ pub async fn set_tags(
     tags: &crate::domain::Tags,
     if_was: Option<&[String]>,
 ) -> Result<bool, sqlx::Error> {
+    let keys = SqlJson(tags.iter().map(str::to_lowercase).collect::<Vec<_>>());
     let tags = SqlJson(tags.to_strings());
     let n = match if_was {
         None => with_pool!(db, pool => {
-            sqlx::query("UPDATE characters SET tags = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
+            sqlx::query("UPDATE characters SET tags = $3, tag_keys = $4 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
                 .bind(id)
                 .bind(&owner.0)
                 .bind(&tags)
+                .bind(&keys)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -251,11 +253,12 @@ pub async fn set_tags(
         Some(was) => {
             let was = SqlJson(was.to_vec());
             with_pool!(db, pool => {
-                sqlx::query("UPDATE characters SET tags = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL AND tags = $4")
+                sqlx::query("UPDATE characters SET tags = $3, tag_keys = $5 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL AND tags = $4")
                     .bind(id)
                     .bind(&owner.0)
                     .bind(&tags)
                     .bind(&was)
+                    .bind(&keys)
                     .execute(pool)
                     .await?
                     .rows_affected()
@@ -487,11 +490,12 @@ pub async fn search_page(
     }
     let tag = filter.tag.trim();
     if !tag.is_empty() {
+        // Against the keys the app lower-cased (`tag_keys`), so any script matches alike.
         let p = arg(Arg::Text(tag.to_lowercase()), &mut args);
         filters.push_str(&if sqlite {
-            format!(" AND EXISTS (SELECT 1 FROM json_each(c.tags) t WHERE lower(t.value) = {p})")
+            format!(" AND EXISTS (SELECT 1 FROM json_each(c.tag_keys) t WHERE t.value = {p})")
         } else {
-            format!(" AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(c.tags) t(v) WHERE lower(t.v) = {p})")
+            format!(" AND jsonb_exists(c.tag_keys, {p})")
         });
     }
     if filter.favourites {

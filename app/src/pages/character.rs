@@ -87,9 +87,24 @@ fn CharacterSheet(
     // The error of a form post the server sent back here (`__err`): the picture upload always (a
     // plain form post), the labels' forms without JavaScript.
     let query = use_query_map();
+    // Only the page's own sentences are shown as they came: the address is anyone's to write.
     let posted_error = move || {
-        param(query, "__err")
-            .map(|e| ServerFnUrlError::<crate::error::AppError>::decode_err(&e).to_string())
+        param(query, "__err").map(|e| {
+            use crate::error::AppError;
+            match ServerFnUrlError::<AppError>::decode_err(&e) {
+                AppError::BadRequest(m) | AppError::TooLarge(m)
+                    if crate::characters::PICTURE_SENTENCES.contains(&m.as_str()) =>
+                {
+                    m
+                }
+                AppError::RateLimited { .. } => {
+                    "That is all the pictures you may upload today; try again later.".to_string()
+                }
+                AppError::NotFound => "That character is not there any more.".to_string(),
+                _ => "That could not be saved: check the picture or the tags and try again."
+                    .to_string(),
+            }
+        })
     };
     let is_favourite = c.favourite;
     let tag_list = c.tags.join(", ");

@@ -248,6 +248,12 @@ fn outcome(done: Option<String>, n: Option<String>, problem: Option<String>) -> 
                 "Type the tags to add or remove, separated by commas (each at most {} characters).",
                 crate::domain::TagName::MAX
             ),
+            "gone" => "One of them is not there any more: nothing was exported. Tick them again."
+                .to_string(),
+            "busy" => {
+                "Some of their tags were being changed elsewhere at the same time; try again."
+                    .to_string()
+            }
             _ => "That could not be done; try again.".to_string(),
         };
         return Some(

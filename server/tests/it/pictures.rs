@@ -70,7 +70,8 @@ async fn a_picture_is_uploaded_served_to_its_owner_and_shown(backend: Backend) {
         after.updated_at > before.updated_at,
         "a new picture is an edit"
     );
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM pictures").await, 3);
+    // Each replaced the one before, which went at once.
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM pictures").await, 1);
 
     // Served to its owner: JPEG, cached for good, 304 for the same ETag.
     for (file, size) in [("portrait.jpg", (512, 768)), ("thumb.jpg", (160, 160))] {
@@ -353,34 +354,107 @@ async fn pictures_travel_inside_cards_and_unused_ones_are_purged(backend: Backen
         .unwrap();
     assert!(app::domain::Avatar::picture_of(&import.draft.avatar).is_none());
 
-    // A second upload replaces the first; the purge removes what no character shows (a day after
-    // its upload: here, with a cut-off in the future), never what one does.
+    // A second upload replaces the first, which goes at once (no other character shows it).
     let res = app
         .picture_request(&app.client, "application/json", &id, png(80, 120))
         .send()
         .await
         .unwrap();
     let second: String = res.json().await.unwrap();
+    let ids = || async {
+        let v: Vec<String> = app::with_pool!(&app.db, pool => {
+            sqlx::query_scalar("SELECT id FROM pictures ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        });
+        v
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(ids().await, sorted(vec![second.clone(), imported.clone()]));
+    // A PNG card imported but not yet saved holds its picture.
+    let copy_png = app
+        .client
+        .get(app.url(&format!("/characters/{copy}/card.png")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let pending: app::characters::CardImport = app
+        .upload_request(&app.client, "application/json", "copy.png", copy_png)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pending = picture_id(&pending.draft.avatar);
+    // Given a drawn avatar again, the character no longer shows its picture: the purge removes
+    // it (a day after its upload: here, with a cut-off in the future), and nothing that a
+    // character or a pending import shows.
+    let mut d = app
+        .call(GetCharacter { id: id.clone() })
+        .await
+        .unwrap()
+        .draft;
+    d.avatar = "moss".into();
+    app.call(UpdateCharacter {
+        id: id.clone(),
+        draft: d,
+    })
+    .await
+    .unwrap();
     let gone = app::characters::pictures::purge_unused(&app.db, app::infra::now_ms() + 1)
         .await
         .unwrap();
     assert_eq!(gone, 1);
-    let left: Vec<String> = app::with_pool!(&app.db, pool => {
-        sqlx::query_scalar("SELECT id FROM pictures ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .unwrap()
-    });
-    let mut expected = vec![second.clone(), imported.clone()];
-    expected.sort();
-    assert_eq!(left, expected);
+    assert_eq!(ids().await, sorted(vec![imported.clone(), pending.clone()]));
     assert_eq!(picture_id(&avatar_of(&app, &copy).await), imported);
     // A character in the trash keeps its picture (it may be restored).
-    app.call(app::characters::DeleteCharacter { id: id.clone() })
+    app.call(app::characters::DeleteCharacter { id: copy.clone() })
         .await
         .unwrap();
     app::characters::pictures::purge_unused(&app.db, app::infra::now_ms() + 1)
         .await
         .unwrap();
     assert_eq!(count(&app, "SELECT COUNT(*) FROM pictures").await, 2);
+
+    // At most 100 new pictures a day: the 101st is a 429 with Retry-After, nothing kept.
+    let me = app
+        .call(app::auth::GetCurrentUser {})
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let now = app::infra::now_ms();
+    for i in 0..app::characters::pictures::PER_DAY {
+        app::with_pool!(&app.db, pool => {
+            sqlx::query(
+                "INSERT INTO pictures (id, owner_id, portrait, thumb, width, height, created_at) \
+                 VALUES ($1, $2, $3, $3, 1, 1, $4)",
+            )
+            .bind(format!("f{i:04}"))
+            .bind(&me)
+            .bind(vec![0u8])
+            .bind(now)
+            .execute(pool)
+            .await
+            .unwrap();
+        });
+    }
+    let before = count(&app, "SELECT COUNT(*) FROM pictures").await;
+    let res = app
+        .picture_request(&app.client, "application/json", &id, png(40, 60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM pictures").await, before);
 }
