@@ -1774,17 +1774,7 @@ async fn bulk_export(ctx: Ctx, Q(q): Q<ExportQuery>) -> Result<Response, Failure
         .await
         .map_err(|e| ctx.fail(AppError::internal("export cards", e)))?
         .ok_or_else(|| ctx.fail(AppError::NotFound))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/zip"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"characters.zip\"",
-            ),
-        ],
-        zip,
-    )
-        .into_response())
+    Ok(crate::routes::zip_download(zip, "characters.zip"))
 }
 
 /// A page of chats.

@@ -113,6 +113,26 @@ fn download(content_type: &'static str, file_name: &str, bytes: Vec<u8>) -> Resp
         .into_response()
 }
 
+/// A zip written to a temporary file, streamed from it as a download (never cached).
+pub fn zip_download(zip: cards::ZipFile, file_name: &str) -> Response {
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(zip.file),
+    ));
+    (
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+            (header::CONTENT_LENGTH, zip.len.to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// Every character of the signed-in user as Character Card PNGs in a zip (401 signed out; 422
 /// with a sentence over the bulk limit).
 async fn export_all(State(state): State<AppState>, session: Session) -> Response {
@@ -125,7 +145,7 @@ async fn export_all(State(state): State<AppState>, session: Session) -> Response
         .await
         .or_internal("export all characters")
     {
-        Ok(Some(bytes)) => download("application/zip", "personaflux-characters.zip", bytes),
+        Ok(Some(zip)) => zip_download(zip, "personaflux-characters.zip"),
         Ok(None) => error_response(
             &AppError::BadRequest(format!(
                 "You have more than {} characters; the bulk export holds at most that many.",
@@ -247,7 +267,7 @@ async fn selection(
                 .await
                 .or_internal("export selected characters")
             {
-                Ok(Some(bytes)) => download("application/zip", "personaflux-characters.zip", bytes),
+                Ok(Some(zip)) => zip_download(zip, "personaflux-characters.zip"),
                 // One of them is gone (or never was the user's): nothing exported, said so.
                 Ok(None) => problem("gone"),
                 Err(e) => error_response(&e, path, false),

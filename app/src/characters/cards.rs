@@ -335,20 +335,12 @@ pub const MAX_BULK_EXPORT: i64 = 1000;
 /// Every one of `owner`'s characters (not in the trash) as a Character Card PNG, in one zip:
 /// `Ok(None)` when they have more than [`MAX_BULK_EXPORT`]. The pictures are drawn on a blocking
 /// thread, not the request's.
-pub async fn export_all(db: &Db, owner: &UserId) -> Result<Option<Vec<u8>>, sqlx::Error> {
+pub async fn export_all(db: &Db, owner: &UserId) -> Result<Option<ZipFile>, sqlx::Error> {
     if super::store::count_for(db, owner).await? > MAX_BULK_EXPORT {
         return Ok(None);
     }
-    let mut characters = Vec::new();
-    for (c, card) in super::store::all_with_cards(db, owner, MAX_BULK_EXPORT).await? {
-        let portrait = portrait_of(db, owner, &c.draft.avatar).await?;
-        characters.push((c, card, portrait));
-    }
-    let zipped = tokio::task::spawn_blocking(move || zip_cards(&characters))
-        .await
-        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
-        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
-    Ok(Some(zipped))
+    let characters = super::store::all_with_cards(db, owner, MAX_BULK_EXPORT).await?;
+    zip_cards(db, owner, characters).await.map(Some)
 }
 
 /// The most characters one request may name (bulk delete and export through the API).
@@ -360,7 +352,7 @@ pub async fn export_some(
     db: &Db,
     owner: &UserId,
     ids: &[String],
-) -> Result<Option<Vec<u8>>, sqlx::Error> {
+) -> Result<Option<ZipFile>, sqlx::Error> {
     let mut characters = Vec::with_capacity(ids.len());
     for id in ids {
         if crate::infra::check_id(id).is_err() {
@@ -370,44 +362,68 @@ pub async fn export_some(
             return Ok(None);
         };
         let card = card_of(db, owner, id).await?;
-        let portrait = portrait_of(db, owner, &c.draft.avatar).await?;
-        characters.push((c, card, portrait));
+        characters.push((c, card));
     }
-    let zipped = tokio::task::spawn_blocking(move || zip_cards(&characters))
-        .await
-        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
-        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?;
-    Ok(Some(zipped))
+    zip_cards(db, owner, characters).await.map(Some)
 }
 
-/// A character to export: whole, with the card it was imported from (as stored) and its uploaded
-/// picture's portrait (JPEG), when it has them.
-type ToExport = (super::CharacterView, Option<String>, Option<Vec<u8>>);
+/// A zip of card PNGs, written to a temporary file (gone when dropped), read back from the start.
+pub struct ZipFile {
+    pub file: std::fs::File,
+    pub len: u64,
+}
+
+/// The most bulk exports one server writes at once (each draws up to 1,000 pictures); the others
+/// wait their turn.
+const EXPORTS_AT_ONCE: usize = 2;
 
 /// The characters' card PNGs in a zip (stored, not deflated: PNGs are compressed already), one
-/// file per character named after it, `-2`, `-3`, … where names repeat.
-fn zip_cards(characters: &[ToExport]) -> Result<Vec<u8>, zip::result::ZipError> {
-    use std::io::Write;
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut out);
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut used = std::collections::HashSet::new();
-    for (c, card, portrait) in characters {
-        let original: Option<Value> = card.as_deref().and_then(|c| serde_json::from_str(c).ok());
-        let (v3, v2) = card::export(&c.draft, original.as_ref());
-        let stem = file_stem(&c.draft.name);
-        let mut name = format!("{stem}.png");
-        let mut n = 1;
-        while !used.insert(name.clone()) {
-            n += 1;
-            name = format!("{stem}-{n}.png");
+/// file per character named after it, `-2`, `-3`, … where names repeat. Written on a blocking
+/// thread into a temporary file, one character at a time (its uploaded picture read only when
+/// its turn comes), so an export holds one picture in memory, not all of them.
+async fn zip_cards(
+    db: &Db,
+    owner: &UserId,
+    characters: Vec<(super::CharacterView, Option<String>)>,
+) -> Result<ZipFile, sqlx::Error> {
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(EXPORTS_AT_ONCE);
+    let io = |e: std::io::Error| sqlx::Error::Io(e);
+    let _turn = TURNS
+        .acquire()
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?;
+    let (db, owner) = (db.clone(), owner.clone());
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || -> Result<ZipFile, sqlx::Error> {
+        use std::io::{Seek, Write};
+        let zip_err = |e: zip::result::ZipError| io(std::io::Error::other(e));
+        let mut zip = zip::ZipWriter::new(tempfile::tempfile().map_err(io)?);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        let mut used = std::collections::HashSet::new();
+        for (c, card) in characters {
+            let portrait = runtime.block_on(portrait_of(&db, &owner, &c.draft.avatar))?;
+            let original: Option<Value> =
+                card.as_deref().and_then(|c| serde_json::from_str(c).ok());
+            let (v3, v2) = card::export(&c.draft, original.as_ref());
+            let stem = file_stem(&c.draft.name);
+            let mut name = format!("{stem}.png");
+            let mut n = 1;
+            while !used.insert(name.clone()) {
+                n += 1;
+                name = format!("{stem}-{n}.png");
+            }
+            zip.start_file(name, opts).map_err(zip_err)?;
+            zip.write_all(&card_png(&c.draft, portrait.as_deref(), &v3, &v2))
+                .map_err(io)?;
         }
-        zip.start_file(name, opts)?;
-        zip.write_all(&card_png(&c.draft, portrait.as_deref(), &v3, &v2))?;
-    }
-    zip.finish()?;
-    Ok(out.into_inner())
+        let mut file = zip.finish().map_err(zip_err)?;
+        let len = file.stream_position().map_err(io)?;
+        file.rewind().map_err(io)?;
+        Ok(ZipFile { file, len })
+    })
+    .await
+    .map_err(|e| io(std::io::Error::other(e)))?
 }
 
 /// A file name from a character's name: letters, digits, `-` and `_` (others become `-`), at
