@@ -237,35 +237,47 @@ pub async fn set_tags(
     tags: &crate::domain::Tags,
     if_was: Option<&[String]>,
 ) -> Result<bool, sqlx::Error> {
-    let keys = SqlJson(tags.iter().map(str::to_lowercase).collect::<Vec<_>>());
-    let tags = SqlJson(tags.to_strings());
-    let n = match if_was {
-        None => with_pool!(db, pool => {
-            sqlx::query("UPDATE characters SET tags = $3, tag_keys = $4 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL")
-                .bind(id)
-                .bind(&owner.0)
-                .bind(&tags)
-                .bind(&keys)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }),
-        Some(was) => {
-            let was = SqlJson(was.to_vec());
-            with_pool!(db, pool => {
-                sqlx::query("UPDATE characters SET tags = $3, tag_keys = $5 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL AND tags = $4")
-                    .bind(id)
-                    .bind(&owner.0)
-                    .bind(&tags)
-                    .bind(&was)
-                    .bind(&keys)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            })
-        }
+    let keys: Vec<String> = {
+        let mut k: Vec<String> = tags.iter().map(str::to_lowercase).collect();
+        k.sort();
+        k.dedup();
+        k
     };
-    Ok(n == 1)
+    let tags = SqlJson(tags.to_strings());
+    // Only if still as read (when `if_was` is given); its index rows in the same transaction.
+    let (cas, was) = match if_was {
+        Some(was) => (" AND tags = $4", SqlJson(was.to_vec())),
+        None => ("", SqlJson(Vec::new())),
+    };
+    let sql = format!(
+        "UPDATE characters SET tags = $3 WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL{cas}"
+    );
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let mut q = sqlx::query(&sql).bind(id).bind(&owner.0).bind(&tags);
+        if if_was.is_some() {
+            q = q.bind(&was);
+        }
+        if q.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM character_tags WHERE character_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for key in &keys {
+            sqlx::query(
+                "INSERT INTO character_tags (character_id, owner_id, tag, created_at) \
+                 SELECT id, owner_id, $2, created_at FROM characters WHERE id = $1",
+            )
+            .bind(id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(true)
 }
 
 /// Moves `owner`'s character `id` to the trash at `now`; `false` if there is no such character
@@ -488,21 +500,28 @@ pub async fn search_page(
             format!(" AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(c.traits) t(v) WHERE lower(t.v) = {p})")
         });
     }
+    // A tag is found through `character_tags` (its keys lower-cased by the app, so any script
+    // matches alike). Newest first without a search, the tag's own index drives the page — its
+    // rows in order, as many as the page needs, however rare or common the tag; otherwise the tag
+    // is one more condition.
     let tag = filter.tag.trim();
+    let tag_driven = !tag.is_empty() && terms.is_empty() && filter.sort == CharacterSort::Created;
     if !tag.is_empty() {
-        // Against the keys the app lower-cased (`tag_keys`), so any script matches alike.
         let p = arg(Arg::Text(tag.to_lowercase()), &mut args);
-        filters.push_str(&if sqlite {
-            format!(" AND EXISTS (SELECT 1 FROM json_each(c.tag_keys) t WHERE t.value = {p})")
+        filters.push_str(&if tag_driven {
+            format!(" AND t.owner_id = $1 AND t.tag = {p}")
         } else {
-            format!(" AND jsonb_exists(c.tag_keys, {p})")
+            format!(
+                " AND c.id IN (SELECT character_id FROM character_tags WHERE owner_id = $1 AND tag = {p})"
+            )
         });
     }
     if filter.favourites {
         filters.push_str(" AND c.favourite = 1");
     }
-    let id_col = "c.id";
+    let id_col = if tag_driven { "t.character_id" } else { "c.id" };
     let (column, descending) = match filter.sort {
+        CharacterSort::Created if tag_driven => ("t.created_at", true),
         CharacterSort::Created if fts => ("characters_fts.rowid", true),
         CharacterSort::Created => ("c.created_at", true),
         CharacterSort::Name => ("c.name", false),
@@ -541,6 +560,11 @@ pub async fn search_page(
     let l = arg(Arg::Int(limit + 1), &mut args);
     let from = if fts {
         "FROM characters_fts CROSS JOIN characters c ON c.rowid = characters_fts.rowid"
+    } else if tag_driven && sqlite {
+        // `CROSS JOIN` keeps the tag's index the outer loop on SQLite.
+        "FROM character_tags t CROSS JOIN characters c ON c.id = t.character_id"
+    } else if tag_driven {
+        "FROM character_tags t JOIN characters c ON c.id = t.character_id"
     } else {
         "FROM characters c"
     };

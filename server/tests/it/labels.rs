@@ -74,6 +74,33 @@ async fn tags_and_favourites_label_and_filter_characters(backend: Backend) {
     );
 
     assert_eq!(names(&app, by_tag("FANTASY")).await, ["Ash", "Bryn"]);
+    // A page at a time: newest first through the tag's index, by name as one more condition.
+    for (sort, expected) in [
+        (app::characters::CharacterSort::Created, ["Bryn", "Ash"]),
+        (app::characters::CharacterSort::Name, ["Ash", "Bryn"]),
+    ] {
+        let filter = CharacterFilter {
+            sort,
+            ..by_tag("fantasy")
+        };
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let page = app
+                .call(SearchCharacters {
+                    filter: filter.clone(),
+                    after: after.clone(),
+                    limit: Some(1),
+                })
+                .await
+                .unwrap();
+            seen.extend(page.characters.into_iter().map(|c| c.name));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "{sort:?}");
+    }
     // Any script's case, not only ASCII's (SQLite's lower() knows only ASCII).
     app.call(SetTags {
         id: cade.clone(),
