@@ -146,6 +146,47 @@ impl From<SceneCount> for u8 {
     }
 }
 
+/// The entries of a list as sent, each parsed by `parse`: blanks skipped, repeats (ignoring
+/// case) kept once. The list's length is checked first (more than `max_items` is `too_many`),
+/// then each entry once (a set finds repeats): linear in the input, bounded before any entry is
+/// read.
+fn distinct<S: AsRef<str>, T: AsRef<str>>(
+    items: &[S],
+    max_items: usize,
+    too_many: fn(usize) -> Invalid,
+    parse: impl Fn(&str) -> Result<T, Invalid>,
+) -> Result<Vec<T>, Invalid> {
+    if items.len() > max_items {
+        return Err(too_many(items.len()));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut out = Vec::new();
+    for item in items {
+        if item.as_ref().trim().is_empty() {
+            continue;
+        }
+        let t = parse(item.as_ref())?;
+        if seen.insert(t.as_ref().to_lowercase()) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// The parts of a comma-separated field, refused (`too_many`) past `max_items` without splitting
+/// the rest into a list.
+fn split_list(
+    input: &str,
+    max_items: usize,
+    too_many: fn(usize) -> Invalid,
+) -> Result<Vec<&str>, Invalid> {
+    let parts: Vec<&str> = input.split(',').take(max_items + 1).collect();
+    if parts.len() > max_items {
+        return Err(too_many(input.split(',').count()));
+    }
+    Ok(parts)
+}
+
 /// One to eight distinct traits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]
@@ -178,20 +219,9 @@ impl Traits {
     /// checked first, then each entry once (a set finds repeats): linear in the input, and bounded
     /// by [`Self::MAX_ITEMS`] before any entry is read.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, Invalid> {
-        if items.len() > Self::MAX_ITEMS {
-            return Err(Self::too_many(items.len()));
-        }
-        let mut seen = std::collections::HashSet::with_capacity(items.len());
-        let mut out: Vec<TraitName> = Vec::new();
-        for item in items {
-            if item.as_ref().trim().is_empty() {
-                continue;
-            }
-            let t = TraitName::parse(item.as_ref())?;
-            if seen.insert(t.as_str().to_lowercase()) {
-                out.push(t);
-            }
-        }
+        let out = distinct(items, Self::MAX_ITEMS, Self::too_many, |item| {
+            TraitName::parse(item)
+        })?;
         if out.is_empty() {
             return Err(Invalid::new("Add at least one trait."));
         }
@@ -210,11 +240,7 @@ impl Traits {
 
     /// Parses a comma-separated list as typed in one text field.
     pub fn parse_list(input: &str) -> Result<Self, Invalid> {
-        let parts: Vec<&str> = input.split(',').take(Self::MAX_ITEMS + 1).collect();
-        if parts.len() > Self::MAX_ITEMS {
-            return Err(Self::too_many(input.split(',').count()));
-        }
-        Self::parse(&parts)
+        Self::parse(&split_list(input, Self::MAX_ITEMS, Self::too_many)?)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
@@ -252,24 +278,12 @@ impl Tags {
     pub const MAX_ITEMS: usize = 4 * Self::MAX;
 
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, Invalid> {
-        if items.len() > Self::MAX_ITEMS {
-            return Err(Self::too_many(items.len()));
-        }
-        let mut seen = std::collections::HashSet::with_capacity(items.len());
-        let mut out: Vec<TagName> = Vec::new();
-        for item in items {
-            let item = item.as_ref();
-            if item.trim().is_empty() {
-                continue;
-            }
+        let out = distinct(items, Self::MAX_ITEMS, Self::too_many, |item| {
             if item.contains(',') {
                 return Err(Invalid::new("A tag cannot hold a comma."));
             }
-            let t = TagName::parse(item)?;
-            if seen.insert(t.as_str().to_lowercase()) {
-                out.push(t);
-            }
-        }
+            TagName::parse(item)
+        })?;
         if out.len() > Self::MAX {
             return Err(Self::too_many(out.len()));
         }
@@ -285,11 +299,7 @@ impl Tags {
 
     /// Parses a comma-separated list as typed in one text field.
     pub fn parse_list(input: &str) -> Result<Self, Invalid> {
-        let parts: Vec<&str> = input.split(',').take(Self::MAX_ITEMS + 1).collect();
-        if parts.len() > Self::MAX_ITEMS {
-            return Err(Self::too_many(input.split(',').count()));
-        }
-        Self::parse(&parts)
+        Self::parse(&split_list(input, Self::MAX_ITEMS, Self::too_many)?)
     }
 
     /// These tags with `more` added (those not already here, ignoring case), or the sentence

@@ -36,6 +36,24 @@ fn picture_id(avatar: &str) -> String {
         .to_string()
 }
 
+/// The bytes at `path`, as the signed-in browser gets them.
+async fn download(app: &TestApp, path: &str) -> Vec<u8> {
+    let res = app.client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.bytes().await.unwrap().to_vec()
+}
+
+/// A card file imported (not yet saved), as a script asks.
+async fn import(app: &TestApp, name: &str, bytes: Vec<u8>) -> app::characters::CardImport {
+    let res = app
+        .upload_request(&app.client, "application/json", name, bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{name}");
+    res.json().await.unwrap()
+}
+
 async fn avatar_of(app: &TestApp, id: &str) -> String {
     app.call(GetCharacter { id: id.into() })
         .await
@@ -267,14 +285,7 @@ async fn pictures_travel_inside_cards_and_unused_ones_are_purged(backend: Backen
     let first: String = res.json().await.unwrap();
 
     // Exported, the card PNG is the picture (its size), still carrying the card.
-    let res = app
-        .client
-        .get(app.url(&format!("/characters/{id}/card.png")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let card_png = res.bytes().await.unwrap().to_vec();
+    let card_png = download(&app, &format!("/characters/{id}/card.png")).await;
     let img = image::load_from_memory(&card_png).unwrap();
     assert_eq!((img.width(), img.height()), (300, 450));
     let read = app::domain::card::read_file(&card_png).unwrap();
@@ -282,19 +293,13 @@ async fn pictures_travel_inside_cards_and_unused_ones_are_purged(backend: Backen
 
     // Imported, the card's picture becomes the new character's own (a new picture, not the
     // original's id), and saving with it works.
-    let res = app
-        .upload_request(&app.client, "application/json", "Mira.png", card_png)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let import: app::characters::CardImport = res.json().await.unwrap();
-    let imported = picture_id(&import.draft.avatar);
+    let card = import(&app, "Mira.png", card_png).await;
+    let imported = picture_id(&card.draft.avatar);
     assert_ne!(imported, first);
     let copy = app
         .call(SaveCharacter {
-            draft: import.draft.clone(),
-            import: Some(import.id.clone()),
+            draft: card.draft.clone(),
+            import: Some(card.id.clone()),
         })
         .await
         .unwrap();
@@ -306,53 +311,23 @@ async fn pictures_travel_inside_cards_and_unused_ones_are_purged(backend: Backen
         .unwrap();
     let img = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
     assert_eq!((img.width(), img.height()), (300, 450));
-    // The pending import reads the same way (the wizard opens it by id).
+    // Saving used the pending import: it is gone.
     let again = app
         .call(app::characters::GetCardImport {
-            id: import.id.clone(),
+            id: card.id.clone(),
         })
         .await;
     assert!(again.is_err(), "used by the save");
 
     // A drawn avatar's export imports back as that drawn avatar, not as a picture.
     let drawn = save_character(&app, "Drawn").await;
-    let png_bytes = app
-        .client
-        .get(app.url(&format!("/characters/{drawn}/card.png")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let res = app
-        .upload_request(&app.client, "application/json", "Drawn.png", png_bytes)
-        .send()
-        .await
-        .unwrap();
-    let import: app::characters::CardImport = res.json().await.unwrap();
-    assert_eq!(import.draft.avatar, "tide");
+    let png_bytes = download(&app, &format!("/characters/{drawn}/card.png")).await;
+    let again = import(&app, "Drawn.png", png_bytes).await;
+    assert_eq!(again.draft.avatar, "tide");
     // A JSON card naming a picture by id does not get it.
-    let json = app
-        .client
-        .get(app.url(&format!("/characters/{id}/card.json")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let import: app::characters::CardImport = app
-        .upload_request(&app.client, "application/json", "Mira.json", json)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(app::domain::Avatar::picture_of(&import.draft.avatar).is_none());
+    let json = download(&app, &format!("/characters/{id}/card.json")).await;
+    let again = import(&app, "Mira.json", json).await;
+    assert!(app::domain::Avatar::picture_of(&again.draft.avatar).is_none());
 
     // A second upload replaces the first, which goes at once (no other character shows it).
     let res = app
@@ -376,25 +351,8 @@ async fn pictures_travel_inside_cards_and_unused_ones_are_purged(backend: Backen
     };
     assert_eq!(ids().await, sorted(vec![second.clone(), imported.clone()]));
     // A PNG card imported but not yet saved holds its picture.
-    let copy_png = app
-        .client
-        .get(app.url(&format!("/characters/{copy}/card.png")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let pending: app::characters::CardImport = app
-        .upload_request(&app.client, "application/json", "copy.png", copy_png)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let pending = picture_id(&pending.draft.avatar);
+    let copy_png = download(&app, &format!("/characters/{copy}/card.png")).await;
+    let pending = picture_id(&import(&app, "copy.png", copy_png).await.draft.avatar);
     // Given a drawn avatar again, the character no longer shows its picture: the purge removes
     // it (a day after its upload: here, with a cut-off in the future), and nothing that a
     // character or a pending import shows.
