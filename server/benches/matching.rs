@@ -127,16 +127,7 @@ async fn run(label: &str, url: &str, data: &std::path::Path) {
     ]}});
     let res = post("twins/save", twin).await.unwrap();
     assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    let me: serde_json::Value = client
-        .post(format!("{base}/api/auth/me"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let owner = UserId(me["id"].as_str().unwrap().to_string());
+    let owner = UserId(support::user_id(&client, &base).await);
     let my_terms: Vec<String> = app::domain::terms(
         &[0, 1, 2, 5, 40, 900, 1500, 2200, 2999].map(word).join(" "),
         64,

@@ -237,12 +237,8 @@ pub async fn set_tags(
     tags: &crate::domain::Tags,
     if_was: Option<&[String]>,
 ) -> Result<bool, sqlx::Error> {
-    let keys: Vec<String> = {
-        let mut k: Vec<String> = tags.iter().map(str::to_lowercase).collect();
-        k.sort();
-        k.dedup();
-        k
-    };
+    // Distinct already: `Tags` keeps one of each, ignoring case.
+    let keys: Vec<String> = tags.iter().map(str::to_lowercase).collect();
     let tags = SqlJson(tags.to_strings());
     // Only if still as read (when `if_was` is given); its index rows in the same transaction.
     let (cas, was) = match if_was {
