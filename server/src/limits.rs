@@ -62,6 +62,9 @@ pub fn body_limit_for(path: &str) -> usize {
         || (path.starts_with("/api/v1/runs/") && path.ends_with("/turns"))
     {
         2 * (MessageText::MAX * FORM_BYTES_PER_CHAR + 1024)
+    } else if path == app::chat::EditMessage::PATH {
+        // An edited reply may be longer than what a user sends.
+        2 * (app::domain::ReplyText::MAX * FORM_BYTES_PER_CHAR + 1024)
     } else {
         DEFAULT_BODY_LIMIT
     }
@@ -236,6 +239,11 @@ mod tests {
         assert!(
             (app::domain::TwinDraft::MAX_CHARS * 6..1 << 20).contains(&twin),
             "{twin}"
+        );
+        let edit = body_limit_for(app::chat::EditMessage::PATH);
+        assert!(
+            (app::domain::ReplyText::MAX * 12..1 << 20).contains(&edit),
+            "{edit}"
         );
         assert_eq!(body_limit_for("/api/chat/stop"), DEFAULT_BODY_LIMIT);
         assert_eq!(body_limit_for("/dashboard"), DEFAULT_BODY_LIMIT);

@@ -667,14 +667,9 @@ async fn list_messages(
     Path(session_id): Path<String>,
     Q(q): Q<BeforeQuery>,
 ) -> Result<Json<MessagePage>, Failure> {
-    let page = chats::earlier_for(
-        &ctx.state.db,
-        &ctx.caller.user,
-        &session_id,
-        q.before.unwrap_or(i64::MAX),
-    )
-    .await
-    .map_err(|e| ctx.fail(e))?;
+    let page = chats::earlier_for(&ctx.state.db, &ctx.caller.user, &session_id, q.before)
+        .await
+        .map_err(|e| ctx.fail(e))?;
     Ok(Json(page))
 }
 
@@ -695,6 +690,15 @@ fn sse_event(ev: &ChatEvent, sent: &mut usize) -> Event {
             .id("0")
             .json_data(ev)
             .unwrap_or_default(),
+        // A reply written again or on: its text so far counts towards the ids that follow.
+        ChatEvent::Replying { reply, .. } => {
+            *sent = reply.content.chars().count();
+            Event::default()
+                .event("replying")
+                .id(sent.to_string())
+                .json_data(ev)
+                .unwrap_or_default()
+        }
         ChatEvent::Delta { text } => {
             *sent += text.chars().count();
             Event::default()

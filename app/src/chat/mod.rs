@@ -100,6 +100,17 @@ pub struct ChatMessage {
     pub content: String,
     pub status: MessageStatus,
     pub created_at: i64,
+    /// Which version of this place in the chat it is (1-based, in the order written): a
+    /// regenerated reply and an edited message are new versions, the old ones kept.
+    #[serde(default = "one")]
+    pub version: u32,
+    /// How many versions this place has (1 when it was never regenerated or edited).
+    #[serde(default = "one")]
+    pub versions: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Everything the chat page shows when it opens.
@@ -138,6 +149,14 @@ pub enum ChatEvent {
     Accepted {
         user_message: ChatMessage,
         reply_id: String,
+    },
+    /// A reply is written again (a new version) or written on (continued): the chat now shows
+    /// `messages` (its latest page, ending with the message the reply answers; `earlier` as in
+    /// [`ChatView::earlier`]), and the reply starts as `reply` (empty, or its text so far).
+    Replying {
+        messages: Vec<ChatMessage>,
+        earlier: Option<i64>,
+        reply: ChatMessage,
     },
     /// More reply text.
     Delta { text: String },
@@ -224,6 +243,67 @@ pub async fn send_message(
 #[server(endpoint = "chat/stop")]
 pub async fn stop_reply(reply_id: String) -> Result<(), AppError> {
     service::stop(reply_id).await
+}
+
+/// Writes a new version of the reply `message_id` (the old one is kept, and reachable as an
+/// earlier version), or, for a user message, a reply to it; streams like [`send_message`].
+#[server(endpoint = "chat/regenerate", output = StreamingText)]
+pub async fn regenerate_reply(
+    session_id: String,
+    message_id: String,
+) -> Result<TextStream<AppError>, AppError> {
+    service::reply_again(session_id, message_id, false).await
+}
+
+/// Writes on at the end of the reply `message_id` (the chat's last message: one that stopped,
+/// was cut off, or simply ended), appending to it; streams like [`send_message`].
+#[server(endpoint = "chat/continue", output = StreamingText)]
+pub async fn continue_reply(
+    session_id: String,
+    message_id: String,
+) -> Result<TextStream<AppError>, AppError> {
+    service::reply_again(session_id, message_id, true).await
+}
+
+/// Saves `text` as a new version of the message `message_id` (the old one kept), shown from now
+/// on with nothing after it. Returns the chat's latest page.
+#[server(endpoint = "chat/edit")]
+pub async fn edit_message(
+    session_id: String,
+    message_id: String,
+    text: String,
+) -> Result<MessagePage, AppError> {
+    service::edit(session_id, message_id, service::Edit::Text(text)).await
+}
+
+/// Shows version `version` (1-based) of the message `message_id`'s place, with the latest
+/// conversation that followed it. Returns the chat's latest page.
+#[server(endpoint = "chat/show_version")]
+pub async fn show_version(
+    session_id: String,
+    message_id: String,
+    version: u32,
+) -> Result<MessagePage, AppError> {
+    service::edit(session_id, message_id, service::Edit::Show(version)).await
+}
+
+/// Deletes the message `message_id` and what follows it on its branch (another version takes
+/// its place if it has one). Restorable with [`restore_message`]. Returns the chat's latest page.
+#[server(endpoint = "chat/delete")]
+pub async fn delete_message(
+    session_id: String,
+    message_id: String,
+) -> Result<MessagePage, AppError> {
+    service::edit(session_id, message_id, service::Edit::Delete).await
+}
+
+/// Undoes [`delete_message`]: the message and what followed it are shown again.
+#[server(endpoint = "chat/restore")]
+pub async fn restore_message(
+    session_id: String,
+    message_id: String,
+) -> Result<MessagePage, AppError> {
+    service::edit(session_id, message_id, service::Edit::Restore).await
 }
 
 /// A chat in the list of a user's chats.

@@ -38,6 +38,8 @@ pub(super) struct Relay {
     pub owner: UserId,
     pub session_id: String,
     pub reply_id: String,
+    /// The reply's text so far: empty, or what a continued reply had written.
+    pub written: String,
     pub tx: futures::channel::mpsc::UnboundedSender<Result<String, AppError>>,
     pub cancel: tokio_util::sync::CancellationToken,
     /// This reply's place in its user's limit of calls at once; released before the last event.
@@ -70,7 +72,7 @@ impl Relay {
         let started = Instant::now();
         let db = &self.state.db;
         let interrupted = self.state.running.interrupted();
-        let mut content = String::new();
+        let mut content = std::mem::take(&mut self.written);
         // Whether the last write to the database failed: the reply's heartbeat has lapsed, so
         // another server may have given it up as interrupted (see `store::flush_partial`).
         let mut db_failing = false;

@@ -123,7 +123,7 @@ async fn view_of(
 #[tracing::instrument(skip_all, fields(session_id = %session_id, before))]
 pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, AppError> {
     let user = require_user().await?;
-    earlier_for(&AppState::get()?.db, &user, &session_id, before).await
+    earlier_for(&AppState::get()?.db, &user, &session_id, Some(before)).await
 }
 
 /// A page of `user`'s chats, most recently active first (the REST API's list): at most `limit`
@@ -148,15 +148,15 @@ pub async fn list_for(
     Ok(super::ChatList { chats, next })
 }
 
-/// [`earlier`] for `user`, however they are signed in.
+/// [`earlier`] for `user`, however they are signed in; the latest page without `before`.
 pub async fn earlier_for(
     db: &Db,
     user: &crate::auth::UserId,
     session_id: &str,
-    before: i64,
+    before: Option<i64>,
 ) -> Result<MessagePage, AppError> {
     crate::infra::check_id(session_id)?;
-    if before < 1 {
+    if before.is_some_and(|b| b < 1) {
         return Err(AppError::BadRequest(
             "`before` must be a message number (1 or more).".into(),
         ));
@@ -165,7 +165,7 @@ pub async fn earlier_for(
         .await
         .or_internal("load session")?
         .ok_or(AppError::NotFound)?;
-    let (messages, earlier) = store::messages_page(db, session_id, Some(before), PAGE)
+    let (messages, earlier) = store::messages_page(db, session_id, before, PAGE)
         .await
         .or_internal("load messages")?;
     Ok(MessagePage { messages, earlier })
@@ -214,9 +214,30 @@ pub async fn send_for(
 
     let history = store::messages(&state.db, &session.id, Some(HISTORY_LIMIT))
         .await
-        .or_internal("load history")?
+        .or_internal("load history")?;
+    let request = request_for(&state, &user, &session, history, None).await?;
+    let first = ChatEvent::Accepted {
+        user_message,
+        reply_id: reply.id.clone(),
+    };
+    Ok(spawn_reply(
+        &state, user, &session, reply, request, slot, first,
+    ))
+}
+
+/// What the model is asked for a reply in `session` after `history` (the branch up to the
+/// reply, in the order written; the reply being written and empty messages are left out). With
+/// `written`, the reply is continued: the model sees what it wrote so far and is asked to go on.
+async fn request_for(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    session: &store::Session,
+    history: Vec<super::ChatMessage>,
+    written: Option<&str>,
+) -> Result<crate::infra::llm::ChatRequest, AppError> {
+    let mut history: Vec<Turn> = history
         .into_iter()
-        .filter(|m| m.id != reply.id && !m.content.is_empty())
+        .filter(|m| m.status != MessageStatus::Streaming && !m.content.is_empty())
         .map(|m| Turn {
             role: match m.role {
                 MessageRole::User => Role::User,
@@ -225,9 +246,19 @@ pub async fn send_for(
             text: m.content,
         })
         .collect();
-    let request = if session.twin_id.is_some() {
+    if let Some(written) = written.filter(|w| !w.is_empty()) {
+        history.push(Turn {
+            role: Role::Model,
+            text: written.to_string(),
+        });
+        history.push(Turn {
+            role: Role::User,
+            text: prompts::CONTINUE.to_string(),
+        });
+    }
+    Ok(if session.twin_id.is_some() {
         // The twin speaks from its Shades as they are now.
-        let shades = crate::twins::store::find(&state.db, &user)
+        let shades = crate::twins::store::find(&state.db, user)
             .await
             .or_internal("load twin")?
             .map(|t| t.shades)
@@ -240,22 +271,30 @@ pub async fn send_for(
             story_context: session.story_context.clone(),
         };
         prompts::chat(persona, &session.backstory, history)
-    };
+    })
+}
 
+/// Starts the task that writes `reply` (its text so far kept and added to) and returns the
+/// stream of its events, `first` first.
+fn spawn_reply(
+    state: &AppState,
+    user: crate::auth::UserId,
+    session: &store::Session,
+    reply: super::ChatMessage,
+    request: crate::infra::llm::ChatRequest,
+    slot: limits::service::Slot,
+    first: ChatEvent,
+) -> TextStream<AppError> {
     let (tx, rx) = futures::channel::mpsc::unbounded::<Result<String, AppError>>();
-    let _ = tx.unbounded_send(Ok(ChatEvent::Accepted {
-        user_message,
-        reply_id: reply.id.clone(),
-    }
-    .to_line()));
-
+    let _ = tx.unbounded_send(Ok(first.to_line()));
     let cancel = state.running.register(&reply.id);
     let upstream = state.llm.stream_chat(request);
     let job = Relay {
         state: state.clone(),
         owner: user,
         session_id: session.id.clone(),
-        reply_id: reply.id.clone(),
+        reply_id: reply.id,
+        written: reply.content,
         tx,
         cancel,
         slot,
@@ -264,7 +303,171 @@ pub async fn send_for(
     state
         .running
         .spawn(tracing::Instrument::instrument(job.run(upstream), span));
-    Ok(TextStream::new(rx))
+    TextStream::new(rx)
+}
+
+/// The session `session_id` of `user`, replies its server stopped writing marked interrupted.
+async fn owned_session(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    message_id: &str,
+) -> Result<store::Session, AppError> {
+    crate::infra::check_id(session_id)?;
+    crate::infra::check_id(message_id)?;
+    let session = store::find_session(&state.db, user, session_id)
+        .await
+        .or_internal("load session")?
+        .ok_or(AppError::NotFound)?;
+    interrupt_stale_replies(
+        &state.db,
+        state.config.replies.stale_after,
+        Some(session_id),
+    )
+    .await
+    .or_internal("check replies")?;
+    Ok(session)
+}
+
+/// What a change the chat refused tells the user.
+impl std::convert::From<store::Refusal> for AppError {
+    fn from(refusal: store::Refusal) -> Self {
+        match refusal {
+            store::Refusal::Busy => AppError::Conflict(BUSY.into()),
+            store::Refusal::NotFound => AppError::NotFound,
+            store::Refusal::Refused(why) => AppError::BadRequest(why.into()),
+        }
+    }
+}
+
+/// A change to the messages shown, without the model.
+pub enum Edit {
+    /// A new version of the message with this text.
+    Text(String),
+    /// Show this version (1-based) of the message's place.
+    Show(u32),
+    /// Delete the message and what follows it on its branch.
+    Delete,
+    /// Undo a delete.
+    Restore,
+}
+
+/// [`edit_for`] for the signed-in user.
+#[tracing::instrument(skip_all, fields(session_id = %session_id, message_id = %message_id))]
+pub async fn edit(
+    session_id: String,
+    message_id: String,
+    edit: Edit,
+) -> Result<MessagePage, AppError> {
+    let user = require_user().await?;
+    edit_for(&AppState::get()?, &user, &session_id, &message_id, edit).await
+}
+
+/// [`reply_again_for`] for the signed-in user.
+#[tracing::instrument(skip_all, fields(session_id = %session_id, message_id = %message_id))]
+pub async fn reply_again(
+    session_id: String,
+    message_id: String,
+    more: bool,
+) -> Result<TextStream<AppError>, AppError> {
+    let user = require_user().await?;
+    reply_again_for(&AppState::get()?, user, &session_id, &message_id, more).await
+}
+
+/// Makes `edit` on the message `message_id` of `user`'s chat `session_id`, and returns the chat's
+/// latest page as it now is. 409 while a reply is being written in the chat.
+pub async fn edit_for(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    message_id: &str,
+    edit: Edit,
+) -> Result<MessagePage, AppError> {
+    // Checked before anything is read: the text's bounds do not depend on the message.
+    let text = match &edit {
+        Edit::Text(text) => Some(crate::domain::ReplyText::parse(text)?),
+        _ => None,
+    };
+    let session = owned_session(state, user, session_id, message_id).await?;
+    let op = match (&edit, &text) {
+        (Edit::Text(_), Some(text)) => {
+            // What the user writes is held to their own message's bounds.
+            let role = store::message(&state.db, &session.id, message_id)
+                .await
+                .or_internal("load message")?
+                .ok_or(AppError::NotFound)?
+                .role;
+            if role == MessageRole::User {
+                MessageText::parse(text.as_str())?;
+            }
+            store::Op::Edit {
+                text: text.as_str(),
+            }
+        }
+        (Edit::Show(to), _) => store::Op::Show { to: *to },
+        (Edit::Delete, _) => store::Op::Delete,
+        _ => store::Op::Restore,
+    };
+    store::change(&state.db, &session.id, message_id, op)
+        .await
+        .or_internal("change message")??;
+    let (messages, earlier) = store::messages_page(&state.db, &session.id, None, PAGE)
+        .await
+        .or_internal("load messages")?;
+    Ok(MessagePage { messages, earlier })
+}
+
+/// A new reply from the message `message_id` of `user`'s chat `session_id`: with `more`, the
+/// reply is continued (written on from where it stopped); otherwise a new version of the reply
+/// is written (or, for a user message, a reply to it). Streams the same events as a send, the
+/// first being [`ChatEvent::Replying`].
+pub async fn reply_again_for(
+    state: &AppState,
+    user: crate::auth::UserId,
+    session_id: &str,
+    message_id: &str,
+    more: bool,
+) -> Result<TextStream<AppError>, AppError> {
+    let session = owned_session(state, &user, session_id, message_id).await?;
+    let slot = limits::service::begin_model_call(state, &user).await?;
+    let op = if more {
+        store::Op::Continue
+    } else {
+        store::Op::Regenerate
+    };
+    let store::Done { reply, answers } = store::change(&state.db, &session.id, message_id, op)
+        .await
+        .or_internal("start reply")??;
+    let reply = reply.ok_or("no reply row").or_internal("start reply")?;
+    let history = match &answers {
+        Some(answers) => store::branch(
+            &state.db,
+            &session.id,
+            store::Start::Message(answers),
+            HISTORY_LIMIT,
+        )
+        .await
+        .or_internal("load history")?,
+        None => Vec::new(),
+    };
+    let (messages, earlier) = match &answers {
+        Some(_) => store::messages_page(&state.db, &session.id, None, PAGE + 1)
+            .await
+            .or_internal("load messages")?,
+        None => (Vec::new(), None),
+    };
+    // The page ends with the message answered; the reply is shown apart while it is written.
+    let messages: Vec<_> = messages.into_iter().filter(|m| m.id != reply.id).collect();
+    let written = more.then_some(reply.content.as_str());
+    let request = request_for(state, &user, &session, history, written).await?;
+    let first = ChatEvent::Replying {
+        messages,
+        earlier,
+        reply: reply.clone(),
+    };
+    Ok(spawn_reply(
+        state, user, &session, reply, request, slot, first,
+    ))
 }
 
 /// Stops a reply: marks it stopped in the database (which the task generating it, on any server,

@@ -67,7 +67,21 @@ struct MessageRow {
     content: String,
     status: String,
     created_at: i64,
+    seq: i64,
+    versions: i64,
+    version: i64,
 }
+
+/// What every read of messages selects (`m` is `chat_messages`): the message, its `seq`, and
+/// its place among its versions — the messages with the same parent that are not deleted, in the
+/// order written. A chat's first messages (no parent) are versions of each other.
+const MESSAGE_COLUMNS: &str = "m.id, m.role, m.content, m.status, m.created_at, m.seq, \
+     CASE WHEN m.parent_id IS NULL \
+       THEN (SELECT COUNT(*) FROM chat_messages v WHERE v.session_id = m.session_id AND v.parent_id IS NULL AND v.deleted_at IS NULL) \
+       ELSE (SELECT COUNT(*) FROM chat_messages v WHERE v.parent_id = m.parent_id AND v.deleted_at IS NULL) END AS versions, \
+     CASE WHEN m.parent_id IS NULL \
+       THEN (SELECT COUNT(*) FROM chat_messages v WHERE v.session_id = m.session_id AND v.parent_id IS NULL AND v.deleted_at IS NULL AND v.seq <= m.seq) \
+       ELSE (SELECT COUNT(*) FROM chat_messages v WHERE v.parent_id = m.parent_id AND v.deleted_at IS NULL AND v.seq <= m.seq) END AS version";
 
 impl TryFrom<MessageRow> for ChatMessage {
     type Error = sqlx::Error;
@@ -81,6 +95,8 @@ impl TryFrom<MessageRow> for ChatMessage {
             content: r.content,
             status,
             created_at: r.created_at,
+            version: r.version.clamp(1, i64::from(u32::MAX)) as u32,
+            versions: r.versions.clamp(1, i64::from(u32::MAX)) as u32,
         })
     }
 }
@@ -114,18 +130,16 @@ pub async fn open_session(
     let now = now_ms();
     let name = &character.draft.name;
     // The greeting is the character's first message.
-    let greeting = ChatMessage {
-        id: new_id(),
-        role: MessageRole::Assistant,
-        content: character.draft.opening_line,
-        status: MessageStatus::Complete,
-        created_at: now,
-    };
+    let greeting = new_message(
+        MessageRole::Assistant,
+        &character.draft.opening_line,
+        MessageStatus::Complete,
+    );
     let existing: Option<String> = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         let created = sqlx::query(
-            "INSERT INTO chat_sessions (id, owner_id, character_id, title, last_message_preview, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (owner_id, character_id) DO NOTHING",
+            "INSERT INTO chat_sessions (id, owner_id, character_id, title, last_message_preview, head_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $7, $6, $6) ON CONFLICT (owner_id, character_id) DO NOTHING",
         )
         .bind(&id)
         .bind(&owner.0)
@@ -133,12 +147,13 @@ pub async fn open_session(
         .bind(format!("Chat with {name}"))
         .bind(preview(&greeting.content))
         .bind(now)
+        .bind(&greeting.id)
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         let existing = if created {
-            insert_row(&id, &greeting).execute(&mut *tx).await?;
+            insert_row(&id, &greeting, None).execute(&mut *tx).await?;
             None
         } else {
             // Another request made it first (and has committed: the insert waited for it).
@@ -181,31 +196,30 @@ pub async fn open_twin_session(db: &Db, owner: &UserId) -> Result<Option<String>
         return Ok(None);
     };
     let now = now_ms();
-    let greeting = ChatMessage {
-        id: new_id(),
-        role: MessageRole::Assistant,
-        content: "Hello — it's me, or the part of you that lives in your Shades. Ask me anything about us.".into(),
-        status: MessageStatus::Complete,
-        created_at: now,
-    };
+    let greeting = new_message(
+        MessageRole::Assistant,
+        "Hello — it's me, or the part of you that lives in your Shades. Ask me anything about us.",
+        MessageStatus::Complete,
+    );
     let id = new_id();
     let kept: String = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         let created = sqlx::query(
-            "INSERT INTO chat_sessions (id, owner_id, twin_id, title, last_message_preview, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'Chat with your twin', $4, $5, $5) ON CONFLICT (owner_id, twin_id) DO NOTHING",
+            "INSERT INTO chat_sessions (id, owner_id, twin_id, title, last_message_preview, head_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'Chat with your twin', $4, $6, $5, $5) ON CONFLICT (owner_id, twin_id) DO NOTHING",
         )
         .bind(&id)
         .bind(&owner.0)
         .bind(&twin.id)
         .bind(preview(&greeting.content))
         .bind(now)
+        .bind(&greeting.id)
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         let kept = if created {
-            insert_row(&id, &greeting).execute(&mut *tx).await?;
+            insert_row(&id, &greeting, None).execute(&mut *tx).await?;
             id
         } else {
             let (id,): (String,) = sqlx::query_as(
@@ -320,70 +334,134 @@ pub async fn find_session(
     Ok(row.map(Session::from))
 }
 
-/// A session's messages in the order they were written; with `limit`, only the latest `limit`.
+/// Where a read of a branch starts (its last message), going up through the parents.
+pub enum Start<'a> {
+    /// The session's head: the last message of the branch the chat shows.
+    Head,
+    /// This message.
+    Message(&'a str),
+    /// The message before message number `seq` on its branch (a "load earlier" page).
+    Before(i64),
+}
+
+/// Up to `limit` messages of a branch of `session_id`, ending at `from` and in the order written.
+async fn branch_rows(
+    db: &Db,
+    session_id: &str,
+    from: Start<'_>,
+    limit: i64,
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    // Each variant binds its start as $1; $2 is the session, $3 the limit.
+    let start = match from {
+        Start::Head => "id = (SELECT head_id FROM chat_sessions WHERE id = $1)",
+        Start::Message(_) => "id = $1",
+        Start::Before(_) => {
+            "id = (SELECT parent_id FROM chat_messages WHERE session_id = $2 AND seq = $1)"
+        }
+    };
+    // The walk up reads one row per message by its primary key, never the whole chat.
+    let sql = format!(
+        "WITH RECURSIVE path(id, n) AS ( \
+           SELECT id, CAST(0 AS BIGINT) FROM chat_messages WHERE {start} AND session_id = $2 AND deleted_at IS NULL \
+           UNION ALL \
+           SELECT m.parent_id, p.n + 1 FROM path p JOIN chat_messages m ON m.id = p.id \
+           WHERE m.parent_id IS NOT NULL AND p.n + 1 < $3 \
+         ) \
+         SELECT {MESSAGE_COLUMNS} FROM path p JOIN chat_messages m ON m.id = p.id ORDER BY p.n DESC"
+    );
+    let rows: Vec<MessageRow> = with_pool!(db, pool => {
+        let query = sqlx::query_as(&sql);
+        match from {
+            Start::Head => query.bind(session_id.to_string()),
+            Start::Message(id) => query.bind(id.to_string()),
+            Start::Before(seq) => query.bind(seq),
+        }
+        .bind(session_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows)
+}
+
+/// The branch the chat shows, ending at `from`, in the order written; with `limit`, only its
+/// latest `limit` messages.
 pub async fn messages(
     db: &Db,
     session_id: &str,
     limit: Option<i64>,
 ) -> Result<Vec<ChatMessage>, sqlx::Error> {
-    let rows: Vec<MessageRow> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "SELECT id, role, content, status, created_at FROM ( \
-               SELECT id, role, content, status, created_at, seq FROM chat_messages WHERE session_id = $1 \
-               ORDER BY seq DESC LIMIT $2 \
-             ) AS latest ORDER BY seq",
-        )
-        .bind(session_id)
-        .bind(limit.unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await?
-    });
-    rows.into_iter().map(ChatMessage::try_from).collect()
+    branch(db, session_id, Start::Head, limit.unwrap_or(i64::MAX)).await
 }
 
-/// One page of a session's messages, newest first by keyset on `seq`: up to `limit` written
-/// before `before` (the latest when `None`), returned in the order written, with the `seq` of the
-/// first of them when earlier ones remain (the cursor for the page before). Reads `limit + 1`
-/// rows through the `(session_id, seq)` index, never the whole chat.
+/// The latest `limit` messages of the branch ending at `from`, in the order written.
+pub async fn branch(
+    db: &Db,
+    session_id: &str,
+    from: Start<'_>,
+    limit: i64,
+) -> Result<Vec<ChatMessage>, sqlx::Error> {
+    branch_rows(db, session_id, from, limit)
+        .await?
+        .into_iter()
+        .map(ChatMessage::try_from)
+        .collect()
+}
+
+/// One page of the branch the chat shows, newest first: up to `limit` messages ending at the
+/// head, or before message number `before` (a `seq`), returned in the order written, with the
+/// `seq` of the first of them when earlier ones remain (the cursor for the page before). Walks
+/// `limit + 1` messages up through their parents, never the whole chat.
 pub async fn messages_page(
     db: &Db,
     session_id: &str,
     before: Option<i64>,
     limit: i64,
 ) -> Result<(Vec<ChatMessage>, Option<i64>), sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct PagedRow {
-        #[sqlx(flatten)]
-        message: MessageRow,
-        seq: i64,
-    }
-    let mut rows: Vec<PagedRow> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "SELECT id, role, content, status, created_at, seq FROM chat_messages \
-             WHERE session_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-        )
-        .bind(session_id)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit + 1)
-        .fetch_all(pool)
-        .await?
-    });
+    let from = match before {
+        Some(seq) => Start::Before(seq),
+        None => Start::Head,
+    };
+    let mut rows = branch_rows(db, session_id, from, limit + 1).await?;
     let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
+    if more {
+        rows.remove(0);
+    }
     let earlier = if more {
-        rows.last().map(|r| r.seq)
+        rows.first().map(|r| r.seq)
     } else {
         None
     };
     let messages = rows
         .into_iter()
-        .rev()
-        .map(|r| ChatMessage::try_from(r.message))
+        .map(ChatMessage::try_from)
         .collect::<Result<_, _>>()?;
     Ok((messages, earlier))
 }
 
-/// Adds a message to a session (and makes it the session's preview); returns it as saved.
+/// The message `id` of `session_id` as a page shows it (with its versions), if it is there and
+/// not deleted.
+pub async fn message(
+    db: &Db,
+    session_id: &str,
+    id: &str,
+) -> Result<Option<ChatMessage>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM chat_messages m \
+         WHERE m.id = $1 AND m.session_id = $2 AND m.deleted_at IS NULL"
+    );
+    let row: Option<MessageRow> = with_pool!(db, pool => {
+        sqlx::query_as(&sql)
+            .bind(id)
+            .bind(session_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    row.map(ChatMessage::try_from).transpose()
+}
+
+/// Adds a message at the end of the branch the chat shows (it becomes the head, and the
+/// session's preview); returns it as saved.
 pub async fn insert_message(
     db: &Db,
     session_id: &str,
@@ -395,7 +473,9 @@ pub async fn insert_message(
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         lock_session(session_id, content).execute(&mut *tx).await?;
-        insert_row(session_id, &message).execute(&mut *tx).await?;
+        let head = head_of(session_id).fetch_one(&mut *tx).await?.0;
+        insert_row(session_id, &message, head.as_deref()).execute(&mut *tx).await?;
+        set_head(session_id, Some(&message.id), content).execute(&mut *tx).await?;
         tx.commit().await?;
     });
     Ok(message)
@@ -412,10 +492,11 @@ pub enum Exchange {
     Busy,
 }
 
-/// Saves the user's message and the empty reply that will answer it, in one transaction, unless
-/// a reply is already streaming in the session: then nothing is saved. One reply at a time per
-/// chat, across servers: the session row is locked first (so concurrent exchanges queue), and the
-/// partial unique index on streaming rows refuses a second one should anything else get past.
+/// Saves the user's message (after the chat's last message) and the empty reply that will answer
+/// it, in one transaction, and makes the reply the head; unless a reply is already streaming in
+/// the session: then nothing is saved. One reply at a time per chat, across servers: the session
+/// row is locked first (so concurrent exchanges queue), and the partial unique index on streaming
+/// rows refuses a second one should anything else get past.
 pub async fn start_exchange(
     db: &Db,
     session_id: &str,
@@ -426,29 +507,302 @@ pub async fn start_exchange(
     let started: Result<bool, sqlx::Error> = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         lock_session(session_id, text).execute(&mut *tx).await?;
-        let (busy,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND status = $2",
-        )
-        .bind(session_id)
-        .bind(MessageStatus::Streaming.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if busy > 0 {
+        if streaming_in(session_id).fetch_one(&mut *tx).await?.0 > 0 {
             Ok(false)
         } else {
-            insert_row(session_id, &user).execute(&mut *tx).await?;
-            match insert_row(session_id, &reply).execute(&mut *tx).await {
-                Ok(_) => tx.commit().await.map(|_| true),
+            let head = head_of(session_id).fetch_one(&mut *tx).await?.0;
+            insert_row(session_id, &user, head.as_deref()).execute(&mut *tx).await?;
+            match insert_row(session_id, &reply, Some(&user.id)).execute(&mut *tx).await {
+                Ok(_) => {
+                    set_head(session_id, Some(&reply.id), text).execute(&mut *tx).await?;
+                    tx.commit().await.map(|_| true)
+                }
                 Err(e) if is_second_streaming_reply(&e) => Ok(false),
                 Err(e) => Err(e),
             }
         }
     });
-    Ok(if started? {
-        Exchange::Started { user, reply }
-    } else {
-        Exchange::Busy
+    if !started? {
+        return Ok(Exchange::Busy);
+    }
+    // As a page shows it: a message sent after an edited one may have versions.
+    let user = message(db, session_id, &user.id).await?.unwrap_or(user);
+    Ok(Exchange::Started { user, reply })
+}
+
+/// A change to the messages of a chat, made by [`change`].
+pub enum Op<'a> {
+    /// A new version of the message, with this text (the old one is kept; the new one ends the
+    /// branch shown).
+    Edit { text: &'a str },
+    /// Show version `to` (1-based) of the message's place, with the latest branch under it.
+    Show { to: u32 },
+    /// Hide the message and what follows it on its branch (restorable).
+    Delete,
+    /// Undo a [`Op::Delete`].
+    Restore,
+    /// A new reply: a new version of the reply, or an answer to the user message.
+    Regenerate,
+    /// Write on at the end of the reply (the last message shown).
+    Continue,
+}
+
+/// What [`change`] did.
+pub struct Done {
+    /// For [`Op::Regenerate`] and [`Op::Continue`]: the reply now `streaming`.
+    pub reply: Option<ChatMessage>,
+    /// For [`Op::Regenerate`] and [`Op::Continue`]: the message the reply answers (the end of
+    /// its prompt's branch), if any.
+    pub answers: Option<String>,
+}
+
+/// Why [`change`] changed nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A reply is being written in this chat.
+    Busy,
+    /// No such message in the chat (or a deleted one, except to restore it).
+    NotFound,
+    /// The change does not apply to this message; a sentence for the user.
+    Refused(&'static str),
+}
+
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    role: String,
+    content: String,
+    parent_id: Option<String>,
+    deleted_at: Option<i64>,
+    seq: i64,
+}
+
+/// Makes `op` on the message `message_id` of `session_id`, under the session row's lock and only
+/// while no reply is being written in the chat, so the branch shown (the head) and the one reply
+/// at a time per chat hold across servers. Nothing is overwritten: a new version is a new row, a
+/// deleted message is only marked.
+pub async fn change(
+    db: &Db,
+    session_id: &str,
+    message_id: &str,
+    op: Op<'_>,
+) -> Result<Result<Done, Refusal>, sqlx::Error> {
+    let now = now_ms();
+    let changed: Result<Done, Refusal> = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        lock_session(session_id, "").execute(&mut *tx).await?;
+        if streaming_in(session_id).fetch_one(&mut *tx).await?.0 > 0 {
+            return Ok(Err(Refusal::Busy));
+        }
+        let target: Option<TargetRow> = sqlx::query_as(
+            "SELECT role, content, parent_id, deleted_at, seq FROM chat_messages \
+             WHERE id = $1 AND session_id = $2",
+        )
+        .bind(message_id)
+        .bind(session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(target) = target else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        if target.deleted_at.is_some() != matches!(op, Op::Restore) {
+            return Ok(Err(Refusal::NotFound));
+        }
+        let role = MessageRole::parse(&target.role)
+            .ok_or_else(|| unknown(message_id, "role", &target.role))?;
+        let parent = target.parent_id.as_deref();
+        let mut reply = None;
+        let mut answers = None;
+        // The new head, and its text for the chat list's preview.
+        let head: Option<(String, String)> = match op {
+            Op::Edit { text } => {
+                let edited = new_message(role, text, MessageStatus::Complete);
+                insert_row(session_id, &edited, parent).execute(&mut *tx).await?;
+                Some((edited.id, text.to_string()))
+            }
+            Op::Show { to } => {
+                let versions: Vec<(String, i64)> = sqlx::query_as(versions_sql(parent))
+                    .bind(parent.unwrap_or(session_id))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let Some((shown, _)) = versions.get((to as usize).wrapping_sub(1)) else {
+                    return Ok(Err(Refusal::Refused("There is no such version of this message.")));
+                };
+                sqlx::query_as(LATEST_UNDER).bind(shown.as_str()).fetch_optional(&mut *tx).await?
+            }
+            Op::Delete => {
+                sqlx::query("UPDATE chat_messages SET deleted_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                // Its nearest other version (the one before it, else the one after) takes its
+                // place; with none, the branch ends at its parent.
+                let versions: Vec<(String, i64)> = sqlx::query_as(versions_sql(parent))
+                    .bind(parent.unwrap_or(session_id))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let next = versions
+                    .iter()
+                    .rev()
+                    .find(|(_, seq)| *seq < target.seq)
+                    .or_else(|| versions.iter().find(|(_, seq)| *seq > target.seq))
+                    .map(|(id, _)| id.as_str())
+                    .or(parent);
+                match next {
+                    Some(next) => {
+                        sqlx::query_as(LATEST_UNDER).bind(next).fetch_optional(&mut *tx).await?
+                    }
+                    None => None,
+                }
+            }
+            Op::Restore => {
+                sqlx::query("UPDATE chat_messages SET deleted_at = NULL WHERE id = $1")
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query_as(LATEST_UNDER).bind(message_id).fetch_optional(&mut *tx).await?
+            }
+            Op::Regenerate => {
+                let to = match role {
+                    MessageRole::User => message_id,
+                    MessageRole::Assistant => match parent {
+                        Some(parent) => parent,
+                        None => {
+                            return Ok(Err(Refusal::Refused(
+                                "The first message answers nothing, so it cannot be written again. Edit it instead.",
+                            )))
+                        }
+                    },
+                };
+                let new = new_message(MessageRole::Assistant, "", MessageStatus::Streaming);
+                insert_row(session_id, &new, Some(to)).execute(&mut *tx).await?;
+                answers = Some(to.to_string());
+                let head = (new.id.clone(), String::new());
+                reply = Some(new);
+                Some(head)
+            }
+            Op::Continue => {
+                if role != MessageRole::Assistant {
+                    return Ok(Err(Refusal::Refused("Only a reply can be continued.")));
+                }
+                let head = head_of(session_id).fetch_one(&mut *tx).await?.0;
+                if head.as_deref() != Some(message_id) {
+                    return Ok(Err(Refusal::Refused("Only the chat's last reply can be continued.")));
+                }
+                sqlx::query(
+                    "UPDATE chat_messages SET status = $1, heartbeat_at = $2, updated_at = $2 WHERE id = $3",
+                )
+                .bind(MessageStatus::Streaming.as_str())
+                .bind(now)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+                answers = target.parent_id.clone();
+                reply = Some(ChatMessage {
+                    id: message_id.to_string(),
+                    role,
+                    content: target.content.clone(),
+                    status: MessageStatus::Streaming,
+                    created_at: now,
+                    version: 1,
+                    versions: 1,
+                });
+                Some((message_id.to_string(), target.content.clone()))
+            }
+        };
+        let (head_id, last) = match &head {
+            Some((id, text)) => (Some(id.as_str()), text.as_str()),
+            None => (None, ""),
+        };
+        set_head(session_id, head_id, last).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Done { reply, answers })
+    });
+    // A reply as a page shows it, with its versions.
+    Ok(match changed {
+        Ok(Done {
+            reply: Some(r),
+            answers,
+        }) => Ok(Done {
+            reply: Some(
+                message(db, session_id, &r.id)
+                    .await?
+                    .map_or(r, |mut shown| {
+                        shown.status = MessageStatus::Streaming;
+                        shown
+                    }),
+            ),
+            answers,
+        }),
+        other => other,
     })
+}
+
+/// The versions of a place in a chat (the non-deleted messages with `parent`, in the order
+/// written): `(id, seq)`, with `$1` the parent, or the session for a chat's first messages.
+fn versions_sql(parent: Option<&str>) -> &'static str {
+    match parent {
+        Some(_) => {
+            "SELECT id, seq FROM chat_messages WHERE parent_id = $1 AND deleted_at IS NULL ORDER BY seq"
+        }
+        None => {
+            "SELECT id, seq FROM chat_messages WHERE session_id = $1 AND parent_id IS NULL \
+             AND deleted_at IS NULL ORDER BY seq"
+        }
+    }
+}
+
+/// The end of the latest branch under message `$1` (itself when nothing follows it): from each
+/// message, its latest non-deleted child. `(id, content)`.
+const LATEST_UNDER: &str = "WITH RECURSIVE down(id, n) AS ( \
+       SELECT CAST($1 AS TEXT), CAST(0 AS BIGINT) \
+       UNION ALL \
+       SELECT (SELECT c.id FROM chat_messages c WHERE c.parent_id = d.id AND c.deleted_at IS NULL \
+               ORDER BY c.seq DESC LIMIT 1), d.n + 1 \
+       FROM down d WHERE d.id IS NOT NULL \
+     ) \
+     SELECT m.id, m.content FROM down d JOIN chat_messages m ON m.id = d.id ORDER BY d.n DESC LIMIT 1";
+
+/// The session's head (in a transaction that holds the session row).
+fn head_of<'q, DB: sqlx::Database>(
+    session_id: &'q str,
+) -> sqlx::query::QueryAs<'q, DB, (Option<String>,), <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (Option<String>,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    sqlx::query_as("SELECT head_id FROM chat_sessions WHERE id = $1").bind(session_id)
+}
+
+/// How many replies are being written in the session.
+fn streaming_in<'q, DB: sqlx::Database>(
+    session_id: &'q str,
+) -> sqlx::query::QueryAs<'q, DB, (i64,), <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    sqlx::query_as(
+        "SELECT COUNT(*) FROM chat_messages WHERE session_id = $1 AND status = 'streaming'",
+    )
+    .bind(session_id)
+}
+
+/// Makes `head` the end of the branch the chat shows, and `last` (its text) the chat's preview.
+fn set_head<'q, DB: sqlx::Database>(
+    session_id: &'q str,
+    head: Option<&'q str>,
+    last: &str,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query("UPDATE chat_sessions SET head_id = $1, last_message_preview = $2 WHERE id = $3")
+        .bind(head)
+        .bind(preview(last))
+        .bind(session_id)
 }
 
 /// A unique violation of `chat_messages_one_streaming`.
@@ -469,6 +823,8 @@ fn new_message(role: MessageRole, content: &str, status: MessageStatus) -> ChatM
         content: content.to_string(),
         status,
         created_at: now_ms(),
+        version: 1,
+        versions: 1,
     }
 }
 
@@ -500,15 +856,17 @@ where
 fn insert_row<'q, DB: sqlx::Database>(
     session_id: &'q str,
     m: &'q ChatMessage,
+    parent: Option<&'q str>,
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
 where
     &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     sqlx::query(
-        "INSERT INTO chat_messages (id, session_id, seq, role, content, status, heartbeat_at, created_at, updated_at) \
-         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7, $7 \
+        "INSERT INTO chat_messages (id, session_id, seq, role, content, status, heartbeat_at, created_at, updated_at, parent_id) \
+         SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6, $7, $7, $8 \
          FROM chat_messages WHERE session_id = $2",
     )
     .bind(m.id.as_str())
@@ -518,6 +876,7 @@ where
     .bind(m.status.as_str())
     .bind((m.status == MessageStatus::Streaming).then_some(m.created_at))
     .bind(m.created_at)
+    .bind(parent)
 }
 
 /// The status of the reply `reply_id` if it is an assistant message in one of `owner`'s sessions.

@@ -166,6 +166,10 @@ bounded_text!(
     MessageText, "Your message", 1, 4000, multiline = true
 );
 bounded_text!(
+    /// A character's reply as the user edits it: replies may be longer than what a user sends.
+    ReplyText, "The message", 1, 20000, multiline = true
+);
+bounded_text!(
     /// The kind of an ending ("happy", "tragic", "ambiguous").
     EndingKind, "Each ending's kind", 1, 30, multiline = false
 );

@@ -1,14 +1,18 @@
 //! The chat page: history, and the reply streaming in as it is written. A reply being written
 //! elsewhere (another tab, another server) can be stopped from the history; one whose server
-//! stopped writing it is shown cut off (`interrupted`), with a Retry that sends the message it
-//! answered again.
+//! stopped writing it is shown cut off (`interrupted`).
+//!
+//! Every message can be edited (a new version; the old one kept) or deleted (with Undo); a reply
+//! can be regenerated (a new version) and the last one continued; a place with several versions
+//! shows ← n/m → to flip between them, each with the conversation that followed it.
 
 use crate::chat::{
-    earlier_messages, open_chat, open_twin_chat, send_message, stop_reply, ChatEvent, ChatMessage,
-    ChatView, EventLines, MessageRole, MessageStatus,
+    continue_reply, delete_message, earlier_messages, edit_message, open_chat, open_twin_chat,
+    regenerate_reply, restore_message, send_message, show_version, stop_reply, ChatEvent,
+    ChatMessage, ChatView, EventLines, MessageRole, MessageStatus,
 };
 use crate::pages::layout::{error_view, param, AvatarBadge};
-use crate::pages::platform::spawn_browser_task;
+use crate::pages::platform::{focus, spawn_browser_task, TextBox};
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -74,50 +78,117 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         avatar
     };
     let messages = RwSignal::new(initial);
+    let earlier = RwSignal::new(earlier);
     // The reply being written, shown below the history until it is saved.
     let live = RwSignal::new(None::<ChatMessage>);
     let error = RwSignal::new(None::<String>);
     let draft = RwSignal::new(String::new());
     let sending = RwSignal::new(false);
+    // The message being edited, and its text in the editor.
+    let editing = RwSignal::new(None::<String>);
+    let edit_text = RwSignal::new(String::new());
+    // The message just deleted, for its Undo.
+    let deleted = RwSignal::new(None::<String>);
     let name = StoredValue::new(character_name.clone());
     let session_id = StoredValue::new(session_id);
 
-    // Sends `text` and streams the reply; `typed` when it comes from the composer (whose draft
-    // is cleared once the message is saved).
-    let send = move |text: String, typed: bool| {
+    // Asks for a reply (a send, or a reply written again or on) and streams it; a message from the
+    // composer clears its draft once it is saved.
+    let ask = move |ask: Ask| {
         error.set(None);
+        deleted.set(None);
         sending.set(true);
         spawn_browser_task(async move {
-            let draft = typed.then_some(draft);
-            stream_reply(session_id.get_value(), text, messages, live, error, draft).await;
+            let page = Page {
+                messages,
+                earlier,
+                live,
+                error,
+            };
+            stream_reply(session_id.get_value(), ask, page, draft).await;
             sending.set(false);
         });
     };
 
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let composer = TextBox::new();
+    let editor_box = TextBox::new();
+    let send_draft = move || {
         let text = draft.get_untracked();
         if let Err(e) = crate::domain::MessageText::parse(&text) {
             error.set(Some(e.0));
             return;
         }
-        send(text, true);
+        ask(Ask::Send(text));
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        send_draft();
+    };
+    let stop_live = move || {
+        if let Some(m) = live.get_untracked() {
+            spawn_browser_task(async move {
+                if let Err(e) = stop_reply(m.id).await {
+                    error.set(Some(e.to_string()));
+                }
+            });
+        }
+    };
+    let open_editor = move |id: String, text: String| {
+        edit_text.set(text);
+        editing.set(Some(id));
+        focus(editor_box);
+    };
+    let close_editor = move || {
+        editing.set(None);
+        focus(composer);
+    };
+    // The composer's keys: Enter sends (Shift+Enter is a new line), Escape stops the reply being
+    // written, Up in an empty composer edits one's last message.
+    let composer_keys = move |ev: leptos::ev::KeyboardEvent| match ev.key().as_str() {
+        "Enter" if !ev.shift_key() && !ev.is_composing() => {
+            ev.prevent_default();
+            if !sending.get_untracked() {
+                send_draft();
+            }
+        }
+        "Escape" => stop_live(),
+        "ArrowUp" if draft.with_untracked(String::is_empty) && !sending.get_untracked() => {
+            let mine = messages.with_untracked(|ms| {
+                ms.iter()
+                    .rev()
+                    .find(|m| m.role == MessageRole::User)
+                    .map(|m| (m.id.clone(), m.content.clone()))
+            });
+            if let Some((id, text)) = mine {
+                ev.prevent_default();
+                open_editor(id, text);
+            }
+        }
+        _ => {}
     };
 
-    // Retry after an interrupted reply: the user's message before it, sent again.
-    let retry = move |reply_id: String| {
-        let asked = messages.with_untracked(|ms| {
-            let at = ms.iter().position(|m| m.id == reply_id)?;
-            ms[..at]
-                .iter()
-                .rev()
-                .find(|m| m.role == MessageRole::User)
-                .map(|m| m.content.clone())
+    // A change that returns the chat's latest page (edit, another version, delete, undo).
+    let change = move |id: String, what: Change| {
+        error.set(None);
+        sending.set(true);
+        spawn_browser_task(async move {
+            let sid = session_id.get_value();
+            let undo = matches!(what, Change::Delete).then(|| id.clone());
+            let page = match what {
+                Change::Show(v) => show_version(sid, id, v).await,
+                Change::Delete => delete_message(sid, id).await,
+                Change::Restore => restore_message(sid, id).await,
+            };
+            match page {
+                Ok(page) => {
+                    deleted.set(undo);
+                    messages.set(page.messages);
+                    earlier.set(page.earlier);
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+            sending.set(false);
         });
-        match asked {
-            Some(text) => send(text, false),
-            None => error.set(Some("There is no message to send again.".into())),
-        }
     };
 
     // Stop a reply being written elsewhere (shown in the history as `streaming`).
@@ -135,15 +206,13 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
     };
 
     // One message; `live` for the reply this page is streaming (its Stop is in the composer).
-    let bubble = move |m: ChatMessage, live: bool| {
+    let bubble = move |m: ChatMessage, here_live: bool| {
         let who = match m.role {
             MessageRole::User => "You".to_string(),
             MessageRole::Assistant => name.get_value(),
         };
-        let class = match m.role {
-            MessageRole::User => "msg user",
-            MessageRole::Assistant => "msg assistant",
-        };
+        let user = m.role == MessageRole::User;
+        let class = if user { "msg user" } else { "msg assistant" };
         let note = match m.status {
             MessageStatus::Complete => None,
             MessageStatus::Streaming => Some("writing…"),
@@ -154,31 +223,129 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         let text = if m.content.is_empty() && m.status == MessageStatus::Failed {
             "(no reply: the model failed before writing anything)".to_string()
         } else {
-            m.content
+            m.content.clone()
         };
-        let id = m.id.clone();
-        let action = match m.status {
-            MessageStatus::Interrupted => Some(
+        let id = StoredValue::new(m.id.clone());
+        let content = StoredValue::new(m.content.clone());
+        let (version, versions) = (m.version, m.versions);
+        let is_last =
+            move || messages.with(|ms| ms.last().map(|l| l.id == id.get_value()).unwrap_or(false));
+        // The chat's first message answers nothing: it is edited, not written again.
+        let first = move || {
+            earlier.get().is_none()
+                && messages.with(|ms| ms.first().map(|f| f.id == id.get_value()).unwrap_or(false))
+        };
+        let idle = move || !sending.get() && live.with(Option::is_none);
+        let stop = (m.status == MessageStatus::Streaming && !here_live).then(|| {
+            view! {
+                <button type="button" class="stop" on:click=move |_| stop_elsewhere(id.get_value())>"Stop"</button>
+            }
+        });
+        let switcher = (versions > 1 && !here_live).then(|| {
+            view! {
+                <span class="versions">
+                    <button type="button" class="icon"
+                        disabled=move || { version <= 1 || !idle() }
+                        on:click=move |_| change(id.get_value(), Change::Show(version - 1))>
+                        <span aria-hidden="true">"←"</span><span class="visually-hidden">"Previous version"</span>
+                    </button>
+                    <span aria-hidden="true">{format!("{version}/{versions}")}</span>
+                    <span class="visually-hidden">{format!("version {version} of {versions}")}</span>
+                    <button type="button" class="icon"
+                        disabled=move || { version >= versions || !idle() }
+                        on:click=move |_| change(id.get_value(), Change::Show(version + 1))>
+                        <span aria-hidden="true">"→"</span><span class="visually-hidden">"Next version"</span>
+                    </button>
+                </span>
+            }
+        });
+        let settled = m.status != MessageStatus::Streaming;
+        // A reply that did not finish is tried again; one that did is written anew.
+        let again = match m.status {
+            MessageStatus::Failed | MessageStatus::Interrupted => "Retry",
+            _ => "Regenerate",
+        };
+        let tools = (settled && !here_live).then(|| {
+            view! {
+                <span class="tools">
+                    <button type="button" class="link" disabled=move || !idle()
+                        on:click=move |_| open_editor(id.get_value(), content.get_value())>"Edit"</button>
+                    {(!user).then(|| view! {
+                        <Show when=move || !first()>
+                            <button type="button" class="link retry" disabled=move || !idle()
+                                on:click=move |_| ask(Ask::Again { message_id: id.get_value(), more: false })>
+                                {again}</button>
+                        </Show>
+                        <Show when=is_last>
+                            <button type="button" class="link" disabled=move || !idle()
+                                on:click=move |_| ask(Ask::Again { message_id: id.get_value(), more: true })>
+                                "Continue"</button>
+                        </Show>
+                    })}
+                    {user.then(|| view! {
+                        <Show when=is_last>
+                            <button type="button" class="link" disabled=move || !idle()
+                                on:click=move |_| ask(Ask::Again { message_id: id.get_value(), more: false })>
+                                "Get a reply"</button>
+                        </Show>
+                    })}
+                    <button type="button" class="link" disabled=move || !idle()
+                        on:click=move |_| change(id.get_value(), Change::Delete)>"Delete"</button>
+                </span>
+            }
+        });
+        let editor = move || {
+            (editing.get().as_deref() == Some(id.get_value().as_str())).then(|| {
+                let save = move |reply: bool| {
+                    let text = edit_text.get_untracked();
+                    let sid = session_id.get_value();
+                    let mid = id.get_value();
+                    error.set(None);
+                    sending.set(true);
+                    spawn_browser_task(async move {
+                        match edit_message(sid, mid, text).await {
+                            Ok(page) => {
+                                close_editor();
+                                let asked = page.messages.last().map(|m| m.id.clone());
+                                messages.set(page.messages);
+                                earlier.set(page.earlier);
+                                sending.set(false);
+                                if let (true, Some(message_id)) = (reply, asked) {
+                                    ask(Ask::Again { message_id, more: false });
+                                }
+                            }
+                            Err(e) => {
+                                error.set(Some(e.to_string()));
+                                sending.set(false);
+                            }
+                        }
+                    });
+                };
+                let label = format!("Edit the message from {}", if user { "you".to_string() } else { name.get_value() });
                 view! {
-                    <button type="button" class="retry" disabled=move || sending.get()
-                        on:click=move |_| retry(id.clone())>"Retry"</button>
+                    <form class="edit" on:submit=move |ev| { ev.prevent_default(); save(false); }>
+                        <textarea aria-label=label rows=3 node_ref=editor_box prop:value=move || edit_text.get()
+                            on:input=move |ev| edit_text.set(event_target_value(&ev))
+                            on:keydown=move |ev| if ev.key() == "Escape" { close_editor(); }></textarea>
+                        <button type="submit" class="primary" disabled=move || sending.get()>"Save"</button>
+                        {user.then(|| view! {
+                            <button type="button" disabled=move || sending.get()
+                                on:click=move |_| save(true)>"Save and get a reply"</button>
+                        })}
+                        <button type="button" on:click=move |_| close_editor()>"Cancel"</button>
+                    </form>
                 }
-                .into_any(),
-            ),
-            MessageStatus::Streaming if !live => Some(
-                view! {
-                    <button type="button" class="stop" on:click=move |_| stop_elsewhere(id.clone())>"Stop"</button>
-                }
-                .into_any(),
-            ),
-            _ => None,
+            })
         };
         view! {
             <li class=class data-status=m.status.as_str() data-testid="message">
                 <span class="who">{who}</span>
                 <p class="text">{text}</p>
                 {note.map(|n| view! { <span class="status">{n}</span> })}
-                {action}
+                {switcher}
+                {stop}
+                {tools}
+                {editor}
             </li>
         }
     };
@@ -193,12 +360,16 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                     <span class="badge offline" title="Replies are written by the built-in offline writer; no AI model is configured.">"offline"</span>
                 })}
             </div>
-            {earlier.map(|seq| view! {
-                <a class="earlier" href=format!("{here}?before={seq}")
-                    data-testid="load-earlier">"Load earlier messages"</a>
-            })}
+            {
+                let here = here.clone();
+                move || earlier.get().map(|seq| view! {
+                    <a class="earlier" href=format!("{here}?before={seq}")
+                        data-testid="load-earlier">"Load earlier messages"</a>
+                })
+            }
             <ol class="log" aria-live="polite" data-testid="chat-log">
-                <For each=move || messages.get() key=|m| (m.id.clone(), m.status, m.content.len())
+                <For each=move || messages.get()
+                    key=|m| (m.id.clone(), m.status, m.content.len(), m.versions)
                     children=move |m| bubble(m, false) />
                 {move || live.get().map(|m| bubble(m, true))}
             </ol>
@@ -206,44 +377,76 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                 <a class="latest" href=here.clone()
                     data-testid="load-latest">"Back to the latest messages"</a>
             })}
+            {move || deleted.get().map(|id| view! {
+                <p class="notice" role="status">"Message deleted. "
+                    <button type="button" class="link" disabled=move || sending.get()
+                        on:click=move |_| change(id.clone(), Change::Restore)>"Undo"</button>
+                </p>
+            })}
             {move || error.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
             <form class="composer" on:submit=submit>
                 <label for="message" class="visually-hidden">"Your message"</label>
                 <textarea id="message" name="text" rows=2 placeholder=format!("Say something to {character_name}…")
+                    node_ref=composer aria-describedby="composer-keys"
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=composer_keys
                     ></textarea>
+                <p id="composer-keys" class="hint">"Enter sends, Shift+Enter adds a line, Escape stops a reply, ↑ edits your last message."</p>
                 <button type="submit" class="primary" disabled=move || sending.get()>
                     {move || if sending.get() { "Replying…" } else { "Send" }}
                 </button>
-                {move || live.get().map(|m| {
-                    let id = m.id.clone();
-                    view! {
-                        <button type="button" class="stop" on:click=move |_| {
-                            let id = id.clone();
-                            spawn_browser_task(async move {
-                                if let Err(e) = stop_reply(id).await {
-                                    error.set(Some(e.to_string()));
-                                }
-                            });
-                        }>"Stop"</button>
-                    }
+                {move || live.get().map(|_| view! {
+                    <button type="button" class="stop" on:click=move |_| stop_live()>"Stop"</button>
                 })}
             </form>
         </div>
     }
 }
 
-/// Sends the message and applies the reply's events as they arrive.
-async fn stream_reply(
-    session_id: String,
-    text: String,
+/// What a reply is asked with.
+enum Ask {
+    /// A new message from the user.
+    Send(String),
+    /// The message's reply written again (`more: false`; for a user message, a reply to it) or
+    /// written on (`more: true`).
+    Again { message_id: String, more: bool },
+}
+
+/// A change to the messages shown, made without the model.
+enum Change {
+    Show(u32),
+    Delete,
+    Restore,
+}
+
+/// What the page shows of the chat, as a reply's events change it.
+#[derive(Clone, Copy)]
+struct Page {
     messages: RwSignal<Vec<ChatMessage>>,
+    earlier: RwSignal<Option<i64>>,
     live: RwSignal<Option<ChatMessage>>,
     error: RwSignal<Option<String>>,
-    draft: Option<RwSignal<String>>,
-) {
-    let stream = match send_message(session_id, text).await {
+}
+
+/// Asks for the reply and applies its events as they arrive.
+async fn stream_reply(session_id: String, ask: Ask, page: Page, draft: RwSignal<String>) {
+    let Page {
+        messages,
+        earlier,
+        live,
+        error,
+    } = page;
+    let typed = matches!(ask, Ask::Send(_));
+    let stream = match ask {
+        Ask::Send(text) => send_message(session_id, text).await,
+        Ask::Again {
+            message_id,
+            more: true,
+        } => continue_reply(session_id, message_id).await,
+        Ask::Again { message_id, .. } => regenerate_reply(session_id, message_id).await,
+    };
+    let stream = match stream {
         Ok(s) => s,
         Err(e) => {
             error.set(Some(e.to_string()));
@@ -267,17 +470,29 @@ async fn stream_reply(
                     user_message,
                     reply_id,
                 }) => {
-                    if let Some(draft) = draft {
+                    if typed {
                         draft.set(String::new());
                     }
-                    messages.update(|m| m.push(user_message.clone()));
+                    let created_at = user_message.created_at;
+                    messages.update(|m| m.push(user_message));
                     live.set(Some(ChatMessage {
                         id: reply_id,
                         role: MessageRole::Assistant,
                         content: String::new(),
                         status: MessageStatus::Streaming,
-                        created_at: user_message.created_at,
+                        created_at,
+                        version: 1,
+                        versions: 1,
                     }));
+                }
+                Ok(ChatEvent::Replying {
+                    messages: shown,
+                    earlier: before,
+                    reply,
+                }) => {
+                    messages.set(shown);
+                    earlier.set(before);
+                    live.set(Some(reply));
                 }
                 Ok(ChatEvent::Delta { text }) => live.update(|l| {
                     if let Some(l) = l {

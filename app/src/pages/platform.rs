@@ -64,3 +64,25 @@ pub fn forget(key: &str) {
     #[cfg(not(feature = "hydrate"))]
     let _ = key;
 }
+
+/// A text box in a page, to move the keyboard's focus to.
+pub type TextBox = leptos::prelude::NodeRef<leptos::html::Textarea>;
+
+/// Moves the keyboard's focus to `node` now if it is in the page, or as soon as it is (nothing
+/// on the server).
+pub fn focus(node: TextBox) {
+    #[cfg(feature = "hydrate")]
+    {
+        use leptos::prelude::GetUntracked;
+        match node.get_untracked() {
+            Some(el) => {
+                let _ = el.focus();
+            }
+            None => node.on_load(|el| {
+                let _ = el.focus();
+            }),
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = node;
+}

@@ -171,6 +171,32 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Owner, |ids| StopReply {
             reply_id: ids.reply.clone(),
         }),
+        Entry::new(Owner, |ids| app::chat::RegenerateReply {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+        }),
+        Entry::new(Owner, |ids| app::chat::ContinueReply {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+        }),
+        Entry::new(Owner, |ids| app::chat::EditMessage {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+            text: "Rewritten".into(),
+        }),
+        Entry::new(Owner, |ids| app::chat::ShowVersion {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+            version: 1,
+        }),
+        Entry::new(Owner, |ids| app::chat::DeleteMessage {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+        }),
+        Entry::new(Owner, |ids| app::chat::RestoreMessage {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+        }),
         // A twin is the caller's own: no call names anyone else's.
         Entry::new(SignedIn, |_| GetTwin {}),
         Entry::new(SignedIn, |_| app::twins::TwinSummary {}),

@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod api;
+mod branches;
 mod cards;
 mod dbdown;
 mod deploy;

@@ -168,7 +168,7 @@ async fn a_reply_cut_by_a_crash_is_interrupted_after_restart(backend: Backend) {
         "{html}"
     );
     // (The text may be followed by a hydration marker, `<!>`, before the tag closes.)
-    assert!(html.contains(r#"class="retry">Retry"#), "{html}");
+    assert!(html.contains(r#"class="link retry">Retry"#), "{html}");
 
     // The chat is not stuck: the next message gets a reply.
     let events = send_message(&second.app, &session, "Are you back?").await.0;

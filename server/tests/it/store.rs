@@ -323,8 +323,19 @@ async fn a_message_with_an_unknown_role_or_status_is_refused(backend: Backend) {
     let a = UserId(upsert_identity(&db, "t", "a", "A").await.unwrap().id);
     let c = characters::insert(&db, &a, &spec("Mira")).await.unwrap();
     let s = chat::open_session(&db, &a, &c).await.unwrap().unwrap();
-    let insert = "INSERT INTO chat_messages (id, session_id, role, content, status, seq, created_at, updated_at) \
-                  VALUES ($1, $2, $3, 'text', $4, 100, 1, 1)";
+    // Each odd row is written after the greeting, as the end of the chat shown.
+    let insert = "INSERT INTO chat_messages (id, session_id, role, content, status, seq, created_at, updated_at, parent_id) \
+                  VALUES ($1, $2, $3, 'text', $4, 100, 1, 1, (SELECT head_id FROM chat_sessions WHERE id = $2))";
+    let shown = |id: String| {
+        let (db, s) = (db.clone(), s.clone());
+        async move {
+            app::with_pool!(&db, pool => {
+                sqlx::query("UPDATE chat_sessions SET head_id = $1 WHERE id = $2").bind(&id).bind(&s)
+                    .execute(pool).await.map(|_| ()).unwrap()
+            })
+        }
+    };
+    let greeting = chat::messages(&db, &s, None).await.unwrap()[0].id.clone();
     let refused = |r: Result<Vec<app::chat::ChatMessage>, sqlx::Error>, what: &str| match r {
         Err(sqlx::Error::Decode(e)) => assert!(e.to_string().contains(what), "{e}"),
         other => panic!("expected a decode error naming {what:?}, got {other:?}"),
@@ -336,11 +347,13 @@ async fn a_message_with_an_unknown_role_or_status_is_refused(backend: Backend) {
         sqlx::query(insert).bind(&system).bind(&s).bind("system").bind("complete")
             .execute(pool).await.map(|_| ()).unwrap()
     });
+    shown(system.clone()).await;
     refused(chat::messages(&db, &s, None).await, "role \"system\"");
     app::with_pool!(&db, pool => {
         sqlx::query("DELETE FROM chat_messages WHERE id = $1").bind(&system)
             .execute(pool).await.map(|_| ()).unwrap()
     });
+    shown(greeting).await;
     assert_eq!(chat::messages(&db, &s, None).await.unwrap().len(), 1);
 
     // A status outside the schema's own list (written past its CHECK) is not shown as failed.
@@ -380,6 +393,7 @@ async fn a_message_with_an_unknown_role_or_status_is_refused(backend: Backend) {
                 .unwrap();
         }
     }
+    shown(odd.clone()).await;
     refused(chat::messages(&db, &s, None).await, "status \"archived\"");
     match chat::reply_status(&db, &a, &odd).await {
         Err(sqlx::Error::Decode(e)) => assert!(e.to_string().contains("archived"), "{e}"),

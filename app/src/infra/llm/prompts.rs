@@ -15,6 +15,8 @@ const ICEBREAKER_SYSTEM: &str = include_str!("templates/icebreaker_system.txt");
 const MATCH_SYSTEM: &str = include_str!("templates/match_system.txt");
 const MATCH: &str = include_str!("templates/match.txt");
 const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
+/// The turn that asks for a reply to be continued; it follows the reply's text so far.
+pub const CONTINUE: &str = include_str!("templates/continue.txt");
 const SHADES: &str = include_str!("templates/shades.txt");
 const PLAY_SYSTEM: &str = include_str!("templates/play_system.txt");
 const PLAY_TURN: &str = include_str!("templates/play_turn.txt");
