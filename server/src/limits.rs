@@ -65,6 +65,8 @@ pub fn body_limit_for(path: &str) -> usize {
     } else if path == app::chat::EditMessage::PATH {
         // An edited reply may be longer than what a user sends.
         2 * (app::domain::ReplyText::MAX * FORM_BYTES_PER_CHAR + 1024)
+    } else if path.starts_with("/api/v1/chats/") && path.contains("/messages/") {
+        2 * (app::domain::ReplyText::MAX * JSON_BYTES_PER_CHAR + 1024)
     } else {
         DEFAULT_BODY_LIMIT
     }

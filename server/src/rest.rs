@@ -100,6 +100,11 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_messages, send_message))
         .routes(routes!(follow_reply))
         .routes(routes!(stop_reply))
+        .routes(routes!(edit_chat_message, delete_chat_message))
+        .routes(routes!(restore_chat_message))
+        .routes(routes!(show_chat_version))
+        .routes(routes!(regenerate_chat_reply))
+        .routes(routes!(continue_chat_reply))
         .routes(routes!(start_run))
         .routes(routes!(list_runs))
         .routes(routes!(get_run))
@@ -746,6 +751,214 @@ async fn send_message(
     let stream = chats::send_for(&ctx.state, ctx.caller.user.clone(), session_id, msg.text)
         .await
         .map_err(|e| ctx.fail(e))?;
+    Ok(as_sse(stream, sse_event))
+}
+
+/// A new version of a message.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct EditedMessage {
+    /// The new text (1 to 4,000 characters for the user's message, to 20,000 for a reply).
+    pub text: String,
+}
+
+/// Which version of a message's place to show.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ChosenVersion {
+    /// 1-based, in the order the versions were written (a message's `version` of `versions`).
+    pub version: u32,
+}
+
+/// A chat's message changed without the model: the chat's latest page as it now is.
+async fn changed_page(
+    ctx: &Ctx,
+    (session_id, message_id): (String, String),
+    edit: chats::Edit,
+) -> Result<Json<MessagePage>, Failure> {
+    let page = chats::edit_for(&ctx.state, &ctx.caller.user, &session_id, &message_id, edit)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(page))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}",
+    tag = "chats",
+    summary = "Edits a message: the edit is a new version, the old one kept; the chat then ends with it",
+    params(
+        ("session_id" = String, Path, description = "The chat's id"),
+        ("message_id" = String, Path, description = "The message's id"),
+    ),
+    request_body(content = EditedMessage),
+    responses(
+        (status = 200, description = "The chat's latest page", body = MessagePage),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such message in the owner's chat", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A reply is being written in this chat; nothing was changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The text is empty or too long", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn edit_chat_message(
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    body: Result<Json<EditedMessage>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<MessagePage>, Failure> {
+    ctx.writer()?;
+    let Json(edited) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    changed_page(&ctx, ids, chats::Edit::Text(edited.text)).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}",
+    tag = "chats",
+    summary = "Deletes a message and what follows it on its branch (restorable); another version takes its place if it has one",
+    params(
+        ("session_id" = String, Path, description = "The chat's id"),
+        ("message_id" = String, Path, description = "The message's id"),
+    ),
+    responses(
+        (status = 200, description = "The chat's latest page", body = MessagePage),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such message in the owner's chat (or it is deleted)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A reply is being written in this chat; nothing was changed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_chat_message(
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+) -> Result<Json<MessagePage>, Failure> {
+    ctx.writer()?;
+    changed_page(&ctx, ids, chats::Edit::Delete).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}/restore",
+    tag = "chats",
+    summary = "Undoes a delete: the message and what followed it are shown again",
+    params(
+        ("session_id" = String, Path, description = "The chat's id"),
+        ("message_id" = String, Path, description = "The deleted message's id"),
+    ),
+    responses(
+        (status = 200, description = "The chat's latest page", body = MessagePage),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such deleted message in the owner's chat", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A reply is being written in this chat; nothing was changed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn restore_chat_message(
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+) -> Result<Json<MessagePage>, Failure> {
+    ctx.writer()?;
+    changed_page(&ctx, ids, chats::Edit::Restore).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}/version",
+    tag = "chats",
+    summary = "Shows another version of a message's place, with the latest conversation that followed it",
+    params(
+        ("session_id" = String, Path, description = "The chat's id"),
+        ("message_id" = String, Path, description = "Any version's id"),
+    ),
+    request_body(content = ChosenVersion),
+    responses(
+        (status = 200, description = "The chat's latest page", body = MessagePage),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such message in the owner's chat", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A reply is being written in this chat; nothing was changed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No such version", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn show_chat_version(
+    ctx: Ctx,
+    Path(ids): Path<(String, String)>,
+    body: Result<Json<ChosenVersion>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<MessagePage>, Failure> {
+    ctx.writer()?;
+    let Json(chosen) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    changed_page(&ctx, ids, chats::Edit::Show(chosen.version)).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}/regenerate",
+    tag = "chats",
+    summary = "Writes a new version of a reply (the old one kept), or a reply to a user message; streams it as Server-Sent Events",
+    description = "Events: `replying` (the chat's latest page, ending with the message answered, and the new reply), `delta` (more text; its id is the reply's length so far), then `finished` or `failed`, as for a sent message.",
+    params(
+        ("session_id" = String, Path, description = "The chat's id"),
+        ("message_id" = String, Path, description = "The reply to write again, or the user message to answer"),
+    ),
+    responses(
+        (status = 200, description = "The reply's events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such message in the owner's chat", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A reply is still being written in this chat; nothing was saved", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The chat's first message answers nothing and cannot be regenerated", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many model calls; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn regenerate_chat_reply(
+    ctx: Ctx,
+    Path((session_id, message_id)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    ctx.writer()?;
+    let stream = chats::reply_again_for(
+        &ctx.state,
+        ctx.caller.user.clone(),
+        &session_id,
+        &message_id,
+        false,
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
+    Ok(as_sse(stream, sse_event))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}/continue",
+    tag = "chats",
+    summary = "Writes on at the end of the chat's last reply, appending to it; streams it as Server-Sent Events",
+    description = "Events: `replying` (the reply with its text so far; that length is the first id), `delta`, then `finished` or `failed`.",
+    params(
+        ("session_id" = String, Path, description = "The chat's id"),
+        ("message_id" = String, Path, description = "The chat's last message, a reply"),
+    ),
+    responses(
+        (status = 200, description = "The reply's events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such message in the owner's chat", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A reply is still being written in this chat; nothing was saved", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a reply, or not the chat's last message", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many model calls; `Retry-After` says when to try again", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn continue_chat_reply(
+    ctx: Ctx,
+    Path((session_id, message_id)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    ctx.writer()?;
+    let stream = chats::reply_again_for(
+        &ctx.state,
+        ctx.caller.user.clone(),
+        &session_id,
+        &message_id,
+        true,
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
     Ok(as_sse(stream, sse_event))
 }
 

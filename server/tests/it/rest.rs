@@ -336,6 +336,10 @@ fn body_for(path: &str) -> Value {
         serde_json::json!({})
     } else if path.ends_with("/messages") {
         serde_json::json!({"text": "Hello there."})
+    } else if path.ends_with("/version") {
+        serde_json::json!({"version": 1})
+    } else if path.contains("/messages/") {
+        serde_json::json!({"text": "Edited by a script."})
     } else if path.ends_with("/turns") {
         serde_json::json!({"after": "", "choice": {"option": 0}})
     } else {
@@ -415,6 +419,7 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
             ("id", &mine),
             ("session_id", &my_chat.session_id),
             ("reply_id", &my_reply),
+            ("message_id", &my_reply),
             ("run_id", &my_run),
             ("turn_id", "0123456789abcdef"),
             ("match_id", "0123456789abcdef"),
@@ -501,6 +506,41 @@ async fn every_documented_route_refuses_the_wrong_key(backend: Backend) {
         (
             reqwest::Method::POST,
             format!("/api/v1/replies/{their_reply}/stop"),
+        ),
+        // Nor can their messages be changed, through their chat or named in one's own.
+        (
+            reqwest::Method::PATCH,
+            format!("/api/v1/chats/{their_chat}/messages/{their_reply}"),
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!(
+                "/api/v1/chats/{}/messages/{their_reply}",
+                my_chat.session_id
+            ),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/v1/chats/{their_chat}/messages/{their_reply}"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/chats/{their_chat}/messages/{their_reply}/restore"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/chats/{their_chat}/messages/{their_reply}/version"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/chats/{their_chat}/messages/{their_reply}/regenerate"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!(
+                "/api/v1/chats/{}/messages/{their_reply}/continue",
+                my_chat.session_id
+            ),
         ),
     ] {
         let res = api(&app, method.clone(), &path, &writer)
@@ -723,11 +763,20 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         })
         .await
         .unwrap();
+    // A reply to continue, regenerate, edit, show, delete and restore.
+    let events = send_message(&app, &chat.session_id, "Driven?").await.0;
+    let Some(app::chat::ChatEvent::Accepted {
+        reply_id: reply, ..
+    }) = events.first().cloned()
+    else {
+        panic!("{events:?}")
+    };
     // The re-roll names the run's last scene, known only when it is sent (see below).
     let ids = [
         ("id", character.as_str()),
         ("session_id", chat.session_id.as_str()),
         ("reply_id", greeting.as_str()),
+        ("message_id", reply.as_str()),
         ("run_id", run.as_str()),
         ("match_id", matched.id.as_str()),
         ("section", "backstory"),
@@ -738,9 +787,30 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     // A scene is played (`/turns`) before it is re-rolled.
     // The picture is read after it is put (a PUT of the character's fields gives it a drawn
     // avatar again).
+    // The reply is continued while it is the chat's last message, then regenerated, edited and
+    // shown again, before anything else is sent; it is deleted and restored before the
+    // character is deleted.
     ops.sort_by_key(|(m, p, _)| {
+        let message = p.contains("/messages/");
+        let rank = if p.ends_with("/continue") {
+            0
+        } else if p.ends_with("/regenerate") {
+            1
+        } else if message && *m == reqwest::Method::PATCH {
+            2
+        } else if p.ends_with("/version") {
+            3
+        } else if message && *m == reqwest::Method::DELETE {
+            5
+        } else if p.ends_with("/restore") {
+            6
+        } else if *m == reqwest::Method::DELETE || p.ends_with("/bulk/delete") {
+            7
+        } else {
+            4
+        };
         (
-            *m == reqwest::Method::DELETE || p.ends_with("/bulk/delete"),
+            rank,
             p.ends_with("/reroll"),
             p.ends_with("/picture") && *m == reqwest::Method::GET,
         )
@@ -819,7 +889,9 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         }
         let res = req.send().await.unwrap();
         let status = res.status().as_u16().to_string();
-        assert!(res.status().is_success(), "{method} {path}: {status}");
+        if !res.status().is_success() {
+            panic!("{method} {path}: {status} {}", res.text().await.unwrap());
+        }
         let documented = &op["responses"][&status];
         assert!(
             documented.is_object(),
@@ -835,6 +907,9 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
                     "{method} {path}: `{f}` missing from {body}"
                 );
             }
+        } else {
+            // A streamed reply, read to its end before the chat is changed again.
+            res.text().await.unwrap();
         }
     }
     // The reference page renders the operations, with no script.
