@@ -25,3 +25,5 @@ UPDATE chat_sessions SET head_id = (
 CREATE INDEX chat_messages_parent ON chat_messages (parent_id, seq);
 -- The versions of a chat's first message (alternate greetings).
 CREATE INDEX chat_messages_roots ON chat_messages (session_id, seq) WHERE parent_id IS NULL;
+-- Whether a chat has deleted messages at all (most have none: then no walk up is needed).
+CREATE INDEX chat_messages_deleted ON chat_messages (session_id) WHERE deleted_at IS NOT NULL;

@@ -683,6 +683,10 @@ async fn list_messages(
 pub struct NewMessage {
     /// What the user says (1 to 4,000 characters).
     pub text: String,
+    /// The chat's last message as the client knows it: if the chat has moved on since (another
+    /// client sent, regenerated or switched a version), the message is refused with a 409.
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// One reply event as Server-Sent Events: `accepted` (id 0), `delta` (id: the reply's length so
@@ -748,9 +752,15 @@ async fn send_message(
 ) -> Result<Response, Failure> {
     ctx.writer()?;
     let Json(msg) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
-    let stream = chats::send_for(&ctx.state, ctx.caller.user.clone(), session_id, msg.text)
-        .await
-        .map_err(|e| ctx.fail(e))?;
+    let stream = chats::send_for(
+        &ctx.state,
+        ctx.caller.user.clone(),
+        session_id,
+        msg.text,
+        msg.after,
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
     Ok(as_sse(stream, sse_event))
 }
 
@@ -910,7 +920,16 @@ async fn show_chat_version(
 )]
 async fn regenerate_chat_reply(
     ctx: Ctx,
-    Path((session_id, message_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    reply_again(ctx, ids, false).await
+}
+
+/// A reply written again (`more: false`) or on, streamed as Server-Sent Events.
+async fn reply_again(
+    ctx: Ctx,
+    (session_id, message_id): (String, String),
+    more: bool,
 ) -> Result<Response, Failure> {
     ctx.writer()?;
     let stream = chats::reply_again_for(
@@ -918,7 +937,7 @@ async fn regenerate_chat_reply(
         ctx.caller.user.clone(),
         &session_id,
         &message_id,
-        false,
+        more,
     )
     .await
     .map_err(|e| ctx.fail(e))?;
@@ -947,19 +966,9 @@ async fn regenerate_chat_reply(
 )]
 async fn continue_chat_reply(
     ctx: Ctx,
-    Path((session_id, message_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
 ) -> Result<Response, Failure> {
-    ctx.writer()?;
-    let stream = chats::reply_again_for(
-        &ctx.state,
-        ctx.caller.user.clone(),
-        &session_id,
-        &message_id,
-        true,
-    )
-    .await
-    .map_err(|e| ctx.fail(e))?;
-    Ok(as_sse(stream, sse_event))
+    reply_again(ctx, ids, true).await
 }
 
 /// A streaming service's lines of events (`T`, one JSON line each, as the app's pages read

@@ -229,13 +229,16 @@ pub async fn earlier_messages(session_id: String, before: i64) -> Result<Message
 }
 
 /// Sends a message and streams the reply as lines of [`ChatEvent`] JSON. Refused with
-/// [`AppError::Conflict`], nothing saved, while a reply is still being written in the chat.
+/// [`AppError::Conflict`], nothing saved, while a reply is still being written in the chat, or
+/// when `after` (the last message the page shows) is no longer the chat's last: the chat moved
+/// on in another tab.
 #[server(endpoint = "chat/send", output = StreamingText)]
 pub async fn send_message(
     session_id: String,
     text: String,
+    #[server(default)] after: Option<String>,
 ) -> Result<TextStream<AppError>, AppError> {
-    service::send(session_id, text).await
+    service::send(session_id, text, after).await
 }
 
 /// Stops a reply being written, on whichever server writes it (within half a second). The text

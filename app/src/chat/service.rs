@@ -25,6 +25,10 @@ pub const PAGE: i64 = 50;
 /// What a second send in a chat whose reply is still being written is told.
 pub const BUSY: &str = "A reply is still being written in this chat. Wait for it or stop it.";
 
+/// What a send from a page that no longer shows the chat's end is told.
+pub const MOVED: &str =
+    "This chat changed in another tab or window. Reload the page to see it, then send again.";
+
 /// Marks `interrupted` the replies still `streaming` whose heartbeat is older than the configured
 /// `REPLY_STALE_SECS` (their server is gone): in `session_id`, or everywhere at start-up. Their
 /// text, as last flushed, is kept.
@@ -87,17 +91,7 @@ async fn view_of(
     user: &crate::auth::UserId,
     session_id: String,
 ) -> Result<ChatView, AppError> {
-    let session = store::find_session(&state.db, user, &session_id)
-        .await
-        .or_internal("open chat")?
-        .ok_or(AppError::NotFound)?;
-    interrupt_stale_replies(
-        &state.db,
-        state.config.replies.stale_after,
-        Some(&session_id),
-    )
-    .await
-    .or_internal("check replies")?;
+    let session = live_session(state, user, &session_id).await?;
     let (messages, earlier) = store::messages_page(&state.db, &session_id, None, PAGE)
         .await
         .or_internal("load messages")?;
@@ -172,49 +166,55 @@ pub async fn earlier_for(
 }
 
 #[tracing::instrument(skip_all, fields(session_id = %session_id))]
-pub async fn send(session_id: String, text: String) -> Result<TextStream<AppError>, AppError> {
+pub async fn send(
+    session_id: String,
+    text: String,
+    after: Option<String>,
+) -> Result<TextStream<AppError>, AppError> {
     let user = require_user().await?;
-    send_for(&AppState::get()?, user, session_id, text).await
+    send_for(&AppState::get()?, user, session_id, text, after).await
 }
 
-/// [`send`] for `user`, however they are signed in (the REST API streams the same events).
+/// [`send`] for `user`, however they are signed in (the REST API streams the same events). With
+/// `after`, the message is added only if the chat still ends with that message.
 pub async fn send_for(
     state: &AppState,
     user: crate::auth::UserId,
     session_id: String,
     text: String,
+    after: Option<String>,
 ) -> Result<TextStream<AppError>, AppError> {
     let text = MessageText::parse(&text)?;
     crate::infra::check_id(&session_id)?;
+    if let Some(after) = &after {
+        crate::infra::check_id(after)?;
+    }
     let state = state.clone();
-    let session = store::find_session(&state.db, &user, &session_id)
-        .await
-        .or_internal("load session")?
-        .ok_or(AppError::NotFound)?;
     // A reply left `streaming` by a server that died does not hold the chat.
-    interrupt_stale_replies(
-        &state.db,
-        state.config.replies.stale_after,
-        Some(&session.id),
-    )
-    .await
-    .or_internal("check replies")?;
+    let session = live_session(&state, &user, &session_id).await?;
     // Within the user's limits. One reply at a time in this chat is the database's rule, kept
     // by `start_exchange` below.
     let slot = limits::service::begin_model_call(&state, &user).await?;
     // The user's message is saved before the model is called, with the reply's row, unless a
     // reply is still being written in this chat: then nothing is saved and the user is told.
-    let (user_message, reply) = match store::start_exchange(&state.db, &session.id, text.as_str())
+    let saved = store::start_exchange(&state.db, &session.id, text.as_str(), after.as_deref())
         .await
-        .or_internal("save message")?
-    {
+        .or_internal("save message")?;
+    let (user_message, reply) = match saved {
         store::Exchange::Started { user, reply } => (user, reply),
         store::Exchange::Busy => return Err(AppError::Conflict(BUSY.into())),
+        store::Exchange::Moved => return Err(AppError::Conflict(MOVED.into())),
     };
 
-    let history = store::messages(&state.db, &session.id, Some(HISTORY_LIMIT))
-        .await
-        .or_internal("load history")?;
+    // The branch the message was added to, whatever the chat shows by the time it is read.
+    let history = store::branch(
+        &state.db,
+        &session.id,
+        store::Start::Message(&user_message.id),
+        HISTORY_LIMIT,
+    )
+    .await
+    .or_internal("load history")?;
     let request = request_for(&state, &user, &session, history, None).await?;
     let first = ChatEvent::Accepted {
         user_message,
@@ -306,15 +306,13 @@ fn spawn_reply(
     TextStream::new(rx)
 }
 
-/// The session `session_id` of `user`, replies its server stopped writing marked interrupted.
-async fn owned_session(
+/// The session `session_id` of `user` (not found if it is not theirs), its replies whose server
+/// stopped writing them marked interrupted first.
+async fn live_session(
     state: &AppState,
     user: &crate::auth::UserId,
     session_id: &str,
-    message_id: &str,
 ) -> Result<store::Session, AppError> {
-    crate::infra::check_id(session_id)?;
-    crate::infra::check_id(message_id)?;
     let session = store::find_session(&state.db, user, session_id)
         .await
         .or_internal("load session")?
@@ -327,6 +325,18 @@ async fn owned_session(
     .await
     .or_internal("check replies")?;
     Ok(session)
+}
+
+/// [`live_session`], for a change to the message `message_id` in it.
+async fn owned_session(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    message_id: &str,
+) -> Result<store::Session, AppError> {
+    crate::infra::check_id(session_id)?;
+    crate::infra::check_id(message_id)?;
+    live_session(state, user, session_id).await
 }
 
 /// What a change the chat refused tells the user.

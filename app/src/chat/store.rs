@@ -126,6 +126,7 @@ pub async fn open_session(
     if let Some(id) = session_of(db, owner, character_id).await? {
         return Ok(Some(id));
     }
+    let alternates = alternate_greetings(db, character_id).await?;
     let id = new_id();
     let now = now_ms();
     let name = &character.draft.name;
@@ -154,6 +155,10 @@ pub async fn open_session(
             == 1;
         let existing = if created {
             insert_row(&id, &greeting, None).execute(&mut *tx).await?;
+            // A card's alternate greetings are the first message's other versions.
+            for alternate in &alternates {
+                insert_row(&id, alternate, None).execute(&mut *tx).await?;
+            }
             None
         } else {
             // Another request made it first (and has committed: the insert waited for it).
@@ -170,6 +175,29 @@ pub async fn open_session(
         existing
     });
     Ok(Some(existing.unwrap_or(id)))
+}
+
+/// How many of a card's alternate greetings a chat offers as versions of its first message.
+const MAX_ALTERNATE_GREETINGS: usize = 20;
+
+/// The alternate greetings of `character_id` (from its card) as messages: the first message's
+/// other versions, in the card's order. Blanks are skipped, and so is one longer than a reply may
+/// be; at most [`MAX_ALTERNATE_GREETINGS`].
+async fn alternate_greetings(db: &Db, character_id: &str) -> Result<Vec<ChatMessage>, sqlx::Error> {
+    let found: Option<(sqlx::types::Json<Vec<serde_json::Value>>,)> = with_pool!(db, pool => {
+        sqlx::query_as("SELECT alternate_greetings FROM characters WHERE id = $1")
+            .bind(character_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    let listed = found.map(|(g,)| g.0).unwrap_or_default();
+    Ok(listed
+        .iter()
+        .filter_map(|g| g.as_str())
+        .filter_map(|g| crate::domain::ReplyText::parse(g).ok())
+        .take(MAX_ALTERNATE_GREETINGS)
+        .map(|g| new_message(MessageRole::Assistant, g.as_str(), MessageStatus::Complete))
+        .collect())
 }
 
 /// The id of `owner`'s session with `character_id`, if there is one.
@@ -490,40 +518,45 @@ pub enum Exchange {
     },
     /// A reply is still being written in this chat; nothing was saved.
     Busy,
+    /// The chat no longer ends with the message the sender saw; nothing was saved.
+    Moved,
 }
 
 /// Saves the user's message (after the chat's last message) and the empty reply that will answer
 /// it, in one transaction, and makes the reply the head; unless a reply is already streaming in
-/// the session: then nothing is saved. One reply at a time per chat, across servers: the session
+/// the session, or `after` is given and the chat no longer ends with it: then nothing is saved. One reply at a time per chat, across servers: the session
 /// row is locked first (so concurrent exchanges queue), and the partial unique index on streaming
 /// rows refuses a second one should anything else get past.
 pub async fn start_exchange(
     db: &Db,
     session_id: &str,
     text: &str,
+    after: Option<&str>,
 ) -> Result<Exchange, sqlx::Error> {
     let user = new_message(MessageRole::User, text, MessageStatus::Complete);
     let reply = new_message(MessageRole::Assistant, "", MessageStatus::Streaming);
-    let started: Result<bool, sqlx::Error> = with_pool!(db, pool => {
+    let refused: Result<Option<Exchange>, sqlx::Error> = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         lock_session(session_id, text).execute(&mut *tx).await?;
+        let head = head_of(session_id).fetch_one(&mut *tx).await?.0;
         if streaming_in(session_id).fetch_one(&mut *tx).await?.0 > 0 {
-            Ok(false)
+            Ok(Some(Exchange::Busy))
+        } else if after.is_some_and(|after| head.as_deref() != Some(after)) {
+            Ok(Some(Exchange::Moved))
         } else {
-            let head = head_of(session_id).fetch_one(&mut *tx).await?.0;
             insert_row(session_id, &user, head.as_deref()).execute(&mut *tx).await?;
             match insert_row(session_id, &reply, Some(&user.id)).execute(&mut *tx).await {
                 Ok(_) => {
                     set_head(session_id, Some(&reply.id), text).execute(&mut *tx).await?;
-                    tx.commit().await.map(|_| true)
+                    tx.commit().await.map(|_| None)
                 }
-                Err(e) if is_second_streaming_reply(&e) => Ok(false),
+                Err(e) if is_second_streaming_reply(&e) => Ok(Some(Exchange::Busy)),
                 Err(e) => Err(e),
             }
         }
     });
-    if !started? {
-        return Ok(Exchange::Busy);
+    if let Some(refused) = refused? {
+        return Ok(refused);
     }
     // As a page shows it: a message sent after an edited one may have versions.
     let user = message(db, session_id, &user.id).await?.unwrap_or(user);
@@ -573,6 +606,7 @@ struct TargetRow {
     content: String,
     parent_id: Option<String>,
     deleted_at: Option<i64>,
+    heartbeat_at: Option<i64>,
     seq: i64,
 }
 
@@ -594,7 +628,7 @@ pub async fn change(
             return Ok(Err(Refusal::Busy));
         }
         let target: Option<TargetRow> = sqlx::query_as(
-            "SELECT role, content, parent_id, deleted_at, seq FROM chat_messages \
+            "SELECT role, content, parent_id, deleted_at, heartbeat_at, seq FROM chat_messages \
              WHERE id = $1 AND session_id = $2",
         )
         .bind(message_id)
@@ -610,6 +644,21 @@ pub async fn change(
         let role = MessageRole::parse(&target.role)
             .ok_or_else(|| unknown(message_id, "role", &target.role))?;
         let parent = target.parent_id.as_deref();
+        // A message hidden under a deleted one is not there to change; restoring one needs the
+        // message before it restored first.
+        if let Some(parent) = parent {
+            let (hidden,): (i64,) = sqlx::query_as(ABOVE_DELETED)
+                .bind(parent)
+                .bind(session_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if hidden > 0 {
+                return Ok(Err(match op {
+                    Op::Restore => Refusal::Refused("Restore the message before it first."),
+                    _ => Refusal::NotFound,
+                }));
+            }
+        }
         let mut reply = None;
         let mut answers = None;
         // The new head, and its text for the chat list's preview.
@@ -630,6 +679,21 @@ pub async fn change(
                 sqlx::query_as(LATEST_UNDER).bind(shown.as_str()).fetch_optional(&mut *tx).await?
             }
             Op::Delete => {
+                // Whether the chat shows it (through another tab or the API, one may delete a
+                // message of a branch not shown: the branch shown stays).
+                let head = head_of(session_id).fetch_one(&mut *tx).await?.0;
+                let shown = match &head {
+                    Some(head) => {
+                        let (n,): (i64,) = sqlx::query_as(ABOVE_THIS)
+                            .bind(head.as_str())
+                            .bind(message_id)
+                            .bind(target.seq)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        n > 0
+                    }
+                    None => false,
+                };
                 sqlx::query("UPDATE chat_messages SET deleted_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(message_id)
@@ -641,6 +705,18 @@ pub async fn change(
                     .bind(parent.unwrap_or(session_id))
                     .fetch_all(&mut *tx)
                     .await?;
+                if parent.is_none() && versions.is_empty() {
+                    return Ok(Err(Refusal::Refused(
+                        "The chat's first message cannot be deleted. Edit it instead.",
+                    )));
+                }
+                if !shown {
+                    tx.commit().await?;
+                    return Ok(Ok(Done {
+                        reply: None,
+                        answers: None,
+                    }));
+                }
                 let next = versions
                     .iter()
                     .rev()
@@ -688,6 +764,10 @@ pub async fn change(
                 let head = head_of(session_id).fetch_one(&mut *tx).await?.0;
                 if head.as_deref() != Some(message_id) {
                     return Ok(Err(Refusal::Refused("Only the chat's last reply can be continued.")));
+                }
+                // Stopped, but its writer has not saved it yet: it is not free to write on.
+                if target.heartbeat_at.is_some() {
+                    return Ok(Err(Refusal::Busy));
                 }
                 sqlx::query(
                     "UPDATE chat_messages SET status = $1, heartbeat_at = $2, updated_at = $2 WHERE id = $3",
@@ -763,6 +843,24 @@ const LATEST_UNDER: &str = "WITH RECURSIVE down(id, n) AS ( \
      ) \
      SELECT m.id, m.content FROM down d JOIN chat_messages m ON m.id = d.id ORDER BY d.n DESC LIMIT 1";
 
+/// How many of message `$1` and the messages above it (its parent, the parent's parent…) are
+/// deleted, for a chat `$2` that has deleted messages at all (otherwise 0 without the walk, through
+/// the partial index `chat_messages_deleted`).
+const ABOVE_DELETED: &str = "WITH RECURSIVE up(id, parent_id, deleted_at) AS ( \
+       SELECT id, parent_id, deleted_at FROM chat_messages WHERE id = $1 \
+         AND EXISTS (SELECT 1 FROM chat_messages d WHERE d.session_id = $2 AND d.deleted_at IS NOT NULL) \
+       UNION ALL \
+       SELECT m.id, m.parent_id, m.deleted_at FROM up JOIN chat_messages m ON m.id = up.parent_id \
+     ) SELECT COUNT(*) FROM up WHERE deleted_at IS NOT NULL";
+
+/// Whether message `$2` (numbered `$3`) is message `$1` or above it: 1 or 0. A parent is always
+/// written before its children, so the walk up stops below `$3`.
+const ABOVE_THIS: &str = "WITH RECURSIVE up(id, parent_id) AS ( \
+       SELECT id, parent_id FROM chat_messages WHERE id = $1 \
+       UNION ALL \
+       SELECT m.id, m.parent_id FROM up JOIN chat_messages m ON m.id = up.parent_id WHERE m.seq >= $3 \
+     ) SELECT COUNT(*) FROM up WHERE id = $2";
+
 /// The session's head (in a transaction that holds the session row).
 fn head_of<'q, DB: sqlx::Database>(
     session_id: &'q str,
@@ -788,7 +886,8 @@ where
     .bind(session_id)
 }
 
-/// Makes `head` the end of the branch the chat shows, and `last` (its text) the chat's preview.
+/// Makes `head` the end of the branch the chat shows, and `last` (its text, unless empty) the
+/// chat's preview.
 fn set_head<'q, DB: sqlx::Database>(
     session_id: &'q str,
     head: Option<&'q str>,
@@ -799,7 +898,11 @@ where
     Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    sqlx::query("UPDATE chat_sessions SET head_id = $1, last_message_preview = $2 WHERE id = $3")
+    // An empty text (a reply about to be written) keeps the preview there is.
+    sqlx::query(
+        "UPDATE chat_sessions SET head_id = $1, \
+         last_message_preview = CASE WHEN $2 = '' THEN last_message_preview ELSE $2 END WHERE id = $3",
+    )
         .bind(head)
         .bind(preview(last))
         .bind(session_id)

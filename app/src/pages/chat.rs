@@ -111,14 +111,19 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
     };
 
     let composer = TextBox::new();
-    let editor_box = TextBox::new();
     let send_draft = move || {
         let text = draft.get_untracked();
         if let Err(e) = crate::domain::MessageText::parse(&text) {
             error.set(Some(e.0));
             return;
         }
-        ask(Ask::Send(text));
+        // The page's last message, so a chat moved on in another tab is not written to blind.
+        let after = if older {
+            None
+        } else {
+            messages.with_untracked(|ms| ms.last().map(|m| m.id.clone()))
+        };
+        ask(Ask::Send { text, after });
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -136,7 +141,6 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
     let open_editor = move |id: String, text: String| {
         edit_text.set(text);
         editing.set(Some(id));
-        focus(editor_box);
     };
     let close_editor = move || {
         editing.set(None);
@@ -181,6 +185,10 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
             };
             match page {
                 Ok(page) => {
+                    // After a delete, the keyboard goes on from the composer.
+                    if undo.is_some() {
+                        focus(composer);
+                    }
                     deleted.set(undo);
                     messages.set(page.messages);
                     earlier.set(page.earlier);
@@ -228,8 +236,20 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         let id = StoredValue::new(m.id.clone());
         let content = StoredValue::new(m.content.clone());
         let (version, versions) = (m.version, m.versions);
-        let is_last =
-            move || messages.with(|ms| ms.last().map(|l| l.id == id.get_value()).unwrap_or(false));
+        // The chat's last message (on its latest page: an older page's last is not the end).
+        let is_last = move || {
+            !older && messages.with(|ms| ms.last().map(|l| l.id == id.get_value()).unwrap_or(false))
+        };
+        // Each button says whose message it acts on, to a screen reader.
+        let whose = if user {
+            " your message".to_string()
+        } else {
+            format!(" {}'s message", name.get_value())
+        };
+        let whose = StoredValue::new(whose);
+        let named = move |verb: &'static str| {
+            view! { {verb}<span class="visually-hidden">{whose.get_value()}</span> }
+        };
         // The chat's first message answers nothing: it is edited, not written again.
         let first = move || {
             earlier.get().is_none()
@@ -243,7 +263,7 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         });
         let switcher = (versions > 1 && !here_live).then(|| {
             view! {
-                <span class="versions">
+                <span class="versions needs-js">
                     <button type="button" class="icon"
                         disabled=move || { version <= 1 || !idle() }
                         on:click=move |_| change(id.get_value(), Change::Show(version - 1))>
@@ -267,30 +287,30 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         };
         let tools = (settled && !here_live).then(|| {
             view! {
-                <span class="tools">
+                <span class="tools needs-js">
                     <button type="button" class="link" disabled=move || !idle()
-                        on:click=move |_| open_editor(id.get_value(), content.get_value())>"Edit"</button>
+                        on:click=move |_| open_editor(id.get_value(), content.get_value())>{named("Edit")}</button>
                     {(!user).then(|| view! {
                         <Show when=move || !first()>
                             <button type="button" class="link retry" disabled=move || !idle()
                                 on:click=move |_| ask(Ask::Again { message_id: id.get_value(), more: false })>
-                                {again}</button>
+                                {named(again)}</button>
                         </Show>
                         <Show when=is_last>
                             <button type="button" class="link" disabled=move || !idle()
                                 on:click=move |_| ask(Ask::Again { message_id: id.get_value(), more: true })>
-                                "Continue"</button>
+                                {named("Continue")}</button>
                         </Show>
                     })}
                     {user.then(|| view! {
                         <Show when=is_last>
                             <button type="button" class="link" disabled=move || !idle()
                                 on:click=move |_| ask(Ask::Again { message_id: id.get_value(), more: false })>
-                                "Get a reply"</button>
+                                "Get a reply"<span class="visually-hidden">" to your message"</span></button>
                         </Show>
                     })}
                     <button type="button" class="link" disabled=move || !idle()
-                        on:click=move |_| change(id.get_value(), Change::Delete)>"Delete"</button>
+                        on:click=move |_| change(id.get_value(), Change::Delete)>{named("Delete")}</button>
                 </span>
             }
         });
@@ -322,6 +342,8 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                     });
                 };
                 let label = format!("Edit the message from {}", if user { "you".to_string() } else { name.get_value() });
+                let editor_box = TextBox::new();
+                focus(editor_box);
                 view! {
                     <form class="edit" on:submit=move |ev| { ev.prevent_default(); save(false); }>
                         <textarea aria-label=label rows=3 node_ref=editor_box prop:value=move || edit_text.get()
@@ -369,7 +391,7 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
             }
             <ol class="log" aria-live="polite" data-testid="chat-log">
                 <For each=move || messages.get()
-                    key=|m| (m.id.clone(), m.status, m.content.len(), m.versions)
+                    key=|m| (m.id.clone(), m.status, m.content.len(), m.version, m.versions)
                     children=move |m| bubble(m, false) />
                 {move || live.get().map(|m| bubble(m, true))}
             </ol>
@@ -406,8 +428,8 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
 
 /// What a reply is asked with.
 enum Ask {
-    /// A new message from the user.
-    Send(String),
+    /// A new message from the user, after the last message the page shows.
+    Send { text: String, after: Option<String> },
     /// The message's reply written again (`more: false`; for a user message, a reply to it) or
     /// written on (`more: true`).
     Again { message_id: String, more: bool },
@@ -437,9 +459,9 @@ async fn stream_reply(session_id: String, ask: Ask, page: Page, draft: RwSignal<
         live,
         error,
     } = page;
-    let typed = matches!(ask, Ask::Send(_));
+    let typed = matches!(ask, Ask::Send { .. });
     let stream = match ask {
-        Ask::Send(text) => send_message(session_id, text).await,
+        Ask::Send { text, after } => send_message(session_id, text, after).await,
         Ask::Again {
             message_id,
             more: true,

@@ -116,5 +116,10 @@ test("the composer's keys: Enter sends, Shift+Enter breaks a line, Escape stops,
   await page.keyboard.press("Escape");
   await expect(editor).toHaveCount(0);
   await expect(composer).toBeFocused();
+  // And again: the editor opened a second time has the focus too.
+  await page.keyboard.press("ArrowUp");
+  await expect(editor).toBeFocused();
+  await page.keyboard.press("Escape");
+  await expect(composer).toBeFocused();
   await accessible(page, "the chat after a stopped reply");
 });

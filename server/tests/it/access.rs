@@ -167,6 +167,7 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Owner, |ids| SendMessage {
             session_id: ids.session.clone(),
             text: "hi".into(),
+            after: None,
         }),
         Entry::new(Owner, |ids| StopReply {
             reply_id: ids.reply.clone(),

@@ -141,6 +141,7 @@ async fn anonymous_callers_are_refused(backend: Backend) {
         .refusal(SendMessage {
             session_id: "x".into(),
             text: "hello".into(),
+            after: None,
         })
         .await;
     assert_eq!(err, AppError::Unauthorized);
@@ -368,6 +369,7 @@ async fn someone_elses_character_is_not_found(backend: Backend) {
         .refusal(SendMessage {
             session_id: "no-such-id".into(),
             text: "hi".into(),
+            after: None,
         })
         .await;
     assert_eq!(err, AppError::NotFound);
@@ -450,6 +452,7 @@ async fn a_reply_survives_the_browser_disconnecting(backend: Backend) {
         .stream(SendMessage {
             session_id: view.session_id.clone(),
             text: "Tell me everything.".into(),
+            after: None,
         })
         .await;
     for _ in 0..2 {
@@ -489,6 +492,7 @@ async fn an_invalid_message_is_refused_and_not_saved(backend: Backend) {
             .refusal(SendMessage {
                 session_id: view.session_id.clone(),
                 text,
+                after: None,
             })
             .await;
         let AppError::BadRequest(msg) = err else {

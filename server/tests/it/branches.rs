@@ -20,6 +20,7 @@ on_both_backends!(
     the_last_reply_is_continued_where_it_stopped,
     a_deleted_message_hides_its_branch_until_undone,
     nothing_changes_while_a_reply_is_written_or_in_another_chat,
+    a_send_from_a_page_the_chat_has_moved_past_is_refused,
 );
 
 fn text(s: &str) -> Reply {
@@ -40,6 +41,7 @@ async fn say(app: &TestApp, session: &str, text: &str) -> String {
         .stream(SendMessage {
             session_id: session.into(),
             text: text.into(),
+            after: None,
         })
         .await
         .rest()
@@ -336,6 +338,7 @@ async fn the_last_reply_is_continued_where_it_stopped(backend: Backend) {
         .stream(SendMessage {
             session_id: session.clone(),
             text: "A story?".into(),
+            after: None,
         })
         .await
         .rest()
@@ -486,10 +489,68 @@ async fn a_deleted_message_hides_its_branch_until_undone(backend: Backend) {
     let refused = app
         .call(RestoreMessage {
             session_id: session.clone(),
-            message_id: uno,
+            message_id: uno.clone(),
         })
         .await;
     assert_eq!(refused, Err(AppError::NotFound));
+
+    // The chat's first message stays (it is edited instead).
+    let greeting = open_chat(&app, &character).await.messages[0].id.clone();
+    let refused = app
+        .call(DeleteMessage {
+            session_id: session.clone(),
+            message_id: greeting,
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(AppError::BadRequest(_))),
+        "{refused:?}"
+    );
+
+    // What is hidden under a deleted message is not there to change, and comes back only after
+    // the message above it.
+    let delete = |id: &str| {
+        app.call(DeleteMessage {
+            session_id: session.clone(),
+            message_id: id.to_string(),
+        })
+    };
+    let restore = |id: &str| {
+        app.call(RestoreMessage {
+            session_id: session.clone(),
+            message_id: id.to_string(),
+        })
+    };
+    let page = show(&app, &session, &uno, 1).await;
+    let (first_question, two) = (page[1].id.clone(), page[4].id.clone());
+    delete(&second_question).await.unwrap();
+    let page = delete(&first_question).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
+    let refused = app
+        .call(EditMessage {
+            session_id: session.clone(),
+            message_id: two,
+            text: "Changed".into(),
+        })
+        .await;
+    assert_eq!(refused, Err(AppError::NotFound));
+    let refused = restore(&second_question).await;
+    assert!(
+        matches!(refused, Err(AppError::BadRequest(_))),
+        "{refused:?}"
+    );
+    let page = restore(&first_question).await.unwrap();
+    assert_eq!(texts(&described(&page.messages))[1..], ["First?", "Uno."]);
+
+    // Deleting a version not shown leaves the chat as it is shown.
+    let page = delete(&one).await.unwrap();
+    assert_eq!(
+        described(&page.messages)[1..],
+        [
+            (MessageRole::User, "First?".into(), 1, 1),
+            (MessageRole::Assistant, "Uno.".into(), 1, 1),
+        ]
+    );
 }
 
 async fn nothing_changes_while_a_reply_is_written_or_in_another_chat(backend: Backend) {
@@ -555,4 +616,42 @@ async fn nothing_changes_while_a_reply_is_written_or_in_another_chat(backend: Ba
     );
     assert_eq!(stored(&app, &first).await.1, "Done.");
     let _ = character;
+}
+
+async fn a_send_from_a_page_the_chat_has_moved_past_is_refused(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let app = app_with_mock(backend, &mock).await;
+    let (_, session) = new_chat(&app).await;
+    mock.push(text("First."));
+    let first = say(&app, &session, "Hi").await;
+    mock.push(text("Second."));
+    let events = again(&app, &session, &first, false).await;
+    let Some(ChatEvent::Replying { reply, .. }) = events.first() else {
+        panic!("{events:?}")
+    };
+    let second = reply.id.clone();
+    // One tab shows the second version; another flips back to the first.
+    show(&app, &session, &second, 1).await;
+    let before = count(&app, "SELECT COUNT(*) FROM chat_messages").await;
+    let send = |after: &str| SendMessage {
+        session_id: session.clone(),
+        text: "And so?".into(),
+        after: Some(after.to_string()),
+    };
+    let refused = app.refusal(send(&second)).await;
+    assert_eq!(
+        refused,
+        AppError::Conflict(app::chat::service::MOVED.into())
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM chat_messages").await,
+        before
+    );
+    // From the page that shows the chat's end, it is sent after it.
+    mock.push(text("So on."));
+    let events = app.stream(send(&first)).await.rest().await;
+    assert_eq!(deltas(&events), "So on.");
+    let prompt = last_prompt(&mock);
+    assert!(prompt.iter().any(|(_, t)| t == "First."), "{prompt:?}");
+    assert!(!prompt.iter().any(|(_, t)| t == "Second."), "{prompt:?}");
 }

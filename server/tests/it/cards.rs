@@ -145,6 +145,23 @@ async fn a_card_becomes_a_draft_and_its_character_keeps_the_card(backend: Backen
     let extensions: Value =
         serde_json::from_str(&one_string(&app, &column("extensions")).await).unwrap();
     assert_eq!(extensions, card["data"]["extensions"]);
+    // In the chat they are the greeting's other versions, shown on request.
+    let chat = open_chat(&app, &id).await;
+    let first = &chat.messages[0];
+    assert_eq!((first.version, first.versions), (1, 3));
+    for (version, text) in [(2, "Another night, another ship."), (3, "You again.")] {
+        let page = app
+            .call(app::chat::ShowVersion {
+                session_id: chat.session_id.clone(),
+                message_id: first.id.clone(),
+                version,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.messages.len(), 1);
+        assert_eq!(page.messages[0].content, text);
+        assert_eq!(page.messages[0].version, version);
+    }
     // The import was used up.
     assert_eq!(
         app.call(GetCardImport { id: import.id }).await,

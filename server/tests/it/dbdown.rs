@@ -224,6 +224,7 @@ async fn a_postgres_restart_under_load_loses_no_reply_text_and_heals_by_itself()
         .send(SendMessage {
             session_id: session.clone(),
             text: "are you there?".into(),
+            after: None,
         })
         .await;
     assert!(

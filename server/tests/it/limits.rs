@@ -112,6 +112,7 @@ async fn bodies_over_their_routes_limit_get_413(backend: Backend) {
         .send(app::chat::SendMessage {
             session_id: view.session_id.clone(),
             text: big.clone(),
+            after: None,
         })
         .await;
     assert_eq!(res.status(), 413);
@@ -222,6 +223,7 @@ async fn every_refusal_has_its_status(backend: Backend) {
         .send(SendMessage {
             session_id: "x".into(),
             text: "   ".into(),
+            after: None,
         })
         .await;
     assert_eq!(res.status(), 422);
@@ -250,6 +252,7 @@ async fn every_refusal_has_its_status(backend: Backend) {
         .stream(SendMessage {
             session_id: view.session_id.clone(),
             text: "Tell me a long story.".into(),
+            after: None,
         })
         .await; // model call 2
     first.until(|e| matches!(e, ChatEvent::Delta { .. })).await;
@@ -257,6 +260,7 @@ async fn every_refusal_has_its_status(backend: Backend) {
         .send(SendMessage {
             session_id: view.session_id.clone(),
             text: "Hello?".into(),
+            after: None,
         })
         .await; // model call 3 (refused)
     assert_eq!(res.status(), 409);
@@ -338,6 +342,7 @@ async fn model_calls_are_rate_limited_per_user(backend: Backend) {
         .send(SendMessage {
             session_id: view.session_id.clone(),
             text: "Again".into(),
+            after: None,
         })
         .await;
     assert_eq!(res.status(), 429);
@@ -383,6 +388,7 @@ async fn concurrent_generations_are_capped_per_user(backend: Backend) {
         .stream(SendMessage {
             session_id: a.session_id.clone(),
             text: "Tell me everything.".into(),
+            after: None,
         })
         .await;
     first.until(|e| matches!(e, ChatEvent::Delta { .. })).await;
@@ -391,6 +397,7 @@ async fn concurrent_generations_are_capped_per_user(backend: Backend) {
         .send(SendMessage {
             session_id: b.session_id.clone(),
             text: "Hi".into(),
+            after: None,
         })
         .await;
     assert_eq!(res.status(), 429);
@@ -457,6 +464,7 @@ async fn the_daily_token_budget_is_enforced(backend: Backend) {
         .send(SendMessage {
             session_id: view.session_id.clone(),
             text: "Hello".into(),
+            after: None,
         })
         .await;
     assert_eq!(res.status(), 429);
@@ -529,6 +537,7 @@ async fn limits_hold_across_two_servers_on_one_postgres() {
         .stream(SendMessage {
             session_id: a.session_id.clone(),
             text: "Tell me everything.".into(),
+            after: None,
         })
         .await; // call 3
     first.until(|e| matches!(e, ChatEvent::Delta { .. })).await;
@@ -536,6 +545,7 @@ async fn limits_hold_across_two_servers_on_one_postgres() {
         .send(SendMessage {
             session_id: b.session_id.clone(),
             text: "Hi".into(),
+            after: None,
         })
         .await; // call 4 (refused: busy)
     assert_eq!(res.status(), 429);

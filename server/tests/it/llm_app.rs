@@ -193,6 +193,7 @@ async fn stopping_a_reply_keeps_its_text_and_closes_the_upstream_request(backend
         .stream(SendMessage {
             session_id: view.session_id.clone(),
             text: "Go on, at length.".into(),
+            after: None,
         })
         .await;
     // Three words in, the user presses Stop; the stream goes on to its end.

@@ -260,6 +260,7 @@ async fn a_second_user_cannot_reach_the_first_users_data(backend: Backend) {
         .refusal(SendMessage {
             session_id: chat.session_id.clone(),
             text: "hi".into(),
+            after: None,
         })
         .await;
     assert_eq!(err, AppError::NotFound);

@@ -107,6 +107,7 @@ pub(crate) async fn start_reply(
         .stream(SendMessage {
             session_id: session_id.into(),
             text: text.into(),
+            after: None,
         })
         .await;
     let events = reply.until(|e| matches!(e, ChatEvent::Delta { .. })).await;
@@ -329,6 +330,7 @@ async fn two_sends_in_one_chat_at_once_give_one_reply(backend: Backend) {
     let message = |text: &str| SendMessage {
         session_id: session.clone(),
         text: text.into(),
+        after: None,
     };
     let (ra, rb) = tokio::join!(a.send(message("first")), b.send(message("second")));
     let (winner, loser, won, lost) = match (ra.status().is_success(), rb.status().is_success()) {

@@ -106,6 +106,7 @@ async fn two_server_processes_share_one_postgres() {
     let over = SendMessage {
         session_id: session.clone(),
         text: "Again".into(),
+        after: None,
     };
     let res = b.app.send(over.clone()).await;
     assert_eq!(res.status(), 429, "{}", b.output());

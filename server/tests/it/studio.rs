@@ -114,6 +114,7 @@ async fn a_deleted_character_and_its_chats_wait_in_the_trash(backend: Backend) {
         app.refusal(SendMessage {
             session_id: chat.session_id.clone(),
             text: "anyone there?".into(),
+            after: None,
         })
         .await,
         AppError::NotFound

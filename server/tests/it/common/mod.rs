@@ -468,6 +468,7 @@ pub async fn send_message(
         .stream(app::chat::SendMessage {
             session_id: session_id.into(),
             text: text.into(),
+            after: None,
         })
         .await;
     let events = reply.rest().await;
