@@ -21,6 +21,7 @@ on_both_backends!(
     a_deleted_message_hides_its_branch_until_undone,
     nothing_changes_while_a_reply_is_written_or_in_another_chat,
     a_send_from_a_page_the_chat_has_moved_past_is_refused,
+    a_regenerated_reply_cut_off_is_kept_beside_the_old_one,
 );
 
 fn text(s: &str) -> Reply {
@@ -654,4 +655,63 @@ async fn a_send_from_a_page_the_chat_has_moved_past_is_refused(backend: Backend)
     let prompt = last_prompt(&mock);
     assert!(prompt.iter().any(|(_, t)| t == "First."), "{prompt:?}");
     assert!(!prompt.iter().any(|(_, t)| t == "Second."), "{prompt:?}");
+}
+
+async fn a_regenerated_reply_cut_off_is_kept_beside_the_old_one(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let app = app_with_mock(backend, &mock).await;
+    let (character, session) = new_chat(&app).await;
+    mock.push(text("The whole answer."));
+    let first = say(&app, &session, "Well?").await;
+    // The new version is cut off mid-way: what arrived is kept and marked, the old one untouched.
+    mock.push(Reply::CutOff {
+        chunks: vec!["Half an ".into()],
+    });
+    let events = again(&app, &session, &first, false).await;
+    assert!(
+        matches!(events.last(), Some(ChatEvent::Failed { .. })),
+        "{events:?}"
+    );
+    let chat = shown(&app, &character).await;
+    assert_eq!(
+        chat.last().unwrap(),
+        &(MessageRole::Assistant, "Half an ".into(), 2, 2)
+    );
+    assert_eq!(
+        stored(&app, &first).await,
+        ("complete".into(), "The whole answer.".into())
+    );
+    // Continued, it is finished; a 503 on another regenerate leaves a third, empty, failed version
+    // and the chat usable.
+    let cut = open_chat(&app, &character)
+        .await
+        .messages
+        .last()
+        .unwrap()
+        .id
+        .clone();
+    mock.push(text("answer."));
+    again(&app, &session, &cut, true).await;
+    assert_eq!(
+        stored(&app, &cut).await,
+        ("complete".into(), "Half an answer.".into())
+    );
+    for _ in 0..3 {
+        mock.push(Reply::Error {
+            code: 503,
+            status: "UNAVAILABLE".into(),
+            message: "down".into(),
+            retry_delay: None,
+            quota_id: None,
+        });
+    }
+    let events = again(&app, &session, &cut, false).await;
+    assert!(
+        matches!(events.last(), Some(ChatEvent::Failed { .. })),
+        "{events:?}"
+    );
+    let chat = shown(&app, &character).await;
+    assert_eq!(chat.last().unwrap().2..=chat.last().unwrap().3, 3..=3);
+    let page = show(&app, &session, &cut, 2).await;
+    assert_eq!(page.last().unwrap().content, "Half an answer.");
 }
