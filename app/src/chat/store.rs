@@ -412,8 +412,8 @@ async fn branch_rows(
     Ok(rows)
 }
 
-/// The branch the chat shows, ending at `from`, in the order written; with `limit`, only its
-/// latest `limit` messages.
+/// The branch the chat shows (ending at its head), in the order written; with `limit`, only its
+/// latest `limit` messages. [`branch`] from [`Start::Head`], for callers that read a whole chat.
 pub async fn messages(
     db: &Db,
     session_id: &str,
