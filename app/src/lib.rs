@@ -83,6 +83,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/characters/import") ssr=SsrMode::Async view=pages::import::ImportPage />
                     <Route path=path!("/characters/:id") ssr=SsrMode::Async view=pages::character::CharacterPage />
                     <Route path=path!("/characters/:id/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
+                    <Route path=path!("/characters/:id/chat/new") ssr=SsrMode::Async view=pages::chat::ChatPage />
+                    <Route path=path!("/chats") ssr=SsrMode::Async view=pages::chats::ChatsPage />
+                    <Route path=path!("/chats/:session") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/characters/:id/edit") ssr=SsrMode::Async view=pages::wizard::EditCharacterPage />
                     <Route path=path!("/characters/:id/play") ssr=SsrMode::Async view=pages::play::PlayPage />
                     <Route path=path!("/play/:id") ssr=SsrMode::Async view=pages::play::RunPage />
@@ -91,6 +94,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/usage") ssr=SsrMode::Async view=pages::usage::UsagePage />
                     <Route path=path!("/twin") ssr=SsrMode::Async view=pages::twin::TwinPage />
                     <Route path=path!("/twin/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
+                    <Route path=path!("/twin/chat/new") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/matches") ssr=SsrMode::Async view=pages::matches::MatchesPage />
                     <Route path=path!("/matches/:id") ssr=SsrMode::Async view=pages::matches::MatchPage />
                 </Routes>

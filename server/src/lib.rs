@@ -71,6 +71,7 @@ impl Application {
             .await
             .map_err(|e| db_error(&e))?;
         app::characters::service::purge_expired(&db).await;
+        app::chat::service::purge_expired(&db).await;
         spawn_trash_purge(db.clone());
 
         let addr = config.listen_addr();
@@ -282,7 +283,7 @@ fn password_by_hand(url: &str) -> Option<String> {
     Some(userinfo.split_once(':')?.1.to_string())
 }
 
-/// Empties characters past their days in the trash, every hour (the first run is at start-up).
+/// Empties characters and chats past their days in the trash, every hour (the first run is at start-up).
 fn spawn_trash_purge(db: app::infra::db::Db) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -290,6 +291,7 @@ fn spawn_trash_purge(db: app::infra::db::Db) {
         loop {
             tick.tick().await;
             app::characters::service::purge_expired(&db).await;
+            app::chat::service::purge_expired(&db).await;
         }
     });
 }

@@ -50,6 +50,9 @@ pub fn body_limit_for(path: &str) -> usize {
     } else if path == app::characters::UploadPicture::PATH {
         // The picture, and the multipart framing around it.
         app::characters::pictures::MAX_UPLOAD_BYTES + 16 * 1024
+    } else if path == app::chat::ImportChat::PATH || path == "/api/v1/chats/import" {
+        // The chat file, and the multipart framing around it.
+        app::chat::transfer::MAX_CHAT_BYTES + 16 * 1024
     } else if path == app::characters::ImportCard::PATH {
         // The card file, and the multipart framing around it.
         app::domain::card::MAX_CARD_BYTES + 16 * 1024

@@ -96,7 +96,12 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_characters, create_character))
         .routes(routes!(get_character, update_character, delete_character))
         .routes(routes!(open_chat))
-        .routes(routes!(list_chats))
+        .routes(routes!(list_chats, new_chat))
+        .routes(routes!(get_chat, rename_chat, trash_chat))
+        .routes(routes!(restore_chat))
+        .routes(routes!(branch_chat))
+        .routes(routes!(export_chat))
+        .routes(routes!(import_chat))
         .routes(routes!(list_messages, send_message))
         .routes(routes!(follow_reply))
         .routes(routes!(stop_reply))
@@ -629,13 +634,14 @@ async fn delete_character(ctx: Ctx, Path(id): Path<String>) -> Result<StatusCode
     post,
     path = "/api/v1/characters/{id}/chat",
     tag = "chats",
-    summary = "Opens the chat with a character (made, with its greeting, the first time): its latest messages",
+    summary = "Opens the most recently active chat with a character (made, with its greeting, if there is none): its latest messages",
     params(("id" = String, Path, description = "The character's id")),
     responses(
         (status = 200, description = "The chat and its latest page of messages", body = ChatView),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A read-only key (opening a chat the first time makes it)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No chat yet, and the owner has as many chats with the character as one may", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn open_chat(ctx: Ctx, Path(id): Path<String>) -> Result<Json<ChatView>, Failure> {
@@ -2007,6 +2013,8 @@ async fn bulk_export(ctx: Ctx, Q(q): Q<ExportQuery>) -> Result<Response, Failure
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChatsQuery {
+    /// Only the chats with this character (its id), or with the owner's twin (`twin`).
+    pub with: Option<String>,
     /// The last chat of the previous page (its `next`); none for the most recent.
     pub after: Option<String>,
     /// How many (1 to 100; 24 by default).
@@ -2032,8 +2040,291 @@ async fn list_chats(
     headers: HeaderMap,
     Q(q): Q<ChatsQuery>,
 ) -> Result<Response, Failure> {
-    let list = chats::list_for(&ctx.state.db, &ctx.caller.user, q.after, q.limit)
+    let list = chats::list_for(
+        &ctx.state.db,
+        &ctx.caller.user,
+        q.with.as_deref(),
+        q.after,
+        q.limit,
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
+    Ok(with_etag(&headers, StatusCode::OK, &list))
+}
+
+/// A new chat.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct NewChat {
+    /// The character it is with; none for the owner's twin.
+    pub character_id: Option<String>,
+    /// The chat's id, a UUID chosen by the client so that a retried request makes one chat;
+    /// one is chosen for it without.
+    pub id: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats",
+    tag = "chats",
+    summary = "Starts a new chat with a character (or the owner's twin), its greeting first",
+    request_body(content = NewChat),
+    responses(
+        (status = 201, description = "The new chat (or, for an `id` already made, that chat)", body = ChatView),
+        (status = 422, description = "The id is not a UUID, or the owner has no twin yet", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's, or the id is another chat's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The owner has as many chats with the character as one may", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn new_chat(
+    ctx: Ctx,
+    body: Result<Json<NewChat>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<ChatView>), Failure> {
+    ctx.writer()?;
+    let Json(new) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    let id = new.id.unwrap_or_else(app::infra::new_id);
+    let view = chats::start_for(
+        &ctx.state,
+        &ctx.caller.user,
+        &id,
+        new.character_id.as_deref(),
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{session_id}",
+    tag = "chats",
+    summary = "A chat: who it is with, its title and its latest page of messages",
+    params(("session_id" = String, Path, description = "The chat's id")),
+    responses(
+        (status = 200, description = "The chat", body = ChatView),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's (or it is in the trash)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_chat(ctx: Ctx, Path(session_id): Path<String>) -> Result<Json<ChatView>, Failure> {
+    let view = chats::view_for(&ctx.state, &ctx.caller.user, Some(&session_id), None, false)
         .await
         .map_err(|e| ctx.fail(e))?;
-    Ok(with_etag(&headers, StatusCode::OK, &list))
+    Ok(Json(view))
+}
+
+/// A chat's new title.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ChatRename {
+    /// 1 to 100 characters, on one line.
+    pub title: String,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/chats/{session_id}",
+    tag = "chats",
+    summary = "Renames a chat",
+    params(("session_id" = String, Path, description = "The chat's id")),
+    request_body(content = ChatRename),
+    responses(
+        (status = 204, description = "Renamed"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's (or it is in the trash)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The title is empty, too long or on several lines", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn rename_chat(
+    ctx: Ctx,
+    Path(session_id): Path<String>,
+    body: Result<Json<ChatRename>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, Failure> {
+    ctx.writer()?;
+    let Json(rename) = body.map_err(|e| ctx.fail(AppError::BadRequest(e.body_text())))?;
+    chats::rename_for(&ctx.state.db, &ctx.caller.user, &session_id, &rename.title)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/chats/{session_id}",
+    tag = "chats",
+    summary = "Moves a chat to the trash (restorable for 30 days)",
+    params(("session_id" = String, Path, description = "The chat's id")),
+    responses(
+        (status = 204, description = "In the trash"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's outside the trash", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn trash_chat(ctx: Ctx, Path(session_id): Path<String>) -> Result<StatusCode, Failure> {
+    ctx.writer()?;
+    chats::trash_for(&ctx.state.db, &ctx.caller.user, &session_id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{session_id}/restore",
+    tag = "chats",
+    summary = "Takes a chat out of the trash",
+    params(("session_id" = String, Path, description = "The chat's id")),
+    responses(
+        (status = 204, description = "Restored"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's in the trash (or past its 30 days)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn restore_chat(ctx: Ctx, Path(session_id): Path<String>) -> Result<StatusCode, Failure> {
+    ctx.writer()?;
+    chats::untrash_for(&ctx.state.db, &ctx.caller.user, &session_id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A chat made by a branch.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct Branched {
+    /// The new chat's id.
+    pub session_id: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}/branch",
+    tag = "chats",
+    summary = "Starts a new chat holding this chat's conversation up to and including the message (copied; this chat is unchanged)",
+    params(
+        ("session_id" = String, Path, description = "The chat's id"),
+        ("message_id" = String, Path, description = "The message the new chat ends with"),
+    ),
+    responses(
+        (status = 201, description = "The new chat", body = Branched),
+        (status = 409, description = "The owner has as many chats with the character as one may", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The message is a reply still being written", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such message in the owner's chat (or it is deleted)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn branch_chat(
+    ctx: Ctx,
+    Path((session_id, message_id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Branched>), Failure> {
+    ctx.writer()?;
+    let session_id = chats::branch_for(&ctx.state.db, &ctx.caller.user, &session_id, &message_id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok((StatusCode::CREATED, Json(Branched { session_id })))
+}
+
+/// How a chat is downloaded.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChatExportQuery {
+    /// `jsonl` (SillyTavern's chat format; the default) or `markdown`.
+    pub format: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{session_id}/export",
+    tag = "chats",
+    summary = "A chat as a file: SillyTavern JSONL (the branch shown, each message with its other versions as swipes) or Markdown",
+    params(("session_id" = String, Path, description = "The chat's id"), ChatExportQuery),
+    responses(
+        (status = 200, description = "The file", content_type = "application/jsonl"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's (or it is in the trash)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown format", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn export_chat(
+    ctx: Ctx,
+    Path(session_id): Path<String>,
+    Q(q): Q<ChatExportQuery>,
+) -> Result<Response, Failure> {
+    let format = match q.format.as_deref() {
+        None | Some("jsonl") => chats::ChatExport::Jsonl,
+        Some("markdown") => chats::ChatExport::Markdown,
+        Some(_) => {
+            return Err(ctx.fail(AppError::BadRequest(
+                "The format is jsonl or markdown.".into(),
+            )))
+        }
+    };
+    let (bytes, file_name) =
+        chats::export_for(&ctx.state.db, &ctx.caller.user, &session_id, format)
+            .await
+            .map_err(|e| ctx.fail(e))?
+            .ok_or_else(|| ctx.fail(AppError::NotFound))?;
+    Ok(crate::routes::download(
+        crate::routes::export_type(format),
+        &file_name,
+        bytes,
+    ))
+}
+
+/// Which chat an imported file goes to.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChatImportQuery {
+    /// The character's id, or `twin` for the owner's twin (required).
+    pub with: Option<String>,
+}
+
+/// A chat brought in from a file.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct ImportedChat {
+    /// The new chat's id.
+    pub session_id: String,
+    /// What was not brought in (system lines, empty messages, swipes beyond 50), one sentence each.
+    pub notes: Vec<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/chats/import",
+    tag = "chats",
+    summary = "Brings a SillyTavern chat file (JSONL, the request body, at most 10 MB) in as a new chat with a character",
+    params(ChatImportQuery),
+    request_body(content = String, content_type = "application/jsonl", description = "The .jsonl file"),
+    responses(
+        (status = 201, description = "The new chat", body = ImportedChat),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A read-only key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such character of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The owner has as many chats with the character as one may", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than 10 MB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a chat file (the sentence names the line)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn import_chat(
+    ctx: Ctx,
+    Q(q): Q<ChatImportQuery>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<ImportedChat>), Failure> {
+    ctx.writer()?;
+    let with = q.with.ok_or_else(|| {
+        ctx.fail(AppError::BadRequest(
+            "`with` names the character (or `twin`) the chat is with.".into(),
+        ))
+    })?;
+    let (session_id, notes) = chats::import_for(&ctx.state.db, &ctx.caller.user, &with, &body)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    tracing::info!(key_id = %ctx.caller.key_id, "chat imported through the API");
+    Ok((
+        StatusCode::CREATED,
+        Json(ImportedChat { session_id, notes }),
+    ))
 }

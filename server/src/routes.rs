@@ -5,6 +5,7 @@ use app::auth::providers::{CallbackQuery, ProviderError};
 use app::auth::UserId;
 use app::characters::cards::{self, ExportFormat};
 use app::characters::pictures;
+use app::chat::service::ChatExport;
 use app::error::{AppError, OrInternal};
 use app::infra::AppState;
 use app::play::service::RunExport;
@@ -53,6 +54,18 @@ pub fn api(state: AppState) -> Router<AppState> {
         )
         .route(app::pages::dashboard::SELECTION, post(selection))
         .route(
+            "/chats/{id}/chat.jsonl",
+            get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
+                export_chat(&state, &session, &id, ChatExport::Jsonl).await
+            }),
+        )
+        .route(
+            "/chats/{id}/chat.md",
+            get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
+                export_chat(&state, &session, &id, ChatExport::Markdown).await
+            }),
+        )
+        .route(
             "/play/{id}/story.md",
             get(|State(state): State<AppState>, session: Session, Path(id): Path<String>| async move {
                 export_run(&state, &session, &id, RunExport::Markdown).await
@@ -64,6 +77,35 @@ pub fn api(state: AppState) -> Router<AppState> {
                 export_run(&state, &session, &id, RunExport::Json).await
             }),
         )
+}
+
+/// A chat as a file to download (SillyTavern JSONL, or Markdown): signed in (401), the owner's
+/// (404 for anyone else's, a missing one or one in the trash, alike).
+async fn export_chat(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    format: ChatExport,
+) -> Response {
+    let path = "/chats/export";
+    let user = match signed_in(session, state, path).await {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    match app::chat::service::export_for(&state.db, &user, id, format).await {
+        Ok(Some((bytes, file_name))) => download(export_type(format), &file_name, bytes),
+        Ok(None) => error_response(&AppError::NotFound, path, false),
+        Err(e) => error_response(&e, path, false),
+    }
+}
+
+/// The media type of a chat file.
+pub fn export_type(format: ChatExport) -> &'static str {
+    match format {
+        // What SillyTavern and most tools send a `.jsonl` file as.
+        ChatExport::Jsonl => "application/jsonl; charset=utf-8",
+        ChatExport::Markdown => "text/markdown; charset=utf-8",
+    }
 }
 
 /// A play run as a file to download: signed in (401), the owner's (404 for anyone else's or a
@@ -98,7 +140,7 @@ async fn signed_in(session: &Session, state: &AppState, path: &str) -> Result<Us
 }
 
 /// A file to download, never cached.
-fn download(content_type: &'static str, file_name: &str, bytes: Vec<u8>) -> Response {
+pub fn download(content_type: &'static str, file_name: &str, bytes: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type.to_string()),

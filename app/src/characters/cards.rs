@@ -290,7 +290,7 @@ pub async fn export(
         .await?
         .and_then(|c| serde_json::from_str(&c).ok());
     let (v3, v2) = card::export(&character.draft, original.as_ref());
-    let stem = file_stem(&character.draft.name);
+    let stem = crate::infra::file_stem(&character.draft.name, "character");
     Ok(Some(match format {
         ExportFormat::Json => (
             serde_json::to_vec_pretty(&v3).unwrap_or_default(),
@@ -406,7 +406,7 @@ async fn zip_cards(
             let original: Option<Value> =
                 card.as_deref().and_then(|c| serde_json::from_str(c).ok());
             let (v3, v2) = card::export(&c.draft, original.as_ref());
-            let stem = file_stem(&c.draft.name);
+            let stem = crate::infra::file_stem(&c.draft.name, "character");
             let mut name = format!("{stem}.png");
             let mut n = 1;
             while !used.insert(name.clone()) {
@@ -424,26 +424,4 @@ async fn zip_cards(
     })
     .await
     .map_err(|e| io(std::io::Error::other(e)))?
-}
-
-/// A file name from a character's name: letters, digits, `-` and `_` (others become `-`), at
-/// most 60 characters, never empty.
-fn file_stem(name: &str) -> String {
-    let stem: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(60)
-        .collect();
-    let stem = stem.trim_matches('-').to_string();
-    if stem.is_empty() {
-        "character".into()
-    } else {
-        stem
-    }
 }

@@ -13,8 +13,13 @@
 //! heartbeat on the row, and a reply whose heartbeat went stale is marked interrupted, text kept.
 //! A chat writes one reply at a time, across servers.
 //!
+//! A user may have several chats with a character (or their twin): listed, renamed, moved to the
+//! trash and back, branched from any message. A chat is made by the first thing done in it, never
+//! by opening a page (see [`sessions`]).
+//!
 //! This module holds what crosses the wire; [`service`] opens, sends and stops, [`relay`] is the
-//! task that writes a reply, and [`store`] has every query on `chat_sessions` and `chat_messages`.
+//! task that writes a reply, [`store`] has every query on a chat's messages and [`sessions`] every
+//! query on the list of chats.
 
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -26,7 +31,11 @@ mod relay;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
+pub mod sessions;
+#[cfg(feature = "ssr")]
 pub mod store;
+#[cfg(feature = "ssr")]
+pub mod transfer;
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,11 +122,23 @@ fn one() -> u32 {
     1
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// Everything the chat page shows when it opens.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatView {
+    /// The chat's id; for a new chat not made yet, the id it will have.
     pub session_id: String,
+    /// The chat's title ("Chat with Mira", or as the user renamed it).
+    #[serde(default)]
+    pub title: String,
+    /// False for a new chat, shown with its greeting but not made yet: the first thing done in
+    /// it (a message sent, a greeting chosen) makes it, with [`start_chat`].
+    #[serde(default = "yes")]
+    pub saved: bool,
     pub character_id: String,
     pub character_name: String,
     pub avatar: String,
@@ -207,22 +228,99 @@ impl<E: serde::de::DeserializeOwned> EventLines<E> {
     }
 }
 
-/// Opens the chat with a character: its one session (created, greeting first, if none). A reply
-/// its server stopped writing is marked interrupted on the way.
+/// The chat with a character made if there is none (the API's "open the chat"): the most
+/// recently active one, or a new one with its greeting. Opening the page writes nothing: it uses
+/// [`view_chat`]. A reply its server stopped writing is marked interrupted on the way.
 #[server(endpoint = "chat/open")]
 pub async fn open_chat(character_id: String) -> Result<ChatView, AppError> {
     service::open(character_id).await
 }
 
-/// The page of messages written before message number `before` (a `seq`, as in
-/// [`ChatView::earlier`]) in the session `session_id`; the page size is the server's.
-/// The chat with the signed-in user's own twin: the same engine as a character's chat, the
+/// [`open_chat`] with the signed-in user's own twin: the same engine as a character's chat, the
 /// twin speaking from its bio and Shades.
 #[server(endpoint = "chat/open_twin")]
 pub async fn open_twin_chat() -> Result<ChatView, AppError> {
     service::open_twin().await
 }
 
+/// What the chat page shows, writing nothing: the chat `session_id`; or, with the character
+/// `character_id` (the user's twin without one), their most recently active chat — with `fresh`,
+/// or when there is none, a new chat not made yet (`saved: false`), its greeting shown.
+#[server(endpoint = "chat/view")]
+pub async fn view_chat(
+    #[server(default)] session_id: Option<String>,
+    #[server(default)] character_id: Option<String>,
+    #[server(default)] fresh: bool,
+) -> Result<ChatView, AppError> {
+    service::view(session_id, character_id, fresh).await
+}
+
+/// Makes the new chat `session_id` (the id a new chat's page showed) with the character
+/// `character_id` (the user's twin without one), its greeting first; the chat as it now is.
+/// Doing it again gives the same chat.
+#[server(endpoint = "chat/start")]
+pub async fn start_chat(
+    session_id: String,
+    #[server(default)] character_id: Option<String>,
+) -> Result<ChatView, AppError> {
+    service::start(session_id, character_id).await
+}
+
+/// A page of the signed-in user's chats, most recently active first: all, or only those with
+/// the character `with` (`with=twin`: with their twin), after the chat `after`.
+#[server(endpoint = "chat/list")]
+pub async fn list_chats(
+    #[server(default)] with: Option<String>,
+    #[server(default)] after: Option<String>,
+) -> Result<ChatList, AppError> {
+    service::list(with, after).await
+}
+
+/// Renames the chat `session_id`.
+#[server(endpoint = "chat/rename")]
+pub async fn rename_chat(session_id: String, title: String) -> Result<(), AppError> {
+    service::rename(session_id, title).await
+}
+
+/// Moves the chat `session_id` to the trash (restorable for 30 days with [`restore_chat`]);
+/// returns its id, for an Undo.
+#[server(endpoint = "chat/trash")]
+pub async fn trash_chat(session_id: String) -> Result<String, AppError> {
+    service::trash(session_id.clone()).await?;
+    Ok(session_id)
+}
+
+/// Takes the chat `session_id` out of the trash.
+#[server(endpoint = "chat/untrash")]
+pub async fn restore_chat(session_id: String) -> Result<(), AppError> {
+    service::untrash(session_id).await
+}
+
+/// The signed-in user's chats in the trash, the most recently deleted first.
+#[server(endpoint = "chat/trashed")]
+pub async fn trashed_chats() -> Result<Vec<ChatSummary>, AppError> {
+    service::trashed().await
+}
+
+/// A new chat holding the conversation of the chat `session_id` up to and including the
+/// message `message_id` (copied; the original is unchanged). Returns the new chat's id.
+#[server(endpoint = "chat/branch")]
+pub async fn branch_chat(session_id: String, message_id: String) -> Result<String, AppError> {
+    service::branch(session_id, message_id).await
+}
+
+/// Brings a SillyTavern chat file (`.jsonl`, the form's file field) in as a new chat with the
+/// character named by the form field `with` (`twin`: the user's twin). Returns the new chat's id;
+/// a plain form post goes on to it.
+#[server(endpoint = "chat/import", input = leptos::server_fn::codec::MultipartFormData)]
+pub async fn import_chat(
+    data: leptos::server_fn::codec::MultipartData,
+) -> Result<String, AppError> {
+    service::import(data).await
+}
+
+/// The page of messages written before message number `before` (a `seq`, as in
+/// [`ChatView::earlier`]) in the session `session_id`; the page size is the server's.
 #[server(endpoint = "chat/earlier")]
 pub async fn earlier_messages(session_id: String, before: i64) -> Result<MessagePage, AppError> {
     service::earlier(session_id, before).await

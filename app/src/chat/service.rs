@@ -3,14 +3,14 @@
 //! server died ([`interrupt_stale_replies`]). Queries are in [`super::store`].
 
 use super::relay::Relay;
-use super::{store, ChatEvent, ChatView, MessagePage, MessageRole, MessageStatus};
+use super::{sessions, store, ChatEvent, ChatView, MessagePage, MessageRole, MessageStatus};
 use crate::auth::require_user;
 use crate::domain::MessageText;
 use crate::error::{AppError, OrInternal};
 use crate::infra::{
     db::Db,
     llm::{prompts, Persona, Role, Turn},
-    now_ms, AppState,
+    new_id, now_ms, AppState,
 };
 use crate::limits;
 use leptos::server_fn::codec::TextStream;
@@ -54,34 +54,171 @@ pub async fn open(character_id: String) -> Result<ChatView, AppError> {
     open_for(&AppState::get()?, &user, &character_id).await
 }
 
-/// [`open`] for `user`, however they are signed in (the REST API).
+/// [`open`] for `user`, however they are signed in (the REST API): their most recently active
+/// chat with the character, or a new one made with its greeting.
 pub async fn open_for(
     state: &AppState,
     user: &crate::auth::UserId,
     character_id: &str,
 ) -> Result<ChatView, AppError> {
     crate::infra::check_id(character_id)?;
-    let session_id = store::open_session(&state.db, user, character_id)
-        .await
-        .or_internal("open chat")?
-        .ok_or(AppError::NotFound)?;
-    view_of(state, user, session_id).await
+    open_with(state, user, sessions::With::Character(character_id)).await
 }
 
-/// The chat with the signed-in user's own twin (404 with a sentence before they have one).
+/// The chat with the signed-in user's own twin, made if there is none (a sentence, and nothing
+/// made, before they have a twin).
 #[tracing::instrument(skip_all)]
 pub async fn open_twin() -> Result<ChatView, AppError> {
     let user = require_user().await?;
-    let state = AppState::get()?;
-    let Some(session_id) = store::open_twin_session(&state.db, &user)
+    open_with(&AppState::get()?, &user, sessions::With::Twin).await
+}
+
+/// What a chat with one's twin is refused with before there is a twin.
+const NO_TWIN: &str = "Create your twin first: give it a name and save it on the twin page.";
+
+/// Who `with` is for `user`: not found for a character that is not theirs, a sentence when
+/// they have no twin yet.
+async fn counterpart(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    with: sessions::With<'_>,
+) -> Result<sessions::Counterpart, AppError> {
+    sessions::counterpart(&state.db, user, with)
         .await
-        .or_internal("open twin chat")?
-    else {
-        return Err(AppError::BadRequest(
-            "Create your twin first: give it a name and save it on the twin page.".into(),
-        ));
+        .or_internal("load counterpart")?
+        .ok_or(match with {
+            sessions::With::Character(_) => AppError::NotFound,
+            sessions::With::Twin => AppError::BadRequest(NO_TWIN.into()),
+        })
+}
+
+/// The chat `id` with `party` made (or, with `reuse`, their latest chat if there is one).
+async fn make(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    party: &sessions::Counterpart,
+    id: &str,
+    reuse: bool,
+) -> Result<String, AppError> {
+    match sessions::make(&state.db, user, party, id, reuse)
+        .await
+        .or_internal("make chat")?
+    {
+        sessions::Made::Chat(id) => Ok(id),
+        sessions::Made::NotFound => Err(AppError::NotFound),
+        sessions::Made::Full => Err(AppError::Conflict(sessions::FULL.into())),
+    }
+}
+
+async fn open_with(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    with: sessions::With<'_>,
+) -> Result<ChatView, AppError> {
+    let party = counterpart(state, user, with).await?;
+    let id = make(state, user, &party, &new_id(), true).await?;
+    view_of(state, user, id).await
+}
+
+/// [`view_for`] for the signed-in user.
+#[tracing::instrument(skip_all)]
+pub async fn view(
+    session_id: Option<String>,
+    character_id: Option<String>,
+    fresh: bool,
+) -> Result<ChatView, AppError> {
+    let user = require_user().await?;
+    view_for(
+        &AppState::get()?,
+        &user,
+        session_id.as_deref(),
+        character_id.as_deref(),
+        fresh,
+    )
+    .await
+}
+
+/// What the chat page shows, writing nothing but the marks on replies whose server died: the
+/// chat `session_id` of `user`'s; or their latest chat with the character `character_id` (with
+/// their twin, without one); or, with `fresh` or when there is none, a new chat not made yet.
+pub async fn view_for(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    session_id: Option<&str>,
+    character_id: Option<&str>,
+    fresh: bool,
+) -> Result<ChatView, AppError> {
+    if let Some(session_id) = session_id {
+        crate::infra::check_id(session_id)?;
+        return view_of(state, user, session_id.to_string()).await;
+    }
+    let with = match character_id {
+        Some(id) => {
+            crate::infra::check_id(id)?;
+            sessions::With::Character(id)
+        }
+        None => sessions::With::Twin,
     };
-    view_of(&state, &user, session_id).await
+    let party = counterpart(state, user, with).await?;
+    if !fresh {
+        if let Some(id) = sessions::latest(&state.db, user, &party)
+            .await
+            .or_internal("find chat")?
+        {
+            return view_of(state, user, id).await;
+        }
+    }
+    let twin = party.is_twin();
+    Ok(ChatView {
+        session_id: new_id(),
+        title: "New chat".into(),
+        saved: false,
+        character_id: if twin { String::new() } else { party.key },
+        character_name: party.name,
+        avatar: party.avatar,
+        messages: party.greetings.into_iter().take(1).collect(),
+        earlier: None,
+        offline: state.llm.is_offline(),
+        twin,
+    })
+}
+
+/// [`start_for`] for the signed-in user.
+#[tracing::instrument(skip_all)]
+pub async fn start(session_id: String, character_id: Option<String>) -> Result<ChatView, AppError> {
+    let user = require_user().await?;
+    start_for(
+        &AppState::get()?,
+        &user,
+        &session_id,
+        character_id.as_deref(),
+    )
+    .await
+}
+
+/// Makes `user`'s new chat `session_id` (an id as a new chat's page shows: a UUID) with the
+/// character `character_id` (their twin without one); the chat as it then is. Idempotent.
+pub async fn start_for(
+    state: &AppState,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    character_id: Option<&str>,
+) -> Result<ChatView, AppError> {
+    if uuid::Uuid::parse_str(session_id).is_err() {
+        return Err(AppError::BadRequest(
+            "A new chat's id is the one its page shows (a UUID).".into(),
+        ));
+    }
+    let with = match character_id {
+        Some(id) => {
+            crate::infra::check_id(id)?;
+            sessions::With::Character(id)
+        }
+        None => sessions::With::Twin,
+    };
+    let party = counterpart(state, user, with).await?;
+    let id = make(state, user, &party, session_id, false).await?;
+    view_of(state, user, id).await
 }
 
 /// A session as the chat page opens it: its latest page of messages, replies whose server died
@@ -98,6 +235,8 @@ async fn view_of(
     let twin = session.twin_id.is_some();
     Ok(ChatView {
         session_id,
+        title: session.title,
+        saved: true,
         character_id: session.character_id,
         character_name: if twin && session.name.is_empty() {
             "Your twin".into()
@@ -112,6 +251,255 @@ async fn view_of(
     })
 }
 
+/// [`list_for`] for the signed-in user, a page of the server's size.
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    with: Option<String>,
+    after: Option<String>,
+) -> Result<super::ChatList, AppError> {
+    let user = require_user().await?;
+    list_for(&AppState::get()?.db, &user, with.as_deref(), after, None).await
+}
+
+/// [`rename_for`] for the signed-in user.
+#[tracing::instrument(skip_all, fields(session_id = %session_id))]
+pub async fn rename(session_id: String, title: String) -> Result<(), AppError> {
+    let user = require_user().await?;
+    rename_for(&AppState::get()?.db, &user, &session_id, &title).await
+}
+
+/// Gives `user`'s chat `session_id` the title `title` (1 to 100 characters, on one line).
+pub async fn rename_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    title: &str,
+) -> Result<(), AppError> {
+    let title = crate::domain::ChatTitle::parse(title)?;
+    crate::infra::check_id(session_id)?;
+    sessions::rename(db, user, session_id, title.as_str())
+        .await
+        .or_internal("rename chat")?
+        .then_some(())
+        .ok_or(AppError::NotFound)
+}
+
+/// [`trash_for`] for the signed-in user.
+#[tracing::instrument(skip_all, fields(session_id = %session_id))]
+pub async fn trash(session_id: String) -> Result<(), AppError> {
+    let user = require_user().await?;
+    trash_for(&AppState::get()?.db, &user, &session_id).await
+}
+
+/// Moves `user`'s chat `session_id` to the trash. A reply being written in it goes on being
+/// saved there.
+pub async fn trash_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+) -> Result<(), AppError> {
+    crate::infra::check_id(session_id)?;
+    sessions::trash(db, user, session_id)
+        .await
+        .or_internal("trash chat")?
+        .then_some(())
+        .ok_or(AppError::NotFound)
+}
+
+/// [`untrash_for`] for the signed-in user.
+#[tracing::instrument(skip_all, fields(session_id = %session_id))]
+pub async fn untrash(session_id: String) -> Result<(), AppError> {
+    let user = require_user().await?;
+    untrash_for(&AppState::get()?.db, &user, &session_id).await
+}
+
+/// Takes `user`'s chat `session_id` out of the trash (within its days there).
+pub async fn untrash_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+) -> Result<(), AppError> {
+    crate::infra::check_id(session_id)?;
+    sessions::restore(db, user, session_id, trash_cutoff())
+        .await
+        .or_internal("restore chat")?
+        .then_some(())
+        .ok_or(AppError::NotFound)
+}
+
+/// How many chats in the trash a list shows.
+const TRASH_PAGE: i64 = 100;
+
+/// The signed-in user's chats in the trash, the most recently deleted first (at most 100).
+#[tracing::instrument(skip_all)]
+pub async fn trashed() -> Result<Vec<super::ChatSummary>, AppError> {
+    let user = require_user().await?;
+    sessions::trashed(&AppState::get()?.db, &user, trash_cutoff(), TRASH_PAGE)
+        .await
+        .or_internal("list trashed chats")
+}
+
+/// Deleted before this (epoch ms), a chat is past its days in the trash (those of a character):
+/// no longer listed nor restorable, and removed by the next [`purge_expired`].
+fn trash_cutoff() -> i64 {
+    now_ms() - crate::characters::TRASH_DAYS * 24 * 3_600_000
+}
+
+/// Removes for good the chats past their days in the trash. The server runs it with the
+/// characters' purge, never in a request.
+pub async fn purge_expired(db: &Db) {
+    match sessions::purge_trash(db, trash_cutoff()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, "removed chats past their days in the trash"),
+        Err(e) => tracing::warn!(error = ?e, "could not empty old chats from the trash"),
+    }
+}
+
+/// How a chat is downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatExport {
+    /// SillyTavern's chat format: a header line, then one message a line with its swipes.
+    Jsonl,
+    /// To read: each message under its speaker's name.
+    Markdown,
+}
+
+/// `user`'s chat `session_id` as a file to download (bytes, file name); `None` if there is no
+/// such chat of theirs (or it is in the trash).
+pub async fn export_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    format: ChatExport,
+) -> Result<Option<(Vec<u8>, String)>, AppError> {
+    if crate::infra::check_id(session_id).is_err() {
+        return Ok(None);
+    }
+    let Some(chat) = sessions::transcript(db, user, session_id)
+        .await
+        .or_internal("read chat for export")?
+    else {
+        return Ok(None);
+    };
+    let stem = crate::infra::file_stem(&format!("{} {}", chat.with, chat.title), "chat");
+    Ok(Some(match format {
+        ChatExport::Jsonl => (
+            super::transfer::to_jsonl(&chat).into_bytes(),
+            format!("{stem}.jsonl"),
+        ),
+        ChatExport::Markdown => (
+            super::transfer::to_markdown(&chat).into_bytes(),
+            format!("{stem}.md"),
+        ),
+    }))
+}
+
+/// Brings a SillyTavern JSONL chat (`bytes`) in as a new chat of `user`'s with the character
+/// `with` (`"twin"`: their twin): its messages, each with its swipes as versions. Returns the new
+/// chat's id and what was left out.
+pub async fn import_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    with: &str,
+    bytes: &[u8],
+) -> Result<(String, Vec<String>), AppError> {
+    let with = if with == "twin" {
+        sessions::With::Twin
+    } else {
+        crate::infra::check_id(with)?;
+        sessions::With::Character(with)
+    };
+    // The file is read (and refused) before anything is written.
+    let read =
+        super::transfer::from_jsonl(bytes, now_ms()).map_err(|e| AppError::BadRequest(e.0))?;
+    let party = sessions::counterpart(db, user, with)
+        .await
+        .or_internal("load counterpart")?
+        .ok_or(match with {
+            sessions::With::Character(_) => AppError::NotFound,
+            sessions::With::Twin => AppError::BadRequest(NO_TWIN.into()),
+        })?;
+    let title = match &read.created {
+        Some(date) => format!("Imported chat of {date}"),
+        None => "Imported chat".to_string(),
+    };
+    let title: String = title.chars().take(crate::domain::ChatTitle::MAX).collect();
+    let id = sessions::import(
+        db,
+        user,
+        &sessions::Party::from(&party),
+        &title,
+        &read.places,
+    )
+    .await
+    .or_internal("import chat")??;
+    tracing::info!(
+        messages = read.places.len(),
+        left_out = read.notes.len(),
+        "chat imported"
+    );
+    Ok((id, read.notes))
+}
+
+/// [`import_for`] from a form: the field `with` (a character's id, or `twin`) and the file (the
+/// first file field, within [`super::transfer::MAX_CHAT_BYTES`]). A plain form post goes on to
+/// the new chat.
+#[tracing::instrument(skip_all)]
+pub async fn import(data: leptos::server_fn::codec::MultipartData) -> Result<String, AppError> {
+    let user = require_user().await?;
+    let unreadable = || AppError::BadRequest("The upload could not be read.".into());
+    let mut form = data.into_inner().ok_or_else(unreadable)?;
+    let (mut with, mut bytes) = (None::<String>, None::<Vec<u8>>);
+    while let Some(mut field) = form.next_field().await.map_err(|_| unreadable())? {
+        if field.file_name().is_none() {
+            if field.name() == Some("with") {
+                let value = field.text().await.map_err(|_| unreadable())?;
+                with = Some(value.chars().take(64).collect());
+            }
+            continue;
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(|_| unreadable())? {
+            if buf.len() + chunk.len() > super::transfer::MAX_CHAT_BYTES {
+                return Err(AppError::TooLarge(format!(
+                    "The chat file is larger than {} MB.",
+                    super::transfer::MAX_CHAT_BYTES / (1024 * 1024)
+                )));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        bytes = Some(buf);
+    }
+    let with = with.ok_or(AppError::NotFound)?;
+    let bytes =
+        bytes.ok_or_else(|| AppError::BadRequest("Choose a chat file to import.".into()))?;
+    let (id, _) = import_for(&AppState::get()?.db, &user, &with, &bytes).await?;
+    leptos_axum::redirect(&format!("/chats/{id}"));
+    Ok(id)
+}
+
+/// [`branch_for`] for the signed-in user.
+#[tracing::instrument(skip_all, fields(session_id = %session_id, message_id = %message_id))]
+pub async fn branch(session_id: String, message_id: String) -> Result<String, AppError> {
+    let user = require_user().await?;
+    branch_for(&AppState::get()?.db, &user, &session_id, &message_id).await
+}
+
+/// A new chat of `user`'s holding their chat `session_id` up to and including the message
+/// `message_id`; its id.
+pub async fn branch_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    message_id: &str,
+) -> Result<String, AppError> {
+    crate::infra::check_id(session_id)?;
+    crate::infra::check_id(message_id)?;
+    Ok(sessions::branch(db, user, session_id, message_id)
+        .await
+        .or_internal("branch chat")??)
+}
+
 /// The page of messages written before `before` (a `seq`) in `owner`'s session `session_id`;
 /// someone else's session, or a missing one, is not found.
 #[tracing::instrument(skip_all, fields(session_id = %session_id, before))]
@@ -120,11 +508,13 @@ pub async fn earlier(session_id: String, before: i64) -> Result<MessagePage, App
     earlier_for(&AppState::get()?.db, &user, &session_id, Some(before)).await
 }
 
-/// A page of `user`'s chats, most recently active first (the REST API's list): at most `limit`
-/// (24 by default, at most 100) after the chat `after`.
+/// A page of `user`'s chats, most recently active first: all, or those with the character
+/// `with` (`"twin"`: with their twin); at most `limit` (24 by default, at most 100) after the
+/// chat `after`.
 pub async fn list_for(
     db: &Db,
     user: &crate::auth::UserId,
+    with: Option<&str>,
     after: Option<String>,
     limit: Option<u32>,
 ) -> Result<super::ChatList, AppError> {
@@ -132,7 +522,20 @@ pub async fn list_for(
     if let Some(a) = after.as_deref() {
         crate::infra::check_id(a)?;
     }
-    let (chats, more) = store::list_sessions(db, user, after.as_deref(), limit)
+    let with = match with {
+        None => None,
+        Some("twin") => Some(sessions::With::Twin),
+        Some(id) => {
+            crate::infra::check_id(id)?;
+            // Someone else's character (or one in the trash) is not found, not an empty list.
+            crate::characters::store::find(db, user, id)
+                .await
+                .or_internal("find character")?
+                .ok_or(AppError::NotFound)?;
+            Some(sessions::With::Character(id))
+        }
+    };
+    let (chats, more) = sessions::list(db, user, with, after.as_deref(), limit)
         .await
         .or_internal("list chats")?
         .ok_or(AppError::NotFound)?;
@@ -346,6 +749,7 @@ impl std::convert::From<store::Refusal> for AppError {
             store::Refusal::Busy => AppError::Conflict(BUSY.into()),
             store::Refusal::NotFound => AppError::NotFound,
             store::Refusal::Refused(why) => AppError::BadRequest(why.into()),
+            store::Refusal::Full => AppError::Conflict(sessions::FULL.into()),
         }
     }
 }

@@ -8,8 +8,9 @@
 //! the page shows and what the model is told); the character itself is read through
 //! [`crate::characters::store`].
 //!
-//! What the database itself keeps true, whatever the number of servers: one session per (owner,
-//! character) (`open_session` is an insert-or-get); messages numbered 1, 2, 3… per session in the
+//! Making, listing and trashing sessions is in [`super::sessions`].
+//!
+//! What the database itself keeps true, whatever the number of servers: messages numbered 1, 2, 3… per session in the
 //! order written (`seq`, given under the session row's lock, so it never depends on a clock); at
 //! most one `streaming` reply per session (a partial unique index: [`start_exchange`] refuses a
 //! second); and a reply's final status written once (every end is `… WHERE status =
@@ -24,6 +25,7 @@ use crate::with_pool;
 /// `character_id` is empty, `twin_id` set, `name` and `backstory` the twin's name and bio).
 pub struct Session {
     pub id: String,
+    pub title: String,
     pub character_id: String,
     pub twin_id: Option<String>,
     pub name: String,
@@ -36,6 +38,7 @@ pub struct Session {
 #[derive(sqlx::FromRow)]
 struct SessionRow {
     id: String,
+    title: String,
     character_id: String,
     twin_id: Option<String>,
     name: String,
@@ -49,6 +52,7 @@ impl From<SessionRow> for Session {
     fn from(r: SessionRow) -> Self {
         Session {
             id: r.id,
+            title: r.title,
             character_id: r.character_id,
             twin_id: r.twin_id,
             name: r.name,
@@ -111,233 +115,25 @@ fn unknown(id: &str, column: &'static str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("chat_messages row {id}: unknown {column} {value:?}").into())
 }
 
-/// The session of `owner` with `character_id`, created with the greeting if there is none; `None`
-/// if the character is not `owner`'s. Race-free: a unique index allows one session per (owner,
-/// character), and the insert is `ON CONFLICT DO NOTHING` followed by a read, in one transaction,
-/// so tabs opening the chat at once all get the one session and its one greeting.
+/// `owner`'s most recently active chat with `character_id`, made with its greeting if there is
+/// none; `None` if the character is not theirs (or they have as many chats with it as one may).
+/// [`super::sessions::open`], for callers that know the character.
 pub async fn open_session(
     db: &Db,
     owner: &UserId,
     character_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let Some(character) = crate::characters::store::find(db, owner, character_id).await? else {
-        return Ok(None);
-    };
-    if let Some(id) = session_of(db, owner, character_id).await? {
-        return Ok(Some(id));
-    }
-    let alternates = alternate_greetings(db, character_id).await?;
-    let id = new_id();
-    let now = now_ms();
-    let name = &character.draft.name;
-    // The greeting is the character's first message.
-    let greeting = new_message(
-        MessageRole::Assistant,
-        &character.draft.opening_line,
-        MessageStatus::Complete,
-    );
-    let existing: Option<String> = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO chat_sessions (id, owner_id, character_id, title, last_message_preview, head_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $7, $6, $6) ON CONFLICT (owner_id, character_id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&owner.0)
-        .bind(character_id)
-        .bind(format!("Chat with {name}"))
-        .bind(preview(&greeting.content))
-        .bind(now)
-        .bind(&greeting.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let existing = if created {
-            insert_row(&id, &greeting, None).execute(&mut *tx).await?;
-            // A card's alternate greetings are the first message's other versions.
-            for alternate in &alternates {
-                insert_row(&id, alternate, None).execute(&mut *tx).await?;
-            }
-            None
-        } else {
-            // Another request made it first (and has committed: the insert waited for it).
-            let (id,): (String,) = sqlx::query_as(
-                "SELECT id FROM chat_sessions WHERE owner_id = $1 AND character_id = $2",
-            )
-            .bind(&owner.0)
-            .bind(character_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            Some(id)
-        };
-        tx.commit().await?;
-        existing
-    });
-    Ok(Some(existing.unwrap_or(id)))
+    use super::sessions::{open, Made, With};
+    Ok(
+        match open(db, owner, With::Character(character_id)).await? {
+            Made::Chat(id) => Some(id),
+            Made::NotFound | Made::Full => None,
+        },
+    )
 }
 
-/// How many of a card's alternate greetings a chat offers as versions of its first message.
-const MAX_ALTERNATE_GREETINGS: usize = 20;
-
-/// The alternate greetings of `character_id` (from its card) as messages: the first message's
-/// other versions, in the card's order. Blanks are skipped, and so is one longer than a reply may
-/// be; at most [`MAX_ALTERNATE_GREETINGS`].
-async fn alternate_greetings(db: &Db, character_id: &str) -> Result<Vec<ChatMessage>, sqlx::Error> {
-    let found: Option<(sqlx::types::Json<Vec<serde_json::Value>>,)> = with_pool!(db, pool => {
-        sqlx::query_as("SELECT alternate_greetings FROM characters WHERE id = $1")
-            .bind(character_id)
-            .fetch_optional(pool)
-            .await?
-    });
-    let listed = found.map(|(g,)| g.0).unwrap_or_default();
-    Ok(listed
-        .iter()
-        .filter_map(|g| g.as_str())
-        .filter_map(|g| crate::domain::ReplyText::parse(g).ok())
-        .take(MAX_ALTERNATE_GREETINGS)
-        .map(|g| new_message(MessageRole::Assistant, g.as_str(), MessageStatus::Complete))
-        .collect())
-}
-
-/// The id of `owner`'s session with `character_id`, if there is one.
-async fn session_of(
-    db: &Db,
-    owner: &UserId,
-    character_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let found: Option<(String,)> = with_pool!(db, pool => {
-        sqlx::query_as("SELECT id FROM chat_sessions WHERE owner_id = $1 AND character_id = $2")
-            .bind(&owner.0)
-            .bind(character_id)
-            .fetch_optional(pool)
-            .await?
-    });
-    Ok(found.map(|(id,)| id))
-}
-
-/// The chat of `owner` with their own twin, created with a greeting if there is none; `None` if
-/// they have no twin yet. Race-free like [`open_session`]: a unique index allows one session per
-/// (owner, twin).
-pub async fn open_twin_session(db: &Db, owner: &UserId) -> Result<Option<String>, sqlx::Error> {
-    let Some(twin) = crate::twins::store::find(db, owner).await? else {
-        return Ok(None);
-    };
-    let now = now_ms();
-    let greeting = new_message(
-        MessageRole::Assistant,
-        "Hello — it's me, or the part of you that lives in your Shades. Ask me anything about us.",
-        MessageStatus::Complete,
-    );
-    let id = new_id();
-    let kept: String = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
-        let created = sqlx::query(
-            "INSERT INTO chat_sessions (id, owner_id, twin_id, title, last_message_preview, head_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'Chat with your twin', $4, $6, $5, $5) ON CONFLICT (owner_id, twin_id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(&owner.0)
-        .bind(&twin.id)
-        .bind(preview(&greeting.content))
-        .bind(now)
-        .bind(&greeting.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        let kept = if created {
-            insert_row(&id, &greeting, None).execute(&mut *tx).await?;
-            id
-        } else {
-            let (id,): (String,) = sqlx::query_as(
-                "SELECT id FROM chat_sessions WHERE owner_id = $1 AND twin_id = $2",
-            )
-            .bind(&owner.0)
-            .bind(&twin.id)
-            .fetch_one(&mut *tx)
-            .await?;
-            id
-        };
-        tx.commit().await?;
-        kept
-    });
-    Ok(Some(kept))
-}
-
-#[derive(sqlx::FromRow)]
-struct ChatSummaryRow {
-    id: String,
-    character_id: Option<String>,
-    with_name: String,
-    title: String,
-    last_message_preview: String,
-    updated_at: i64,
-}
-
-/// A page of `owner`'s chats (with characters outside the trash, and with their twin), most
-/// recently active first by keyset on `(updated_at, id)`: up to `limit` after the chat `after`,
-/// and whether more remain. `None` when `after` is not one of `owner`'s chats.
-pub async fn list_sessions(
-    db: &Db,
-    owner: &UserId,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Option<(Vec<super::ChatSummary>, bool)>, sqlx::Error> {
-    let (updated_at, id) = match after {
-        None => (i64::MAX, String::new()),
-        Some(id) => {
-            let found: Option<(i64,)> = with_pool!(db, pool => {
-                sqlx::query_as("SELECT updated_at FROM chat_sessions WHERE id = $1 AND owner_id = $2")
-                    .bind(id)
-                    .bind(&owner.0)
-                    .fetch_optional(pool)
-                    .await?
-            });
-            let Some((updated_at,)) = found else {
-                return Ok(None);
-            };
-            (updated_at, id.to_string())
-        }
-    };
-    let mut rows: Vec<ChatSummaryRow> = with_pool!(db, pool => {
-        sqlx::query_as(
-            "SELECT s.id, s.character_id, COALESCE(c.name, u.display_name) AS with_name, s.title, \
-             s.last_message_preview, s.updated_at \
-             FROM chat_sessions s LEFT JOIN characters c ON c.id = s.character_id \
-             LEFT JOIN twins t ON t.id = s.twin_id \
-             LEFT JOIN users u ON u.id = s.owner_id \
-             WHERE s.owner_id = $1 \
-             AND (t.id IS NOT NULL OR (c.id IS NOT NULL AND c.deleted_at IS NULL)) \
-             AND (s.updated_at < $2 OR (s.updated_at = $2 AND s.id < $3)) \
-             ORDER BY s.updated_at DESC, s.id DESC LIMIT $4",
-        )
-        .bind(&owner.0)
-        .bind(updated_at)
-        .bind(&id)
-        .bind(limit + 1)
-        .fetch_all(pool)
-        .await?
-    });
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    Ok(Some((
-        rows.into_iter()
-            .map(|r| super::ChatSummary {
-                session_id: r.id,
-                character_id: r.character_id,
-                with: r.with_name,
-                title: r.title,
-                last_message_preview: r.last_message_preview,
-                updated_at: r.updated_at,
-            })
-            .collect(),
-        more,
-    )))
-}
-
-/// The session `session_id` if `owner` owns it, with its counterpart's persona (a character
-/// outside the trash, or the owner's twin).
+/// The session `session_id` if `owner` owns it and it is outside the trash, with its
+/// counterpart's persona (a character outside the trash, or the owner's twin).
 pub async fn find_session(
     db: &Db,
     owner: &UserId,
@@ -345,13 +141,13 @@ pub async fn find_session(
 ) -> Result<Option<Session>, sqlx::Error> {
     let row: Option<SessionRow> = with_pool!(db, pool => {
         sqlx::query_as(
-            "SELECT s.id, COALESCE(s.character_id, '') AS character_id, s.twin_id, \
+            "SELECT s.id, s.title, COALESCE(s.character_id, '') AS character_id, s.twin_id, \
              COALESCE(c.name, t.display_name) AS name, COALESCE(c.avatar, '') AS avatar, \
              COALESCE(c.traits, '[]') AS traits, COALESCE(c.backstory, t.bio) AS backstory, \
              COALESCE(c.story_context, '') AS story_context \
              FROM chat_sessions s LEFT JOIN characters c ON c.id = s.character_id \
              LEFT JOIN twins t ON t.id = s.twin_id AND t.owner_id = s.owner_id \
-             WHERE s.id = $1 AND s.owner_id = $2 \
+             WHERE s.id = $1 AND s.owner_id = $2 AND s.deleted_at IS NULL \
              AND (t.id IS NOT NULL OR (c.id IS NOT NULL AND c.deleted_at IS NULL))",
         )
         .bind(session_id)
@@ -598,6 +394,8 @@ pub enum Refusal {
     NotFound,
     /// The change does not apply to this message; a sentence for the user.
     Refused(&'static str),
+    /// The change would make a chat, and the user has as many with the character as one may.
+    Full,
 }
 
 #[derive(sqlx::FromRow)]
@@ -919,7 +717,7 @@ fn is_second_streaming_reply(e: &sqlx::Error) -> bool {
             || e.message().ends_with("chat_messages.session_id"))
 }
 
-fn new_message(role: MessageRole, content: &str, status: MessageStatus) -> ChatMessage {
+pub(super) fn new_message(role: MessageRole, content: &str, status: MessageStatus) -> ChatMessage {
     ChatMessage {
         id: new_id(),
         role,
@@ -956,7 +754,7 @@ where
 /// The one INSERT into `chat_messages`, to run inside a transaction that holds the session row
 /// ([`lock_session`]): the message takes the session's next `seq`. A streaming reply starts its
 /// heartbeat.
-fn insert_row<'q, DB: sqlx::Database>(
+pub(super) fn insert_row<'q, DB: sqlx::Database>(
     session_id: &'q str,
     m: &'q ChatMessage,
     parent: Option<&'q str>,
@@ -1194,7 +992,7 @@ pub async fn touch_session(db: &Db, session_id: &str, last: &str) -> Result<(), 
     Ok(())
 }
 
-fn preview(text: &str) -> String {
+pub(super) fn preview(text: &str) -> String {
     let t: String = text.chars().take(120).collect();
     if text.chars().count() > 120 {
         format!("{t}…")

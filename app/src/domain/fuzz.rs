@@ -37,7 +37,9 @@ fn every_text_parser(s: &str) -> Result<(), TestCaseError> {
         StartOption,
         MessageText,
         EndingKind,
-        EndingText
+        EndingText,
+        ReplyText,
+        ChatTitle
     );
     for r in [
         Age::parse(s).map(|_| ()),

@@ -170,6 +170,10 @@ bounded_text!(
     ReplyText, "The message", 1, 20000, multiline = true
 );
 bounded_text!(
+    /// A chat's title, to tell one's chats with a character apart.
+    ChatTitle, "The chat's title", 1, 100, multiline = false
+);
+bounded_text!(
     /// The kind of an ending ("happy", "tragic", "ambiguous").
     EndingKind, "Each ending's kind", 1, 30, multiline = false
 );

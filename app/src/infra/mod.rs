@@ -29,6 +29,28 @@ pub fn check_id(id: &str) -> Result<(), crate::error::AppError> {
     Ok(())
 }
 
+/// A file name from a name: letters, digits, `-` and `_` (others become `-`), at most 60
+/// characters; `fallback` when nothing is left.
+pub fn file_stem(name: &str, fallback: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect();
+    let stem = stem.trim_matches('-').to_string();
+    if stem.is_empty() {
+        fallback.into()
+    } else {
+        stem
+    }
+}
+
 /// A new, time-ordered, unguessable id.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

@@ -51,6 +51,7 @@ fn CharacterSheet(
     let d = c.draft;
     let id = c.id;
     let lorebook = c.lorebook;
+    let chats_href = format!("/chats?with={id}");
     let (chat_href, play_href, edit_href) = (
         format!("/characters/{id}/chat"),
         format!("/characters/{id}/play"),
@@ -135,6 +136,7 @@ fn CharacterSheet(
                 </div>
                 <nav class="actions" aria-label="Character actions">
                     <a class="button primary" href=chat_href>"Chat"</a>
+                    <a class="button" href=chats_href>"All chats"</a>
                     <a class="button primary" href=play_href data-testid="play">"Play"</a>
                     <a class="button" href=edit_href>"Edit"</a>
                     <a class="button" href=png_href download="" rel="external"

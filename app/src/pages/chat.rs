@@ -2,39 +2,45 @@
 //! elsewhere (another tab, another server) can be stopped from the history; one whose server
 //! stopped writing it is shown cut off (`interrupted`).
 //!
+//! A user has any number of chats with a character (or their twin): `/characters/:id/chat` opens
+//! the latest (or a new one), `/characters/:id/chat/new` a new one, `/chats/:session` a given
+//! one, and `/twin/chat`, `/twin/chat/new` the same with one's twin. A new chat is shown with its
+//! greeting and made by the first thing done in it ([`start_chat`]); opening a page writes nothing.
+//! Any message can start a new chat holding the conversation up to it (Branch).
+//!
 //! Every message can be edited (a new version; the old one kept) or deleted (with Undo); a reply
 //! can be regenerated (a new version) and the last one continued; a place with several versions
 //! shows ← n/m → to flip between them, each with the conversation that followed it.
 
 use crate::chat::{
-    continue_reply, delete_message, earlier_messages, edit_message, open_chat, open_twin_chat,
-    regenerate_reply, restore_message, send_message, show_version, stop_reply, ChatEvent,
+    branch_chat, continue_reply, delete_message, earlier_messages, edit_message, regenerate_reply,
+    restore_message, send_message, show_version, start_chat, stop_reply, view_chat, ChatEvent,
     ChatMessage, ChatView, EventLines, MessageRole, MessageStatus,
 };
+use crate::error::AppError;
 use crate::pages::layout::{error_view, param, AvatarBadge};
-use crate::pages::platform::{focus, spawn_browser_task, TextBox};
+use crate::pages::platform::{focus, go_to, replace_url, spawn_browser_task, TextBox};
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
 /// The chat opens with its latest page of messages; `?before=SEQ` shows instead the page written
 /// before message `SEQ` (the "Load earlier messages" link, which works without JavaScript too).
-/// `/characters/:id/chat` is the chat with a character, `/twin/chat` the chat with one's twin.
 #[component]
 pub fn ChatPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
+    let location = use_location();
+    let session_id = move || param(params, "session");
     let character_id = move || param(params, "id");
+    let fresh = move || location.pathname.with(|p| p.ends_with("/new"));
     let before = move || param(query, "before").and_then(|b| b.parse::<i64>().ok());
     let chat = Resource::new(
-        move || (character_id(), before()),
-        |(character_id, before)| async move {
-            let mut view = match character_id {
-                Some(id) => open_chat(id).await?,
-                None => open_twin_chat().await?,
-            };
-            if let Some(before) = before {
+        move || (session_id(), character_id(), fresh(), before()),
+        |(session_id, character_id, fresh, before)| async move {
+            let mut view = view_chat(session_id, character_id, fresh).await?;
+            if let Some(before) = before.filter(|_| view.saved) {
                 let page = earlier_messages(view.session_id.clone(), before).await?;
                 view.messages = page.messages;
                 view.earlier = page.earlier;
@@ -59,6 +65,8 @@ pub fn ChatPage() -> impl IntoView {
 fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
     let ChatView {
         session_id,
+        title,
+        saved,
         character_id,
         character_name,
         avatar,
@@ -67,10 +75,15 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         offline,
         twin,
     } = view;
-    let here = if twin {
-        "/twin/chat".to_string()
+    let here = format!("/chats/{session_id}");
+    let here_file = StoredValue::new(format!("{here}/chat"));
+    let (new_chat, all_chats) = if twin {
+        ("/twin/chat/new".to_string(), "/chats?with=twin".to_string())
     } else {
-        format!("/characters/{character_id}/chat")
+        (
+            format!("/characters/{character_id}/chat/new"),
+            format!("/chats?with={character_id}"),
+        )
     };
     let avatar = if avatar.is_empty() {
         crate::domain::Avatar::default().as_str().to_string()
@@ -91,6 +104,14 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
     let deleted = RwSignal::new(None::<String>);
     let name = StoredValue::new(character_name.clone());
     let session_id = StoredValue::new(session_id);
+    let chat = NewChat {
+        saved: RwSignal::new(saved),
+        title: RwSignal::new(title),
+        session_id,
+        character: StoredValue::new((!twin).then_some(character_id)),
+        messages,
+        earlier,
+    };
 
     // Asks for a reply (a send, or a reply written again or on) and streams it; a message from the
     // composer clears its draft once it is saved.
@@ -105,7 +126,23 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                 live,
                 error,
             };
-            stream_reply(session_id.get_value(), ask, page, draft).await;
+            // In a new chat, the first thing done makes it; its messages then have their ids.
+            let ask = match ask {
+                Ask::Send { text, after } => chat
+                    .made(after)
+                    .await
+                    .map(|after| Ask::Send { text, after }),
+                Ask::Again { message_id, more } => {
+                    chat.made(Some(message_id)).await.map(|id| Ask::Again {
+                        message_id: id.unwrap_or_default(),
+                        more,
+                    })
+                }
+            };
+            match ask {
+                Ok(ask) => stream_reply(session_id.get_value(), ask, page, draft).await,
+                Err(e) => error.set(Some(e.to_string())),
+            }
             sending.set(false);
         });
     };
@@ -177,6 +214,14 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         sending.set(true);
         spawn_browser_task(async move {
             let sid = session_id.get_value();
+            let id = match chat.made(Some(id)).await {
+                Ok(id) => id.unwrap_or_default(),
+                Err(e) => {
+                    error.set(Some(e.to_string()));
+                    sending.set(false);
+                    return;
+                }
+            };
             let undo = matches!(what, Change::Delete).then(|| id.clone());
             let page = match what {
                 Change::Show(v) => show_version(sid, id, v).await,
@@ -196,6 +241,21 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                 Err(e) => error.set(Some(e.to_string())),
             }
             sending.set(false);
+        });
+    };
+
+    // A new chat holding the conversation up to a message, opened at once.
+    let branch = move |id: String| {
+        error.set(None);
+        sending.set(true);
+        spawn_browser_task(async move {
+            match branch_chat(session_id.get_value(), id).await {
+                Ok(new) => go_to(&format!("/chats/{new}")),
+                Err(e) => {
+                    error.set(Some(e.to_string()));
+                    sending.set(false);
+                }
+            }
         });
     };
 
@@ -309,6 +369,11 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                                 "Get a reply"<span class="visually-hidden">" to your message"</span></button>
                         </Show>
                     })}
+                    <Show when=move || chat.saved.get()>
+                        <button type="button" class="link" disabled=move || !idle()
+                            on:click=move |_| branch(id.get_value())>
+                            "Branch"<span class="visually-hidden">{format!(" a new chat from{}", whose.get_value())}</span></button>
+                    </Show>
                     <button type="button" class="link" disabled=move || !idle()
                         on:click=move |_| change(id.get_value(), Change::Delete)>{named("Delete")}</button>
                 </span>
@@ -323,7 +388,11 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                     error.set(None);
                     sending.set(true);
                     spawn_browser_task(async move {
-                        match edit_message(sid, mid, text).await {
+                        let edited = match chat.made(Some(mid)).await {
+                            Ok(mid) => edit_message(sid, mid.unwrap_or_default(), text).await,
+                            Err(e) => Err(e),
+                        };
+                        match edited {
                             Ok(page) => {
                                 close_editor();
                                 let asked = page.messages.last().map(|m| m.id.clone());
@@ -377,7 +446,21 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
         <div class="chat">
             <div class="chat-head">
                 <AvatarBadge avatar=avatar name=character_name.clone() />
-                <h1>{character_name.clone()}</h1>
+                <div class="chat-name">
+                    <h1>{character_name.clone()}</h1>
+                    <p class="chat-meta">
+                        <span data-testid="chat-title">{move || chat.title.get()}</span>
+                        " · " <a href=new_chat data-testid="new-chat">"New chat"</a>
+                        " · " <a href=all_chats>"All chats"<span class="visually-hidden">{format!(" with {character_name}")}</span></a>
+                        <Show when=move || chat.saved.get()>
+                            " · Download: "
+                            <a href=format!("{}.jsonl", here_file.get_value()) download="" rel="external"
+                                title="For SillyTavern and other tools: this conversation, each reply's versions as swipes">"JSONL"</a>
+                            " · "
+                            <a href=format!("{}.md", here_file.get_value()) download="" rel="external">"Markdown"</a>
+                        </Show>
+                    </p>
+                </div>
                 {offline.then(|| view! {
                     <span class="badge offline" title="Replies are written by the built-in offline writer; no AI model is configured.">"offline"</span>
                 })}
@@ -440,6 +523,43 @@ enum Change {
     Show(u32),
     Delete,
     Restore,
+}
+
+/// A chat shown before it is made (a new chat: its greeting only), and what making it changes.
+#[derive(Clone, Copy)]
+struct NewChat {
+    saved: RwSignal<bool>,
+    /// "New chat" until it is made.
+    title: RwSignal<String>,
+    session_id: StoredValue<String>,
+    /// The character it is with; none for the user's twin.
+    character: StoredValue<Option<String>>,
+    messages: RwSignal<Vec<ChatMessage>>,
+    earlier: RwSignal<Option<i64>>,
+}
+
+impl NewChat {
+    /// Makes the chat if it is not made yet, and gives `id` (a message the page shows) as the
+    /// chat made has it: the message in the same place. The address becomes the chat's own.
+    async fn made(self, id: Option<String>) -> Result<Option<String>, AppError> {
+        if self.saved.get_untracked() {
+            return Ok(id);
+        }
+        let place = id.as_ref().and_then(|id| {
+            self.messages
+                .with_untracked(|ms| ms.iter().position(|m| &m.id == id))
+        });
+        let view = start_chat(self.session_id.get_value(), self.character.get_value()).await?;
+        let id = place
+            .and_then(|i| view.messages.get(i))
+            .map(|m| m.id.clone());
+        self.messages.set(view.messages);
+        self.earlier.set(view.earlier);
+        self.saved.set(true);
+        self.title.set(view.title);
+        replace_url(&format!("/chats/{}", view.session_id));
+        Ok(id)
+    }
 }
 
 /// What the page shows of the chat, as a reply's events change it.

@@ -20,6 +20,7 @@ pub fn Header() -> impl IntoView {
                     Ok(Some(user)) => Either::Left(view! {
                         <a href="/dashboard">"Dashboard"</a>
                         <a href="/characters/new">"New character"</a>
+                        <a href="/chats">"Chats"</a>
                         <a href="/twin">"Your twin"</a>
                         <a href="/matches">"Matches"</a>
                         <a href="/usage">"Usage"</a>

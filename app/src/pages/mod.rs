@@ -2,6 +2,7 @@
 
 pub mod character;
 pub mod chat;
+pub mod chats;
 pub mod dashboard;
 pub mod form;
 pub mod home;

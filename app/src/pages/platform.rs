@@ -86,3 +86,24 @@ pub fn focus(node: TextBox) {
     #[cfg(not(feature = "hydrate"))]
     let _ = node;
 }
+
+/// Makes `path` the page's address without loading it (a new chat, once made, has its own).
+/// Nothing on the server.
+pub fn replace_url(path: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(path));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
+}
+
+/// Loads the page at `path` (from an event handler). Nothing on the server.
+pub fn go_to(path: &str) {
+    #[cfg(feature = "hydrate")]
+    if let Some(location) = web_sys::window().map(|w| w.location()) {
+        let _ = location.assign(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
+}

@@ -1,5 +1,5 @@
 // Sign-in and the dashboard work with JavaScript disabled: server-rendered pages and plain forms.
-import { test, expect, signIn, uniqueName, createCharacter } from "../helpers.js";
+import { test, expect, signIn, uniqueName, createCharacter, hydrated } from "../helpers.js";
 
 test("sign in, see the dashboard and sign out without JavaScript", async ({ page }) => {
   await page.goto("/dashboard");
@@ -189,4 +189,45 @@ test("tags, favourites, the selection and a picture work without JavaScript", as
   await expect(page).toHaveURL(new RegExp(`tag=${word}`));
   await expect(list.getByRole("link", { name: "nets" })).toHaveCount(0);
   await expect(list.getByRole("link", { name: word })).toBeVisible();
+});
+
+test("chats are listed, renamed, deleted and restored without JavaScript", async ({ page, browser }) => {
+  // The chat is made in a context with JavaScript (sending streams the reply); the local user is
+  // the same.
+  const withJs = await browser.newContext({ javaScriptEnabled: true, baseURL: test.info().project.use.baseURL });
+  const helper = await withJs.newPage();
+  await signIn(helper);
+  const name = uniqueName("Sable");
+  await createCharacter(helper, { name, age: 36, trait: "curious" });
+  await hydrated(helper);
+  await helper.getByLabel("Your message").fill("Hello from a script-less test.");
+  await helper.getByRole("button", { name: "Send" }).click();
+  await expect(helper).toHaveURL(/\/chats\/[0-9a-f-]{36}$/);
+  const list = await helper.getByRole("link", { name: `All chats with ${name}` }).getAttribute("href");
+  await withJs.close();
+
+  await page.goto("/signin");
+  await page.getByRole("button", { name: "Continue as local user" }).click();
+  await page.goto(list);
+  const rows = page.getByTestId("chat-row");
+  await expect(rows).toHaveCount(1);
+  await expect(rows.first()).toContainText(`Chat with ${name}`);
+  // Rename: the details open without script; the form is a plain post that comes back here.
+  const title = `${name}, unscripted`;
+  await rows.first().getByText("Rename").click();
+  await rows.first().getByLabel("New title").fill(title);
+  await rows.first().getByRole("button", { name: "Save" }).click();
+  await expect(rows.first()).toContainText(title);
+  // Delete, then restore from the trash.
+  await rows.first().getByRole("button", { name: `Delete ${title}` }).click();
+  await expect(page.getByText("No chats here yet.")).toBeVisible();
+  await page.goto("/trash");
+  await page.getByRole("button", { name: `Restore ${title}` }).click();
+  await page.goto(list);
+  await expect(rows).toHaveCount(1);
+  // The chat itself renders, its messages and its links.
+  await rows.first().getByRole("link").click();
+  await expect(page.getByTestId("chat-title")).toHaveText(title);
+  await expect(page.getByTestId("message")).toHaveCount(3);
+  await expect(page.getByTestId("new-chat")).toHaveAttribute("href", /\/chat\/new$/);
 });

@@ -160,6 +160,46 @@ fn matrix() -> Vec<Entry> {
         Entry::new(Owner, |ids| OpenChat {
             character_id: ids.character.clone(),
         }),
+        Entry::new(Owner, |ids| app::chat::ViewChat {
+            session_id: Some(ids.session.clone()),
+            character_id: None,
+            fresh: false,
+        }),
+        Entry::new(Owner, |ids| app::chat::StartChat {
+            session_id: "0190a8f4-8a3b-7c1d-9e2f-3a4b5c6d7e8f".into(),
+            character_id: Some(ids.character.clone()),
+        }),
+        Entry::new(Owner, |ids| app::chat::ListChats {
+            with: Some(ids.character.clone()),
+            after: None,
+        }),
+        Entry::new(Owner, |ids| app::chat::RenameChat {
+            session_id: ids.session.clone(),
+            title: "Mine".into(),
+        }),
+        Entry::new(Owner, |ids| app::chat::TrashChat {
+            session_id: ids.session.clone(),
+        }),
+        Entry::new(Owner, |ids| app::chat::RestoreChat {
+            session_id: ids.session.clone(),
+        }),
+        Entry::new(SignedIn, |_| app::chat::TrashedChats {}),
+        Entry::raw(
+            <app::chat::ImportChat as ServerFn>::PATH,
+            Owner,
+            |app, client, ids| {
+                app.chat_import_request(
+                    client,
+                    "application/json",
+                    &ids.character,
+                    b"{\"mes\":\"Hello.\"}\n".to_vec(),
+                )
+            },
+        ),
+        Entry::new(Owner, |ids| app::chat::BranchChat {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+        }),
         Entry::new(Owner, |ids| EarlierMessages {
             session_id: ids.session.clone(),
             before: 2,
@@ -414,6 +454,16 @@ async fn anonymous_callers_are_refused_everywhere(backend: Backend) {
         "their labels are untouched"
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM play_runs").await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM chat_sessions WHERE deleted_at IS NULL AND title = 'Chat with Theirs'"
+        )
+        .await,
+        1,
+        "their chat is not renamed, trashed or branched"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM chat_sessions").await, 1);
     assert_eq!(
         count(&app, "SELECT COUNT(*) FROM pictures").await,
         0,

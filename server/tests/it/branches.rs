@@ -24,7 +24,7 @@ on_both_backends!(
     a_regenerated_reply_cut_off_is_kept_beside_the_old_one,
 );
 
-fn text(s: &str) -> Reply {
+pub(crate) fn text(s: &str) -> Reply {
     Reply::Text {
         chunks: s.split_inclusive(' ').map(str::to_string).collect(),
         finish: "STOP".into(),
@@ -32,12 +32,12 @@ fn text(s: &str) -> Reply {
     }
 }
 
-async fn app_with_mock(backend: Backend, mock: &MockLlm) -> TestApp {
+pub(crate) async fn app_with_mock(backend: Backend, mock: &MockLlm) -> TestApp {
     spawn_app_with(backend, &with(&gemini_env(mock), &[]), |_| {}).await
 }
 
 /// Sends `text` and reads the whole reply: its id.
-async fn say(app: &TestApp, session: &str, text: &str) -> String {
+pub(crate) async fn say(app: &TestApp, session: &str, text: &str) -> String {
     let events = app
         .stream(SendMessage {
             session_id: session.into(),
@@ -94,7 +94,7 @@ fn texts(messages: &[(MessageRole, String, u32, u32)]) -> Vec<&str> {
 }
 
 /// The turns of the model's last request: (role, text).
-fn last_prompt(mock: &MockLlm) -> Vec<(String, String)> {
+pub(crate) fn last_prompt(mock: &MockLlm) -> Vec<(String, String)> {
     let requests = mock.requests();
     let body = &requests.last().expect("a model request").body;
     body["contents"]

@@ -9,6 +9,7 @@ mod access;
 mod api;
 mod branches;
 mod cards;
+mod chats;
 mod dbdown;
 mod deploy;
 mod github;

@@ -226,7 +226,7 @@ async fn the_chat_page_html_holds_only_the_latest_page(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in_local().await;
     let n = CHAT_PAGE + 20;
-    let (character, _) = long_chat(&app, n).await;
+    let (character, session) = long_chat(&app, n).await;
     let html = app
         .client
         .get(app.url(&format!("/characters/{character}/chat")))
@@ -250,7 +250,7 @@ async fn the_chat_page_html_holds_only_the_latest_page(backend: Backend) {
     assert!(!html.contains("message number 0001"));
     // The earlier page is a plain link that works without JavaScript.
     let seq = oldest_shown + 1; // the greeting is message 1
-    let link = format!("/characters/{character}/chat?before={seq}");
+    let link = format!("/chats/{session}?before={seq}");
     assert!(html.contains(&link), "a link to the earlier page");
     let earlier = app
         .client
@@ -268,7 +268,7 @@ async fn the_chat_page_html_holds_only_the_latest_page(backend: Backend) {
         n - CHAT_PAGE + 1
     );
     assert!(
-        earlier.contains(&format!("/characters/{character}/chat\"")),
+        earlier.contains(&format!("/chats/{session}\"")),
         "a link back"
     );
     assert!(earlier.contains(&format!("message number {:04}", oldest_shown - 1)));

@@ -21,6 +21,7 @@ on_both_backends!(
     a_key_moves_cards_in_and_out_and_acts_in_bulk,
     a_key_labels_characters_alone_and_in_bulk,
     a_key_gives_a_character_a_picture,
+    a_key_starts_lists_renames_trashes_and_branches_chats,
 );
 
 async fn new_key(app: &TestApp, name: &str, write: bool) -> CreatedKey {
@@ -338,6 +339,8 @@ fn body_for(path: &str) -> Value {
         serde_json::json!({"text": "Hello there."})
     } else if path.ends_with("/version") {
         serde_json::json!({"version": 1})
+    } else if path.starts_with("/api/v1/chats/") && path.matches('/').count() == 4 {
+        serde_json::json!({"title": "Driven chat"})
     } else if path.contains("/messages/") {
         serde_json::json!({"text": "Edited by a script."})
     } else if path.ends_with("/turns") {
@@ -788,8 +791,8 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
     // The picture is read after it is put (a PUT of the character's fields gives it a drawn
     // avatar again).
     // The reply is continued while it is the chat's last message, then regenerated, edited and
-    // shown again, before anything else is sent; it is deleted and restored before the
-    // character is deleted.
+    // shown again, before anything else is sent; it is deleted and restored, then the chat is
+    // moved to the trash and restored, before the character is deleted.
     ops.sort_by_key(|(m, p, _)| {
         let message = p.contains("/messages/");
         let rank = if p.ends_with("/continue") {
@@ -802,10 +805,14 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
             3
         } else if message && *m == reqwest::Method::DELETE {
             5
-        } else if p.ends_with("/restore") {
+        } else if message && p.ends_with("/restore") {
             6
-        } else if *m == reqwest::Method::DELETE || p.ends_with("/bulk/delete") {
+        } else if p.starts_with("/api/v1/chats/") && *m == reqwest::Method::DELETE {
             7
+        } else if p.starts_with("/api/v1/chats/") && p.ends_with("/restore") {
+            8
+        } else if *m == reqwest::Method::DELETE || p.ends_with("/bulk/delete") {
+            9
         } else {
             4
         };
@@ -860,6 +867,8 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         };
         let path = if path.ends_with("/bulk/export") {
             format!("{path}?ids={character},{second}")
+        } else if path == "/api/v1/chats/import" {
+            format!("{path}?with={character}")
         } else {
             path
         };
@@ -871,6 +880,12 @@ async fn the_openapi_document_is_complete_and_every_operation_answers_as_documen
         } else if path.ends_with("/bulk/labels") {
             req = req
                 .json(&serde_json::json!({ "ids": [second], "action": "tag", "tags": ["driven"] }));
+        } else if path.starts_with("/api/v1/chats/import") {
+            req = req
+                .header("content-type", "application/jsonl")
+                .body("{\"mes\":\"Hello.\"}\n{\"mes\":\"Hi!\",\"is_user\":true}\n");
+        } else if writes && path == "/api/v1/chats" {
+            req = req.json(&serde_json::json!({ "character_id": character }));
         } else if writes && matches!(method, reqwest::Method::POST | reqwest::Method::PATCH) {
             req = req.json(&body_for(&path));
         }
@@ -2037,4 +2052,149 @@ async fn a_key_moves_cards_in_and_out_and_acts_in_bulk(backend: Backend) {
     );
     let trash = app.call(app::characters::ListTrash {}).await.unwrap();
     assert_eq!(trash.len(), 2, "in the trash, restorable");
+}
+
+async fn a_key_starts_lists_renames_trashes_and_branches_chats(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let character = save_character(&app, "Mira").await;
+    let key = new_key(&app, "chats", true).await.secret;
+    let reader = new_key(&app, "reader", false).await.secret;
+    let call = |method: reqwest::Method, path: &str, key: &str| api(&app, method, path, key);
+
+    // A new chat with a chosen id: made once, however often it is asked for.
+    let id = app::infra::new_id();
+    let body = serde_json::json!({ "character_id": character, "id": id });
+    for _ in 0..2 {
+        let res = call(reqwest::Method::POST, "/api/v1/chats", &key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let view: Value = res.json().await.unwrap();
+        assert_eq!(view["session_id"], id.as_str());
+        assert_eq!(view["title"], "Chat with Mira");
+    }
+    // Without an id, another; a read-only key makes none; a bad id is refused.
+    let res = call(reqwest::Method::POST, "/api/v1/chats", &key)
+        .json(&serde_json::json!({ "character_id": character }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let second: Value = res.json().await.unwrap();
+    assert_eq!(second["title"], "Chat 2 with Mira");
+    let res = call(reqwest::Method::POST, "/api/v1/chats", &reader)
+        .json(&serde_json::json!({ "character_id": character }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = call(reqwest::Method::POST, "/api/v1/chats", &key)
+        .json(&serde_json::json!({ "character_id": character, "id": "12" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM chat_sessions").await,
+        2,
+        "nothing else made"
+    );
+
+    // Listed (only the character's with `with`), renamed, read.
+    let listed: Value = call(
+        reqwest::Method::GET,
+        &format!("/api/v1/chats?with={character}"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(listed["chats"].as_array().unwrap().len(), 2);
+    let res = call(reqwest::Method::PATCH, &format!("/api/v1/chats/{id}"), &key)
+        .json(&serde_json::json!({ "title": "Scripted" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = call(reqwest::Method::PATCH, &format!("/api/v1/chats/{id}"), &key)
+        .json(&serde_json::json!({ "title": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let read: Value = call(
+        reqwest::Method::GET,
+        &format!("/api/v1/chats/{id}"),
+        &reader,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(read["title"], "Scripted");
+    let greeting = read["messages"][0]["id"].as_str().unwrap().to_string();
+
+    // A branch from the greeting: a new chat (201) with that message only.
+    let res = call(
+        reqwest::Method::POST,
+        &format!("/api/v1/chats/{id}/messages/{greeting}/branch"),
+        &key,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let branched: Value = res.json().await.unwrap();
+    let branch = branched["session_id"].as_str().unwrap().to_string();
+    let read: Value = call(
+        reqwest::Method::GET,
+        &format!("/api/v1/chats/{branch}"),
+        &key,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(read["title"], "Branch of Scripted");
+    assert_eq!(read["messages"].as_array().unwrap().len(), 1);
+
+    // To the trash (then not found) and back.
+    let res = call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/chats/{id}"),
+        &key,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = call(reqwest::Method::GET, &format!("/api/v1/chats/{id}"), &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = call(
+        reqwest::Method::POST,
+        &format!("/api/v1/chats/{id}/restore"),
+        &key,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = call(reqwest::Method::GET, &format!("/api/v1/chats/{id}"), &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }

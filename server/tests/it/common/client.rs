@@ -112,6 +112,26 @@ impl TestApp {
             )
     }
 
+    /// A chat file brought in for the chats with `with` (`chat/import`), as the chats page's form
+    /// sends it; `accept` says whether a page (`text/html`: a redirect) or a script asks.
+    pub fn chat_import_request(
+        &self,
+        client: &reqwest::Client,
+        accept: &str,
+        with: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("chat.jsonl");
+        client
+            .post(self.url(<app::chat::ImportChat as ServerFn>::PATH))
+            .header("accept", accept)
+            .multipart(
+                reqwest::multipart::Form::new()
+                    .text("with", with.to_string())
+                    .part("chat", part),
+            )
+    }
+
     /// Sends server function `S` expecting it to be refused; returns the server's error. For
     /// streaming server functions (a chat message), whose success is a stream, not a value.
     pub async fn refusal<S>(&self, args: S) -> AppError
