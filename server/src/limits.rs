@@ -87,9 +87,11 @@ fn has_multipart_boundary(req: &Request) -> bool {
 /// it (the server reads no more than that); one that does not is read up to the limit first.
 pub async fn body_limit(req: Request, next: Next) -> Response {
     let limit = body_limit_for(req.uri().path());
+    // Every multipart server function (`decoders_answer_garbage_with_4xx` finds one left out).
     let multipart = [
         app::characters::ImportCard::PATH,
         app::characters::UploadPicture::PATH,
+        app::chat::ImportChat::PATH,
     ];
     if multipart.contains(&req.uri().path()) && !has_multipart_boundary(&req) {
         // The framework's multipart decoder panics without a boundary: refuse it here, reading

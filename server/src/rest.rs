@@ -101,6 +101,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(restore_chat))
         .routes(routes!(branch_chat))
         .routes(routes!(export_chat))
+        .routes(routes!(search_chats))
         .routes(routes!(import_chat))
         .routes(routes!(list_messages, send_message))
         .routes(routes!(follow_reply))
@@ -658,18 +659,21 @@ async fn open_chat(ctx: Ctx, Path(id): Path<String>) -> Result<Json<ChatView>, F
 pub struct BeforeQuery {
     /// The messages written before this message number (a chat's `earlier`); none for the latest.
     pub before: Option<i64>,
+    /// Instead, the conversation up to and including this message (its id), on whichever branch
+    /// it is: where a search result is.
+    pub at: Option<String>,
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/chats/{session_id}/messages",
     tag = "chats",
-    summary = "A page of a chat's messages, in the order written (the latest, or those before `before`)",
+    summary = "A page of a chat's messages, in the order written (the latest, those before `before`, or those up to `at`)",
     params(("session_id" = String, Path, description = "The chat's id"), BeforeQuery),
     responses(
         (status = 200, description = "The page; `earlier` is the cursor for the one before", body = MessagePage),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such chat of the owner's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's (or no such message in it, for `at`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`before` is not a message number", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -678,9 +682,11 @@ async fn list_messages(
     Path(session_id): Path<String>,
     Q(q): Q<BeforeQuery>,
 ) -> Result<Json<MessagePage>, Failure> {
-    let page = chats::earlier_for(&ctx.state.db, &ctx.caller.user, &session_id, q.before)
-        .await
-        .map_err(|e| ctx.fail(e))?;
+    let page = match q.at {
+        Some(at) => chats::at_for(&ctx.state.db, &ctx.caller.user, &session_id, &at).await,
+        None => chats::earlier_for(&ctx.state.db, &ctx.caller.user, &session_id, q.before).await,
+    }
+    .map_err(|e| ctx.fail(e))?;
     Ok(Json(page))
 }
 
@@ -722,6 +728,10 @@ fn sse_event(ev: &ChatEvent, sent: &mut usize) -> Event {
                 .json_data(serde_json::json!({ "text": text }))
                 .unwrap_or_default()
         }
+        ChatEvent::Formatted { html } => Event::default()
+            .event("formatted")
+            .json_data(serde_json::json!({ "html": html }))
+            .unwrap_or_default(),
         ChatEvent::Finished { status } => Event::default()
             .event("finished")
             .json_data(serde_json::json!({ "status": status }))
@@ -2327,4 +2337,38 @@ async fn import_chat(
         StatusCode::CREATED,
         Json(ImportedChat { session_id, notes }),
     ))
+}
+
+/// A search of one's chats.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChatSearchQuery {
+    /// Words, each found as a word or a word's start (at most 200 characters; the first 8 words).
+    pub q: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/search",
+    tag = "chats",
+    summary = "The messages of the owner's chats holding every word searched, newest first (at most 30)",
+    params(ChatSearchQuery),
+    responses(
+        (status = 200, description = "The messages found, each with its chat", body = Vec<app::chat::ChatHit>),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A search longer than 200 characters", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn search_chats(
+    ctx: Ctx,
+    Q(q): Q<ChatSearchQuery>,
+) -> Result<Json<Vec<app::chat::ChatHit>>, Failure> {
+    let hits = chats::search_for(
+        &ctx.state.db,
+        &ctx.caller.user,
+        q.q.as_deref().unwrap_or_default(),
+    )
+    .await
+    .map_err(|e| ctx.fail(e))?;
+    Ok(Json(hits))
 }

@@ -135,12 +135,7 @@ impl CharacterFilter {
     /// The search's words: letters and digits only (so nothing a user types is read as query
     /// syntax), lower-cased, at most [`Self::MAX_TERMS`], each at most 40 characters.
     pub fn terms(&self) -> Vec<String> {
-        self.q
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(|w| w.chars().take(40).collect::<String>().to_lowercase())
-            .take(Self::MAX_TERMS)
-            .collect()
+        crate::domain::search_terms(&self.q, Self::MAX_TERMS)
     }
 
     /// Whether anything narrows the list.

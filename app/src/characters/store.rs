@@ -405,7 +405,7 @@ enum Arg {
 /// The token that stands for `owner` in SQLite's full-text index (see the migration
 /// `20261207090005_character_search.sql`): `o` and their id without dashes.
 fn owner_token(owner: &UserId) -> String {
-    format!("o{}", owner.0.replace('-', "")).to_lowercase()
+    crate::infra::db::owner_token(&owner.0)
 }
 
 /// One page of `owner`'s characters that `filter` finds (its words in the full-text index — FTS5

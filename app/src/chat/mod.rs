@@ -27,6 +27,8 @@ use leptos::server_fn::codec::{StreamingText, TextStream};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
+pub mod markdown;
+#[cfg(feature = "ssr")]
 mod relay;
 #[cfg(feature = "ssr")]
 pub mod service;
@@ -116,6 +118,10 @@ pub struct ChatMessage {
     /// How many versions this place has (1 when it was never regenerated or edited).
     #[serde(default = "one")]
     pub versions: u32,
+    /// The text rendered from Markdown on the server ([`markdown`]): what the page shows. Empty
+    /// for a reply while it is being written in the page (shown as plain text until then).
+    #[serde(default)]
+    pub html: String,
 }
 
 fn one() -> u32 {
@@ -181,6 +187,8 @@ pub enum ChatEvent {
     },
     /// More reply text.
     Delta { text: String },
+    /// The reply's text as saved, rendered from Markdown; sent just before it ends.
+    Formatted { html: String },
     /// The reply is saved with this status.
     Finished { status: MessageStatus },
     /// The reply failed; what arrived before is kept and marked. `message` is for the user.
@@ -319,6 +327,20 @@ pub async fn import_chat(
     service::import(data).await
 }
 
+/// The messages found by a search of all the signed-in user's chats (their words as prefixes,
+/// every word in the message), newest first, at most 30.
+#[server(endpoint = "chat/search")]
+pub async fn search_chats(q: String) -> Result<Vec<ChatHit>, AppError> {
+    service::search(q).await
+}
+
+/// The conversation of the chat `session_id` up to and including the message `message_id` (its
+/// latest page), whichever branch it is on: where a search result jumps to.
+#[server(endpoint = "chat/at")]
+pub async fn messages_at(session_id: String, message_id: String) -> Result<MessagePage, AppError> {
+    service::at(session_id, message_id).await
+}
+
 /// The page of messages written before message number `before` (a `seq`, as in
 /// [`ChatView::earlier`]) in the session `session_id`; the page size is the server's.
 #[server(endpoint = "chat/earlier")]
@@ -421,6 +443,25 @@ pub struct ChatSummary {
     /// When it last changed (epoch ms).
     pub updated_at: i64,
 }
+
+/// A message a search of one's chats found.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatHit {
+    pub session_id: String,
+    pub message_id: String,
+    /// The chat's title.
+    pub title: String,
+    /// Who the chat is with.
+    pub with: String,
+    pub role: MessageRole,
+    /// The message around the first word found (at most about 200 characters).
+    pub excerpt: String,
+    pub created_at: i64,
+}
+
+/// The longest search of one's chats, in characters.
+pub const MAX_CHAT_QUERY: usize = 200;
 
 /// A page of a user's chats, most recently active first.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

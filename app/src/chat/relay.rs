@@ -167,6 +167,10 @@ impl Relay {
         .await;
         // Free before the last event, so a client that saw it can send again at once.
         self.slot.release().await;
+        // The text as saved, formatted as every later read shows it.
+        self.send(ChatEvent::Formatted {
+            html: super::markdown::render(&content),
+        });
         match outcome {
             Outcome::Failed(e) if status == MessageStatus::Failed => {
                 tracing::warn!(error = %e, chars = content.len(), "reply failed");

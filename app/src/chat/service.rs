@@ -174,7 +174,11 @@ pub async fn view_for(
         title: "New chat".into(),
         saved: false,
         character_id: if twin { String::new() } else { party.key },
-        character_name: party.name,
+        character_name: if twin && party.name.is_empty() {
+            "Your twin".into()
+        } else {
+            party.name
+        },
         avatar: party.avatar,
         messages: party.greetings.into_iter().take(1).collect(),
         earlier: None,
@@ -320,11 +324,9 @@ pub async fn untrash_for(
     session_id: &str,
 ) -> Result<(), AppError> {
     crate::infra::check_id(session_id)?;
-    sessions::restore(db, user, session_id, trash_cutoff())
+    Ok(sessions::restore(db, user, session_id, trash_cutoff())
         .await
-        .or_internal("restore chat")?
-        .then_some(())
-        .ok_or(AppError::NotFound)
+        .or_internal("restore chat")??)
 }
 
 /// How many chats in the trash a list shows.
@@ -419,11 +421,14 @@ pub async fn import_for(
             sessions::With::Character(_) => AppError::NotFound,
             sessions::With::Twin => AppError::BadRequest(NO_TWIN.into()),
         })?;
-    let title = match &read.created {
-        Some(date) => format!("Imported chat of {date}"),
-        None => "Imported chat".to_string(),
-    };
-    let title: String = title.chars().take(crate::domain::ChatTitle::MAX).collect();
+    // The file's date only if it makes a title (one line, within bounds).
+    let title = read
+        .created
+        .as_deref()
+        .map(|date| format!("Imported chat of {date}"))
+        .and_then(|t| crate::domain::ChatTitle::parse(&t).ok())
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_else(|| "Imported chat".to_string());
     let id = sessions::import(
         db,
         user,
@@ -476,6 +481,72 @@ pub async fn import(data: leptos::server_fn::codec::MultipartData) -> Result<Str
     let (id, _) = import_for(&AppState::get()?.db, &user, &with, &bytes).await?;
     leptos_axum::redirect(&format!("/chats/{id}"));
     Ok(id)
+}
+
+/// [`search_for`] for the signed-in user.
+#[tracing::instrument(skip_all)]
+pub async fn search(q: String) -> Result<Vec<super::ChatHit>, AppError> {
+    let user = require_user().await?;
+    search_for(&AppState::get()?.db, &user, &q).await
+}
+
+/// How many messages a search of one's chats gives.
+const SEARCH_HITS: i64 = 30;
+
+/// The messages of `user`'s chats holding every word of `q` (at most
+/// [`super::MAX_CHAT_QUERY`] characters, its first 8 words), newest first.
+pub async fn search_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    q: &str,
+) -> Result<Vec<super::ChatHit>, AppError> {
+    if q.chars().count() > super::MAX_CHAT_QUERY {
+        return Err(AppError::BadRequest(format!(
+            "A search can be at most {} characters.",
+            super::MAX_CHAT_QUERY
+        )));
+    }
+    let terms = crate::domain::search_terms(q, 8);
+    sessions::search(db, user, &terms, SEARCH_HITS)
+        .await
+        .or_internal("search chats")
+}
+
+/// [`at_for`] for the signed-in user.
+#[tracing::instrument(skip_all, fields(session_id = %session_id, message_id = %message_id))]
+pub async fn at(session_id: String, message_id: String) -> Result<MessagePage, AppError> {
+    let user = require_user().await?;
+    at_for(&AppState::get()?.db, &user, &session_id, &message_id).await
+}
+
+/// The latest page of `user`'s chat `session_id` ending at the message `message_id`, on
+/// whichever branch it is; not found if it is not in that chat (or deleted).
+pub async fn at_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    message_id: &str,
+) -> Result<MessagePage, AppError> {
+    crate::infra::check_id(session_id)?;
+    crate::infra::check_id(message_id)?;
+    store::find_session(db, user, session_id)
+        .await
+        .or_internal("load session")?
+        .ok_or(AppError::NotFound)?;
+    if store::hidden(db, session_id, message_id)
+        .await
+        .or_internal("check message")?
+    {
+        return Err(AppError::NotFound);
+    }
+    let (messages, earlier) =
+        store::page_from(db, session_id, store::Start::Message(message_id), PAGE)
+            .await
+            .or_internal("load messages")?;
+    if messages.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    Ok(MessagePage { messages, earlier })
 }
 
 /// [`branch_for`] for the signed-in user.

@@ -241,7 +241,7 @@ pub async fn make(
         if count >= MAX_CHATS {
             return Ok(Made::Full);
         }
-        sqlx::query(&insert_sql)
+        let inserted = sqlx::query(&insert_sql)
             .bind(id)
             .bind(&owner.0)
             .bind(&party.key)
@@ -250,7 +250,14 @@ pub async fn make(
             .bind(&first.id)
             .bind(now_ms())
             .execute(&mut *tx)
-            .await?;
+            .await;
+        match inserted {
+            Ok(_) => {}
+            // The id was taken meanwhile by a chat with someone (or something) else, whose
+            // counterpart's lock this transaction does not hold.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(Made::NotFound),
+            Err(e) => return Err(e),
+        }
         insert_row(id, &first, None).execute(&mut *tx).await?;
         // A card's alternate greetings are the first message's other versions.
         for alternate in &alternates {
@@ -321,7 +328,7 @@ impl From<SummaryRow> for ChatSummary {
 
 /// What every list of chats selects (`s` is `chat_sessions`, `c` its character, `u` its owner).
 const SUMMARY_COLUMNS: &str =
-    "s.id, s.character_id, COALESCE(c.name, t.display_name, u.display_name) AS with_name, \
+    "s.id, s.character_id, COALESCE(c.name, NULLIF(t.display_name, ''), u.display_name) AS with_name, \
      s.title, s.last_message_preview, s.updated_at";
 
 /// A page of `owner`'s chats outside the trash (with characters outside the trash, and with
@@ -419,20 +426,75 @@ pub async fn trash(db: &Db, owner: &UserId, id: &str) -> Result<bool, sqlx::Erro
     })
 }
 
-/// Takes `owner`'s chat `id` out of the trash, if it went in after `cutoff`. False otherwise.
-pub async fn restore(db: &Db, owner: &UserId, id: &str, cutoff: i64) -> Result<bool, sqlx::Error> {
+/// Takes `owner`'s chat `id` out of the trash, if it went in after `cutoff`: under its
+/// counterpart's row lock, and only while they have fewer than [`MAX_CHATS`] chats outside it.
+pub async fn restore(
+    db: &Db,
+    owner: &UserId,
+    id: &str,
+    cutoff: i64,
+) -> Result<Result<(), Refusal>, sqlx::Error> {
+    let found: Option<(Option<String>, Option<String>)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT character_id, twin_id FROM chat_sessions \
+             WHERE id = $1 AND owner_id = $2 AND deleted_at IS NOT NULL AND deleted_at >= $3",
+        )
+        .bind(id)
+        .bind(&owner.0)
+        .bind(cutoff)
+        .fetch_optional(pool)
+        .await?
+    });
+    let party = match found {
+        Some((Some(key), _)) => Party {
+            column: "character_id",
+            key,
+        },
+        Some((None, Some(key))) => Party {
+            column: "twin_id",
+            key,
+        },
+        _ => return Ok(Err(Refusal::NotFound)),
+    };
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM chat_sessions WHERE owner_id = $1 AND {} = $2 AND deleted_at IS NULL",
+        party.column
+    );
     with_pool!(db, pool => {
-        sqlx::query(
+        let mut tx = pool.begin().await?;
+        let locked = sqlx::query(party.lock())
+            .bind(&party.key)
+            .bind(&owner.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if locked == 0 {
+            return Ok(Err(Refusal::NotFound));
+        }
+        let (count,): (i64,) = sqlx::query_as(&count_sql)
+            .bind(&owner.0)
+            .bind(&party.key)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= MAX_CHATS {
+            return Ok(Err(Refusal::Full));
+        }
+        let restored = sqlx::query(
             "UPDATE chat_sessions SET deleted_at = NULL \
              WHERE id = $1 AND owner_id = $2 AND deleted_at IS NOT NULL AND deleted_at >= $3",
         )
         .bind(id)
         .bind(&owner.0)
         .bind(cutoff)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() == 1)
-    })
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if restored == 0 {
+            return Ok(Err(Refusal::NotFound));
+        }
+        tx.commit().await?;
+    });
+    Ok(Ok(()))
 }
 
 /// `owner`'s chats in the trash since `cutoff` (whose counterpart is not itself in it), the most
@@ -819,6 +881,128 @@ pub async fn import(
     made_with(db, owner, party, title, &rows, &head).await
 }
 
+#[derive(sqlx::FromRow)]
+struct HitRow {
+    id: String,
+    session_id: String,
+    role: String,
+    content: String,
+    created_at: i64,
+    title: String,
+    with_name: String,
+}
+
+/// The messages of `owner`'s chats (outside the trash, with a counterpart outside it; not
+/// deleted) holding every one of `terms` (letters and digits, lower-cased: see
+/// [`crate::domain::search_terms`]) as a word or a word's start, newest first, at most `limit`.
+pub async fn search(
+    db: &Db,
+    owner: &UserId,
+    terms: &[String],
+    limit: i64,
+) -> Result<Vec<super::ChatHit>, sqlx::Error> {
+    if terms.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Binds: $1 the full-text query, $2 the owner, $3 the limit.
+    let tail = "JOIN chat_sessions s ON s.id = m.session_id \
+         LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN twins t ON t.id = s.twin_id \
+         LEFT JOIN users u ON u.id = s.owner_id \
+         WHERE s.owner_id = $2 AND s.deleted_at IS NULL AND m.deleted_at IS NULL \
+         AND (t.id IS NOT NULL OR (c.id IS NOT NULL AND c.deleted_at IS NULL))";
+    let columns = "m.id, m.session_id, m.role, m.content, m.created_at, s.title, \
+         COALESCE(c.name, NULLIF(t.display_name, ''), u.display_name) AS with_name";
+    let rows: Vec<HitRow> = match db {
+        Db::Sqlite(pool) => {
+            // With the owner's token, so only the owner's entries are read; each word a prefix.
+            let words: Vec<String> = terms
+                .iter()
+                .map(|t| format!("content : \"{t}\"*"))
+                .collect();
+            let query = format!(
+                "owner : \"{}\" AND {}",
+                crate::infra::db::owner_token(&owner.0),
+                words.join(" AND ")
+            );
+            sqlx::query_as(&format!(
+                "SELECT {columns} FROM chat_messages_fts f JOIN chat_messages m ON m.rowid = f.rowid {tail} \
+                 AND chat_messages_fts MATCH $1 ORDER BY f.rowid DESC LIMIT $3"
+            ))
+            .bind(query)
+            .bind(&owner.0)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            let words: Vec<String> = terms.iter().map(|t| format!("{t}:*")).collect();
+            sqlx::query_as(&format!(
+                "SELECT {columns} FROM chat_messages m {tail} \
+                 AND m.search @@ to_tsquery('simple', $1) ORDER BY m.created_at DESC, m.id DESC LIMIT $3"
+            ))
+            .bind(words.join(" & "))
+            .bind(&owner.0)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    // A message hidden under a deleted one is no more there than a deleted one.
+    let mut shown = Vec::with_capacity(rows.len());
+    for r in rows {
+        if !super::store::hidden(db, &r.session_id, &r.id).await? {
+            shown.push(r);
+        }
+    }
+    Ok(shown
+        .into_iter()
+        .map(|r| super::ChatHit {
+            excerpt: excerpt(&r.content, terms),
+            session_id: r.session_id,
+            message_id: r.id,
+            title: r.title,
+            with: r.with_name,
+            role: MessageRole::parse(&r.role).unwrap_or(MessageRole::Assistant),
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// About 200 characters of `text` around the first of `terms` found in it (from its start when
+/// none is), an ellipsis where it was cut.
+fn excerpt(text: &str, terms: &[String]) -> String {
+    const BEFORE: usize = 60;
+    const LENGTH: usize = 200;
+    let lower: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    let chars: Vec<char> = text.chars().collect();
+    // Lower-casing may change the length (rarely); then the excerpt starts at the beginning.
+    let found = if lower.len() == chars.len() {
+        terms
+            .iter()
+            .filter_map(|t| {
+                let t: Vec<char> = t.chars().collect();
+                lower
+                    .windows(t.len().max(1))
+                    .position(|w| w == t.as_slice())
+            })
+            .min()
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let start = found.saturating_sub(BEFORE);
+    let end = (start + LENGTH).min(chars.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// What a chat beyond [`MAX_CHATS`] is refused with.
 pub const FULL: &str =
     "You have 500 chats with them already. Delete some (they go to the trash) to start another.";
@@ -849,6 +1033,21 @@ mod tests {
         assert_eq!(title_for(&party("character_id"), 0), "Chat with Mira");
         assert_eq!(title_for(&party("character_id"), 2), "Chat 3 with Mira");
         assert_eq!(title_for(&party("twin_id"), 1), "Chat 2 with your twin");
+    }
+
+    #[test]
+    fn an_excerpt_is_cut_around_the_first_word_found() {
+        let text = format!(
+            "{} the lighthouse keeper {}",
+            "a".repeat(300),
+            "b".repeat(300)
+        );
+        let cut = excerpt(&text, &["lighth".to_string()]);
+        assert!(cut.starts_with('…') && cut.ends_with('…'));
+        assert!(cut.contains("the lighthouse keeper"));
+        assert!(cut.chars().count() <= 202);
+        assert_eq!(excerpt("Short.", &["short".to_string()]), "Short.");
+        assert_eq!(excerpt("Nothing here", &["zz".to_string()]), "Nothing here");
     }
 
     #[test]

@@ -96,11 +96,12 @@ impl TryFrom<MessageRow> for ChatMessage {
         Ok(ChatMessage {
             id: r.id,
             role,
-            content: r.content,
             status,
             created_at: r.created_at,
             version: r.version.clamp(1, i64::from(u32::MAX)) as u32,
             versions: r.versions.clamp(1, i64::from(u32::MAX)) as u32,
+            html: super::markdown::render(&r.content),
+            content: r.content,
         })
     }
 }
@@ -246,6 +247,17 @@ pub async fn messages_page(
         Some(seq) => Start::Before(seq),
         None => Start::Head,
     };
+    page_from(db, session_id, from, limit).await
+}
+
+/// Up to `limit` messages of the branch ending at `from`, in the order written, and, when
+/// earlier messages remain, the `seq` of the first one (as [`messages_page`]).
+pub async fn page_from(
+    db: &Db,
+    session_id: &str,
+    from: Start<'_>,
+    limit: i64,
+) -> Result<(Vec<ChatMessage>, Option<i64>), sqlx::Error> {
     let mut rows = branch_rows(db, session_id, from, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     if more {
@@ -584,6 +596,7 @@ pub async fn change(
                     created_at: now,
                     version: 1,
                     versions: 1,
+                    html: String::new(),
                 });
                 Some((message_id.to_string(), target.content.clone()))
             }
@@ -650,6 +663,18 @@ const ABOVE_DELETED: &str = "WITH RECURSIVE up(id, parent_id, deleted_at) AS ( \
        UNION ALL \
        SELECT m.id, m.parent_id, m.deleted_at FROM up JOIN chat_messages m ON m.id = up.parent_id \
      ) SELECT COUNT(*) FROM up WHERE deleted_at IS NOT NULL";
+
+/// Whether the message `message_id` of `session_id` is deleted, or hidden under a deleted one.
+pub async fn hidden(db: &Db, session_id: &str, message_id: &str) -> Result<bool, sqlx::Error> {
+    let (n,): (i64,) = with_pool!(db, pool => {
+        sqlx::query_as(ABOVE_DELETED)
+            .bind(message_id)
+            .bind(session_id)
+            .fetch_one(pool)
+            .await?
+    });
+    Ok(n > 0)
+}
 
 /// Whether message `$2` (numbered `$3`) is message `$1` or above it: 1 or 0. A parent is always
 /// written before its children, so the walk up stops below `$3`.
@@ -721,6 +746,7 @@ pub(super) fn new_message(role: MessageRole, content: &str, status: MessageStatu
     ChatMessage {
         id: new_id(),
         role,
+        html: super::markdown::render(content),
         content: content.to_string(),
         status,
         created_at: now_ms(),
@@ -789,7 +815,9 @@ pub async fn reply_status(
     let found: Option<(String,)> = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT m.status FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
-             WHERE m.id = $1 AND s.owner_id = $2 AND m.role = $3",
+             LEFT JOIN characters c ON c.id = s.character_id \
+             WHERE m.id = $1 AND s.owner_id = $2 AND m.role = $3 AND s.deleted_at IS NULL \
+             AND (s.twin_id IS NOT NULL OR (c.id IS NOT NULL AND c.deleted_at IS NULL))",
         )
         .bind(reply_id)
         .bind(&owner.0)
@@ -812,7 +840,9 @@ pub async fn reply_state(
     let found: Option<(String, String)> = with_pool!(db, pool => {
         sqlx::query_as(
             "SELECT m.status, m.content FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id \
-             WHERE m.id = $1 AND s.owner_id = $2 AND m.role = $3",
+             LEFT JOIN characters c ON c.id = s.character_id \
+             WHERE m.id = $1 AND s.owner_id = $2 AND m.role = $3 AND s.deleted_at IS NULL \
+             AND (s.twin_id IS NOT NULL OR (c.id IS NOT NULL AND c.deleted_at IS NULL))",
         )
         .bind(reply_id)
         .bind(&owner.0)

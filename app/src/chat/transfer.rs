@@ -271,16 +271,27 @@ pub fn from_jsonl(bytes: &[u8], now: i64) -> Result<Imported, Refused> {
                 shown = 0;
             }
         }
+        // The swipes kept: the one shown, and the others in order up to the most.
+        let mut kept: Vec<(usize, &str)> = texts
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.trim().is_empty())
+            .map(|(j, t)| (j, *t))
+            .collect();
+        if kept.len() > MAX_SWIPES {
+            dropped += kept.len() - MAX_SWIPES;
+            let mut others = MAX_SWIPES - usize::from(kept.iter().any(|(j, _)| *j == shown));
+            kept.retain(|(j, _)| {
+                *j == shown
+                    || (others > 0 && {
+                        others -= 1;
+                        true
+                    })
+            });
+        }
         let mut versions = Vec::new();
         let mut shown_at = None;
-        for (j, t) in texts.iter().enumerate() {
-            if t.trim().is_empty() {
-                continue;
-            }
-            if versions.len() == MAX_SWIPES {
-                dropped += texts.len() - j;
-                break;
-            }
+        for (j, t) in kept {
             let content =
                 ReplyText::parse(t).map_err(|e| Refused(format!("Line {number}: {}", e.0)))?;
             if j == shown {
@@ -461,12 +472,20 @@ mod tests {
     }
 
     #[test]
-    fn swipes_beyond_the_most_are_left_out_and_said() {
+    fn swipes_beyond_the_most_are_left_out_and_said_but_never_the_one_shown() {
         let swipes: Vec<String> = (0..MAX_SWIPES + 5).map(|i| format!("s{i}")).collect();
         let line = json!({ "mes": "s0", "swipes": swipes, "swipe_id": 0 }).to_string();
         let read = from_jsonl(line.as_bytes(), 0).unwrap();
         assert_eq!(read.places[0].versions.len(), MAX_SWIPES);
+        assert_eq!(read.places[0].shown, 0);
         assert_eq!(read.notes, ["5 swipe(s) beyond 50 on a message left out."]);
+        // The one shown is past the most: it is kept, after the first 49.
+        let line = json!({ "mes": "s53", "swipes": swipes, "swipe_id": 53 }).to_string();
+        let read = from_jsonl(line.as_bytes(), 0).unwrap();
+        let place = &read.places[0];
+        assert_eq!(place.versions.len(), MAX_SWIPES);
+        assert_eq!(place.versions[place.shown].content, "s53");
+        assert_eq!(place.versions[MAX_SWIPES - 2].content, "s48");
     }
 
     proptest::proptest! {

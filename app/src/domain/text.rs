@@ -169,6 +169,16 @@ bounded_text!(
     /// A character's reply as the user edits it: replies may be longer than what a user sends.
     ReplyText, "The message", 1, 20000, multiline = true
 );
+/// The words of a search: letters and digits only (so nothing a user types is read as query
+/// syntax by either full-text index), lower-cased, at most `max`, each at most 40 characters.
+pub fn search_terms(q: &str, max: usize) -> Vec<String> {
+    q.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().take(40).collect::<String>().to_lowercase())
+        .take(max)
+        .collect()
+}
+
 bounded_text!(
     /// A chat's title, to tell one's chats with a character apart.
     ChatTitle, "The chat's title", 1, 100, multiline = false

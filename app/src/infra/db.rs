@@ -30,6 +30,13 @@ macro_rules! with_pool {
 }
 pub use with_pool;
 
+/// The token an owner's entries carry in SQLite's full-text indexes (`characters_fts`,
+/// `chat_messages_fts`): `o` and the owner's id without dashes, so a search can ask for the
+/// searcher's entries only.
+pub fn owner_token(owner_id: &str) -> String {
+    format!("o{}", owner_id.replace('-', "")).to_lowercase()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

@@ -13,9 +13,9 @@
 //! shows ← n/m → to flip between them, each with the conversation that followed it.
 
 use crate::chat::{
-    branch_chat, continue_reply, delete_message, earlier_messages, edit_message, regenerate_reply,
-    restore_message, send_message, show_version, start_chat, stop_reply, view_chat, ChatEvent,
-    ChatMessage, ChatView, EventLines, MessageRole, MessageStatus,
+    branch_chat, continue_reply, delete_message, earlier_messages, edit_message, messages_at,
+    regenerate_reply, restore_message, send_message, show_version, start_chat, stop_reply,
+    view_chat, ChatEvent, ChatMessage, ChatView, EventLines, MessageRole, MessageStatus,
 };
 use crate::error::AppError;
 use crate::pages::layout::{error_view, param, AvatarBadge};
@@ -36,23 +36,34 @@ pub fn ChatPage() -> impl IntoView {
     let character_id = move || param(params, "id");
     let fresh = move || location.pathname.with(|p| p.ends_with("/new"));
     let before = move || param(query, "before").and_then(|b| b.parse::<i64>().ok());
+    // `?at=ID`: the conversation up to that message (a search result), on whichever branch.
+    let at = move || param(query, "at").filter(|a| !a.is_empty());
     let chat = Resource::new(
-        move || (session_id(), character_id(), fresh(), before()),
-        |(session_id, character_id, fresh, before)| async move {
+        move || (session_id(), character_id(), fresh(), before(), at()),
+        |(session_id, character_id, fresh, before, at)| async move {
             let mut view = view_chat(session_id, character_id, fresh).await?;
-            if let Some(before) = before.filter(|_| view.saved) {
-                let page = earlier_messages(view.session_id.clone(), before).await?;
+            let page = match (at.clone(), before) {
+                (Some(at), _) if view.saved => {
+                    Some(messages_at(view.session_id.clone(), at).await?)
+                }
+                (None, Some(before)) if view.saved => {
+                    Some(earlier_messages(view.session_id.clone(), before).await?)
+                }
+                _ => None,
+            };
+            let older = page.is_some();
+            if let Some(page) = page {
                 view.messages = page.messages;
                 view.earlier = page.earlier;
             }
-            Ok::<_, crate::error::AppError>((view, before.is_some()))
+            Ok::<_, crate::error::AppError>((view, older, at))
         },
     );
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match chat.await {
-                    Ok((view, older)) => view! { <ChatRoom view older /> }.into_any(),
+                    Ok((view, older, found)) => view! { <ChatRoom view older found /> }.into_any(),
                     Err(e) => error_view(e),
                 }
             })}
@@ -60,9 +71,10 @@ pub fn ChatPage() -> impl IntoView {
     }
 }
 
-/// `older`: the page shown is not the latest (the chat was opened with `?before=`).
+/// `older`: the page shown is not the latest (the chat was opened with `?before=` or `?at=`);
+/// `found`: the message a search result jumped to (`?at=`), marked.
 #[component]
-fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
+fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView {
     let ChatView {
         session_id,
         title,
@@ -104,6 +116,7 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
     let deleted = RwSignal::new(None::<String>);
     let name = StoredValue::new(character_name.clone());
     let session_id = StoredValue::new(session_id);
+    let found = StoredValue::new(found);
     let chat = NewChat {
         saved: RwSignal::new(saved),
         title: RwSignal::new(title),
@@ -280,7 +293,12 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
             MessageRole::Assistant => name.get_value(),
         };
         let user = m.role == MessageRole::User;
-        let class = if user { "msg user" } else { "msg assistant" };
+        let class = match (user, found.get_value().as_deref() == Some(m.id.as_str())) {
+            (true, false) => "msg user",
+            (false, false) => "msg assistant",
+            (true, true) => "msg user found",
+            (false, true) => "msg assistant found",
+        };
         let note = match m.status {
             MessageStatus::Complete => None,
             MessageStatus::Streaming => Some("writing…"),
@@ -292,6 +310,14 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
             "(no reply: the model failed before writing anything)".to_string()
         } else {
             m.content.clone()
+        };
+        // Rendered on the server (a reply being written here is plain text until it ends).
+        let text = if m.html.is_empty() || m.content.is_empty() {
+            leptos::either::Either::Left(view! { <p class="text">{text}</p> })
+        } else {
+            leptos::either::Either::Right(
+                view! { <div class="text md" inner_html=m.html.clone()></div> },
+            )
         };
         let id = StoredValue::new(m.id.clone());
         let content = StoredValue::new(m.content.clone());
@@ -429,9 +455,9 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
             })
         };
         view! {
-            <li class=class data-status=m.status.as_str() data-testid="message">
+            <li class=class id=format!("m-{}", m.id) data-status=m.status.as_str() data-testid="message">
                 <span class="who">{who}</span>
-                <p class="text">{text}</p>
+                {text}
                 {note.map(|n| view! { <span class="status">{n}</span> })}
                 {switcher}
                 {stop}
@@ -450,7 +476,9 @@ fn ChatRoom(view: ChatView, older: bool) -> impl IntoView {
                     <h1>{character_name.clone()}</h1>
                     <p class="chat-meta">
                         <span data-testid="chat-title">{move || chat.title.get()}</span>
-                        " · " <a href=new_chat data-testid="new-chat">"New chat"</a>
+                        // A full page load: once a new chat is made here, the address is the
+                        // chat's own but the router still holds the new chat's.
+                        " · " <a href=new_chat rel="external" data-testid="new-chat">"New chat"</a>
                         " · " <a href=all_chats>"All chats"<span class="visually-hidden">{format!(" with {character_name}")}</span></a>
                         <Show when=move || chat.saved.get()>
                             " · Download: "
@@ -550,6 +578,9 @@ impl NewChat {
                 .with_untracked(|ms| ms.iter().position(|m| &m.id == id))
         });
         let view = start_chat(self.session_id.get_value(), self.character.get_value()).await?;
+        // The chat made holds only its greeting, as the page showed it; one that holds more was
+        // made by an earlier action (another tab, a retry) and is shown as it is, untouched.
+        let moved = view.messages.len() != 1 || view.earlier.is_some();
         let id = place
             .and_then(|i| view.messages.get(i))
             .map(|m| m.id.clone());
@@ -558,6 +589,12 @@ impl NewChat {
         self.saved.set(true);
         self.title.set(view.title);
         replace_url(&format!("/chats/{}", view.session_id));
+        if moved {
+            return Err(AppError::Conflict(
+                "This chat changed in another tab or window. Here it is as it now is; try again."
+                    .into(),
+            ));
+        }
         Ok(id)
     }
 }
@@ -625,6 +662,7 @@ async fn stream_reply(session_id: String, ask: Ask, page: Page, draft: RwSignal<
                         created_at,
                         version: 1,
                         versions: 1,
+                        html: String::new(),
                     }));
                 }
                 Ok(ChatEvent::Replying {
@@ -639,6 +677,11 @@ async fn stream_reply(session_id: String, ask: Ask, page: Page, draft: RwSignal<
                 Ok(ChatEvent::Delta { text }) => live.update(|l| {
                     if let Some(l) = l {
                         l.content.push_str(&text);
+                    }
+                }),
+                Ok(ChatEvent::Formatted { html }) => live.update(|l| {
+                    if let Some(l) = l {
+                        l.html = html;
                     }
                 }),
                 Ok(ChatEvent::Finished { status }) => {

@@ -1,9 +1,10 @@
 //! The user's chats: all of them, or those with one character (`?with=ID`; `?with=twin`: with
 //! their twin), most recently active first, a page at a time (`?after=ID`, the "More chats"
 //! link). Each opens, can be renamed, or moved to the trash (with an Undo) — forms that work
-//! without JavaScript too.
+//! without JavaScript too. `?q=words` searches every chat instead (a plain GET form): the messages
+//! holding every word, each a link to the chat at that message (`/chats/:id?at=ID#m-ID`).
 
-use crate::chat::{list_chats, ImportChat, RenameChat, RestoreChat, TrashChat};
+use crate::chat::{list_chats, search_chats, ImportChat, RenameChat, RestoreChat, TrashChat};
 use crate::error::AppError;
 use crate::pages::layout::{date, error_view, param};
 use leptos::prelude::*;
@@ -30,6 +31,13 @@ pub fn ChatsPage() -> impl IntoView {
         },
         |(with, after, _)| list_chats(with, after),
     );
+    let q = move || param(query, "q").filter(|q| !q.trim().is_empty());
+    let hits = Resource::new(q, |q| async move {
+        match q {
+            Some(q) => search_chats(q).await.map(Some),
+            None => Ok(None),
+        }
+    });
     let new_chat = move || {
         with().map(|w| {
             if w == "twin" {
@@ -65,7 +73,8 @@ pub fn ChatsPage() -> impl IntoView {
             <a class="button" href="/trash">"Trash"</a>
             {move || new_chat().map(|href| view! { <a class="button primary" href=href>"New chat"</a> })}
         </div>
-        {move || trash.value().get().and_then(|r| r.ok()).map(|id| view! {
+        // One Undo per chat moved to the trash: gone once it is used.
+        {move || trash.value().get().and_then(|r| r.ok()).filter(|_| undo.version().get() < trash.version().get()).map(|id| view! {
             <div class="notice" role="status" data-testid="chat-deleted">
                 "Chat moved to the trash. "
                 <ActionForm action=undo attr:class="inline">
@@ -74,6 +83,12 @@ pub fn ChatsPage() -> impl IntoView {
                 </ActionForm>
             </div>
         })}
+        <form class="chat-search" method="get" action="/chats" role="search">
+            <label for="chat-q">"Search your chats"</label>
+            <input id="chat-q" type="search" name="q" value=move || q().unwrap_or_default()
+                maxlength=crate::chat::MAX_CHAT_QUERY />
+            <button type="submit">"Search"</button>
+        </form>
         {move || problem().map(|e| view! { <p class="alert" role="alert" data-testid="chats-error">{e}</p> })}
         {move || with().map(|w| view! {
             <details class="import-chat">
@@ -87,6 +102,39 @@ pub fn ChatsPage() -> impl IntoView {
                 </form>
             </details>
         })}
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match hits.await {
+                    Ok(None) => None,
+                    Ok(Some(found)) if found.is_empty() => Some(view! {
+                        <p class="empty" data-testid="no-hits">"No message in your chats has all of those words. "
+                            <a href="/chats">"Show your chats"</a> "."</p>
+                    }.into_any()),
+                    Ok(Some(found)) => Some(view! {
+                        <h2>{format!("Messages found: {}", found.len())}</h2>
+                        <ul class="chat-list" data-testid="hits">
+                            {found.into_iter().map(|h| {
+                                let who = match h.role {
+                                    crate::chat::MessageRole::User => "You".to_string(),
+                                    crate::chat::MessageRole::Assistant => h.with.clone(),
+                                };
+                                view! {
+                                    <li class="chat-row" data-testid="hit">
+                                        <a class="chat-link" href=format!("/chats/{}?at={}#m-{}", h.session_id, h.message_id, h.message_id)>
+                                            <span class="title">{h.title.clone()}</span>
+                                            <span class="muted">{format!("with {} · {} · {}", h.with, who, date(h.created_at))}</span>
+                                            <span class="preview">{h.excerpt.clone()}</span>
+                                        </a>
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()),
+                    Err(e) => Some(error_view(e)),
+                }
+            })}
+        </Suspense>
+        <Show when=move || q().is_none()>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match chats.await {
@@ -138,5 +186,6 @@ pub fn ChatsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+        </Show>
     }
 }

@@ -27,13 +27,15 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   // Not made until the first message; then the address is the chat's own.
   await expect(page.getByTestId("chat-title")).toHaveText("New chat");
   await expect(messages).toHaveCount(1);
-  await send("Tell me about the lighthouse.");
+  await send("Tell me about the *lighthouse*.");
   await expect(page).toHaveURL(/\/chats\/[0-9a-f-]{36}$/);
   await expect(page.getByTestId("chat-title")).toHaveText(`Chat with ${name}`);
   const first = page.url();
   await page.reload();
   await expect(page.getByTestId("chat-title")).toHaveText(`Chat with ${name}`);
   await expect(messages).toHaveCount(3);
+  // Markdown, formatted on the server: the asterisks are emphasis.
+  await expect(messages.nth(1).locator("em")).toHaveText("lighthouse");
 
   // A second chat, from the chat page: only the greeting, then its own conversation.
   await hydrated(page);
@@ -41,10 +43,29 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   await expect(page).toHaveURL(/\/chat\/new$/);
   await hydrated(page);
   await expect(messages).toHaveCount(1);
-  await send("What about the storm?");
+  const token = name.split(" ")[1];
+  await send(`What about the storm, ${token}?`);
   await expect(page).toHaveURL(/\/chats\/[0-9a-f-]{36}$/);
   expect(page.url()).not.toBe(first);
+  const second = page.url();
   await accessible(page, "a second chat with a character");
+
+  // Searched from the chats page with the keyboard: the message found opens its chat, marked.
+  await page.goto("/chats");
+  await hydrated(page);
+  await page.getByLabel("Search your chats").fill(`STORM ${token}`);
+  await page.getByLabel("Search your chats").press("Enter");
+  await expect(page).toHaveURL(/\/chats\?q=/);
+  // The reply may quote the question; the question itself is found once.
+  const mine = page.getByTestId("hit").filter({ hasText: " · You · " });
+  await expect(mine).toHaveCount(1);
+  await expect(mine).toContainText(`What about the storm, ${token}?`);
+  await accessible(page, "search results");
+  await mine.getByRole("link").click();
+  await expect(page).toHaveURL(/\?at=/);
+  await expect(page.locator(".msg.found")).toContainText(`What about the storm, ${token}?`);
+  await page.goto(second);
+  await hydrated(page);
 
   // Both listed, the latest first; the first renamed.
   const list = await page.getByRole("link", { name: `All chats with ${name}` }).getAttribute("href");
@@ -54,7 +75,7 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   await hydrated(page);
   const rows = page.getByTestId("chat-row");
   await expect(rows).toHaveCount(2);
-  await expect(rows.first()).toContainText("What about the storm?");
+  await expect(rows.first()).toContainText(`What about the storm, ${token}?`);
   await expect(rows.nth(1)).toContainText(`Chat with ${name}`);
   await accessible(page, "the list of chats");
   await rows.nth(1).getByText("Rename").click();
@@ -66,7 +87,7 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   await rows.filter({ hasText: talk }).getByRole("link").click();
   await hydrated(page);
   await expect(page.getByTestId("chat-title")).toHaveText(talk);
-  await expect(messages.filter({ hasText: "What about the storm?" })).toHaveCount(0);
+  await expect(messages.filter({ hasText: "What about the storm" })).toHaveCount(0);
   await messages.nth(1).getByRole("button", { name: "Branch a new chat from your message" }).click();
   await expect(page.getByTestId("chat-title")).toHaveText(`Branch of ${talk}`);
   await expect(messages).toHaveCount(2);

@@ -184,6 +184,12 @@ fn matrix() -> Vec<Entry> {
             session_id: ids.session.clone(),
         }),
         Entry::new(SignedIn, |_| app::chat::TrashedChats {}),
+        // A search reads only the caller's own chats: no call names anyone else's.
+        Entry::new(SignedIn, |_| app::chat::SearchChats { q: "theirs".into() }),
+        Entry::new(Owner, |ids| app::chat::MessagesAt {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+        }),
         Entry::raw(
             <app::chat::ImportChat as ServerFn>::PATH,
             Owner,

@@ -22,6 +22,8 @@ on_both_backends!(
     the_chat_with_ones_twin_can_be_many_too,
     a_user_has_at_most_so_many_chats_with_one_character,
     a_chat_goes_out_as_sillytavern_jsonl_and_comes_back,
+    every_chat_is_searched_and_a_result_opens_at_its_message,
+    messages_are_shown_formatted_and_what_they_hold_never_runs,
 );
 
 /// The chat page's data for the latest chat with `character` (a new one if there is none).
@@ -148,10 +150,20 @@ async fn opening_a_chat_writes_nothing_until_the_first_message(backend: Backend)
     assert_eq!(refused, Err(AppError::NotFound));
     assert_eq!(count(&app, "SELECT COUNT(*) FROM chat_sessions").await, 1);
 
+    // The id of a chat with one character is not made again with another.
+    let kai = save_character(&app, "Kai").await;
+    let refused = app
+        .call(StartChat {
+            session_id: a.session_id.clone(),
+            character_id: Some(kai),
+        })
+        .await;
+    assert_eq!(refused, Err(AppError::NotFound));
+
     // `chat/open` (the API's) gives the latest chat, or makes one when there is none: at once
     // from two tabs, one.
     assert_eq!(open_chat(&app, &character).await.session_id, a.session_id);
-    let fresh = save_character(&app, "Kai").await;
+    let fresh = save_character(&app, "Ilse").await;
     let open = || OpenChat {
         character_id: fresh.clone(),
     };
@@ -251,7 +263,10 @@ async fn a_chat_is_renamed_trashed_restored_and_purged(backend: Backend) {
     let character = save_character(&app, "Mira").await;
     let kept = start(&app, &character).await;
     let chat = start(&app, &character).await;
-    send_message(&app, &chat.session_id, "Remember this").await;
+    let (events, _) = send_message(&app, &chat.session_id, "Remember this").await;
+    let Some(app::chat::ChatEvent::Accepted { reply_id, .. }) = events.first().cloned() else {
+        panic!("{events:?}")
+    };
     let sid = chat.session_id.clone();
 
     // Renamed, within the title's bounds.
@@ -301,6 +316,13 @@ async fn a_chat_is_renamed_trashed_restored_and_purged(backend: Backend) {
         })
         .await;
     assert_eq!(refused, AppError::NotFound);
+    // Nor is its reply reached to stop (or follow).
+    let refused = app
+        .call(app::chat::StopReply {
+            reply_id: reply_id.clone(),
+        })
+        .await;
+    assert_eq!(refused, Err(AppError::NotFound));
     let trashed = app.call(TrashedChats {}).await.unwrap();
     assert_eq!(trashed.len(), 1);
     assert_eq!(trashed[0].title, "Our trip");
@@ -583,14 +605,20 @@ async fn a_user_has_at_most_so_many_chats_with_one_character(backend: Backend) {
             message_id: first.messages[0].id.clone(),
         })
         .await;
-    assert_eq!(refused, Err(full));
-    // One in the trash makes room.
+    assert_eq!(refused, Err(full.clone()));
+    // One in the trash makes room; restoring it then would go past the most, so it waits.
     app.call(TrashChat {
         session_id: last.session_id.clone(),
     })
     .await
     .unwrap();
     start(&app, &character).await;
+    let refused = app
+        .call(RestoreChat {
+            session_id: last.session_id.clone(),
+        })
+        .await;
+    assert_eq!(refused, Err(full));
     assert!(app::chat::sessions::FULL.contains(&most.to_string()));
 }
 
@@ -752,4 +780,222 @@ async fn a_chat_goes_out_as_sillytavern_jsonl_and_comes_back(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
+}
+
+/// Sends `text` in `session` and finishes its reply; the user's message id.
+async fn said(app: &TestApp, session: &str, text: &str) -> String {
+    let (events, _) = send_message(app, session, text).await;
+    match events.first() {
+        Some(app::chat::ChatEvent::Accepted { user_message, .. }) => user_message.id.clone(),
+        _ => panic!("{events:?}"),
+    }
+}
+
+async fn every_chat_is_searched_and_a_result_opens_at_its_message(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let mira = save_character(&app, "Mira").await;
+    let kai = save_character(&app, "Kai").await;
+    let one = start(&app, &mira).await.session_id;
+    let two = start(&app, &kai).await.session_id;
+    let keeper = said(&app, &one, "The lighthouse keeper sleeps at noon").await;
+    let lamp = said(&app, &two, "Is the Lighthouse lamp lit?").await;
+    let gone = said(&app, &two, "A lighthouse note to delete").await;
+    app.call(app::chat::DeleteMessage {
+        session_id: two.clone(),
+        message_id: gone.clone(),
+    })
+    .await
+    .unwrap();
+    // An edited question: its first version is kept, off the branch shown.
+    let old = said(&app, &one, "Where does the ferry harbour?").await;
+    app.call(app::chat::EditMessage {
+        session_id: one.clone(),
+        message_id: old.clone(),
+        text: "Where does the boat dock?".into(),
+    })
+    .await
+    .unwrap();
+    // A chat in the trash, and someone else's chat, are never found.
+    let trashed = start(&app, &mira).await.session_id;
+    let binned = said(&app, &trashed, "A lighthouse in the bin").await;
+    app.call(TrashChat {
+        session_id: trashed.clone(),
+    })
+    .await
+    .unwrap();
+    let other = app.another_browser();
+    sign_in_as_someone_else(&other).await;
+    let theirs = save_character(&other, "Theirs").await;
+    let their_chat = start(&other, &theirs).await.session_id;
+    let their_message = said(&other, &their_chat, "Their lighthouse").await;
+
+    let search = |q: &str| app.call(app::chat::SearchChats { q: q.into() });
+    let ids = |hits: &[app::chat::ChatHit]| {
+        hits.iter()
+            .map(|h| h.message_id.clone())
+            .collect::<Vec<_>>()
+    };
+    // The user's own messages among them (the offline writer's replies quote the question).
+    let asked = |hits: &[app::chat::ChatHit]| {
+        hits.iter()
+            .filter(|h| h.role == app::chat::MessageRole::User)
+            .map(|h| h.message_id.clone())
+            .collect::<Vec<_>>()
+    };
+    // Words found as words or their starts, in any case, in every chat of the user's.
+    let found = search("LIGHTHO").await.unwrap();
+    let found_ids = ids(&found);
+    assert!(
+        found_ids.contains(&keeper) && found_ids.contains(&lamp),
+        "{found:?}"
+    );
+    for excluded in [&gone, &binned, &their_message] {
+        assert!(!found_ids.contains(excluded), "{found:?}");
+    }
+    // Nor is what was hidden with the deleted message (its reply, which echoes it).
+    assert!(
+        !found.iter().any(|h| h.excerpt.contains("note to delete")),
+        "{found:?}"
+    );
+    let refused = app
+        .call(app::chat::MessagesAt {
+            session_id: two.clone(),
+            message_id: gone.clone(),
+        })
+        .await;
+    assert_eq!(refused, Err(AppError::NotFound));
+    // Newest first; each with its chat.
+    let at_lamp = found_ids.iter().position(|i| *i == lamp).unwrap();
+    let at_keeper = found_ids.iter().position(|i| *i == keeper).unwrap();
+    assert!(at_lamp < at_keeper);
+    let hit = &found[at_keeper];
+    assert_eq!(
+        (hit.session_id.as_str(), hit.with.as_str()),
+        (one.as_str(), "Mira")
+    );
+    assert_eq!(hit.role, app::chat::MessageRole::User);
+    assert!(hit.excerpt.contains("lighthouse keeper"));
+    // Every word must be there.
+    assert_eq!(
+        asked(&search("lighthouse noon").await.unwrap()),
+        std::slice::from_ref(&keeper)
+    );
+    assert!(search("lighthouse zebra").await.unwrap().is_empty());
+    // Query syntax is only words; nothing else is read from what is typed.
+    assert!(search("\"; DROP TABLE chat_messages; -- *").await.is_ok());
+    assert!(search("   ").await.unwrap().is_empty());
+    let refused = search(&"x".repeat(201)).await;
+    assert!(
+        matches!(refused, Err(AppError::BadRequest(_))),
+        "{refused:?}"
+    );
+
+    // A version off the branch shown is found, and opens at itself.
+    let ferry = search("ferry").await.unwrap();
+    assert_eq!(asked(&ferry), std::slice::from_ref(&old));
+    let page = app
+        .call(app::chat::MessagesAt {
+            session_id: one.clone(),
+            message_id: old.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.messages.last().unwrap().content,
+        "Where does the ferry harbour?"
+    );
+    assert_eq!(page.messages.last().unwrap().version, 1);
+    let html = app.html(&format!("/chats/{one}?at={old}")).await;
+    assert!(html.contains("Where does the ferry harbour?"));
+    assert!(html.contains(&format!("id=\"m-{old}\"")));
+    assert!(html.contains("msg user found"));
+    assert!(
+        html.contains("data-testid=\"load-latest\""),
+        "a way back to the latest"
+    );
+    // The search page lists them, each a link to its message.
+    let html = app.html("/chats?q=lighthouse").await;
+    assert!(html.contains(&format!("/chats/{one}?at={keeper}#m-{keeper}")));
+    assert!(!html.contains("A lighthouse in the bin"));
+
+    // Someone else's message through one's own chat, or in their chat, is not found.
+    let refused = app
+        .call(app::chat::MessagesAt {
+            session_id: one.clone(),
+            message_id: lamp.clone(),
+        })
+        .await;
+    assert_eq!(refused, Err(AppError::NotFound));
+    let refused = other
+        .call(app::chat::MessagesAt {
+            session_id: one.clone(),
+            message_id: keeper.clone(),
+        })
+        .await;
+    assert_eq!(refused, Err(AppError::NotFound));
+    let theirs_found = other
+        .call(app::chat::SearchChats {
+            q: "lighthouse".into(),
+        })
+        .await
+        .unwrap();
+    assert!(theirs_found.iter().all(|h| h.session_id == their_chat));
+    assert_eq!(asked(&theirs_found), [their_message]);
+}
+
+async fn messages_are_shown_formatted_and_what_they_hold_never_runs(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let app = app_with_mock(backend, &mock).await;
+    app.sign_in_local().await;
+    let character = save_character(&app, "Mira").await;
+    let sid = start(&app, &character).await.session_id;
+    let hostile = "*waves* <script>alert(1)</script> [x](javascript:alert(1)) ![t](https://example.org/t.png)";
+    mock.push(text("*smiles* A **bold** answer.\n> quoted"));
+    let events = app
+        .stream(SendMessage {
+            session_id: sid.clone(),
+            text: hostile.into(),
+            after: None,
+        })
+        .await
+        .rest()
+        .await;
+    // The reply, formatted as saved, just before it ends.
+    let n = events.len();
+    match &events[n - 2..] {
+        [app::chat::ChatEvent::Formatted { html }, app::chat::ChatEvent::Finished { .. }] => {
+            assert!(
+                html.contains("<em>smiles</em>") && html.contains("<strong>bold</strong>"),
+                "{html}"
+            );
+            assert!(html.contains("<blockquote>"), "{html}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let view = app
+        .call(ViewChat {
+            session_id: Some(sid.clone()),
+            character_id: None,
+            fresh: false,
+        })
+        .await
+        .unwrap();
+    let mine = &view.messages[1];
+    assert_eq!(mine.content, hostile, "the text is kept as written");
+    assert!(mine.html.contains("<em>waves</em>"), "{}", mine.html);
+    assert!(mine.html.contains("&lt;script&gt;"), "{}", mine.html);
+    assert!(
+        !mine.html.contains("<script") && !mine.html.contains("<a ") && !mine.html.contains("<img")
+    );
+    // The page shows it formatted, and nothing in it runs.
+    let html = app.html(&format!("/chats/{sid}")).await;
+    assert!(html.contains("<em>waves</em>"));
+    assert!(html.contains("<em>smiles</em> A <strong>bold</strong> answer."));
+    assert!(!html.contains("<script>alert(1)"));
+    assert!(!html.contains("href=\"javascript:"));
+    assert!(
+        !html.contains("example.org/t.png\""),
+        "an image is never loaded"
+    );
 }

@@ -55,14 +55,19 @@ type Schema = BTreeMap<String, Table>;
 /// session library creates and names differently per backend.
 fn ours(table: &str) -> bool {
     !matches!(table, "_sqlx_migrations" | "tower_sessions" | "session")
-        // Each backend's own full-text search machinery: SQLite's FTS5 table and its shadow
-        // tables, Postgres' generated `characters.search` and its GIN index (skipped below).
+        // Each backend's own full-text search machinery: SQLite's FTS5 tables and their shadow
+        // tables, Postgres' generated `search` columns and their GIN indexes (skipped below).
         && !table.starts_with("characters_fts")
+        && !table.starts_with("chat_messages_fts")
 }
 
-/// Postgres' full-text search column and index on `characters`, which SQLite keeps in FTS5.
+/// Postgres' full-text search columns and indexes (on `characters` and `chat_messages`), which
+/// SQLite keeps in FTS5.
 fn postgres_search(name: &str) -> bool {
-    matches!(name, "search" | "characters_search")
+    matches!(
+        name,
+        "search" | "characters_search" | "chat_messages_search"
+    )
 }
 
 fn family_sqlite(declared: &str) -> String {
@@ -233,7 +238,9 @@ async fn postgres_schema(pool: &sqlx::PgPool) -> Schema {
         .await
         .unwrap();
         for c in cols {
-            if t == "characters" && postgres_search(c.get::<String, _>("name").as_str()) {
+            if (t == "characters" || t == "chat_messages")
+                && postgres_search(c.get::<String, _>("name").as_str())
+            {
                 continue;
             }
             table.columns.insert(Column {
