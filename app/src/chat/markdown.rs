@@ -7,7 +7,7 @@
 //! keeps only an `http`, `https` or `mailto` address (any other is shown as its text alone), and an
 //! image is shown as its description, never fetched. A line break in a message is a line break.
 
-use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{html, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
 
 /// `text` (a message) as HTML that is safe to put in the page.
 pub fn render(text: &str) -> String {
@@ -23,7 +23,8 @@ pub fn render(text: &str) -> String {
             title,
             id,
         }) => {
-            let kept = safe_address(&dest_url);
+            // An email autolink (`<a@example.org>`) carries its address without `mailto:`.
+            let kept = safe_address(&dest_url) || link_type == LinkType::Email;
             links.push(kept);
             kept.then_some(Event::Start(Tag::Link {
                 link_type,
@@ -108,6 +109,7 @@ mod tests {
         assert!(out.contains("a lighthouse"), "{out}");
         // An autolink is a link like any other.
         assert!(!render("<javascript:alert(1)>").contains("<a"));
+        assert!(render("<a@example.org>").contains("href=\"mailto:a@example.org\""));
     }
 
     #[test]

@@ -411,18 +411,32 @@ pub async fn rename(db: &Db, owner: &UserId, id: &str, title: &str) -> Result<bo
     })
 }
 
-/// Moves `owner`'s chat `id` to the trash. False if there is no such chat of theirs outside it.
+/// Moves `owner`'s chat `id` to the trash, a reply being written in it stopped (its server
+/// notices at its next flush). False if there is no such chat of theirs outside the trash.
 pub async fn trash(db: &Db, owner: &UserId, id: &str) -> Result<bool, sqlx::Error> {
     with_pool!(db, pool => {
-        sqlx::query(
+        let mut tx = pool.begin().await?;
+        let trashed = sqlx::query(
             "UPDATE chat_sessions SET deleted_at = $1 WHERE id = $2 AND owner_id = $3 AND deleted_at IS NULL",
         )
         .bind(now_ms())
         .bind(id)
         .bind(&owner.0)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected() == 1)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if trashed {
+            sqlx::query(
+                "UPDATE chat_messages SET status = $1 WHERE session_id = $2 AND status = 'streaming'",
+            )
+            .bind(MessageStatus::Stopped.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(trashed)
     })
 }
 
@@ -904,7 +918,9 @@ pub async fn search(
     if terms.is_empty() {
         return Ok(Vec::new());
     }
-    // Binds: $1 the full-text query, $2 the owner, $3 the limit.
+    // Binds: $1 the full-text query, $2 the owner, $3 how many are read: more than are given,
+    // for those hidden under a deleted message to be left out.
+    let fetched = limit * 3;
     let tail = "JOIN chat_sessions s ON s.id = m.session_id \
          LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN twins t ON t.id = s.twin_id \
          LEFT JOIN users u ON u.id = s.owner_id \
@@ -926,11 +942,11 @@ pub async fn search(
             );
             sqlx::query_as(&format!(
                 "SELECT {columns} FROM chat_messages_fts f JOIN chat_messages m ON m.rowid = f.rowid {tail} \
-                 AND chat_messages_fts MATCH $1 ORDER BY f.rowid DESC LIMIT $3"
+                 AND chat_messages_fts MATCH $1 ORDER BY m.created_at DESC, m.id DESC LIMIT $3"
             ))
             .bind(query)
             .bind(&owner.0)
-            .bind(limit)
+            .bind(fetched)
             .fetch_all(pool)
             .await?
         }
@@ -942,7 +958,7 @@ pub async fn search(
             ))
             .bind(words.join(" & "))
             .bind(&owner.0)
-            .bind(limit)
+            .bind(fetched)
             .fetch_all(pool)
             .await?
         }
@@ -950,6 +966,9 @@ pub async fn search(
     // A message hidden under a deleted one is no more there than a deleted one.
     let mut shown = Vec::with_capacity(rows.len());
     for r in rows {
+        if shown.len() as i64 == limit {
+            break;
+        }
         if !super::store::hidden(db, &r.session_id, &r.id).await? {
             shown.push(r);
         }

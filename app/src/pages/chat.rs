@@ -677,6 +677,8 @@ async fn stream_reply(session_id: String, ask: Ask, page: Page, draft: RwSignal<
                 Ok(ChatEvent::Delta { text }) => live.update(|l| {
                     if let Some(l) = l {
                         l.content.push_str(&text);
+                        // Plain text while it is written; formatted once it ends.
+                        l.html.clear();
                     }
                 }),
                 Ok(ChatEvent::Formatted { html }) => live.update(|l| {

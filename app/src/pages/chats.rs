@@ -21,6 +21,8 @@ pub fn ChatsPage() -> impl IntoView {
     let rename = ServerAction::<RenameChat>::new();
     let trash = ServerAction::<TrashChat>::new();
     let undo = ServerAction::<RestoreChat>::new();
+    // How many chats had been moved to the trash when the last Undo was used.
+    let undone = RwSignal::new(0usize);
     let chats = Resource::new(
         move || {
             (
@@ -74,10 +76,11 @@ pub fn ChatsPage() -> impl IntoView {
             {move || new_chat().map(|href| view! { <a class="button primary" href=href>"New chat"</a> })}
         </div>
         // One Undo per chat moved to the trash: gone once it is used.
-        {move || trash.value().get().and_then(|r| r.ok()).filter(|_| undo.version().get() < trash.version().get()).map(|id| view! {
+        {move || trash.value().get().and_then(|r| r.ok()).filter(|_| undone.get() < trash.version().get()).map(|id| view! {
             <div class="notice" role="status" data-testid="chat-deleted">
                 "Chat moved to the trash. "
-                <ActionForm action=undo attr:class="inline">
+                <ActionForm action=undo attr:class="inline"
+                    on:submit=move |_| undone.set(trash.version().get_untracked())>
                     <input type="hidden" name="session_id" value=id />
                     <button type="submit">"Undo"</button>
                 </ActionForm>

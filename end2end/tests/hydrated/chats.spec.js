@@ -104,6 +104,7 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   await accessible(page, "a chat deleted, with its undo");
   await page.getByTestId("chat-deleted").getByRole("button", { name: "Undo" }).click();
   await expect(rows).toHaveCount(3);
+  await expect(page.getByTestId("chat-deleted")).toHaveCount(0);
   await branch.getByRole("button", { name: `Delete Branch of ${talk}` }).click();
   await expect(rows).toHaveCount(2);
   await page.goto("/trash");

@@ -24,6 +24,7 @@ on_both_backends!(
     a_chat_goes_out_as_sillytavern_jsonl_and_comes_back,
     every_chat_is_searched_and_a_result_opens_at_its_message,
     messages_are_shown_formatted_and_what_they_hold_never_runs,
+    a_chat_moved_to_the_trash_stops_its_reply,
 );
 
 /// The chat page's data for the latest chat with `character` (a new one if there is none).
@@ -997,5 +998,62 @@ async fn messages_are_shown_formatted_and_what_they_hold_never_runs(backend: Bac
     assert!(
         !html.contains("example.org/t.png\""),
         "an image is never loaded"
+    );
+}
+
+async fn a_chat_moved_to_the_trash_stops_its_reply(backend: Backend) {
+    use crate::reliability::{eventually, start_reply, words};
+    let mock = MockLlm::start().await;
+    let app = app_with_mock(backend, &mock).await;
+    app.sign_in_local().await;
+    let character = save_character(&app, "Mira").await;
+    let sid = start(&app, &character).await.session_id;
+    // A long reply, a word every 50 ms.
+    mock.push(words(400, 50));
+    let (mut stream, reply_id, _) = start_reply(&app, &sid, "Talk for a long while").await;
+    app.call(TrashChat {
+        session_id: sid.clone(),
+    })
+    .await
+    .unwrap();
+    // Its server sees the stop at its next flush, ends the stream, and keeps the text so far.
+    let events = tokio::time::timeout(std::time::Duration::from_secs(10), stream.rest())
+        .await
+        .expect("the reply stops");
+    assert!(
+        matches!(
+            events.last(),
+            Some(app::chat::ChatEvent::Finished {
+                status: app::chat::MessageStatus::Stopped
+            })
+        ),
+        "{events:?}"
+    );
+    let (status, text) = eventually(
+        &app,
+        &reply_id,
+        std::time::Duration::from_secs(5),
+        |(_, t)| !t.is_empty(),
+    )
+    .await;
+    assert_eq!(status, "stopped");
+    assert!(!text.is_empty());
+    // Restored, the chat shows it stopped, and it is no longer being written.
+    app.call(RestoreChat {
+        session_id: sid.clone(),
+    })
+    .await
+    .unwrap();
+    let view = app
+        .call(ViewChat {
+            session_id: Some(sid),
+            character_id: None,
+            fresh: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        view.messages.last().unwrap().status,
+        app::chat::MessageStatus::Stopped
     );
 }
