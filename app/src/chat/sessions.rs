@@ -15,6 +15,31 @@ use crate::auth::UserId;
 use crate::infra::{db::Db, new_id, now_ms};
 use crate::with_pool;
 
+/// In the transaction `tx`, locks `party`'s row (a no-op UPDATE that also finds it still
+/// `owner`'s) and counts `owner`'s chats with it outside the trash: `None` if the row is gone.
+/// Every chat made or restored goes through it, so the count holds against every other server.
+macro_rules! lock_and_count {
+    ($tx:expr, $party:expr, $owner:expr) => {{
+        let party: &Party = $party;
+        let locked = sqlx::query(party.lock())
+            .bind(&party.key)
+            .bind(&$owner.0)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if locked == 0 {
+            None
+        } else {
+            let (count,): (i64,) = sqlx::query_as(&party.count_sql())
+                .bind(&$owner.0)
+                .bind(&party.key)
+                .fetch_one(&mut *$tx)
+                .await?;
+            Some(count)
+        }
+    }};
+}
+
 /// Who a chat is with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum With<'a> {
@@ -173,7 +198,7 @@ pub async fn make(
     id: &str,
     reuse: bool,
 ) -> Result<Made, sqlx::Error> {
-    let lock = Party::from(party).lock();
+    let locking = Party::from(party);
     let (first, alternates) = party
         .greetings
         .split_first()
@@ -189,26 +214,12 @@ pub async fn make(
          ORDER BY updated_at DESC, id DESC LIMIT 1",
         party.column
     );
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM chat_sessions WHERE owner_id = $1 AND {} = $2 AND deleted_at IS NULL",
-        party.column
-    );
-    let insert_sql = format!(
-        "INSERT INTO chat_sessions (id, owner_id, {}, title, last_message_preview, head_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        party.column
-    );
+    let insert_sql = locking.insert_sql();
     let made: Made = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        let locked = sqlx::query(lock)
-            .bind(&party.key)
-            .bind(&owner.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if locked == 0 {
+        let Some(count) = lock_and_count!(tx, &locking, owner) else {
             return Ok(Made::NotFound);
-        }
+        };
         let there: Option<ChatOwner> = sqlx::query_as(
             "SELECT owner_id, character_id, twin_id, deleted_at FROM chat_sessions WHERE id = $1",
         )
@@ -233,11 +244,6 @@ pub async fn make(
                 return Ok(Made::Chat(found));
             }
         }
-        let (count,): (i64,) = sqlx::query_as(&count_sql)
-            .bind(&owner.0)
-            .bind(&party.key)
-            .fetch_one(&mut *tx)
-            .await?;
         if count >= MAX_CHATS {
             return Ok(Made::Full);
         }
@@ -470,26 +476,11 @@ pub async fn restore(
         },
         _ => return Ok(Err(Refusal::NotFound)),
     };
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM chat_sessions WHERE owner_id = $1 AND {} = $2 AND deleted_at IS NULL",
-        party.column
-    );
     with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        let locked = sqlx::query(party.lock())
-            .bind(&party.key)
-            .bind(&owner.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if locked == 0 {
+        let Some(count) = lock_and_count!(tx, &party, owner) else {
             return Ok(Err(Refusal::NotFound));
-        }
-        let (count,): (i64,) = sqlx::query_as(&count_sql)
-            .bind(&owner.0)
-            .bind(&party.key)
-            .fetch_one(&mut *tx)
-            .await?;
+        };
         if count >= MAX_CHATS {
             return Ok(Err(Refusal::Full));
         }
@@ -594,6 +585,23 @@ impl Party {
             "UPDATE characters SET chatted_at = chatted_at WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL"
         }
     }
+
+    /// Counts `$1`'s chats with `$2` outside the trash.
+    fn count_sql(&self) -> String {
+        format!(
+            "SELECT COUNT(*) FROM chat_sessions WHERE owner_id = $1 AND {} = $2 AND deleted_at IS NULL",
+            self.column
+        )
+    }
+
+    /// Inserts a chat: id, owner, key, title, preview, head, time.
+    fn insert_sql(&self) -> String {
+        format!(
+            "INSERT INTO chat_sessions (id, owner_id, {}, title, last_message_preview, head_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            self.column
+        )
+    }
 }
 
 impl From<&Counterpart> for Party {
@@ -621,14 +629,7 @@ pub async fn made_with(
     }
     let new = new_id();
     let now = now_ms();
-    let column = party.column;
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM chat_sessions WHERE owner_id = $1 AND {column} = $2 AND deleted_at IS NULL"
-    );
-    let insert_sql = format!(
-        "INSERT INTO chat_sessions (id, owner_id, {column}, title, last_message_preview, head_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
-    );
+    let insert_sql = party.insert_sql();
     // The preview: the last message shown with any text.
     let by_id: std::collections::HashMap<&str, &NewRow> =
         rows.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -643,20 +644,9 @@ pub async fn made_with(
     }
     let made: Result<String, Refusal> = with_pool!(db, pool => {
         let mut tx = pool.begin().await?;
-        let locked = sqlx::query(party.lock())
-            .bind(&party.key)
-            .bind(&owner.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if locked == 0 {
+        let Some(count) = lock_and_count!(tx, party, owner) else {
             return Ok(Err(Refusal::NotFound));
-        }
-        let (count,): (i64,) = sqlx::query_as(&count_sql)
-            .bind(&owner.0)
-            .bind(&party.key)
-            .fetch_one(&mut *tx)
-            .await?;
+        };
         if count >= MAX_CHATS {
             return Ok(Err(Refusal::Full));
         }
