@@ -19,6 +19,7 @@ use app::characters::{
 };
 use app::chat::{
     service as chats, ChatEvent, ChatList, ChatView, EventLines, MessagePage, MessageStatus,
+    PromptView,
 };
 use app::domain::{CharacterDraft, FieldError};
 use app::domain::{PersonaRef, PlayChoice, Section, TwinDraft};
@@ -104,6 +105,7 @@ pub fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(search_chats))
         .routes(routes!(import_chat))
         .routes(routes!(list_messages, send_message))
+        .routes(routes!(message_prompt))
         .routes(routes!(follow_reply))
         .routes(routes!(stop_reply))
         .routes(routes!(edit_chat_message, delete_chat_message))
@@ -688,6 +690,28 @@ async fn list_messages(
     }
     .map_err(|e| ctx.fail(e))?;
     Ok(Json(page))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/chats/{session_id}/messages/{message_id}/prompt",
+    tag = "chats",
+    summary = "What the model saw for a reply: its system prompt, lorebook entries, summary, instructions and messages, with token counts",
+    params(("session_id" = String, Path, description = "The chat's id"), ("message_id" = String, Path, description = "The reply's id")),
+    responses(
+        (status = 200, description = "The prompt, part by part (tokens are estimates)", body = PromptView),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such chat of the owner's, or no prompt kept for that message (a greeting, the user's own)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn message_prompt(
+    ctx: Ctx,
+    Path((session_id, message_id)): Path<(String, String)>,
+) -> Result<Json<PromptView>, Failure> {
+    let seen = chats::prompt_for(&ctx.state.db, &ctx.caller.user, &session_id, &message_id)
+        .await
+        .map_err(|e| ctx.fail(e))?;
+    Ok(Json(seen))
 }
 
 /// A message to send.

@@ -27,9 +27,13 @@ use leptos::server_fn::codec::{StreamingText, TextStream};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "ssr")]
+pub mod context;
+#[cfg(feature = "ssr")]
 pub mod markdown;
 #[cfg(feature = "ssr")]
 mod relay;
+#[cfg(feature = "ssr")]
+pub mod seen;
 #[cfg(feature = "ssr")]
 pub mod service;
 #[cfg(feature = "ssr")]
@@ -341,6 +345,13 @@ pub async fn messages_at(session_id: String, message_id: String) -> Result<Messa
     service::at(session_id, message_id).await
 }
 
+/// What the model saw for the reply `message_id` of the chat `session_id`: the prompt it was
+/// written from, part by part, with token counts.
+#[server(endpoint = "chat/prompt")]
+pub async fn seen_prompt(session_id: String, message_id: String) -> Result<PromptView, AppError> {
+    service::prompt(session_id, message_id).await
+}
+
 /// The page of messages written before message number `before` (a `seq`, as in
 /// [`ChatView::earlier`]) in the session `session_id`; the page size is the server's.
 #[server(endpoint = "chat/earlier")]
@@ -458,6 +469,78 @@ pub struct ChatHit {
     /// The message around the first word found (at most about 200 characters).
     pub excerpt: String,
     pub created_at: i64,
+}
+
+/// A lorebook entry sent.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenLore {
+    /// Its name, or its first key.
+    pub name: String,
+    /// The key that brought it up; empty for an entry always sent.
+    pub key: String,
+    pub content: String,
+    pub tokens: usize,
+}
+
+/// What the model was sent for a reply, but its messages (kept in the chat): the record behind
+/// "what the model saw", made by [`context`].
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The prompt's budget, in tokens.
+    pub budget: usize,
+    /// The character's system prompt as sent (macros filled in), without lorebook and summary.
+    pub system: String,
+    /// Whether it is the card's own system prompt.
+    pub card_system: bool,
+    pub system_tokens: usize,
+    /// The lorebook entries sent, in the order sent.
+    pub lore: Vec<SeenLore>,
+    /// Entries brought up but left out for the lorebook's budget.
+    pub lore_left_out: usize,
+    pub summary: Option<String>,
+    pub summary_tokens: usize,
+    /// The card's instructions sent after the last message.
+    pub after: Option<String>,
+    pub after_tokens: usize,
+    /// How many of the chat's messages were sent (the latest of its branch).
+    pub turns: usize,
+    pub turn_tokens: usize,
+    /// How many of the earlier messages given were not (they did not fit)…
+    pub turns_left_out: usize,
+    /// …and whether older ones were not even read (they could not have fitted).
+    pub older_left_out: bool,
+    /// For a reply continued: the text it had, sent as the model's with an instruction to go on.
+    #[serde(default)]
+    pub continued: Option<String>,
+    /// The whole prompt, in tokens (estimated).
+    pub total: usize,
+}
+
+/// One message the model was sent for a reply.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenTurn {
+    pub role: MessageRole,
+    pub text: String,
+    /// Its tokens (estimated), framing included.
+    pub tokens: usize,
+}
+
+/// What the model saw for a reply: the prompt it was written from, part by part.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptView {
+    pub session_id: String,
+    pub message_id: String,
+    /// The chat's title.
+    pub title: String,
+    /// Who the chat is with.
+    pub with: String,
+    pub seen: Seen,
+    /// The messages sent, in the order written.
+    pub turns: Vec<SeenTurn>,
 }
 
 /// The longest search of one's chats, in characters.

@@ -3,20 +3,13 @@
 //! server died ([`interrupt_stale_replies`]). Queries are in [`super::store`].
 
 use super::relay::Relay;
-use super::{sessions, store, ChatEvent, ChatView, MessagePage, MessageRole, MessageStatus};
+use super::{seen, sessions, store, ChatEvent, ChatView, MessagePage, MessageRole, MessageStatus};
 use crate::auth::require_user;
 use crate::domain::MessageText;
 use crate::error::{AppError, OrInternal};
-use crate::infra::{
-    db::Db,
-    llm::{prompts, Persona, Role, Turn},
-    new_id, now_ms, AppState,
-};
+use crate::infra::{db::Db, new_id, now_ms, AppState};
 use crate::limits;
 use leptos::server_fn::codec::TextStream;
-
-/// How much history goes to the model.
-const HISTORY_LIMIT: i64 = 40;
 
 /// How many messages a chat opens with, and how many each "Load earlier messages" adds. Fixed
 /// by the server: the client names only where to start.
@@ -512,6 +505,28 @@ pub async fn search_for(
         .or_internal("search chats")
 }
 
+#[tracing::instrument(skip_all)]
+pub async fn prompt(session_id: String, message_id: String) -> Result<super::PromptView, AppError> {
+    let user = require_user().await?;
+    prompt_for(&AppState::get()?.db, &user, &session_id, &message_id).await
+}
+
+/// What the model saw for the reply `message_id` of `user`'s chat `session_id`; not found if the
+/// chat is not theirs, or nothing was kept for that message (a greeting, a message of theirs).
+pub async fn prompt_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    message_id: &str,
+) -> Result<super::PromptView, AppError> {
+    crate::infra::check_id(session_id)?;
+    crate::infra::check_id(message_id)?;
+    seen::saw(db, user, session_id, message_id)
+        .await
+        .or_internal("load prompt")?
+        .ok_or(AppError::NotFound)
+}
+
 /// [`at_for`] for the signed-in user.
 #[tracing::instrument(skip_all, fields(session_id = %session_id, message_id = %message_id))]
 pub async fn at(session_id: String, message_id: String) -> Result<MessagePage, AppError> {
@@ -681,15 +696,15 @@ pub async fn send_for(
     };
 
     // The branch the message was added to, whatever the chat shows by the time it is read.
-    let history = store::branch(
-        &state.db,
-        &session.id,
-        store::Start::Message(&user_message.id),
-        HISTORY_LIMIT,
+    let request = seen::request(
+        &state,
+        &user,
+        &session,
+        Some(&user_message.id),
+        None,
+        &reply.id,
     )
-    .await
-    .or_internal("load history")?;
-    let request = request_for(&state, &user, &session, history, None).await?;
+    .await?;
     let first = ChatEvent::Accepted {
         user_message,
         reply_id: reply.id.clone(),
@@ -697,55 +712,6 @@ pub async fn send_for(
     Ok(spawn_reply(
         &state, user, &session, reply, request, slot, first,
     ))
-}
-
-/// What the model is asked for a reply in `session` after `history` (the branch up to the
-/// reply, in the order written; the reply being written and empty messages are left out). With
-/// `written`, the reply is continued: the model sees what it wrote so far and is asked to go on.
-async fn request_for(
-    state: &AppState,
-    user: &crate::auth::UserId,
-    session: &store::Session,
-    history: Vec<super::ChatMessage>,
-    written: Option<&str>,
-) -> Result<crate::infra::llm::ChatRequest, AppError> {
-    let mut history: Vec<Turn> = history
-        .into_iter()
-        .filter(|m| m.status != MessageStatus::Streaming && !m.content.is_empty())
-        .map(|m| Turn {
-            role: match m.role {
-                MessageRole::User => Role::User,
-                MessageRole::Assistant => Role::Model,
-            },
-            text: m.content,
-        })
-        .collect();
-    if let Some(written) = written.filter(|w| !w.is_empty()) {
-        history.push(Turn {
-            role: Role::Model,
-            text: written.to_string(),
-        });
-        history.push(Turn {
-            role: Role::User,
-            text: prompts::CONTINUE.to_string(),
-        });
-    }
-    Ok(if session.twin_id.is_some() {
-        // The twin speaks from its Shades as they are now.
-        let shades = crate::twins::store::find(&state.db, user)
-            .await
-            .or_internal("load twin")?
-            .map(|t| t.shades)
-            .unwrap_or_default();
-        prompts::twin_chat(&session.name, &session.backstory, &shades, history)
-    } else {
-        let persona = Persona {
-            name: session.name.clone(),
-            traits: session.traits.clone(),
-            story_context: session.story_context.clone(),
-        };
-        prompts::chat(persona, &session.backstory, history)
-    })
 }
 
 /// Starts the task that writes `reply` (its text so far kept and added to) and returns the
@@ -924,17 +890,6 @@ pub async fn reply_again_for(
         .await
         .or_internal("start reply")??;
     let reply = reply.ok_or("no reply row").or_internal("start reply")?;
-    let history = match &answers {
-        Some(answers) => store::branch(
-            &state.db,
-            &session.id,
-            store::Start::Message(answers),
-            HISTORY_LIMIT,
-        )
-        .await
-        .or_internal("load history")?,
-        None => Vec::new(),
-    };
     let (messages, earlier) = match &answers {
         Some(_) => store::messages_page(&state.db, &session.id, None, PAGE + 1)
             .await
@@ -944,7 +899,15 @@ pub async fn reply_again_for(
     // The page ends with the message answered; the reply is shown apart while it is written.
     let messages: Vec<_> = messages.into_iter().filter(|m| m.id != reply.id).collect();
     let written = more.then_some(reply.content.as_str());
-    let request = request_for(state, &user, &session, history, written).await?;
+    let request = seen::request(
+        state,
+        &user,
+        &session,
+        answers.as_deref(),
+        written,
+        &reply.id,
+    )
+    .await?;
     let first = ChatEvent::Replying {
         messages,
         earlier,

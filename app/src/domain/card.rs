@@ -427,51 +427,143 @@ pub fn png_with_cards(width: u32, height: u32, pixels: &[u8], v3: &Value, v2: &V
     out
 }
 
-/// One entry of a card's lorebook (`character_book`): what the model is told when a key comes up.
+/// One entry of a card's lorebook (`character_book`, Character Card V2/V3): what the model is
+/// told when a key comes up in the chat.
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoreEntry {
+    /// The entry's name or comment, for people (never sent to the model).
+    #[serde(default)]
+    pub name: String,
     pub keys: Vec<String>,
+    /// With `selective`, one of these must come up too.
+    #[serde(default)]
+    pub secondary_keys: Vec<String>,
+    #[serde(default)]
+    pub selective: bool,
+    /// Keys match only in the same case (otherwise in any case).
+    #[serde(default)]
+    pub case_sensitive: bool,
+    /// Always sent, keys or not.
+    #[serde(default)]
+    pub constant: bool,
     pub content: String,
     pub enabled: bool,
+    /// Where it goes among the entries sent: lower first.
+    #[serde(default)]
+    pub insertion_order: i64,
+    /// When the lorebook's budget is reached, lower priorities are left out first.
+    #[serde(default)]
+    pub priority: i64,
+    /// `after_char`: after the character's description (otherwise before it).
+    #[serde(default)]
+    pub after_char: bool,
 }
 
-/// The most lorebook entries shown; a card with more keeps them all, unshown.
+/// A card's lorebook with its own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lorebook {
+    /// How many of the latest messages are searched for keys (the card's `scan_depth`).
+    pub scan_depth: Option<usize>,
+    /// The most tokens its entries may take (the card's `token_budget`).
+    pub token_budget: Option<usize>,
+    pub entries: Vec<LoreEntry>,
+}
+
+/// The most lorebook entries read from a card; a card with more keeps them all, unread.
 pub const MAX_LORE_ENTRIES: usize = 500;
+
+/// The card's data: V2/V3 `data`, or the V1 top level.
+fn card_data(card: &Value) -> &Value {
+    card.get("data").filter(|d| d.is_object()).unwrap_or(card)
+}
 
 /// The lorebook entries of `card` (V1 top level, or V2/V3 `data`), in their order.
 pub fn lorebook(card: &Value) -> Vec<LoreEntry> {
-    let data = card.get("data").filter(|d| d.is_object()).unwrap_or(card);
-    let Some(entries) = data
-        .get("character_book")
-        .and_then(|b| b.get("entries"))
-        .and_then(Value::as_array)
-    else {
-        return Vec::new();
+    book(card).entries
+}
+
+/// The lorebook of `card` with its settings.
+pub fn book(card: &Value) -> Lorebook {
+    let Some(book) = card_data(card).get("character_book") else {
+        return Lorebook::default();
     };
-    entries
-        .iter()
-        .take(MAX_LORE_ENTRIES)
-        .filter_map(|e| {
-            let keys = e
-                .get("keys")
-                .and_then(Value::as_array)
-                .map(|k| {
-                    k.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let content = e.get("content").and_then(Value::as_str)?.to_string();
-            let enabled = e.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-            Some(LoreEntry {
-                keys,
-                content,
-                enabled,
-            })
+    let size = |key: &str| {
+        book.get(key)
+            .and_then(Value::as_u64)
+            .map(|n| n.min(1 << 20) as usize)
+    };
+    let entries = book
+        .get("entries")
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .take(MAX_LORE_ENTRIES)
+                .filter_map(lore_entry)
+                .collect()
         })
-        .collect()
+        .unwrap_or_default();
+    Lorebook {
+        scan_depth: size("scan_depth"),
+        token_budget: size("token_budget"),
+        entries,
+    }
+}
+
+fn lore_entry(e: &Value) -> Option<LoreEntry> {
+    let strings = |key: &str| -> Vec<String> {
+        e.get(key)
+            .and_then(Value::as_array)
+            .map(|k| {
+                k.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let flag = |key: &str, default: bool| e.get(key).and_then(Value::as_bool).unwrap_or(default);
+    let number = |key: &str| e.get(key).and_then(Value::as_f64).unwrap_or(0.0) as i64;
+    let content = e.get("content").and_then(Value::as_str)?.to_string();
+    let name = ["name", "comment"]
+        .iter()
+        .find_map(|k| {
+            e.get(*k)
+                .and_then(Value::as_str)
+                .filter(|n| !n.trim().is_empty())
+        })
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Some(LoreEntry {
+        name,
+        keys: strings("keys"),
+        secondary_keys: strings("secondary_keys"),
+        selective: flag("selective", false),
+        case_sensitive: flag("case_sensitive", false),
+        constant: flag("constant", false),
+        content,
+        enabled: flag("enabled", true),
+        insertion_order: number("insertion_order"),
+        priority: number("priority"),
+        after_char: e.get("position").and_then(Value::as_str) == Some("after_char"),
+    })
+}
+
+/// The card's own prompts: its `system_prompt` and `post_history_instructions`, if not blank.
+pub fn card_prompts(card: &Value) -> (Option<String>, Option<String>) {
+    let data = card_data(card);
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    (text("system_prompt"), text("post_history_instructions"))
 }
 
 /// What a draft made from a card left out or changed, for the person importing it.
@@ -940,6 +1032,34 @@ mod tests {
         assert_eq!(book[0].keys, vec!["lamp", "light"]);
         assert!(!book[1].enabled);
         assert!(lorebook(&json!({"name": "V1"})).is_empty());
+    }
+
+    #[test]
+    fn a_lorebook_keeps_its_settings_and_the_card_its_prompts() {
+        let card = json!({"spec": "chara_card_v3", "data": {"name": "L",
+            "system_prompt": " Be {{char}}. {{original}} ", "post_history_instructions": "  ",
+            "character_book": {"scan_depth": 3, "token_budget": 300, "entries": [
+                {"keys": ["Lamp", " "], "secondary_keys": ["oil"], "selective": true, "case_sensitive": true,
+                 "content": "Old.", "insertion_order": 7, "priority": 2.0, "position": "after_char",
+                 "comment": "The lamp"},
+                {"keys": [], "constant": true, "content": "Cold sea.", "name": "Sea"}
+        ]}}});
+        let book = book(&card);
+        assert_eq!((book.scan_depth, book.token_budget), (Some(3), Some(300)));
+        let lamp = &book.entries[0];
+        assert_eq!(lamp.keys, vec!["Lamp"], "blank keys are dropped");
+        assert_eq!(lamp.secondary_keys, vec!["oil"]);
+        assert!(lamp.selective && lamp.case_sensitive && lamp.after_char && !lamp.constant);
+        assert_eq!((lamp.insertion_order, lamp.priority), (7, 2));
+        assert_eq!(lamp.name, "The lamp");
+        assert!(book.entries[1].constant && !book.entries[1].after_char);
+        assert_eq!(book.entries[1].name, "Sea");
+        assert_eq!(
+            card_prompts(&card),
+            (Some("Be {{char}}. {{original}}".to_string()), None),
+            "blank instructions are none"
+        );
+        assert_eq!(card_prompts(&json!({"name": "V1"})), (None, None));
     }
 
     proptest::proptest! {

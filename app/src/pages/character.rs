@@ -193,7 +193,7 @@ fn CharacterSheet(
                     <p class="muted">"From the imported card: what the model is told when a key comes up in the chat."</p>
                     <dl class="lorebook">
                         {lorebook.into_iter().map(|e| {
-                            let keys = if e.keys.is_empty() { "always".to_string() } else { e.keys.join(", ") };
+                            let keys = if e.constant { "always".to_string() } else if e.keys.is_empty() { "no keys: never used".to_string() } else { e.keys.join(", ") };
                             view! {
                                 <dt>{keys}{(!e.enabled).then_some(" (off)")}</dt>
                                 <dd>{e.content}</dd>

@@ -405,6 +405,15 @@ fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView
                 </span>
             }
         });
+        // What the reply was written from: a page of its own, a plain link.
+        let saw = (!user && settled && !here_live).then(|| {
+            view! {
+                <Show when=move || chat.saved.get() && !first()>
+                    <a class="saw" href=move || format!("/chats/{}/prompt/{}", session_id.get_value(), id.get_value())>
+                        "What the model saw"<span class="visually-hidden">{format!(" for{}", whose.get_value())}</span></a>
+                </Show>
+            }
+        });
         let editor = move || {
             (editing.get().as_deref() == Some(id.get_value().as_str())).then(|| {
                 let save = move |reply: bool| {
@@ -462,6 +471,7 @@ fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView
                 {switcher}
                 {stop}
                 {tools}
+                {saw}
                 {editor}
             </li>
         }

@@ -12,6 +12,7 @@ pub mod layout;
 pub mod matches;
 pub mod platform;
 pub mod play;
+pub mod prompt;
 pub mod signin;
 pub mod trash;
 pub mod twin;

@@ -10,6 +10,7 @@ mod api;
 mod branches;
 mod cards;
 mod chats;
+mod context;
 mod dbdown;
 mod deploy;
 mod github;

@@ -122,7 +122,7 @@ impl Config {
         let sessions = session::read(env, &site)?;
         let llm = llm::read(env)?;
         let auth = auth::read(env, &site.data_dir, site.loopback())?;
-        let replies = replies::read(env)?;
+        let replies = replies::read(env, &llm)?;
 
         let log_format = match env.var("LOG_FORMAT").as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,

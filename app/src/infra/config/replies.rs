@@ -14,6 +14,12 @@ pub struct RepliesConfig {
     /// `SHUTDOWN_GRACE_SECS`: on SIGTERM or Ctrl-C, how long replies in flight may go on before
     /// they are saved as `interrupted`.
     pub shutdown_grace: Duration,
+    /// `CHAT_CONTEXT_TOKENS`: the most tokens a chat reply's prompt may take (system prompt,
+    /// lorebook, summary and messages; estimated, see `chat::context`). Set it to the model's
+    /// context window less `LLM_MAX_OUTPUT_TOKENS`, or lower to spend less. Defaults: 32,000 for
+    /// Gemini, 8,000 for an OpenAI-compatible server (often a local model with a small window)
+    /// and the offline writer.
+    pub context_tokens: usize,
 }
 
 impl Default for RepliesConfig {
@@ -21,11 +27,15 @@ impl Default for RepliesConfig {
         Self {
             stale_after: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            context_tokens: 8_000,
         }
     }
 }
 
-pub(super) fn read(env: &impl Env) -> Result<RepliesConfig, ConfigError> {
+/// The least `CHAT_CONTEXT_TOKENS` may be: room for a system prompt and a few messages.
+pub const MIN_CONTEXT_TOKENS: usize = 1_000;
+
+pub(super) fn read(env: &impl Env, llm: &super::LlmConfig) -> Result<RepliesConfig, ConfigError> {
     let defaults = RepliesConfig::default();
     let secs = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
         match env.var(key) {
@@ -39,8 +49,21 @@ pub(super) fn read(env: &impl Env) -> Result<RepliesConfig, ConfigError> {
             "REPLY_STALE_SECS must be at least 1: replies beat their heartbeat every 500 ms",
         ));
     }
+    let context_tokens = match env.var("CHAT_CONTEXT_TOKENS") {
+        Some(v) => parse_num("CHAT_CONTEXT_TOKENS", &v)? as usize,
+        None => match llm {
+            super::LlmConfig::Gemini(_) => 32_000,
+            _ => defaults.context_tokens,
+        },
+    };
+    if context_tokens < MIN_CONTEXT_TOKENS {
+        return Err(ConfigError::new(format!(
+            "CHAT_CONTEXT_TOKENS must be at least {MIN_CONTEXT_TOKENS}"
+        )));
+    }
     Ok(RepliesConfig {
         stale_after,
         shutdown_grace: secs("SHUTDOWN_GRACE_SECS", defaults.shutdown_grace)?,
+        context_tokens,
     })
 }

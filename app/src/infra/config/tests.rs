@@ -384,6 +384,23 @@ fn reply_staleness_and_shutdown_grace_have_defaults_and_are_checked() {
     .unwrap();
     assert_eq!(c.replies.stale_after, Duration::from_secs(30));
     assert_eq!(c.replies.shutdown_grace, Duration::ZERO);
+    // The prompt's budget: by provider, unless set.
+    assert_eq!(c.replies.context_tokens, 8_000, "offline");
+    let gemini = [
+        ("DATA_DIR", data),
+        ("LLM_PROVIDER", "gemini"),
+        ("GEMINI_API_KEY", "k"),
+    ];
+    let c = Config::from_env(&env(&gemini)).unwrap();
+    assert_eq!(c.replies.context_tokens, 32_000);
+    let c = Config::from_env(&env(&[
+        gemini[0],
+        gemini[1],
+        gemini[2],
+        ("CHAT_CONTEXT_TOKENS", "100000"),
+    ]))
+    .unwrap();
+    assert_eq!(c.replies.context_tokens, 100_000);
     for (key, value, says) in [
         ("REPLY_STALE_SECS", "0", "at least 1"),
         (
@@ -396,6 +413,7 @@ fn reply_staleness_and_shutdown_grace_have_defaults_and_are_checked() {
             "-1",
             "SHUTDOWN_GRACE_SECS must be a whole number",
         ),
+        ("CHAT_CONTEXT_TOKENS", "999", "at least 1000"),
     ] {
         let e = Config::from_env(&env(&[("DATA_DIR", data), (key, value)])).unwrap_err();
         assert!(e.to_string().contains(says), "{key}={value}: {e}");

@@ -310,7 +310,7 @@ impl LlmProvider for GeminiProvider {
     }
 
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
-        let body = Self::body(&self.inner.cfg, &req.system, &req.history, None);
+        let body = Self::body(&self.inner.cfg, &req.system, &req.wire_history(), None);
         self.stream(body, "gemini.streamGenerateContent")
     }
 

@@ -152,6 +152,30 @@ pub struct ChatRequest {
     pub system: String,
     pub history: Vec<Turn>,
     pub persona: Persona,
+    /// Instructions sent after the last message (a card's `post_history_instructions`).
+    pub after: Option<String>,
+}
+
+impl ChatRequest {
+    /// The messages as a provider sends them: `after`, if any, follows the last message, in the
+    /// last user message (providers differ on two user messages in a row) or as one of its own.
+    pub fn wire_history(&self) -> std::borrow::Cow<'_, [Turn]> {
+        let Some(after) = self.after.as_deref().filter(|a| !a.is_empty()) else {
+            return std::borrow::Cow::Borrowed(&self.history);
+        };
+        let mut turns = self.history.clone();
+        match turns.last_mut() {
+            Some(last) if last.role == Role::User => {
+                last.text.push_str("\n\n");
+                last.text.push_str(after);
+            }
+            _ => turns.push(Turn {
+                role: Role::User,
+                text: after.to_string(),
+            }),
+        }
+        std::borrow::Cow::Owned(turns)
+    }
 }
 
 /// Sampling settings sent with every request.

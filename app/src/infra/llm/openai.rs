@@ -232,7 +232,13 @@ impl LlmProvider for OpenAiProvider {
     }
 
     fn stream_chat(&self, req: ChatRequest) -> BoxStream<'static, Result<ChatChunk, LlmError>> {
-        let body = Self::body(&self.inner.cfg, &req.system, &req.history, None, true);
+        let body = Self::body(
+            &self.inner.cfg,
+            &req.system,
+            &req.wire_history(),
+            None,
+            true,
+        );
         self.stream(body, "openai.chat.completions(stream)")
     }
 

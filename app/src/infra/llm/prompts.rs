@@ -388,6 +388,7 @@ pub fn twin_chat(
             traits: shades.iter().map(|s| s.name.to_lowercase()).collect(),
             story_context: bio.to_string(),
         },
+        after: None,
     }
 }
 
@@ -444,6 +445,7 @@ pub fn icebreaker_line(
             traits: Vec::new(),
             story_context: other_profile.to_string(),
         },
+        after: None,
     }
 }
 
@@ -473,6 +475,7 @@ pub fn chat(persona: Persona, backstory: &str, history: Vec<Turn>) -> ChatReques
         system,
         history,
         persona,
+        after: None,
     }
 }
 
@@ -884,5 +887,27 @@ mod tests {
         insta::assert_json_snapshot!(openai::OpenAiProvider::body(
             &cfg, &r.system, &r.history, None, true
         ));
+    }
+
+    /// A card's post-history instructions follow the last message: in it when it is the user's,
+    /// as a message of their own after a reply; the history itself is not changed.
+    #[test]
+    fn instructions_after_the_history_follow_the_last_message() {
+        let mut r = chat_req();
+        assert_eq!(&*r.wire_history(), &r.history[..]);
+        r.after = Some("Be brief.".into());
+        let wire = r.wire_history();
+        let last = wire.last().unwrap();
+        assert_eq!(last.role, Role::User);
+        assert!(last.text.ends_with("\n\nBe brief."));
+        assert_eq!(wire.len(), r.history.len());
+        assert!(!r.history.last().unwrap().text.contains("Be brief."));
+        r.history.push(Turn {
+            role: Role::Model,
+            text: "Hm.".into(),
+        });
+        let wire = r.wire_history();
+        assert_eq!(wire.len(), r.history.len() + 1);
+        assert_eq!(wire.last().unwrap().text, "Be brief.");
     }
 }

@@ -1,0 +1,337 @@
+//! The context a chat reply is written from, on SQLite and Postgres, against the mock model: an
+//! imported card's own system prompt and post-history instructions (macros filled in), its
+//! lorebook entries brought up by keys in the latest messages, the newest messages that fit the
+//! configured budget, and "what the model saw" — the same prompt shown part by part, to its owner
+//! only.
+
+use crate::branches::{app_with_mock, last_prompt, say, text};
+use crate::common::*;
+use crate::reliability::with;
+use app::chat::{ContinueReply, PromptView, SeenPrompt, StartChat, ViewChat};
+use app::error::AppError;
+use mock_llm::MockLlm;
+use serde_json::{json, Value};
+
+on_both_backends!(
+    a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown,
+    a_long_chat_sends_the_newest_messages_that_fit,
+);
+
+/// A card with its own prompts and a lorebook.
+fn card() -> Value {
+    json!({
+        "spec": "chara_card_v2",
+        "spec_version": "2.0",
+        "data": {
+            "name": "Ilse",
+            "description": "{{char}} keeps the lighthouse on the northern cape.",
+            "personality": "quiet, watchful",
+            "scenario": "A storm is coming.",
+            "first_mes": "You came in this weather?",
+            "mes_example": "",
+            "system_prompt": "{{original}}\nNever break character, {{char}}.",
+            "post_history_instructions": "Answer {{user}} in under fifty words.",
+            "character_book": {"entries": [
+                {"keys": ["lamp"], "content": "LORE-LAMP: the lamp is a hundred years old.", "insertion_order": 2, "comment": "The lamp"},
+                {"keys": [], "constant": true, "content": "LORE-CAPE: the cape is always cold.", "insertion_order": 0, "name": "Cape"},
+                {"keys": ["storm"], "secondary_keys": ["night"], "selective": true, "content": "LORE-STORM: storms come at night.", "insertion_order": 1},
+                {"keys": ["harbour"], "content": "LORE-HARBOUR: the harbour is empty.", "insertion_order": 3},
+                {"keys": ["lamp"], "enabled": false, "content": "LORE-OFF: never sent.", "insertion_order": 4}
+            ]}
+        }
+    })
+}
+
+/// Imports `card` and saves its character (the sections cards lack filled in): its id.
+async fn import(app: &TestApp, card: &Value) -> String {
+    let res = app
+        .upload_request(
+            &app.client,
+            "application/json",
+            "ilse.json",
+            serde_json::to_vec(card).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let import: app::characters::CardImport = result(res).await.unwrap();
+    let full = full_draft("Ilse");
+    let mut draft = import.draft.clone();
+    draft.age = full.age;
+    draft.start_options = full.start_options;
+    draft.endings = full.endings;
+    app.call(app::characters::SaveCharacter {
+        draft,
+        import: Some(import.id),
+    })
+    .await
+    .unwrap()
+}
+
+async fn new_chat(app: &TestApp, character: &str) -> String {
+    let shown = app
+        .call(ViewChat {
+            session_id: None,
+            character_id: Some(character.into()),
+            fresh: true,
+        })
+        .await
+        .unwrap();
+    app.call(StartChat {
+        session_id: shown.session_id,
+        character_id: Some(character.into()),
+    })
+    .await
+    .unwrap()
+    .session_id
+}
+
+/// The system text and the turns (role, text) of the model's last request.
+fn last_request(mock: &MockLlm) -> (String, Vec<(String, String)>) {
+    let body = mock
+        .requests()
+        .last()
+        .expect("a model request")
+        .body
+        .clone();
+    let system = body["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (system, last_prompt(mock))
+}
+
+async fn a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let app = app_with_mock(backend, &mock).await;
+    app.sign_in_local().await;
+    let character = import(&app, &card()).await;
+    let sid = new_chat(&app, &character).await;
+    mock.push(text("It is lit."));
+    let reply = say(&app, &sid, "Is the lamp lit? The storm is near.").await;
+
+    // The card's system prompt around ours, its lorebook's entries brought up (the storm's needs
+    // "night" too), in their order, before the character's description.
+    let (system, turns) = last_request(&mock);
+    let at = |needle: &str| system.find(needle);
+    assert!(at("You are Ilse").is_some(), "{system}");
+    assert!(at("Never break character, Ilse.").is_some(), "{system}");
+    assert!(at("LORE-CAPE").unwrap() < at("LORE-LAMP").unwrap());
+    assert!(at("LORE-LAMP").unwrap() < at("You are Ilse").unwrap());
+    for absent in ["LORE-STORM", "LORE-HARBOUR", "LORE-OFF", "{{"] {
+        assert!(at(absent).is_none(), "{absent} in {system}");
+    }
+    // The instructions follow the last message; the message itself is stored as written.
+    let name: String = app::with_pool!(&app.db, pool => {
+        sqlx::query_scalar("SELECT display_name FROM users").fetch_one(pool).await.unwrap()
+    });
+    let (role, last) = turns.last().unwrap();
+    assert_eq!(role, "user");
+    assert_eq!(
+        last,
+        &format!("Is the lamp lit? The storm is near.\n\nAnswer {name} in under fifty words.")
+    );
+    assert_eq!(turns[0].1, "You came in this weather?");
+
+    // What the model saw: the same, part by part.
+    let seen: PromptView = app
+        .call(SeenPrompt {
+            session_id: sid.clone(),
+            message_id: reply.clone(),
+        })
+        .await
+        .unwrap();
+    let s = &seen.seen;
+    assert!(s.card_system);
+    assert!(s.system.contains("Never break character, Ilse."));
+    let lore: Vec<(&str, &str)> = s
+        .lore
+        .iter()
+        .map(|l| (l.name.as_str(), l.key.as_str()))
+        .collect();
+    assert_eq!(lore, [("Cape", ""), ("The lamp", "lamp")]);
+    assert_eq!(
+        s.after.as_deref(),
+        Some(format!("Answer {name} in under fifty words.").as_str())
+    );
+    let texts: Vec<&str> = seen.turns.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "You came in this weather?",
+            "Is the lamp lit? The storm is near."
+        ]
+    );
+    assert_eq!((s.turns, s.turns_left_out, s.older_left_out), (2, 0, false));
+    assert!(s.total <= s.budget && s.budget == 32_000, "{s:?}");
+
+    // Said at night, the storm's entry comes up too; the next reply's record is its own.
+    mock.push(text("Aye."));
+    let second = say(&app, &sid, "The storm comes at night.").await;
+    let (system, _) = last_request(&mock);
+    assert!(system.contains("LORE-STORM"), "{system}");
+    let again: PromptView = app
+        .call(SeenPrompt {
+            session_id: sid.clone(),
+            message_id: second.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.turns.len(), 4);
+    assert_eq!(again.seen.lore.len(), 3);
+
+    // A continued reply's record shows what it had, and the request to go on.
+    mock.push(text(" And more."));
+    let events = app
+        .stream(ContinueReply {
+            session_id: sid.clone(),
+            message_id: second.clone(),
+        })
+        .await
+        .rest()
+        .await;
+    assert!(
+        matches!(events.last(), Some(app::chat::ChatEvent::Finished { .. })),
+        "{events:?}"
+    );
+    let continued: PromptView = app
+        .call(SeenPrompt {
+            session_id: sid.clone(),
+            message_id: second.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(continued.seen.continued.as_deref(), Some("Aye."));
+    let last_two: Vec<&str> = continued.turns[continued.turns.len() - 2..]
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(last_two[0], "Aye.");
+
+    // The page shows it without script; the chat links to it.
+    let page = app
+        .client
+        .get(app.url(&format!("/chats/{sid}/prompt/{reply}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("What the model saw"));
+    assert!(html.contains("LORE-LAMP: the lamp is a hundred years old."));
+    assert!(html.contains("Answer "));
+    let chat = app
+        .client
+        .get(app.url(&format!("/chats/{sid}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(chat.contains(&format!("/chats/{sid}/prompt/{reply}")));
+
+    // Nothing for a greeting; nothing for anyone else.
+    let greeting = app
+        .call(ViewChat {
+            session_id: Some(sid.clone()),
+            character_id: None,
+            fresh: false,
+        })
+        .await
+        .unwrap()
+        .messages[0]
+        .id
+        .clone();
+    let none = app
+        .call(SeenPrompt {
+            session_id: sid.clone(),
+            message_id: greeting,
+        })
+        .await;
+    assert_eq!(none, Err(AppError::NotFound));
+    let other = app.another_browser();
+    sign_in_as_someone_else(&other).await;
+    let theirs = other
+        .call(SeenPrompt {
+            session_id: sid.clone(),
+            message_id: reply.clone(),
+        })
+        .await;
+    assert_eq!(theirs, Err(AppError::NotFound));
+    let page = other
+        .client
+        .get(other.url(&format!("/chats/{sid}/prompt/{reply}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+}
+
+/// A SillyTavern chat of `n` messages, each long enough to count.
+fn long_chat(n: usize) -> Vec<u8> {
+    let mut out = String::from("{\"user_name\":\"You\",\"character_name\":\"Ilse\"}\n");
+    for i in 0..n {
+        let line = json!({
+            "name": if i % 2 == 0 { "You" } else { "Ilse" },
+            "is_user": i % 2 == 0,
+            "mes": format!("Message number {i} of the long chat, about the lamp and the sea and the night."),
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+async fn a_long_chat_sends_the_newest_messages_that_fit(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let env = crate::reliability::gemini_env(&mock);
+    let app = spawn_app_with(
+        backend,
+        &with(&env, &[("CHAT_CONTEXT_TOKENS", "1000")]),
+        |_| {},
+    )
+    .await;
+    app.sign_in_local().await;
+    let character = import(&app, &card()).await;
+    // 601 messages: the chat ends with a reply, and the message sent is the 602nd.
+    let res = app
+        .chat_import_request(&app.client, "application/json", &character, long_chat(601))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let sid: String = result(res).await.unwrap();
+    mock.push(text("Still here."));
+    let reply = say(&app, &sid, "What was the first thing I said?").await;
+
+    let (_, turns) = last_request(&mock);
+    let seen: PromptView = app
+        .call(SeenPrompt {
+            session_id: sid.clone(),
+            message_id: reply,
+        })
+        .await
+        .unwrap();
+    let s = &seen.seen;
+    assert_eq!(s.budget, 1000);
+    assert!(s.total <= 1000, "{s:?}");
+    // Far fewer than all were sent, the newest, in order, and the model got those.
+    assert!(s.turns > 5 && s.turns < 100, "{}", s.turns);
+    assert_eq!(s.turns, turns.len());
+    assert_eq!(seen.turns.len(), s.turns);
+    assert_eq!(
+        seen.turns.last().unwrap().text,
+        "What was the first thing I said?"
+    );
+    assert_eq!(
+        seen.turns[seen.turns.len() - 2].text,
+        "Message number 600 of the long chat, about the lamp and the sea and the night."
+    );
+    for (seen, (_, sent)) in seen.turns.iter().zip(&turns).take(seen.turns.len() - 1) {
+        assert_eq!(&seen.text, sent);
+    }
+    // Read a page at a time: older ones were not even read.
+    assert!(s.turns_left_out > 0 && s.older_left_out, "{s:?}");
+}
