@@ -3,7 +3,7 @@
 //! messages were sent (read back from the chat, whose messages are never changed).
 
 use super::context::{self, Sources};
-use super::{store, ChatMessage, MessageRole, MessageStatus, PromptView, Seen, SeenTurn};
+use super::{store, MessageRole, PromptView, Seen, SeenTurn};
 use crate::auth::UserId;
 use crate::error::{AppError, OrInternal};
 use crate::infra::{
@@ -16,17 +16,13 @@ use crate::with_pool;
 /// How many messages each read of the branch takes while gathering what could fit.
 const READ: i64 = 200;
 
-/// Whether a message is sent to the model: not one being written, not an empty one.
-fn sent(m: &ChatMessage) -> bool {
-    m.status != MessageStatus::Streaming && !m.content.is_empty()
+fn is_user(m: &store::Said) -> bool {
+    m.role == MessageRole::User.as_str()
 }
 
-fn turn(m: &ChatMessage) -> Turn {
+fn turn(m: &store::Said) -> Turn {
     Turn {
-        role: match m.role {
-            MessageRole::User => Role::User,
-            MessageRole::Assistant => Role::Model,
-        },
+        role: if is_user(m) { Role::User } else { Role::Model },
         text: m.content.clone(),
     }
 }
@@ -43,10 +39,26 @@ pub async fn request(
     reply_id: &str,
 ) -> Result<ChatRequest, AppError> {
     let budget = state.config.replies.context_tokens;
+    request_in(
+        &state.db, budget, user, session, answers, continued, reply_id,
+    )
+    .await
+}
+
+/// [`request`] on `db` within `budget` tokens (the benchmark times it).
+pub async fn request_in(
+    db: &Db,
+    budget: usize,
+    user: &UserId,
+    session: &store::Session,
+    answers: Option<&str>,
+    continued: Option<&str>,
+    reply_id: &str,
+) -> Result<ChatRequest, AppError> {
     let is_twin = session.twin_id.is_some();
     let base = if is_twin {
         // The twin speaks from its Shades as they are now.
-        let shades = crate::twins::store::find(&state.db, user)
+        let shades = crate::twins::store::find(db, user)
             .await
             .or_internal("load twin")?
             .map(|t| t.shades)
@@ -60,13 +72,9 @@ pub async fn request(
         };
         prompts::chat(persona, &session.backstory, Vec::new())
     };
-    let (card, user_name) = extras(
-        &state.db,
-        user,
-        (!is_twin).then_some(&*session.character_id),
-    )
-    .await
-    .or_internal("load card")?;
+    let (card, user_name) = extras(db, user, (!is_twin).then_some(&*session.character_id))
+        .await
+        .or_internal("load card")?;
     let card: Option<serde_json::Value> = card.and_then(|c| serde_json::from_str(&c).ok());
     let book = card
         .as_ref()
@@ -78,18 +86,18 @@ pub async fn request(
         .unwrap_or_default();
 
     // The branch, read back from `answers` until what was read could fill the budget.
-    let mut raw: Vec<ChatMessage> = Vec::new();
+    let mut raw: Vec<store::Said> = Vec::new();
     let mut older = false;
     if let Some(answers) = answers {
         let mut from = store::Start::Message(answers);
         let mut tokens = 0;
         loop {
-            let (mut page, earlier) = store::page_from(&state.db, &session.id, from, READ)
+            let (mut page, earlier) = store::said_from(db, &session.id, from, READ)
                 .await
                 .or_internal("load history")?;
             tokens += page
                 .iter()
-                .filter(|m| sent(m))
+                .filter(|m| m.is_sent())
                 .map(|m| context::turn_tokens(&m.content))
                 .sum::<usize>();
             page.append(&mut raw);
@@ -104,7 +112,7 @@ pub async fn request(
             }
         }
     }
-    let branch: Vec<&ChatMessage> = raw.iter().filter(|m| sent(m)).collect();
+    let branch: Vec<&store::Said> = raw.iter().filter(|m| m.is_sent()).collect();
     let mut turns: Vec<Turn> = branch.iter().map(|m| turn(m)).collect();
     let continued = continued.filter(|w| !w.is_empty());
     if let Some(written) = continued {
@@ -150,7 +158,7 @@ pub async fn request(
         .then(|| raw.last().map(|m| m.id.as_str()))
         .flatten();
     // A reply without its record is still a reply: the record is not worth failing it for.
-    if let Err(e) = keep(&state.db, reply_id, &session.id, last, span, &seen).await {
+    if let Err(e) = keep(db, reply_id, &session.id, last, span, &seen).await {
         tracing::warn!(error = ?e, "could not keep what the model saw");
     }
     Ok(ChatRequest {
@@ -245,16 +253,23 @@ pub async fn saw(
         return Ok(None);
     };
     let mut turns: Vec<SeenTurn> = match last {
-        Some(last) if span > 0 => store::branch(db, session_id, store::Start::Message(&last), span)
-            .await?
-            .iter()
-            .filter(|m| sent(m))
-            .map(|m| SeenTurn {
-                role: m.role,
-                tokens: context::turn_tokens(&m.content),
-                text: m.content.clone(),
-            })
-            .collect(),
+        Some(last) if span > 0 => {
+            store::said_from(db, session_id, store::Start::Message(&last), span)
+                .await?
+                .0
+                .iter()
+                .filter(|m| m.is_sent())
+                .map(|m| SeenTurn {
+                    role: if is_user(m) {
+                        MessageRole::User
+                    } else {
+                        MessageRole::Assistant
+                    },
+                    tokens: context::turn_tokens(&m.content),
+                    text: m.content.clone(),
+                })
+                .collect()
+        }
         _ => Vec::new(),
     };
     if let Some(written) = &seen.continued {

@@ -176,6 +176,68 @@ async fn branch_rows(
     from: Start<'_>,
     limit: i64,
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
+    walk(db, session_id, from, limit, MESSAGE_COLUMNS).await
+}
+
+/// A message as the model is sent it: no versions, no HTML.
+#[derive(sqlx::FromRow)]
+pub struct Said {
+    pub id: String,
+    /// `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+    pub status: String,
+    pub seq: i64,
+}
+
+impl Said {
+    /// Whether it is sent to the model: not a reply being written, not an empty message.
+    pub fn is_sent(&self) -> bool {
+        self.status != MessageStatus::Streaming.as_str() && !self.content.is_empty()
+    }
+}
+
+/// Up to `limit` messages of the branch ending at `from` as the model is sent them, in the order
+/// written, and the `seq` of the first when earlier ones remain (as [`page_from`]). Reads only
+/// what a prompt needs: what a page shows besides (versions, HTML) is not worked out.
+pub async fn said_from(
+    db: &Db,
+    session_id: &str,
+    from: Start<'_>,
+    limit: i64,
+) -> Result<(Vec<Said>, Option<i64>), sqlx::Error> {
+    let mut rows: Vec<Said> = walk(
+        db,
+        session_id,
+        from,
+        limit + 1,
+        "m.id, m.role, m.content, m.status, m.seq",
+    )
+    .await?;
+    let earlier = if rows.len() as i64 > limit {
+        rows.remove(0);
+        rows.first().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok((rows, earlier))
+}
+
+/// The walk up a branch of `session_id` from `from`, `limit` messages at most, selecting
+/// `columns` of each (`m` is `chat_messages`), in the order written.
+async fn walk<T>(
+    db: &Db,
+    session_id: &str,
+    from: Start<'_>,
+    limit: i64,
+    columns: &str,
+) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
     // Each variant binds its start as $1; $2 is the session, $3 the limit.
     let start = match from {
         Start::Head => "id = (SELECT head_id FROM chat_sessions WHERE id = $1)",
@@ -192,9 +254,9 @@ async fn branch_rows(
            SELECT m.parent_id, p.n + 1 FROM path p JOIN chat_messages m ON m.id = p.id \
            WHERE m.parent_id IS NOT NULL AND p.n + 1 < $3 \
          ) \
-         SELECT {MESSAGE_COLUMNS} FROM path p JOIN chat_messages m ON m.id = p.id ORDER BY p.n DESC"
+         SELECT {columns} FROM path p JOIN chat_messages m ON m.id = p.id ORDER BY p.n DESC"
     );
-    let rows: Vec<MessageRow> = with_pool!(db, pool => {
+    let rows: Vec<T> = with_pool!(db, pool => {
         let query = sqlx::query_as(&sql);
         match from {
             Start::Head => query.bind(session_id.to_string()),
