@@ -85,8 +85,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/characters/:id/chat") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/characters/:id/chat/new") ssr=SsrMode::Async view=pages::chat::ChatPage />
                     <Route path=path!("/chats") ssr=SsrMode::Async view=pages::chats::ChatsPage />
-                    <Route path=path!("/chats/:session") ssr=SsrMode::Async view=pages::chat::ChatPage />
-                    <Route path=path!("/chats/:session/prompt/:message") ssr=SsrMode::Async view=pages::prompt::PromptPage />
+                    <Route path=path!("/chats/:session") ssr=SsrMode::Async view=pages::prompt::SessionPage />
                     <Route path=path!("/characters/:id/edit") ssr=SsrMode::Async view=pages::wizard::EditCharacterPage />
                     <Route path=path!("/characters/:id/play") ssr=SsrMode::Async view=pages::play::PlayPage />
                     <Route path=path!("/play/:id") ssr=SsrMode::Async view=pages::play::RunPage />

@@ -352,6 +352,14 @@ pub async fn seen_prompt(session_id: String, message_id: String) -> Result<Promp
     service::prompt(session_id, message_id).await
 }
 
+/// [`seen_prompt`] as the page shows it: HTML rendered on the server.
+#[server(endpoint = "chat/prompt/page")]
+pub async fn seen_prompt_page(session_id: String, message_id: String) -> Result<String, AppError> {
+    service::prompt(session_id, message_id)
+        .await
+        .map(crate::pages::prompt::render)
+}
+
 /// The page of messages written before message number `before` (a `seq`, as in
 /// [`ChatView::earlier`]) in the session `session_id`; the page size is the server's.
 #[server(endpoint = "chat/earlier")]

@@ -409,7 +409,7 @@ fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView
         let saw = (!user && settled && !here_live).then(|| {
             view! {
                 <Show when=move || chat.saved.get() && !first()>
-                    <a class="saw" href=move || format!("/chats/{}/prompt/{}", session_id.get_value(), id.get_value())>
+                    <a class="saw" href=move || format!("/chats/{}?seen={}", session_id.get_value(), id.get_value())>
                         "What the model saw"<span class="visually-hidden">{format!(" for{}", whose.get_value())}</span></a>
                 </Show>
             }

@@ -1,24 +1,43 @@
-//! What the model saw (`/chats/:session/prompt/:message`): the prompt a reply was written from,
+//! What the model saw (`/chats/:session?seen=MESSAGE`): the prompt a reply was written from,
 //! part by part — the system prompt (the character's, or the card's own), the lorebook entries its
 //! keys brought up, the summary, the messages sent, the card's instructions after them — each with
-//! its tokens and the budget they were fitted into. Plain HTML: nothing here needs script.
+//! its tokens and the budget they were fitted into. Plain HTML: nothing here needs script, so it
+//! is rendered on the server only (`chat/prompt/page` gives it as HTML, [`render`]) and the browser
+//! bundle holds none of it. It is the chat's address with `?seen=`, not a route of its own.
 
-use crate::chat::{seen_prompt, PromptView};
+use crate::chat::seen_prompt_page;
+#[cfg(feature = "ssr")]
+use crate::chat::PromptView;
 use crate::pages::layout::{error_view, param};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// `/chats/:session`: the chat, or with `?seen=MESSAGE` what the model saw for that reply.
+#[component]
+pub fn SessionPage() -> impl IntoView {
+    let query = use_query_map();
+    let seen = Memo::new(move |_| param(query, "seen").is_some_and(|s| !s.is_empty()));
+    move || {
+        if seen.get() {
+            view! { <PromptPage /> }.into_any()
+        } else {
+            view! { <crate::pages::chat::ChatPage /> }.into_any()
+        }
+    }
+}
 
 #[component]
 pub fn PromptPage() -> impl IntoView {
     let params = use_params_map();
+    let query = use_query_map();
     let ids = move || {
         (
             param(params, "session").unwrap_or_default(),
-            param(params, "message").unwrap_or_default(),
+            param(query, "seen").unwrap_or_default(),
         )
     };
-    let seen = Resource::new(ids, |(session, message)| seen_prompt(session, message));
+    let seen = Resource::new(ids, |(session, message)| seen_prompt_page(session, message));
     let back = move || {
         let (session, message) = ids();
         format!("/chats/{session}?at={message}#m-{message}")
@@ -29,7 +48,7 @@ pub fn PromptPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match seen.await {
-                    Ok(p) => view! { <Prompt p /> }.into_any(),
+                    Ok(html) => view! { <div class="seen" inner_html=html></div> }.into_any(),
                     Err(e) => error_view(e),
                 }
             })}
@@ -37,14 +56,24 @@ pub fn PromptPage() -> impl IntoView {
     }
 }
 
+/// The page's content for `p`, as HTML.
+#[cfg(feature = "ssr")]
+pub fn render(p: PromptView) -> String {
+    use leptos::tachys::view::RenderHtml;
+    view! { <Prompt p /> }.to_html()
+}
+
+#[cfg(feature = "ssr")]
 fn count(n: usize) -> String {
     crate::pages::usage::thousands(n as u64)
 }
 
+#[cfg(feature = "ssr")]
 fn tokens(n: usize) -> String {
     format!("{} tokens", count(n))
 }
 
+#[cfg(feature = "ssr")]
 #[component]
 fn Prompt(p: PromptView) -> impl IntoView {
     let s = p.seen;

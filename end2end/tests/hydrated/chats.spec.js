@@ -2,7 +2,8 @@
 // chat is shown before it is made and made by the first message; a second chat is started from
 // the chat page; the list shows both, renames one; a branch starts a third from a message; a
 // chat is deleted, undone, deleted again and restored from the trash; a chat goes out as a
-// SillyTavern JSONL file and comes back in as a new chat — with axe in both themes.
+// SillyTavern JSONL file and comes back in as a new chat; what the model saw for a reply opens
+// from it — with axe in both themes.
 import { test, expect, accessible, createCharacter, hydrated, signIn, uniqueName } from "../helpers.js";
 
 test("two chats with one character: listed, renamed, branched, trashed and restored", async ({ page }) => {
@@ -36,6 +37,15 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   await expect(messages).toHaveCount(3);
   // Markdown, formatted on the server: the asterisks are emphasis.
   await expect(messages.nth(1).locator("em")).toHaveText("lighthouse");
+  // What the model saw for the reply, reached with the keyboard: the prompt part by part.
+  await hydrated(page);
+  await messages.nth(2).getByRole("link", { name: /What the model saw/ }).focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { name: "What the model saw", level: 1 })).toBeVisible();
+  await expect(page.getByTestId("seen-turns").getByRole("listitem")).toHaveCount(2);
+  await expect(page.getByTestId("seen-system")).toContainText(name);
+  await accessible(page, "what the model saw");
+  await page.goto(first);
 
   // A second chat, from the chat page: only the greeting, then its own conversation.
   await hydrated(page);

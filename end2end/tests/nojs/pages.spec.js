@@ -230,4 +230,9 @@ test("chats are listed, renamed, deleted and restored without JavaScript", async
   await expect(page.getByTestId("chat-title")).toHaveText(title);
   await expect(page.getByTestId("message")).toHaveCount(3);
   await expect(page.getByTestId("new-chat")).toHaveAttribute("href", /\/chat\/new$/);
+  // What the model saw for the reply: a link, and a page of plain HTML.
+  await page.getByTestId("message").nth(2).getByRole("link", { name: /What the model saw/ }).click();
+  await expect(page.getByRole("heading", { name: "What the model saw", level: 1 })).toBeVisible();
+  await expect(page.getByTestId("seen-turns").getByRole("listitem")).toHaveCount(2);
+  await expect(page.getByTestId("seen-turns")).toContainText("Hello from a script-less test.");
 });

@@ -194,6 +194,10 @@ fn matrix() -> Vec<Entry> {
             session_id: ids.session.clone(),
             message_id: ids.reply.clone(),
         }),
+        Entry::new(Owner, |ids| app::chat::SeenPromptPage {
+            session_id: ids.session.clone(),
+            message_id: ids.reply.clone(),
+        }),
         Entry::raw(
             <app::chat::ImportChat as ServerFn>::PATH,
             Owner,

@@ -212,7 +212,7 @@ async fn a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown(backen
     // The page shows it without script; the chat links to it.
     let page = app
         .client
-        .get(app.url(&format!("/chats/{sid}/prompt/{reply}")))
+        .get(app.url(&format!("/chats/{sid}?seen={reply}")))
         .send()
         .await
         .unwrap();
@@ -230,7 +230,7 @@ async fn a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown(backen
         .text()
         .await
         .unwrap();
-    assert!(chat.contains(&format!("/chats/{sid}/prompt/{reply}")));
+    assert!(chat.contains(&format!("/chats/{sid}?seen={reply}")));
 
     // Nothing for a greeting; nothing for anyone else.
     let greeting = app
@@ -262,7 +262,7 @@ async fn a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown(backen
     assert_eq!(theirs, Err(AppError::NotFound));
     let page = other
         .client
-        .get(other.url(&format!("/chats/{sid}/prompt/{reply}")))
+        .get(other.url(&format!("/chats/{sid}?seen={reply}")))
         .send()
         .await
         .unwrap();
