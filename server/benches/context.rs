@@ -175,7 +175,7 @@ async fn run(label: &str, url: &str, data: &std::path::Path) {
         if round >= 20 {
             times.push(took);
         }
-        sent = request.history.len();
+        sent = request.0.history.len();
     }
     println!("  {sent} messages sent of {MESSAGES}");
     report("seen::request_in (read, build, record)", times);

@@ -41,6 +41,8 @@ pub mod sessions;
 #[cfg(feature = "ssr")]
 pub mod store;
 #[cfg(feature = "ssr")]
+pub mod summary;
+#[cfg(feature = "ssr")]
 pub mod transfer;
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -161,6 +163,9 @@ pub struct ChatView {
     /// A chat with the user's own twin (`character_id` is then empty).
     #[serde(default)]
     pub twin: bool,
+    /// The running summary of what no longer fits in a reply's prompt (empty: none yet).
+    #[serde(default)]
+    pub summary: String,
 }
 
 /// A page of earlier messages, in the order written.
@@ -350,6 +355,13 @@ pub async fn messages_at(session_id: String, message_id: String) -> Result<Messa
 #[server(endpoint = "chat/prompt")]
 pub async fn seen_prompt(session_id: String, message_id: String) -> Result<PromptView, AppError> {
     service::prompt(session_id, message_id).await
+}
+
+/// Saves `text` as the running summary of the chat `session_id` (the model's next update starts
+/// from it).
+#[server(endpoint = "chat/summary")]
+pub async fn save_summary(session_id: String, text: String) -> Result<(), AppError> {
+    service::save_summary(session_id, text).await
 }
 
 /// [`seen_prompt`] as the page shows it: HTML rendered on the server.

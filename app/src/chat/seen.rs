@@ -3,7 +3,7 @@
 //! messages were sent (read back from the chat, whose messages are never changed).
 
 use super::context::{self, Sources};
-use super::{store, MessageRole, PromptView, Seen, SeenTurn};
+use super::{store, summary, MessageRole, PromptView, Seen, SeenTurn};
 use crate::auth::UserId;
 use crate::error::{AppError, OrInternal};
 use crate::infra::{
@@ -37,7 +37,7 @@ pub async fn request(
     answers: Option<&str>,
     continued: Option<&str>,
     reply_id: &str,
-) -> Result<ChatRequest, AppError> {
+) -> Result<(ChatRequest, Option<summary::Job>), AppError> {
     let budget = state.config.replies.context_tokens;
     request_in(
         &state.db, budget, user, session, answers, continued, reply_id,
@@ -45,7 +45,8 @@ pub async fn request(
     .await
 }
 
-/// [`request`] on `db` within `budget` tokens (the benchmark times it).
+/// [`request`] on `db` within `budget` tokens (the benchmark times it). Also gives the update
+/// of the chat's running summary to run after the reply, when it is due.
 pub async fn request_in(
     db: &Db,
     budget: usize,
@@ -54,7 +55,7 @@ pub async fn request_in(
     answers: Option<&str>,
     continued: Option<&str>,
     reply_id: &str,
-) -> Result<ChatRequest, AppError> {
+) -> Result<(ChatRequest, Option<summary::Job>), AppError> {
     let is_twin = session.twin_id.is_some();
     let base = if is_twin {
         // The twin speaks from its Shades as they are now.
@@ -125,6 +126,13 @@ pub async fn request_in(
             text: prompts::CONTINUE.to_string(),
         });
     }
+    let kept = summary::current(db, &session.id)
+        .await
+        .or_internal("load summary")?;
+    let summary_text = kept
+        .as_ref()
+        .filter(|k| summary::applies(k, &raw, older))
+        .map(|k| k.content.as_str());
     let built = context::build(
         &Sources {
             system: &base.system,
@@ -133,7 +141,7 @@ pub async fn request_in(
             char_name: &session.name,
             user_name: &user_name,
             book: &book,
-            summary: None,
+            summary: summary_text,
             turns: &turns,
             older,
         },
@@ -146,14 +154,15 @@ pub async fn request_in(
     if continued.is_some() && seen.turns >= 2 {
         seen.continued = continued.map(str::to_string);
     }
-    let span = match from_branch {
-        0 => 0,
+    // The index in `raw` of the oldest message sent (its length when none was).
+    let first_sent = match from_branch {
+        0 => raw.len(),
         n => {
             let first = &branch[branch.len() - n].id;
-            let at = raw.iter().position(|m| &m.id == first).unwrap_or(0);
-            (raw.len() - at) as i64
+            raw.iter().position(|m| &m.id == first).unwrap_or(0)
         }
     };
+    let span = (raw.len() - first_sent) as i64;
     let last = (span > 0)
         .then(|| raw.last().map(|m| m.id.as_str()))
         .flatten();
@@ -161,12 +170,22 @@ pub async fn request_in(
     if let Err(e) = keep(db, reply_id, &session.id, last, span, &seen).await {
         tracing::warn!(error = ?e, "could not keep what the model saw");
     }
-    Ok(ChatRequest {
-        system: built.system,
-        history: built.turns,
-        persona: base.persona,
-        after: built.after,
-    })
+    let job = summary::due(kept.as_ref(), &raw, first_sent, older).map(|through| summary::Job {
+        owner: user.clone(),
+        session_id: session.id.clone(),
+        name: base.persona.name.clone(),
+        user_name: user_name.clone(),
+        through,
+    });
+    Ok((
+        ChatRequest {
+            system: built.system,
+            history: built.turns,
+            persona: base.persona,
+            after: built.after,
+        },
+        job,
+    ))
 }
 
 /// The card of `character` (if imported from one) and `user`'s display name.

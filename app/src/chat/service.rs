@@ -177,6 +177,7 @@ pub async fn view_for(
         earlier: None,
         offline: state.llm.is_offline(),
         twin,
+        summary: String::new(),
     })
 }
 
@@ -230,6 +231,11 @@ async fn view_of(
         .await
         .or_internal("load messages")?;
     let twin = session.twin_id.is_some();
+    let summary = super::summary::current(&state.db, &session_id)
+        .await
+        .or_internal("load summary")?
+        .map(|s| s.content)
+        .unwrap_or_default();
     Ok(ChatView {
         session_id,
         title: session.title,
@@ -245,6 +251,7 @@ async fn view_of(
         earlier,
         offline: state.llm.is_offline(),
         twin,
+        summary,
     })
 }
 
@@ -506,6 +513,31 @@ pub async fn search_for(
 }
 
 #[tracing::instrument(skip_all)]
+pub async fn save_summary(session_id: String, text: String) -> Result<(), AppError> {
+    let user = require_user().await?;
+    save_summary_for(&AppState::get()?.db, &user, &session_id, &text).await
+}
+
+/// Saves `text` as the running summary of `user`'s chat `session_id`; not found if it is not theirs.
+pub async fn save_summary_for(
+    db: &Db,
+    user: &crate::auth::UserId,
+    session_id: &str,
+    text: &str,
+) -> Result<(), AppError> {
+    crate::infra::check_id(session_id)?;
+    let text = crate::domain::ChatSummaryText::parse(text)?;
+    if super::summary::edit(db, user, session_id, &text)
+        .await
+        .or_internal("save summary")?
+    {
+        Ok(())
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+#[tracing::instrument(skip_all)]
 pub async fn prompt(session_id: String, message_id: String) -> Result<super::PromptView, AppError> {
     let user = require_user().await?;
     prompt_for(&AppState::get()?.db, &user, &session_id, &message_id).await
@@ -696,7 +728,7 @@ pub async fn send_for(
     };
 
     // The branch the message was added to, whatever the chat shows by the time it is read.
-    let request = seen::request(
+    let prepared = seen::request(
         &state,
         &user,
         &session,
@@ -710,18 +742,18 @@ pub async fn send_for(
         reply_id: reply.id.clone(),
     };
     Ok(spawn_reply(
-        &state, user, &session, reply, request, slot, first,
+        &state, user, &session, reply, prepared, slot, first,
     ))
 }
 
-/// Starts the task that writes `reply` (its text so far kept and added to) and returns the
-/// stream of its events, `first` first.
+/// Starts the task that writes `reply` (its text so far kept and added to) from `request`, then
+/// the chat's summary update `then` if one is due, and returns the reply's events, `first` first.
 fn spawn_reply(
     state: &AppState,
     user: crate::auth::UserId,
     session: &store::Session,
     reply: super::ChatMessage,
-    request: crate::infra::llm::ChatRequest,
+    (request, then): (crate::infra::llm::ChatRequest, Option<super::summary::Job>),
     slot: limits::service::Slot,
     first: ChatEvent,
 ) -> TextStream<AppError> {
@@ -740,9 +772,18 @@ fn spawn_reply(
         slot,
     };
     let span = crate::usage::call_span(state.llm.name(), "chat");
-    state
-        .running
-        .spawn(tracing::Instrument::instrument(job.run(upstream), span));
+    let reply = tracing::Instrument::instrument(job.run(upstream), span);
+    // The chat's summary, when due, is brought up to date once the reply is written.
+    let summary = then.map(|then| {
+        let span = crate::usage::call_span(state.llm.name(), "chat_summary");
+        tracing::Instrument::instrument(then.run(state.clone()), span)
+    });
+    state.running.spawn(async move {
+        reply.await;
+        if let Some(summary) = summary {
+            summary.await;
+        }
+    });
     TextStream::new(rx)
 }
 
@@ -899,7 +940,7 @@ pub async fn reply_again_for(
     // The page ends with the message answered; the reply is shown apart while it is written.
     let messages: Vec<_> = messages.into_iter().filter(|m| m.id != reply.id).collect();
     let written = more.then_some(reply.content.as_str());
-    let request = seen::request(
+    let prepared = seen::request(
         state,
         &user,
         &session,
@@ -914,7 +955,7 @@ pub async fn reply_again_for(
         reply: reply.clone(),
     };
     Ok(spawn_reply(
-        state, user, &session, reply, request, slot, first,
+        state, user, &session, reply, prepared, slot, first,
     ))
 }
 

@@ -180,6 +180,10 @@ pub fn search_terms(q: &str, max: usize) -> Vec<String> {
 }
 
 bounded_text!(
+    /// A chat's running summary of what no longer fits in a reply's prompt.
+    ChatSummaryText, "The summary", 1, 4000, multiline = true
+);
+bounded_text!(
     /// A chat's title, to tell one's chats with a character apart.
     ChatTitle, "The chat's title", 1, 100, multiline = false
 );

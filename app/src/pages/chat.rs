@@ -86,6 +86,7 @@ fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView
         earlier,
         offline,
         twin,
+        summary,
     } = view;
     let here = format!("/chats/{session_id}");
     let here_file = StoredValue::new(format!("{here}/chat"));
@@ -503,6 +504,21 @@ fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView
                     <span class="badge offline" title="Replies are written by the built-in offline writer; no AI model is configured.">"offline"</span>
                 })}
             </div>
+            // The running summary: what the model is told of the messages it is no longer sent,
+            // and the owner's to correct (a plain form, with or without script).
+            {(!summary.is_empty()).then(|| {
+                let summary_path = <crate::chat::SaveSummary as leptos::server_fn::ServerFn>::PATH;
+                view! {
+                <details class="summary" data-testid="summary">
+                    <summary>"Summary of earlier messages"</summary>
+                    <p class="muted">"What the model is told of the messages that no longer fit in what it is sent. Correct it if it is wrong: the next update starts from your words."</p>
+                    <form method="post" action=summary_path>
+                        <input type="hidden" name="session_id" value=session_id.get_value() />
+                        <textarea name="text" rows=6 aria-label="The summary" maxlength=crate::domain::ChatSummaryText::MAX.to_string()>{summary}</textarea>
+                        <button type="submit">"Save the summary"</button>
+                    </form>
+                </details>
+            }})}
             {
                 let here = here.clone();
                 move || earlier.get().map(|seq| view! {

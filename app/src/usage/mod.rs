@@ -97,7 +97,7 @@ impl UseGroup {
     pub fn of(kind: &str) -> Self {
         let base = kind.strip_suffix("_repair").unwrap_or(kind);
         match base {
-            "chat" => UseGroup::Chat,
+            "chat" | "chat_summary" => UseGroup::Chat,
             "play_turn" | "play_summary" => UseGroup::Play,
             "match" | "icebreaker" => UseGroup::Match,
             "shades" => UseGroup::Twin,

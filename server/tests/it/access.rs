@@ -198,6 +198,10 @@ fn matrix() -> Vec<Entry> {
             session_id: ids.session.clone(),
             message_id: ids.reply.clone(),
         }),
+        Entry::new(Owner, |ids| app::chat::SaveSummary {
+            session_id: ids.session.clone(),
+            text: "Theirs now.".into(),
+        }),
         Entry::raw(
             <app::chat::ImportChat as ServerFn>::PATH,
             Owner,

@@ -4,10 +4,10 @@
 //! configured budget, and "what the model saw" — the same prompt shown part by part, to its owner
 //! only.
 
-use crate::branches::{app_with_mock, last_prompt, say, text};
+use crate::branches::{app_with_mock, say, text};
 use crate::common::*;
 use crate::reliability::with;
-use app::chat::{ContinueReply, PromptView, SeenPrompt, StartChat, ViewChat};
+use app::chat::{ContinueReply, PromptView, SaveSummary, SeenPrompt, StartChat, ViewChat};
 use app::error::AppError;
 use mock_llm::MockLlm;
 use serde_json::{json, Value};
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 on_both_backends!(
     a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown,
     a_long_chat_sends_the_newest_messages_that_fit,
+    a_running_summary_is_written_as_the_window_slides_and_can_be_corrected,
 );
 
 /// A card with its own prompts and a lorebook.
@@ -87,19 +88,40 @@ async fn new_chat(app: &TestApp, character: &str) -> String {
     .session_id
 }
 
-/// The system text and the turns (role, text) of the model's last request.
+/// The system text and the turns (role, text) of the model's last request for a reply (not a
+/// summary, which may follow a reply in the background).
 fn last_request(mock: &MockLlm) -> (String, Vec<(String, String)>) {
-    let body = mock
-        .requests()
-        .last()
-        .expect("a model request")
-        .body
-        .clone();
+    let requests = mock.requests();
+    let body = requests
+        .iter()
+        .rev()
+        .map(|r| &r.body)
+        .find(|b| {
+            !b["systemInstruction"]["parts"][0]["text"]
+                .as_str()
+                .unwrap_or("")
+                .contains("running summary")
+        })
+        .expect("a model request for a reply");
     let system = body["systemInstruction"]["parts"][0]["text"]
         .as_str()
         .unwrap()
         .to_string();
-    (system, last_prompt(mock))
+    let turns = body["contents"]
+        .as_array()
+        .expect("contents")
+        .iter()
+        .map(|c| {
+            let text: String = c["parts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect();
+            (c["role"].as_str().unwrap().to_string(), text)
+        })
+        .collect();
+    (system, turns)
 }
 
 async fn a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown(backend: Backend) {
@@ -334,4 +356,174 @@ async fn a_long_chat_sends_the_newest_messages_that_fit(backend: Backend) {
     }
     // Read a page at a time: older ones were not even read.
     assert!(s.turns_left_out > 0 && s.older_left_out, "{s:?}");
+}
+
+async fn summary_of(app: &TestApp, sid: &str) -> String {
+    app.call(ViewChat {
+        session_id: Some(sid.into()),
+        character_id: None,
+        fresh: false,
+    })
+    .await
+    .unwrap()
+    .summary
+}
+
+/// Waits until the mock has had `n` requests (a summary is written after its reply, in the
+/// background), then a moment for what follows them to be stored.
+async fn requests_reach(mock: &MockLlm, n: usize) {
+    for _ in 0..200 {
+        if mock.requests().len() >= n {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{} model requests, not {n}", mock.requests().len());
+}
+
+async fn a_running_summary_is_written_as_the_window_slides_and_can_be_corrected(backend: Backend) {
+    let mock = MockLlm::start().await;
+    let env = crate::reliability::gemini_env(&mock);
+    let app = spawn_app_with(
+        backend,
+        &with(&env, &[("CHAT_CONTEXT_TOKENS", "1000")]),
+        |_| {},
+    )
+    .await;
+    app.sign_in_local().await;
+    let character = import(&app, &card()).await;
+    let res = app
+        .chat_import_request(&app.client, "application/json", &character, long_chat(61))
+        .send()
+        .await
+        .unwrap();
+    let sid: String = result(res).await.unwrap();
+    assert_eq!(summary_of(&app, &sid).await, "");
+
+    // The window has slid past many messages: after the reply, a summary is asked for. The
+    // model fails it: the reply is unharmed, no summary is kept, and the next reply asks again.
+    let before = mock.requests().len();
+    mock.push(text("Still here."));
+    mock.push(mock_llm::Reply::Error {
+        code: 400,
+        status: "INVALID_ARGUMENT".into(),
+        message: "no".into(),
+        retry_delay: None,
+        quota_id: None,
+    });
+    say(&app, &sid, "Do you remember the beginning?").await;
+    requests_reach(&mock, before + 2).await;
+    assert_eq!(summary_of(&app, &sid).await, "");
+
+    mock.push(text("I do."));
+    mock.push(text("SUMMARY-ONE: they talked of the lamp."));
+    say(&app, &sid, "Tell me again.").await;
+    requests_reach(&mock, before + 4).await;
+    assert_eq!(
+        summary_of(&app, &sid).await,
+        "SUMMARY-ONE: they talked of the lamp."
+    );
+    // The summary was asked from what fell out, the oldest first, with none before it.
+    let asked = &mock.requests()[before + 3].body;
+    let system = asked["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(system.contains("running summary"), "{system}");
+    let said = asked["contents"][0]["parts"][0]["text"].as_str().unwrap();
+    assert!(said.contains("(none yet)"), "{said}");
+    let first = said
+        .find("Message number 0 of the long chat")
+        .expect("the first message");
+    assert!(first < said.find("Message number 20 of the long chat").unwrap());
+    // Usage counts it, as a chat call.
+    let calls: i64 = count(
+        &app,
+        "SELECT COUNT(*) FROM generations WHERE kind = 'chat_summary'",
+    )
+    .await;
+    assert_eq!(calls, 2);
+
+    // The next reply's prompt carries it; the window moved by two, so no new summary yet.
+    mock.push(text("Again."));
+    let reply = say(&app, &sid, "And now?").await;
+    let (system, _) = last_request(&mock);
+    assert!(
+        system.contains("SUMMARY-ONE: they talked of the lamp."),
+        "{system}"
+    );
+    requests_reach(&mock, before + 5).await;
+    assert_eq!(mock.requests().len(), before + 5);
+    let seen: PromptView = app
+        .call(SeenPrompt {
+            session_id: sid.clone(),
+            message_id: reply,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.seen.summary.as_deref(),
+        Some("SUMMARY-ONE: they talked of the lamp.")
+    );
+    assert!(seen.seen.total <= 1000);
+
+    // Corrected by its owner: shown, and sent from then on.
+    app.call(SaveSummary {
+        session_id: sid.clone(),
+        text: "EDITED: the lamp is lit at dusk.".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        summary_of(&app, &sid).await,
+        "EDITED: the lamp is lit at dusk."
+    );
+    mock.push(text("Yes."));
+    say(&app, &sid, "Is it?").await;
+    let (system, _) = last_request(&mock);
+    assert!(
+        system.contains("EDITED: the lamp is lit at dusk."),
+        "{system}"
+    );
+    assert!(!system.contains("SUMMARY-ONE"), "{system}");
+    // The chat page shows it in a form that saves without script.
+    let html = app
+        .client
+        .get(app.url(&format!("/chats/{sid}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("EDITED: the lamp is lit at dusk."));
+    assert!(html.contains("action=\"/api/chat/summary\""));
+
+    // Empty is refused; someone else's chat is not found.
+    let empty = app
+        .call(SaveSummary {
+            session_id: sid.clone(),
+            text: "  ".into(),
+        })
+        .await;
+    assert!(
+        matches!(
+            empty,
+            Err(AppError::BadRequest(_)) | Err(AppError::Invalid(_))
+        ),
+        "{empty:?}"
+    );
+    let other = app.another_browser();
+    sign_in_as_someone_else(&other).await;
+    let theirs = other
+        .call(SaveSummary {
+            session_id: sid.clone(),
+            text: "Mine now.".into(),
+        })
+        .await;
+    assert_eq!(theirs, Err(AppError::NotFound));
+    assert_eq!(
+        summary_of(&app, &sid).await,
+        "EDITED: the lamp is lit at dusk."
+    );
 }

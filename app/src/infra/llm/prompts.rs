@@ -17,6 +17,8 @@ const MATCH: &str = include_str!("templates/match.txt");
 const SHADES_SYSTEM: &str = include_str!("templates/shades_system.txt");
 /// The turn that asks for a reply to be continued; it follows the reply's text so far.
 pub const CONTINUE: &str = include_str!("templates/continue.txt");
+const CHAT_SUMMARY_SYSTEM: &str = include_str!("templates/chat_summary_system.txt");
+const CHAT_SUMMARY: &str = include_str!("templates/chat_summary.txt");
 const SHADES: &str = include_str!("templates/shades.txt");
 const PLAY_SYSTEM: &str = include_str!("templates/play_system.txt");
 const PLAY_TURN: &str = include_str!("templates/play_turn.txt");
@@ -475,6 +477,41 @@ pub fn chat(persona: Persona, backstory: &str, history: Vec<Turn>) -> ChatReques
         system,
         history,
         persona,
+        after: None,
+    }
+}
+
+/// The request that updates a chat's running summary: the summary so far (empty: none yet) and
+/// what was said since, each line `Name: text`.
+pub fn chat_summary(
+    name: &str,
+    user: &str,
+    previous: &str,
+    said: &[(String, String)],
+) -> ChatRequest {
+    let said: Vec<String> = said
+        .iter()
+        .map(|(who, text)| format!("{who}: {text}"))
+        .collect();
+    let previous = if previous.trim().is_empty() {
+        "(none yet)"
+    } else {
+        previous.trim()
+    };
+    ChatRequest {
+        system: fill(CHAT_SUMMARY_SYSTEM, &[("name", name), ("user", user)]),
+        history: vec![Turn {
+            role: Role::User,
+            text: fill(
+                CHAT_SUMMARY,
+                &[("previous", previous), ("said", &said.join("\n"))],
+            ),
+        }],
+        persona: Persona {
+            name: name.to_string(),
+            traits: Vec::new(),
+            story_context: String::new(),
+        },
         after: None,
     }
 }
