@@ -149,3 +149,64 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   await page.goto(list);
   await expect(rows).toHaveCount(4);
 });
+
+test("a long chat's running summary is written, shown and corrected with the keyboard", async ({ page }) => {
+  test.setTimeout(120_000);
+  await signIn(page);
+  const name = uniqueName("Vesna");
+  await createCharacter(page, { name, age: 51, trait: "curious" });
+  await hydrated(page);
+  const list = await page.getByRole("link", { name: `All chats with ${name}` }).getAttribute("href");
+  // A SillyTavern chat far longer than what the model is sent.
+  const lines = [JSON.stringify({ user_name: "You", character_name: name })];
+  for (let i = 0; i < 400; i++) {
+    lines.push(JSON.stringify({
+      name: i % 2 === 0 ? "You" : name,
+      is_user: i % 2 === 0,
+      mes: `Message number ${i} of a long evening. We spoke of the harbour, the lamp and the weather.`,
+    }));
+  }
+  await page.goto(list);
+  await page.getByText("Import a SillyTavern chat").click();
+  await page.getByLabel("Chat file (.jsonl)").setInputFiles({
+    name: "long.jsonl",
+    mimeType: "application/jsonl",
+    buffer: Buffer.from(lines.join("\n") + "\n"),
+  });
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await expect(page).toHaveURL(/\/chats\/[0-9a-f-]{36}$/);
+  const chat = page.url();
+  await hydrated(page);
+  await expect(page.getByTestId("summary")).toHaveCount(0);
+
+  // A message: its reply is written from the newest messages, and the summary of the rest after.
+  const messages = page.getByTestId("chat-log").getByTestId("message");
+  await page.getByLabel("Your message").fill("What did we speak of first?");
+  await page.getByLabel("Your message").press("Enter");
+  await expect(messages.last()).not.toHaveAttribute("data-status", "streaming", { timeout: 30_000 });
+  await expect(async () => {
+    await page.goto(chat);
+    await expect(page.getByTestId("summary")).toHaveCount(1, { timeout: 1_000 });
+  }).toPass({ timeout: 20_000 });
+  await hydrated(page);
+
+  // Opened and corrected with the keyboard alone; a plain form, saved and shown.
+  const summary = page.getByTestId("summary");
+  await summary.locator("summary").focus();
+  await page.keyboard.press("Enter");
+  const text = summary.getByLabel("The summary");
+  await expect(text).toBeVisible();
+  await expect(text).toHaveValue(/Message number \d+ of a long evening/);
+  await accessible(page, "a chat with its summary open");
+  await text.focus();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type(`They spoke of the harbour first, ${name}.`);
+  await page.keyboard.press("Tab");
+  await expect(summary.getByRole("button", { name: "Save the summary" })).toBeFocused();
+  await page.keyboard.press("Enter");
+  // Back on the chat (the server function's redirect, with an empty query).
+  await expect(page).toHaveURL((url) => url.pathname === new URL(chat).pathname && !url.search.includes("__err"));
+  // Closed again after the reload; its text is the correction.
+  await expect(page.getByTestId("summary").locator("textarea"))
+    .toHaveValue(`They spoke of the harbour first, ${name}.`);
+});
