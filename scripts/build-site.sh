@@ -48,7 +48,7 @@ log "site built in $SITE_ROOT: wasm+js $total_kib KiB gzipped (wasm $((wasm_gz /
 # The size ratchet. Issue 15's budget is 250 KB; the bundle is far above it (README, "Size"), so
 # until it is met this ceiling stops it from growing unnoticed: a change that adds to the bundle
 # must lower something else or raise this figure in the same commit, saying why.
-ceiling_kib=${WASM_CEILING_KIB:-800}
+ceiling_kib=${WASM_CEILING_KIB:-801}
 if [ "$profile" != dev ] && [ "$total_kib" -gt "$ceiling_kib" ]; then
   log "the browser bundle is $total_kib KiB gzipped, over its ceiling of $ceiling_kib KiB (scripts/build-site.sh)"
   exit 1

@@ -30,38 +30,89 @@ pub const DEFAULT_SCAN_DEPTH: usize = 4;
 /// The most the lorebook may take of the prompt's budget: one part in this many.
 pub const LORE_SHARE: usize = 4;
 
+/// The most the running summary may take of the prompt's budget: one part in this many.
+pub const SUMMARY_SHARE: usize = 4;
+
+/// What the summary is introduced with.
+const SUMMARY_HEAD: &str = "Earlier in this conversation (a summary):";
+
+/// `text`, or as much of its end as fits in `max` tokens (from a line or word start when it can).
+fn fit_end(text: &str, max: usize) -> String {
+    if estimate(text) <= max {
+        return text.to_string();
+    }
+    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    // The most characters kept from the end whose estimate fits.
+    let (mut lo, mut hi) = (0, starts.len());
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if estimate(&text[starts[starts.len() - mid]..]) <= max {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let kept = if lo == 0 {
+        ""
+    } else {
+        &text[starts[starts.len() - lo]..]
+    };
+    // Not from the middle of a word.
+    match kept.find([' ', '\n']) {
+        Some(at) if at + 1 < kept.len() => kept[at + 1..].to_string(),
+        _ => kept.to_string(),
+    }
+}
+
 /// Between two parts of the system prompt.
 const SEPARATOR: &str = "\n\n";
 
-/// An estimate of the tokens `text` takes, meant never to be below what a BPE tokenizer counts
-/// for ordinary text in any language: a run of ASCII letters is a token per three letters, a run
-/// of digits a token per two, each other ASCII mark or line break a token, a space a token unless
-/// it joins the letters after it (a run of two or more, one token), and a run of other
-/// characters a token plus one per byte of UTF-8 after each one's first (two for most CJK
-/// characters, three for an emoji).
+/// An estimate of the tokens `text` takes, meant never to be below what a byte-level BPE
+/// tokenizer counts: any character outside ASCII is a token per byte of its UTF-8 (no such
+/// tokenizer can do worse: each token is at least a byte); a run of ASCII letters a token per
+/// three letters when it reads like a word (a vowel in every four letters, one case, or capital
+/// then lower case; a token per two past twelve letters), otherwise a token per letter (keysmash,
+/// code, base64); a run of
+/// digits a token per two; each other ASCII mark or line break a token; a space a token unless
+/// it joins the letters after it (a run of two or more, one token).
 pub fn estimate(text: &str) -> usize {
     #[derive(PartialEq)]
     enum Run {
         None,
-        Letters(usize),
+        Letters,
         Digits(usize),
         Spaces(usize),
-        Wide,
     }
+    let bytes = text.as_bytes();
     let mut tokens = 0;
     let mut run = Run::None;
-    for c in text.chars() {
-        let word = c.is_ascii_alphabetic();
-        // The run so far ends unless `c` goes on with it.
+    // Where the current run of letters began.
+    let mut from = 0;
+    let letters = |run: &[u8]| -> usize {
+        let n = run.len();
+        let vowels = run
+            .iter()
+            .filter(|b| {
+                matches!(
+                    b.to_ascii_lowercase(),
+                    b'a' | b'e' | b'i' | b'o' | b'u' | b'y'
+                )
+            })
+            .count();
+        let tail = &run[1.min(n)..];
+        let one_case =
+            tail.iter().all(u8::is_ascii_lowercase) || run.iter().all(u8::is_ascii_uppercase);
+        match (vowels * 4 >= n && one_case, n <= 12) {
+            (true, true) => n.div_ceil(3),
+            (true, false) => n.div_ceil(2),
+            (false, _) => n,
+        }
+    };
+    for (i, c) in text.char_indices() {
         let goes_on = match (&mut run, c) {
-            (Run::Letters(n), 'a'..='z' | 'A'..='Z')
-            | (Run::Digits(n), '0'..='9')
-            | (Run::Spaces(n), ' ') => {
+            (Run::Letters, 'a'..='z' | 'A'..='Z') => true,
+            (Run::Digits(n), '0'..='9') | (Run::Spaces(n), ' ') => {
                 *n += 1;
-                true
-            }
-            (Run::Wide, c) if !c.is_ascii() => {
-                tokens += c.len_utf8() - 1;
                 true
             }
             _ => false,
@@ -70,31 +121,30 @@ pub fn estimate(text: &str) -> usize {
             continue;
         }
         tokens += match run {
-            Run::Letters(n) => n.div_ceil(3),
+            Run::Letters => letters(&bytes[from..i]),
             Run::Digits(n) => n.div_ceil(2),
-            Run::Spaces(1) if word => 0,
+            Run::Spaces(1) if c.is_ascii_alphabetic() => 0,
             Run::Spaces(_) => 1,
-            Run::None | Run::Wide => 0,
+            Run::None => 0,
         };
         run = match c {
-            'a'..='z' | 'A'..='Z' => Run::Letters(1),
+            'a'..='z' | 'A'..='Z' => {
+                from = i;
+                Run::Letters
+            }
             '0'..='9' => Run::Digits(1),
             ' ' => Run::Spaces(1),
-            c if c.is_ascii() => {
-                tokens += 1;
-                Run::None
-            }
             c => {
                 tokens += c.len_utf8();
-                Run::Wide
+                Run::None
             }
         };
     }
     tokens += match run {
-        Run::Letters(n) => n.div_ceil(3),
+        Run::Letters => letters(&bytes[from..]),
         Run::Digits(n) => n.div_ceil(2),
         Run::Spaces(_) => 1,
-        Run::None | Run::Wide => 0,
+        Run::None => 0,
     };
     tokens
 }
@@ -267,10 +317,16 @@ pub fn build(sources: &Sources<'_>, budget: usize) -> Built {
     let after = post_history
         .map(|p| fill_macros(p, char_name, user_name, ""))
         .filter(|p| !p.trim().is_empty());
-    let summary = summary
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| format!("Earlier in this conversation (a summary):\n{s}"));
+    // The summary, within its share (its end kept: the latest of what it tells).
+    let summary_sent = summary.map(str::trim).filter(|s| !s.is_empty()).map(|s| {
+        fit_end(
+            s,
+            (budget / SUMMARY_SHARE).saturating_sub(estimate(SUMMARY_HEAD) + 3),
+        )
+    });
+    let summary = summary_sent
+        .as_deref()
+        .map(|s| format!("{SUMMARY_HEAD}\n{s}"));
 
     // The fixed parts, then the newest message.
     let after_tokens = after.as_deref().map_or(0, |a| estimate(a) + 2);
@@ -282,13 +338,18 @@ pub fn build(sources: &Sources<'_>, budget: usize) -> Built {
 
     // The lorebook, within its share: higher priority first, then in order.
     let hits = activated(book, turns);
+    // Entries' macros filled in before they are weighed.
+    let contents: Vec<String> = hits
+        .iter()
+        .map(|(e, _)| fill_macros(&e.content, char_name, user_name, ""))
+        .collect();
     let share = (budget / LORE_SHARE).min(book.token_budget.unwrap_or(usize::MAX));
     let mut by_priority: Vec<usize> = (0..hits.len()).collect();
     by_priority.sort_by_key(|&i| (std::cmp::Reverse(hits[i].0.priority), i));
     let mut lore_left = share.min(left);
     let mut chosen = Vec::new();
     for i in by_priority {
-        let cost = estimate(&hits[i].0.content) + 2;
+        let cost = estimate(&contents[i]) + 2;
         if cost <= lore_left {
             lore_left -= cost;
             chosen.push(i);
@@ -296,23 +357,26 @@ pub fn build(sources: &Sources<'_>, budget: usize) -> Built {
     }
     let lore_left_out = hits.len() - chosen.len();
     chosen.sort_by_key(|&i| (hits[i].0.insertion_order, i));
-    let sent_lore: Vec<(&LoreEntry, &String)> =
-        chosen.iter().map(|&i| (hits[i].0, &hits[i].1)).collect();
+    // (entry, key that brought it up, its text)
+    let sent_lore: Vec<(&LoreEntry, &String, &str)> = chosen
+        .iter()
+        .map(|&i| (hits[i].0, &hits[i].1, contents[i].as_str()))
+        .collect();
 
     // The system prompt: entries before the character's, the character's, entries after, summary.
     let mut parts: Vec<&str> = Vec::new();
     parts.extend(
         sent_lore
             .iter()
-            .filter(|(e, _)| !e.after_char)
-            .map(|(e, _)| e.content.as_str()),
+            .filter(|(e, _, _)| !e.after_char)
+            .map(|(_, _, text)| *text),
     );
     parts.push(&own);
     parts.extend(
         sent_lore
             .iter()
-            .filter(|(e, _)| e.after_char)
-            .map(|(e, _)| e.content.as_str()),
+            .filter(|(e, _, _)| e.after_char)
+            .map(|(_, _, text)| *text),
     );
     if let Some(summary) = &summary {
         parts.push(summary);
@@ -320,7 +384,7 @@ pub fn build(sources: &Sources<'_>, budget: usize) -> Built {
     let system_text = parts.join(SEPARATOR);
     let lore_tokens: usize = sent_lore
         .iter()
-        .map(|(e, _)| estimate(&e.content) + 2)
+        .map(|(_, _, text)| estimate(text) + 2)
         .sum();
     left = left.saturating_sub(lore_tokens);
 
@@ -344,23 +408,19 @@ pub fn build(sources: &Sources<'_>, budget: usize) -> Built {
         system_tokens,
         lore: sent_lore
             .iter()
-            .map(|(e, key)| SeenLore {
+            .map(|(e, key, text)| SeenLore {
                 name: if e.name.is_empty() {
                     e.keys.first().cloned().unwrap_or_default()
                 } else {
                     e.name.clone()
                 },
                 key: (*key).clone(),
-                content: e.content.clone(),
-                tokens: estimate(&e.content),
+                content: text.to_string(),
+                tokens: estimate(text),
             })
             .collect(),
         lore_left_out,
-        summary: sources
-            .summary
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        summary: summary_sent.clone(),
         summary_tokens,
         after: after.clone(),
         after_tokens,

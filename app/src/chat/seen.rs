@@ -1,6 +1,7 @@
 //! Each chat reply's request, built by [`super::context`] from the chat, and the record of it
 //! behind "what the model saw": what the prompt was built from (kept as a [`Seen`]) and which
-//! messages were sent (read back from the chat, whose messages are never changed).
+//! messages were sent (read back from the chat: a message's text changes only while it is the
+//! reply being written or continued, so a record shows a message continued later as it is now).
 
 use super::context::{self, Sources};
 use super::{store, summary, MessageRole, PromptView, Seen, SeenTurn};
@@ -129,9 +130,15 @@ pub async fn request_in(
     let kept = summary::current(db, &session.id)
         .await
         .or_internal("load summary")?;
+    let applies = match &kept {
+        Some(k) => summary::applies(db, &session.id, k, &raw, older)
+            .await
+            .or_internal("check summary")?,
+        None => false,
+    };
     let summary_text = kept
         .as_ref()
-        .filter(|k| summary::applies(k, &raw, older))
+        .filter(|_| applies)
         .map(|k| k.content.as_str());
     let built = context::build(
         &Sources {
@@ -176,6 +183,7 @@ pub async fn request_in(
         name: base.persona.name.clone(),
         user_name: user_name.clone(),
         through,
+        budget,
     });
     Ok((
         ChatRequest {

@@ -223,6 +223,36 @@ pub async fn said_from(
     Ok((rows, earlier))
 }
 
+/// Whether `ancestor` is on the branch of `session_id` ending at `from` (or is `from`): a walk up
+/// through the parents, ids only, that stops at the first message no newer than `ancestor` (a
+/// message is always written after the one it follows), `max` steps at most (false beyond).
+pub async fn descends(
+    db: &Db,
+    session_id: &str,
+    from: &str,
+    ancestor: &str,
+    max: i64,
+) -> Result<bool, sqlx::Error> {
+    let found: i64 = with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "WITH RECURSIVE up(id, parent_id, seq, n) AS ( \
+               SELECT id, parent_id, seq, CAST(0 AS BIGINT) FROM chat_messages WHERE id = $1 AND session_id = $2 \
+               UNION ALL \
+               SELECT m.id, m.parent_id, m.seq, up.n + 1 FROM up JOIN chat_messages m ON m.id = up.parent_id \
+               WHERE up.seq > (SELECT a.seq FROM chat_messages a WHERE a.id = $3 AND a.session_id = $2) \
+               AND up.n < $4 \
+             ) SELECT COUNT(*) FROM up WHERE id = $3",
+        )
+        .bind(from)
+        .bind(session_id)
+        .bind(ancestor)
+        .bind(max)
+        .fetch_one(pool)
+        .await?
+    });
+    Ok(found > 0)
+}
+
 /// The walk up a branch of `session_id` from `from`, `limit` messages at most, selecting
 /// `columns` of each (`m` is `chat_messages`), in the order written.
 async fn walk<T>(

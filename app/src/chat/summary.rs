@@ -1,6 +1,7 @@
 //! A chat's running summary: what no longer fits in a reply's prompt, kept short. When a reply's
 //! prompt leaves out at least [`EVERY`] messages beyond what the summary covers, a [`Job`] runs
-//! after that reply: it reads what was said since (at most [`CHUNK_TOKENS`] of it, newest kept),
+//! after that reply: it reads the oldest of what was said since (at most [`CHUNK_TOKENS`], or half
+//! the prompt's budget; a summary far behind catches up an update at a time),
 //! asks the model for the summary so far brought up to date, and stores it — unless its owner
 //! edited it meanwhile. One server at a time writes a chat's summary (a lease in the row). The
 //! offline writer keeps the first sentence of each message instead.
@@ -50,14 +51,29 @@ pub async fn current(db: &Db, session_id: &str) -> Result<Option<Current>, sqlx:
         }))
 }
 
+/// How far back [`applies`] and a [`Job`] look for the summary's last message before taking it
+/// for one of another branch.
+const FAR: i64 = 5_000;
+
 /// Whether `summary` goes into a prompt whose branch was read back as `read` (oldest first;
-/// `older`: messages before those were not read): it does if it covers a message on this branch —
-/// one read, or one older than those read (which cannot be checked without reading the whole
-/// chat) — or was written by its owner before any was.
-pub fn applies(summary: &Current, read: &[Said], older: bool) -> bool {
-    match &summary.through_id {
-        None => true,
-        Some(through) => older || read.iter().any(|m| &m.id == through),
+/// `older`: messages before those were not read): it does if it covers a message on this branch
+/// (one read, or an ancestor of the oldest read), or was written by its owner before any was.
+pub async fn applies(
+    db: &Db,
+    session_id: &str,
+    summary: &Current,
+    read: &[Said],
+    older: bool,
+) -> Result<bool, sqlx::Error> {
+    let Some(through) = &summary.through_id else {
+        return Ok(true);
+    };
+    if read.iter().any(|m| &m.id == through) {
+        return Ok(true);
+    }
+    match read.first() {
+        Some(oldest) if older => store::descends(db, session_id, &oldest.id, through, FAR).await,
+        _ => Ok(false),
     }
 }
 
@@ -90,6 +106,8 @@ pub struct Job {
     pub name: String,
     pub user_name: String,
     pub through: String,
+    /// The prompt budget of the chat's replies: an update reads at most half of it.
+    pub budget: usize,
 }
 
 impl Job {
@@ -99,18 +117,18 @@ impl Job {
         let Ok(_slot) = crate::limits::service::begin_model_call(&state, &self.owner).await else {
             return;
         };
-        match claim(&state.db, &self.session_id).await {
-            Ok(true) => {}
-            Ok(false) => return,
+        let lease = match claim(&state.db, &self.session_id).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(error = ?e, "could not claim the chat's summary");
                 return;
             }
-        }
+        };
         if let Err(e) = self.write(&state).await {
             tracing::warn!(error = %e, "chat summary not written");
         }
-        if let Err(e) = release(&state.db, &self.session_id).await {
+        if let Err(e) = release(&state.db, &self.session_id, lease).await {
             tracing::warn!(error = ?e, "could not release the chat's summary");
         }
     }
@@ -125,10 +143,12 @@ impl Job {
                 .map_err(|e| format!("{e:?}"))?
         });
         let (before, covered) = stored.unwrap_or_default();
-        // What was said since the summary's last message, newest kept when it is too much.
+        // What was said since the summary's last message (back to it, to the chat's start, or
+        // [`FAR`] messages back), then the oldest of it that fits one update: a long way behind,
+        // the summary catches up an update at a time.
         let mut said: Vec<Said> = Vec::new();
         let mut from = store::Start::Message(&self.through);
-        let (mut tokens, mut found, mut at_start) = (0, covered.is_none(), false);
+        let (mut read, mut found, mut at_start) = (0i64, covered.is_none(), false);
         'read: loop {
             let (page, earlier) = store::said_from(db, &self.session_id, from, 200)
                 .await
@@ -138,15 +158,13 @@ impl Job {
                     found = true;
                     break 'read;
                 }
+                read += 1;
                 if m.is_sent() {
-                    tokens += super::context::turn_tokens(&m.content);
-                    if tokens > CHUNK_TOKENS {
-                        break 'read;
-                    }
                     said.push(m);
                 }
             }
             match earlier {
+                Some(_) if read >= FAR => break,
                 Some(seq) => from = store::Start::Before(seq),
                 None => {
                     at_start = true;
@@ -155,16 +173,31 @@ impl Job {
             }
         }
         said.reverse();
-        if said.is_empty() {
+        let chunk = CHUNK_TOKENS.min(self.budget / 2);
+        let mut tokens = 0;
+        let fits = said
+            .iter()
+            .take_while(|m| {
+                tokens += super::context::turn_tokens(&m.content);
+                tokens <= chunk
+            })
+            .count()
+            .max(1);
+        said.truncate(fits);
+        let Some(through) = said.last().map(|m| m.id.clone()) else {
             return Ok(());
-        }
-        // A summary of messages not on this branch (read back to the start without meeting its
-        // last one) is not carried over.
-        let previous = if covered.is_some() && !found && at_start {
-            ""
-        } else {
-            before.as_str()
         };
+        // A summary of messages not on this branch is not carried over.
+        let on_branch = match (&covered, found, at_start) {
+            (None, _, _) | (Some(_), true, _) => true,
+            (Some(_), false, true) => false,
+            (Some(covered), false, false) => {
+                store::descends(db, &self.session_id, &self.through, covered, FAR)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?
+            }
+        };
+        let previous = if on_branch { before.as_str() } else { "" };
         let lines: Vec<(String, String)> = said
             .iter()
             .map(|m| {
@@ -192,7 +225,7 @@ impl Job {
                  WHERE session_id = $4 AND content = $5",
             )
             .bind(&text)
-            .bind(&self.through)
+            .bind(&through)
             .bind(now_ms())
             .bind(&self.session_id)
             .bind(&before)
@@ -268,9 +301,10 @@ fn offline(previous: &str, lines: &[(String, String)]) -> String {
     out
 }
 
-/// Takes the lease on writing `session_id`'s summary, if no other server holds it.
-async fn claim(db: &Db, session_id: &str) -> Result<bool, sqlx::Error> {
+/// Takes the lease on writing `session_id`'s summary, if no other server holds it: until when.
+pub async fn claim(db: &Db, session_id: &str) -> Result<Option<i64>, sqlx::Error> {
     let now = now_ms();
+    let until = now + LEASE_MS;
     let taken = with_pool!(db, pool => {
         sqlx::query(
             "INSERT INTO chat_summaries (session_id, content, updated_at, writing_until) VALUES ($1, '', $2, $3) \
@@ -279,20 +313,24 @@ async fn claim(db: &Db, session_id: &str) -> Result<bool, sqlx::Error> {
         )
         .bind(session_id)
         .bind(now)
-        .bind(now + LEASE_MS)
+        .bind(until)
         .execute(pool)
         .await?
         .rows_affected()
     });
-    Ok(taken == 1)
+    Ok((taken == 1).then_some(until))
 }
 
-async fn release(db: &Db, session_id: &str) -> Result<(), sqlx::Error> {
+/// Gives up the lease taken until `lease`, unless another server has taken it since.
+pub async fn release(db: &Db, session_id: &str, lease: i64) -> Result<(), sqlx::Error> {
     with_pool!(db, pool => {
-        sqlx::query("UPDATE chat_summaries SET writing_until = NULL WHERE session_id = $1")
-            .bind(session_id)
-            .execute(pool)
-            .await?;
+        sqlx::query(
+            "UPDATE chat_summaries SET writing_until = NULL WHERE session_id = $1 AND writing_until = $2",
+        )
+        .bind(session_id)
+        .bind(lease)
+        .execute(pool)
+        .await?;
     });
     Ok(())
 }
@@ -363,16 +401,10 @@ mod tests {
         // …and due when it was not (older than what was read, or on another branch).
         let s = covering(Some("elsewhere"));
         assert_eq!(due(Some(&s), &r, 5, true), Some("m4".into()));
-        assert_eq!(due(Some(&s), &r, EVERY, false), Some(format!("m{}", EVERY - 1)));
-    }
-
-    #[test]
-    fn a_summary_applies_on_its_own_branch() {
-        let r = read(10);
-        assert!(applies(&covering(None), &r, false), "written by its owner");
-        assert!(applies(&covering(Some("m3")), &r, false));
-        assert!(applies(&covering(Some("older")), &r, true), "cannot be told apart");
-        assert!(!applies(&covering(Some("elsewhere")), &r, false), "read to the start without it");
+        assert_eq!(
+            due(Some(&s), &r, EVERY, false),
+            Some(format!("m{}", EVERY - 1))
+        );
     }
 
     #[test]
@@ -382,7 +414,10 @@ mod tests {
             ("Ilse".to_string(), "Fine!\nAnd you".to_string()),
         ];
         assert_eq!(offline("", &lines), "Sam: Hello there.\nIlse: Fine!");
-        assert_eq!(offline("Before.", &lines[..1]), "Before.\nSam: Hello there.");
+        assert_eq!(
+            offline("Before.", &lines[..1]),
+            "Before.\nSam: Hello there."
+        );
         let long = "x".repeat(ChatSummaryText::MAX);
         let out = offline(&long, &lines);
         assert_eq!(out.chars().count(), ChatSummaryText::MAX);

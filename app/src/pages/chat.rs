@@ -127,6 +127,55 @@ fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView
         earlier,
     };
 
+    // Earlier messages load in place, above the ones shown, when the reader scrolls to the top
+    // (or follows the link, which without script opens the page of them instead). The view
+    // stays on the message it was on.
+    let loading_earlier = RwSignal::new(false);
+    let load_earlier = move || {
+        let Some(seq) = earlier.get_untracked() else {
+            return;
+        };
+        if loading_earlier.get_untracked() {
+            return;
+        }
+        loading_earlier.set(true);
+        let sid = session_id.get_value();
+        spawn_browser_task(async move {
+            match earlier_messages(sid, seq).await {
+                Ok(page) => {
+                    let height = || document().body().map(|b| b.scroll_height()).unwrap_or(0);
+                    let before = height();
+                    messages.update(|shown| {
+                        let mut all = page.messages;
+                        all.append(shown);
+                        *shown = all;
+                    });
+                    earlier.set(page.earlier);
+                    request_animation_frame(move || {
+                        window().scroll_by_with_x_and_y(0.0, f64::from(height() - before));
+                    });
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+            loading_earlier.set(false);
+        });
+    };
+    Effect::new(move |_| {
+        // Opened at its latest messages: scrolled down to them.
+        if !older && found.get_value().is_none() {
+            request_animation_frame(|| {
+                let bottom = document().body().map(|b| b.scroll_height()).unwrap_or(0);
+                window().scroll_to_with_x_and_y(0.0, f64::from(bottom));
+            });
+        }
+        let handle = window_event_listener(leptos::ev::scroll, move |_| {
+            if window().scroll_y().unwrap_or(f64::MAX) < 80.0 {
+                load_earlier();
+            }
+        });
+        on_cleanup(move || handle.remove());
+    });
+
     // Asks for a reply (a send, or a reply written again or on) and streams it; a message from the
     // composer clears its draft once it is saved.
     let ask = move |ask: Ask| {
@@ -522,8 +571,8 @@ fn ChatRoom(view: ChatView, older: bool, found: Option<String>) -> impl IntoView
             {
                 let here = here.clone();
                 move || earlier.get().map(|seq| view! {
-                    <a class="earlier" href=format!("{here}?before={seq}")
-                        data-testid="load-earlier">"Load earlier messages"</a>
+                    <a class="earlier" href=format!("{here}?before={seq}") data-testid="load-earlier"
+                        on:click=move |ev| { ev.prevent_default(); load_earlier(); }>"Load earlier messages"</a>
                 })
             }
             <ol class="log" aria-live="polite" data-testid="chat-log">

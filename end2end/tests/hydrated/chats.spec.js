@@ -150,7 +150,7 @@ test("two chats with one character: listed, renamed, branched, trashed and resto
   await expect(rows).toHaveCount(4);
 });
 
-test("a long chat's running summary is written, shown and corrected with the keyboard", async ({ page }) => {
+test("a long chat loads earlier messages on scroll, and its running summary is written, shown and corrected with the keyboard", async ({ page }) => {
   test.setTimeout(120_000);
   await signIn(page);
   const name = uniqueName("Vesna");
@@ -179,8 +179,22 @@ test("a long chat's running summary is written, shown and corrected with the key
   await hydrated(page);
   await expect(page.getByTestId("summary")).toHaveCount(0);
 
-  // A message: its reply is written from the newest messages, and the summary of the rest after.
+  // It opens at its latest 50 messages, scrolled down to them; scrolled to the top, the 50
+  // before load in place, the view staying on the message it was on.
   const messages = page.getByTestId("chat-log").getByTestId("message");
+  await expect(messages).toHaveCount(50);
+  await expect(messages.last()).toContainText("Message number 399");
+  await expect.poll(() => page.evaluate(() => window.scrollY)).toBeGreaterThan(500);
+  const top = messages.first();
+  await expect(top).toContainText("Message number 350 ");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await expect(messages).toHaveCount(100);
+  await expect(messages.first()).toContainText("Message number 300 ");
+  expect(page.url()).toBe(chat);
+  await expect.poll(() => page.evaluate(() => window.scrollY)).toBeGreaterThan(500);
+  await expect(page.getByText("Message number 350 ", { exact: false })).toBeInViewport();
+
+  // A message: its reply is written from the newest messages, and the summary of the rest after.
   await page.getByLabel("Your message").fill("What did we speak of first?");
   await page.getByLabel("Your message").press("Enter");
   await expect(messages.last()).not.toHaveAttribute("data-status", "streaming", { timeout: 30_000 });

@@ -16,6 +16,7 @@ on_both_backends!(
     a_reply_is_written_from_the_card_and_what_the_model_saw_is_shown,
     a_long_chat_sends_the_newest_messages_that_fit,
     a_running_summary_is_written_as_the_window_slides_and_can_be_corrected,
+    one_server_writes_a_summary_at_a_time_and_a_branch_knows_its_own,
 );
 
 /// A card with its own prompts and a lorebook.
@@ -387,14 +388,14 @@ async fn a_running_summary_is_written_as_the_window_slides_and_can_be_corrected(
     let env = crate::reliability::gemini_env(&mock);
     let app = spawn_app_with(
         backend,
-        &with(&env, &[("CHAT_CONTEXT_TOKENS", "1000")]),
+        &with(&env, &[("CHAT_CONTEXT_TOKENS", "3000")]),
         |_| {},
     )
     .await;
     app.sign_in_local().await;
     let character = import(&app, &card()).await;
     let res = app
-        .chat_import_request(&app.client, "application/json", &character, long_chat(61))
+        .chat_import_request(&app.client, "application/json", &character, long_chat(121))
         .send()
         .await
         .unwrap();
@@ -435,7 +436,7 @@ async fn a_running_summary_is_written_as_the_window_slides_and_can_be_corrected(
     let first = said
         .find("Message number 0 of the long chat")
         .expect("the first message");
-    assert!(first < said.find("Message number 20 of the long chat").unwrap());
+    assert!(first < said.find("Message number 1 of the long chat").unwrap());
     // Usage counts it, as a chat call.
     let calls: i64 = count(
         &app,
@@ -465,7 +466,7 @@ async fn a_running_summary_is_written_as_the_window_slides_and_can_be_corrected(
         seen.seen.summary.as_deref(),
         Some("SUMMARY-ONE: they talked of the lamp.")
     );
-    assert!(seen.seen.total <= 1000);
+    assert!(seen.seen.total <= 3000);
 
     // Corrected by its owner: shown, and sent from then on.
     app.call(SaveSummary {
@@ -526,4 +527,77 @@ async fn a_running_summary_is_written_as_the_window_slides_and_can_be_corrected(
         summary_of(&app, &sid).await,
         "EDITED: the lamp is lit at dusk."
     );
+}
+
+async fn one_server_writes_a_summary_at_a_time_and_a_branch_knows_its_own(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in_local().await;
+    let character = save_character(&app, "Mira").await;
+    let res = app
+        .chat_import_request(&app.client, "application/json", &character, long_chat(6))
+        .send()
+        .await
+        .unwrap();
+    let sid: String = result(res).await.unwrap();
+    let db = &app.db;
+
+    // The lease: taken once, refused while held, given up only by its holder.
+    let lease = app::chat::summary::claim(db, &sid)
+        .await
+        .unwrap()
+        .expect("free");
+    assert_eq!(app::chat::summary::claim(db, &sid).await.unwrap(), None);
+    app::chat::summary::release(db, &sid, lease - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        app::chat::summary::claim(db, &sid).await.unwrap(),
+        None,
+        "not its holder"
+    );
+    app::chat::summary::release(db, &sid, lease).await.unwrap();
+    assert!(app::chat::summary::claim(db, &sid).await.unwrap().is_some());
+
+    // The branch shown, and a second version of its third message: a message of one is not an
+    // ancestor of the other's.
+    let shown = app
+        .call(ViewChat {
+            session_id: Some(sid.clone()),
+            character_id: None,
+            fresh: false,
+        })
+        .await
+        .unwrap()
+        .messages;
+    let ids: Vec<&str> = shown.iter().map(|m| m.id.as_str()).collect();
+    let session = sid.clone();
+    let session = session.as_str();
+    let descends = move |from: String, ancestor: String| async move {
+        app::chat::store::descends(db, session, &from, &ancestor, 100)
+            .await
+            .unwrap()
+    };
+    assert!(descends(ids[5].into(), ids[1].into()).await);
+    assert!(descends(ids[5].into(), ids[5].into()).await);
+    assert!(!descends(ids[1].into(), ids[5].into()).await);
+    let page = app
+        .call(app::chat::EditMessage {
+            session_id: sid.clone(),
+            message_id: ids[2].into(),
+            text: "Another way.".into(),
+        })
+        .await
+        .unwrap();
+    let other = page.messages.last().unwrap().id.clone();
+    assert_ne!(other, ids[2]);
+    assert!(descends(other.clone(), ids[1].into()).await);
+    assert!(
+        !descends(other.clone(), ids[4].into()).await,
+        "another branch"
+    );
+    assert!(!descends(ids[5].into(), other).await, "another branch");
+    // Bounded: too far back is not found.
+    assert!(!app::chat::store::descends(db, &sid, ids[5], ids[0], 2)
+        .await
+        .unwrap());
 }

@@ -34,6 +34,13 @@ const CORPUS: &[&str] = &[
     "3.14159265358979 1,000,000 0xDEADBEEF 42 007 1e-9 +44 20 7946 0958",
     "antidisestablishmentarianism floccinaucinihilipilification pneumonoultramicroscopicsilicovolcanoconiosis",
     "Ok. Ok? Ok! ... !!! ??? --- ___ *** ((())) [[[]]] {{{}}} <<<>>> ;;; ::: '''",
+    "Փարոսի պահապանը բարձրացավ պարուրաձև աստիճաններով և վառեց հին լամպը։",
+    "የመብራት ቤቱ ጠባቂ ደረጃውን ወጥቶ አሮጌውን መብራት አበራ።",
+    "ψψψψψψ ბბბბ ทดสอบภาษาไทย עברית",
+    "asdfghjkl qwertyuiop zxcvbnm hahahahahahahahaha lmaooooo brrrrr",
+    "aGVsbG8gd29ybGQgdGhpcyBpcyBiYXNlNjQgZW5jb2RlZCB0ZXh0IGZvciB0ZXN0aW5n",
+    "fn parse_header(buf: &[u8]) -> Result<HttpHeader, ParseError> { let idx = buf.iter().position(|b| *b == b':')?; }",
+    "camelCaseIdentifier snake_case_name SCREAMING_CASE kebab-case-name XMLHttpRequest",
 ];
 
 fn real(text: &str) -> Vec<(&'static str, usize)> {
@@ -465,4 +472,43 @@ fn ten_thousand_messages_and_two_hundred_entries() {
     assert!(built.seen.total <= 16_000);
     assert!(built.seen.turns > 100 && built.seen.turns < 10_000);
     assert_eq!(built.seen.lore.len(), 4, "the four latest messages' keys");
+}
+
+#[test]
+fn a_long_summary_keeps_its_end_within_its_share() {
+    let b = book(Vec::new());
+    let turns = [user("hi")];
+    let long: String = (0..400).map(|i| format!("Event {i} happened. ")).collect();
+    let mut s = sources(&b, &turns);
+    s.summary = Some(&long);
+    let built = build(&s, 1000);
+    let sent = built.seen.summary.as_deref().unwrap();
+    assert!(
+        built.seen.summary_tokens <= 1000 / SUMMARY_SHARE,
+        "{}",
+        built.seen.summary_tokens
+    );
+    assert!(sent.ends_with("Event 399 happened."), "{sent}");
+    assert!(!sent.contains("Event 0 "));
+    assert!(
+        sent.starts_with("Event ") || sent.starts_with("happened"),
+        "{sent}"
+    );
+    assert!(built.seen.total <= 1000);
+}
+
+#[test]
+fn lorebook_entries_have_their_macros_filled_in() {
+    let b = book(vec![entry(
+        &["lamp"],
+        "{{char}} lit the lamp for {{user}}.",
+    )]);
+    let turns = [user("the lamp")];
+    let built = build(&sources(&b, &turns), 1000);
+    assert!(
+        built.system.starts_with("Ilse lit the lamp for Sam."),
+        "{}",
+        built.system
+    );
+    assert_eq!(built.seen.lore[0].content, "Ilse lit the lamp for Sam.");
 }
