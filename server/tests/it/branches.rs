@@ -96,7 +96,11 @@ fn texts(messages: &[(MessageRole, String, u32, u32)]) -> Vec<&str> {
 /// The turns of the model's last request: (role, text).
 pub(crate) fn last_prompt(mock: &MockLlm) -> Vec<(String, String)> {
     let requests = mock.requests();
-    let body = &requests.last().expect("a model request").body;
+    turns_of(&requests.last().expect("a model request").body)
+}
+
+/// The turns of a Gemini request's body: (role, text).
+pub(crate) fn turns_of(body: &serde_json::Value) -> Vec<(String, String)> {
     body["contents"]
         .as_array()
         .expect("contents")

@@ -39,7 +39,7 @@ async fn latest(app: &TestApp, character: &str) -> ChatView {
 }
 
 /// A new chat with `character`, as its page shows it and then made.
-async fn start(app: &TestApp, character: &str) -> ChatView {
+pub(crate) async fn start(app: &TestApp, character: &str) -> ChatView {
     let shown = app
         .call(ViewChat {
             session_id: None,

@@ -4,10 +4,10 @@
 //! configured budget, and "what the model saw" — the same prompt shown part by part, to its owner
 //! only.
 
-use crate::branches::{app_with_mock, say, text};
+use crate::branches::{app_with_mock, say, text, turns_of};
 use crate::common::*;
 use crate::reliability::with;
-use app::chat::{ContinueReply, PromptView, SaveSummary, SeenPrompt, StartChat, ViewChat};
+use app::chat::{ContinueReply, PromptView, SaveSummary, SeenPrompt, ViewChat};
 use app::error::AppError;
 use mock_llm::MockLlm;
 use serde_json::{json, Value};
@@ -72,21 +72,7 @@ async fn import(app: &TestApp, card: &Value) -> String {
 }
 
 async fn new_chat(app: &TestApp, character: &str) -> String {
-    let shown = app
-        .call(ViewChat {
-            session_id: None,
-            character_id: Some(character.into()),
-            fresh: true,
-        })
-        .await
-        .unwrap();
-    app.call(StartChat {
-        session_id: shown.session_id,
-        character_id: Some(character.into()),
-    })
-    .await
-    .unwrap()
-    .session_id
+    crate::chats::start(app, character).await.session_id
 }
 
 /// The system text and the turns (role, text) of the model's last request for a reply (not a
@@ -108,20 +94,7 @@ fn last_request(mock: &MockLlm) -> (String, Vec<(String, String)>) {
         .as_str()
         .unwrap()
         .to_string();
-    let turns = body["contents"]
-        .as_array()
-        .expect("contents")
-        .iter()
-        .map(|c| {
-            let text: String = c["parts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|p| p["text"].as_str())
-                .collect();
-            (c["role"].as_str().unwrap().to_string(), text)
-        })
-        .collect();
+    let turns = turns_of(body);
     (system, turns)
 }
 
